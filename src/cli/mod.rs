@@ -1,0 +1,147 @@
+//! The command line: a thin layer that parses arguments, calls library code and turns
+//! errors into messages and exit codes (0 ok, 1 failure, 2 usage error, 130 Ctrl-C).
+mod api;
+mod run;
+mod runs;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "runner",
+    about = "Run fastai-style deep-learning experiments written as Rhai scripts; every run is logged.",
+    args_conflicts_with_subcommands = true,
+    disable_version_flag = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+    /// Print the runner version, git commit, libtorch version and CUDA availability.
+    #[arg(long, short = 'V')]
+    version: bool,
+}
+
+#[derive(Args, Clone, Default)]
+pub struct RunArgs {
+    /// The experiment script to run (e.g. experiments/hello.rhai).
+    pub script: Option<PathBuf>,
+    #[command(flatten)]
+    pub common: RunOptions,
+}
+
+#[derive(Args, Clone, Default)]
+pub struct RunOptions {
+    /// Set a script param: --set lr=3e-3 (typed like the param's default).
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub sets: Vec<String>,
+    /// Read params from a TOML file (`--set` wins over it).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The seed that drives every random choice.
+    #[arg(long, default_value_t = crate::seed::DEFAULT_SEED)]
+    pub seed: u64,
+    /// auto (CUDA when present), cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Where run folders go.
+    #[arg(long, env = "RUNNER_RUNS_DIR", default_value = "runs")]
+    pub runs_dir: PathBuf,
+    /// Stop a runaway script after this many operations.
+    #[arg(long, default_value_t = crate::script::host::DEFAULT_MAX_OPERATIONS)]
+    pub max_operations: u64,
+}
+
+#[derive(Args, Clone)]
+pub struct RunsDir {
+    /// Where run folders are.
+    #[arg(long, env = "RUNNER_RUNS_DIR", default_value = "runs")]
+    pub runs_dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Table of logged runs, newest first.
+    Runs {
+        #[command(flatten)]
+        dir: RunsDir,
+        /// Only runs of scripts whose name contains this.
+        #[arg(long)]
+        script: Option<String>,
+        /// Only runs with this status (running, completed, failed, interrupted, crashed).
+        #[arg(long)]
+        status: Option<String>,
+        /// Show at most this many runs.
+        #[arg(long, short = 'n')]
+        limit: Option<usize>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One run: params, status, metrics, files.
+    Show {
+        /// Folder name or path, unique id prefix, `last`, `last~1`, ...
+        run: String,
+        #[command(flatten)]
+        dir: RunsDir,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every script function with its signature and a one-line doc.
+    Api {
+        /// Markdown, as in docs/API.md.
+        #[arg(long)]
+        markdown: bool,
+    },
+}
+
+/// Parses the command line, runs it, and returns the process exit code.
+pub fn main() -> i32 {
+    let argv: Vec<String> = std::env::args().collect();
+    let cli = match Cli::try_parse_from(&argv) {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    if cli.version {
+        println!("{}", version_text());
+        return 0;
+    }
+    let result = match cli.command {
+        Some(Command::Runs { dir, script, status, limit, json }) => {
+            runs::list(&dir.runs_dir, script.as_deref(), status.as_deref(), limit, json)
+        }
+        Some(Command::Show { run, dir, json }) => runs::show(&dir.runs_dir, &run, json),
+        Some(Command::Api { markdown }) => api::print(markdown),
+        None => match &cli.run.script {
+            Some(script) => return run::run_command(script, &cli.run.common, argv),
+            None => {
+                eprintln!("runner: give a script to run (runner experiments/hello.rhai) or a command (runner --help)");
+                return 2;
+            }
+        },
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("runner: {e:#}");
+            1
+        }
+    }
+}
+
+pub fn version_text() -> String {
+    format!(
+        "runner {} (commit {})\nlibtorch {}\ncuda: {}{}",
+        env!("CARGO_PKG_VERSION"),
+        env!("RUNNER_GIT_COMMIT"),
+        crate::device::libtorch_version(),
+        if tch::Cuda::is_available() { "available" } else { "not available" },
+        if tch::Cuda::is_available() { format!(" ({} device(s))", tch::Cuda::device_count()) } else { String::new() }
+    )
+}

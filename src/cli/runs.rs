@@ -1,0 +1,163 @@
+//! `runner runs` and `runner show`: what was run, how it went, what it left.
+use crate::text_table::{num, render};
+use crate::track::{find_run, list_runs, read_metrics, RunEntry};
+use anyhow::Result;
+use serde_json::json;
+use std::path::Path;
+
+pub fn list(root: &Path, script: Option<&str>, status: Option<&str>, limit: Option<usize>, json: bool) -> Result<()> {
+    let mut skipped = Vec::new();
+    let runs: Vec<RunEntry> = list_runs(root, &mut skipped)?
+        .into_iter()
+        .filter(|r| script.map_or(true, |s| r.record.script.contains(s)))
+        .filter(|r| status.map_or(true, |s| r.shown_status() == s))
+        .take(limit.unwrap_or(usize::MAX))
+        .collect();
+    for s in &skipped {
+        eprintln!("runner: skipped {s}");
+    }
+    if json {
+        let items: Vec<_> = runs.iter().map(|r| summary_json(r)).collect::<Result<_>>()?;
+        println!("{}", serde_json::to_string_pretty(&items)?);
+        return Ok(());
+    }
+    if runs.is_empty() {
+        println!("no runs under {}", root.display());
+        return Ok(());
+    }
+    let headers = ["status", "run", "started", "duration", "params", "last metrics"].map(String::from);
+    let rows: Vec<Vec<String>> = runs
+        .iter()
+        .map(|r| {
+            let rec = &r.record;
+            let params = rec
+                .params
+                .iter()
+                .filter(|(_, p)| p.source != crate::track::ParamSource::Default)
+                .map(|(k, p)| format!("{k}={}", crate::track::record::value_string(&p.value)))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let metrics = read_metrics(&r.dir)
+                .map(|m| {
+                    m.series()
+                        .iter()
+                        .take(4)
+                        .filter_map(|(k, v)| v.last().map(|x| format!("{k}={}", short(*x))))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_default();
+            vec![
+                r.shown_status(),
+                r.folder(),
+                rec.started.get(..19).unwrap_or(&rec.started).replace('T', " "),
+                rec.duration_s.map(duration).unwrap_or_else(|| "-".into()),
+                params,
+                metrics,
+            ]
+        })
+        .collect();
+    println!("{}", render(&headers, &rows));
+    Ok(())
+}
+
+fn short(v: f64) -> String {
+    format!("{v:.4}")
+}
+
+pub fn duration(s: f64) -> String {
+    if s < 60.0 {
+        format!("{s:.1}s")
+    } else if s < 3600.0 {
+        format!("{}m{:02}s", (s / 60.0) as u64, (s % 60.0) as u64)
+    } else {
+        format!("{}h{:02}m", (s / 3600.0) as u64, ((s % 3600.0) / 60.0) as u64)
+    }
+}
+
+fn summary_json(r: &RunEntry) -> Result<serde_json::Value> {
+    let m = read_metrics(&r.dir)?;
+    let metrics: serde_json::Map<String, serde_json::Value> = m
+        .series()
+        .into_iter()
+        .map(|(k, v)| (k, json!({ "last": v.last().copied().map(crate::track::metrics::json_f64), "count": v.len() })))
+        .collect();
+    let mut rec = serde_json::to_value(&r.record)?;
+    rec["status"] = json!(r.shown_status());
+    Ok(json!({ "dir": r.dir.display().to_string(), "record": rec, "metrics": metrics, "damaged_metric_lines": m.damaged.len() }))
+}
+
+pub fn show(root: &Path, name: &str, json: bool) -> Result<()> {
+    let r = find_run(root, name)?;
+    let m = read_metrics(&r.dir)?;
+    let mut files: Vec<(String, u64)> = Vec::new();
+    collect_files(&r.dir, &r.dir, &mut files);
+    files.sort();
+    if json {
+        let mut v = summary_json(&r)?;
+        v["files"] = json!(files.iter().map(|(f, s)| json!({ "path": f, "bytes": s })).collect::<Vec<_>>());
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let rec = &r.record;
+    println!("run       {}", r.dir.display());
+    println!("status    {}", r.shown_status());
+    println!("script    {} (sha256 {})", rec.script, &rec.script_sha256[..12.min(rec.script_sha256.len())]);
+    println!("seed      {}", rec.seed);
+    println!("started   {}", rec.started);
+    if let Some(d) = rec.duration_s {
+        println!("duration  {}", duration(d));
+    }
+    println!("device    {} (libtorch {})", rec.device, rec.libtorch);
+    println!("runner    {} (commit {})", rec.runner_version, rec.runner_commit);
+    if let Some(c) = &rec.git_commit {
+        println!("git       {c}{}", if rec.git_dirty == Some(true) { " (dirty)" } else { "" });
+    }
+    println!("command   {}", rec.command.join(" "));
+    if let Some(e) = &rec.error {
+        println!("error     {}", e.replace('\n', "\n          "));
+    }
+    if !rec.params.is_empty() {
+        let rows: Vec<Vec<String>> = rec
+            .params
+            .iter()
+            .map(|(k, p)| vec![k.clone(), crate::track::record::value_string(&p.value), format!("{:?}", p.source).to_lowercase()])
+            .collect();
+        println!("\n{}", render(&["param", "value", "source"].map(String::from), &rows));
+    }
+    let series = m.series();
+    if !series.is_empty() {
+        let rows: Vec<Vec<String>> = series
+            .iter()
+            .map(|(k, v)| {
+                let best = v.iter().copied().filter(|x| !x.is_nan()).fold(f64::NAN, |a, b| if a.is_nan() || b < a { b } else { a });
+                let top = v.iter().copied().filter(|x| !x.is_nan()).fold(f64::NAN, |a, b| if a.is_nan() || b > a { b } else { a });
+                vec![k.clone(), v.len().to_string(), num(*v.last().unwrap()), num(best), num(top)]
+            })
+            .collect();
+        println!("\n{}", render(&["metric", "n", "last", "min", "max"].map(String::from), &rows));
+    }
+    for (line, e) in &m.damaged {
+        println!("warning: metrics.jsonl line {line} is damaged and was skipped ({e})");
+    }
+    println!("\nfiles");
+    for (f, s) in &files {
+        println!("  {f} ({s} bytes)");
+    }
+    Ok(())
+}
+
+fn collect_files(root: &Path, dir: &Path, out: &mut Vec<(String, u64)>) {
+    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            collect_files(root, &p, out);
+        } else if let Ok(meta) = e.metadata() {
+            let rel = p.strip_prefix(root).unwrap_or(&p).display().to_string();
+            if !rel.starts_with('.') {
+                out.push((rel, meta.len()));
+            }
+        }
+    }
+}

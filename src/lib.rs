@@ -1,0 +1,14 @@
+//! runner: fastai-style deep-learning experiments as Rhai scripts, on libtorch, with
+//! every run logged so that it can be compared and reproduced.
+//!
+//! Layers: `data` (files, labels, splits, pairs, tables, loaders), `model` (bodies,
+//! heads, Siamese models), `learn` (optimizer, schedules, fit loop, callbacks) and `track`
+//! (run records) are plain Rust APIs; `script` binds them into Rhai; `cli` is a thin shell.
+pub mod cli;
+pub mod device;
+pub mod logging;
+pub mod script;
+pub mod seed;
+pub mod session;
+pub mod text_table;
+pub mod track;

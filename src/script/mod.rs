@@ -1,0 +1,26 @@
+//! The Rhai layer: one engine set up in one place (`host`), and one thin binding file per
+//! domain that converts arguments and errors and calls the plain Rust API.
+pub mod args;
+pub mod core;
+pub mod errors;
+pub mod host;
+pub mod modules;
+pub mod params;
+pub mod tensor;
+
+pub use errors::format_script_error;
+pub use host::{new_engine, ScriptCtx};
+pub use params::{declared_params, ParamInputs};
+
+/// Registers a script function with its parameter names/types and a one-line doc, which
+/// `runner api` lists; the reference is generated from these registrations.
+#[macro_export]
+macro_rules! reg {
+    ($engine:expr, $name:expr, [$($p:expr),* $(,)?], $doc:expr, $f:expr) => {
+        rhai::FuncRegistration::new($name)
+            .with_params_info([$($p),*])
+            .with_comments([concat!("/// ", $doc)])
+            .with_volatility(true)
+            .register_into_engine($engine, $f)
+    };
+}

@@ -1,0 +1,166 @@
+//! A run in progress: its folder, record, logs and metrics. Created before the script
+//! starts and finished whatever happens (completed, failed, interrupted), so every run
+//! leaves a readable record.
+use crate::device::{device_name, libtorch_version};
+use crate::track::{MetricsLog, Param, RunRecord, Status};
+use anyhow::{Context, Result};
+use rand::Rng;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tch::Device;
+
+/// Set by Ctrl-C; long loops (the script's operations, training batches) poll it.
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::Relaxed)
+}
+
+/// What a run is started with.
+pub struct RunSpec {
+    pub script: PathBuf,
+    pub seed: u64,
+    pub device: Device,
+    pub runs_dir: PathBuf,
+    pub command: Vec<String>,
+    pub sweep: Option<String>,
+    pub rerun_of: Option<String>,
+}
+
+pub struct Session {
+    pub dir: PathBuf,
+    pub seed: u64,
+    pub device: Device,
+    pub metrics: Arc<MetricsLog>,
+    record: Mutex<RunRecord>,
+    started: Instant,
+}
+
+impl Session {
+    /// Creates `runs/<timestamp>-<stem>-<id>/` (the id is fresh for each attempt, and
+    /// `create_dir` fails on an existing folder, so two runs never share one) and writes
+    /// the first `running` record.
+    pub fn start(spec: &RunSpec, params: BTreeMap<String, Param>) -> Result<Session> {
+        let source = std::fs::read(&spec.script)
+            .with_context(|| format!("cannot read script {}", spec.script.display()))?;
+        let stem = spec.script.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        std::fs::create_dir_all(&spec.runs_dir)
+            .with_context(|| format!("cannot create runs dir {}", spec.runs_dir.display()))?;
+        let now = chrono::Local::now();
+        let (dir, id, name) = loop {
+            let id = format!("{:06x}", rand::thread_rng().gen::<u32>() & 0xff_ffff);
+            let name = format!("{}-{stem}-{id}", now.format("%Y%m%d-%H%M%S"));
+            let dir = spec.runs_dir.join(&name);
+            match std::fs::create_dir(&dir) {
+                Ok(()) => break (dir, id, name),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e).with_context(|| format!("cannot create {}", dir.display())),
+            }
+        };
+        let (git_commit, git_dirty) = git_state(&spec.script);
+        let mut extra = toml::Table::new();
+        extra.insert("pid".into(), toml::Value::Integer(std::process::id() as i64));
+        let record = RunRecord {
+            format_version: crate::track::record::FORMAT_VERSION,
+            id,
+            name,
+            script: spec.script.display().to_string(),
+            script_sha256: hex::encode(Sha256::digest(&source)),
+            status: Status::Running,
+            error: None,
+            seed: spec.seed,
+            command: spec.command.clone(),
+            runner_version: env!("CARGO_PKG_VERSION").into(),
+            runner_commit: env!("RUNNER_GIT_COMMIT").into(),
+            git_commit,
+            git_dirty,
+            libtorch: libtorch_version().into(),
+            device: device_name(spec.device),
+            host: crate::track::runs::host_name(),
+            started: now.to_rfc3339(),
+            ended: None,
+            duration_s: None,
+            sweep: spec.sweep.clone(),
+            rerun_of: spec.rerun_of.clone(),
+            sources: vec![],
+            params,
+            extra,
+        };
+        record.write(&dir)?;
+        let metrics = Arc::new(MetricsLog::create(&dir)?);
+        Ok(Session {
+            dir,
+            seed: spec.seed,
+            device: spec.device,
+            metrics,
+            record: Mutex::new(record),
+            started: Instant::now(),
+        })
+    }
+
+    pub fn record(&self) -> RunRecord {
+        self.record.lock().unwrap().clone()
+    }
+
+    /// Copies a source file (the script or a module) into `script/` of the run folder.
+    pub fn keep_source(&self, path: &Path, rel: &Path) -> Result<()> {
+        let dest = self.dir.join("script").join(rel);
+        if let Some(parent) = dest.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::copy(path, &dest).with_context(|| format!("cannot copy {} into the run", path.display()))?;
+        let mut rec = self.record.lock().unwrap();
+        let rel = format!("script/{}", rel.display());
+        if !rec.sources.contains(&rel) {
+            rec.sources.push(rel);
+            rec.write(&self.dir)?;
+        }
+        Ok(())
+    }
+
+    /// Records a parameter the script resolved while running.
+    pub fn set_param(&self, name: &str, p: Param) -> Result<()> {
+        let mut rec = self.record.lock().unwrap();
+        if rec.params.get(name) != Some(&p) {
+            rec.params.insert(name.to_string(), p);
+            rec.write(&self.dir)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the final status; called exactly once whatever happened.
+    pub fn finish(&self, status: Status, error: Option<String>) -> Result<()> {
+        let mut rec = self.record.lock().unwrap();
+        rec.status = status;
+        rec.error = error;
+        rec.ended = Some(chrono::Local::now().to_rfc3339());
+        rec.duration_s = Some((self.started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0);
+        rec.write(&self.dir)
+    }
+}
+
+/// The commit and dirty flag of the git checkout holding the script, if any.
+fn git_state(script: &Path) -> (Option<String>, Option<bool>) {
+    let dir = script.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    match git(&["rev-parse", "HEAD"]) {
+        Some(commit) => {
+            let dirty = git(&["status", "--porcelain", "--untracked-files=no"]).map(|s| !s.is_empty());
+            (Some(commit), dirty)
+        }
+        None => (None, None),
+    }
+}

@@ -1,0 +1,167 @@
+//! `metrics.jsonl`: one JSON object per line, flushed as written, so a crashed run still
+//! has every record up to the crash. Only deterministic values go here (no wall-clock
+//! times), so two runs with one seed give identical files.
+use anyhow::{Context, Result};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+pub const METRICS_FILE: &str = "metrics.jsonl";
+
+/// Append-only metrics log shared by the script and the learner.
+pub struct MetricsLog {
+    path: PathBuf,
+    file: Mutex<File>,
+    steps: Mutex<HashMap<String, u64>>,
+}
+
+impl MetricsLog {
+    pub fn create(dir: &Path) -> Result<MetricsLog> {
+        let path = dir.join(METRICS_FILE);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        Ok(MetricsLog { path, file: Mutex::new(file), steps: Mutex::new(HashMap::new()) })
+    }
+
+    /// Writes one record (a JSON object) as a line.
+    pub fn write(&self, record: Map<String, Value>) -> Result<()> {
+        let mut line = serde_json::to_string(&Value::Object(record))?;
+        line.push('\n');
+        let mut f = self.file.lock().unwrap();
+        f.write_all(line.as_bytes())
+            .and_then(|_| f.flush())
+            .with_context(|| format!("cannot append to {}", self.path.display()))
+    }
+
+    /// A named scalar, numbered per name: `{"kind":"metric","name":..,"step":..,"value":..}`.
+    pub fn log_metric(&self, name: &str, value: f64) -> Result<()> {
+        let step = {
+            let mut steps = self.steps.lock().unwrap();
+            let s = steps.entry(name.to_string()).or_insert(0);
+            *s += 1;
+            *s - 1
+        };
+        let mut m = Map::new();
+        m.insert("kind".into(), "metric".into());
+        m.insert("name".into(), name.into());
+        m.insert("step".into(), step.into());
+        m.insert("value".into(), json_f64(value));
+        self.write(m)
+    }
+}
+
+/// JSON has no NaN/inf: they are written as strings so the line stays valid.
+pub fn json_f64(v: f64) -> Value {
+    if v.is_finite() {
+        Value::from(v)
+    } else {
+        Value::from(v.to_string())
+    }
+}
+
+/// What reading `metrics.jsonl` found: good records and the damaged lines it skipped.
+#[derive(Debug, Default)]
+pub struct MetricsFile {
+    pub records: Vec<Map<String, Value>>,
+    pub damaged: Vec<(usize, String)>,
+}
+
+impl MetricsFile {
+    /// Every scalar series: `metric` records by name, `epoch` records by column.
+    pub fn series(&self) -> Vec<(String, Vec<f64>)> {
+        let mut out: Vec<(String, Vec<f64>)> = Vec::new();
+        let mut push = |name: &str, v: f64| match out.iter_mut().find(|(n, _)| n == name) {
+            Some((_, vs)) => vs.push(v),
+            None => out.push((name.to_string(), vec![v])),
+        };
+        for r in &self.records {
+            match r.get("kind").and_then(Value::as_str) {
+                Some("metric") => {
+                    if let (Some(n), Some(v)) = (r.get("name").and_then(Value::as_str), num(r.get("value"))) {
+                        push(n, v);
+                    }
+                }
+                Some("epoch") => {
+                    for (k, v) in r {
+                        if k != "kind" && k != "epoch" && k != "fit" {
+                            if let Some(v) = num(Some(v)) {
+                                push(k, v);
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// Records of one kind (`batch`, `epoch`, `metric`, ...).
+    pub fn of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Map<String, Value>> + 'a {
+        self.records.iter().filter(move |r| r.get("kind").and_then(Value::as_str) == Some(kind))
+    }
+}
+
+fn num(v: Option<&Value>) -> Option<f64> {
+    match v? {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+/// Reads a metrics file, skipping (and reporting) lines that are not JSON objects.
+pub fn read_metrics(dir: &Path) -> Result<MetricsFile> {
+    let path = dir.join(METRICS_FILE);
+    let mut out = MetricsFile::default();
+    let file = match File::open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    for (i, line) in BufReader::new(file).lines().enumerate() {
+        let line = line.with_context(|| format!("cannot read {}", path.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Value>(&line) {
+            Ok(Value::Object(m)) => out.records.push(m),
+            Ok(_) => out.damaged.push((i + 1, "not a JSON object".into())),
+            Err(e) => out.damaged.push((i + 1, e.to_string())),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn damaged_lines_are_skipped_and_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = MetricsLog::create(dir.path()).unwrap();
+        log.log_metric("acc", 0.5).unwrap();
+        log.log_metric("acc", f64::NAN).unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join(METRICS_FILE))
+            .unwrap()
+            .write_all(b"{\"kind\":\"metric\",\"name\n{\"kind\":\"epoch\",\"epoch\":0,\"valid_loss\":0.25}\n")
+            .unwrap();
+        let m = read_metrics(dir.path()).unwrap();
+        assert_eq!(m.damaged.len(), 1);
+        assert_eq!(m.damaged[0].0, 3);
+        let series = m.series();
+        assert_eq!(series[0].0, "acc");
+        assert_eq!(series[0].1[0], 0.5);
+        assert!(series[0].1[1].is_nan());
+        assert_eq!(series[1], ("valid_loss".to_string(), vec![0.25]));
+    }
+}

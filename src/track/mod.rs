@@ -1,0 +1,10 @@
+//! Run records: one folder per run with `run.toml`, `log.jsonl`, `metrics.jsonl` and
+//! artifacts; listing, naming and comparing them. Knows nothing of tch or Rhai, so a
+//! record can be read by any tool and by any later runner version.
+pub mod metrics;
+pub mod record;
+pub mod runs;
+
+pub use metrics::{read_metrics, MetricsLog, MetricsFile};
+pub use record::{Param, ParamSource, RunRecord, Status};
+pub use runs::{find_run, list_runs, RunEntry};

@@ -1,0 +1,180 @@
+//! `run.toml`: what a run was (script, params, seed, versions, machine) and how it ended.
+//! Written atomically (temp file + rename) so a crash never leaves half a record, and
+//! read leniently: fields a later version adds are kept in `extra`, never dropped.
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub const FORMAT_VERSION: u32 = 1;
+pub const RECORD_FILE: &str = "run.toml";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Running,
+    Completed,
+    Failed,
+    Interrupted,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Running => "running",
+            Status::Completed => "completed",
+            Status::Failed => "failed",
+            Status::Interrupted => "interrupted",
+        })
+    }
+}
+
+impl std::str::FromStr for Status {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "running" => Ok(Status::Running),
+            "completed" => Ok(Status::Completed),
+            "failed" => Ok(Status::Failed),
+            "interrupted" => Ok(Status::Interrupted),
+            _ => Err(format!("unknown status `{s}` (running, completed, failed, interrupted)")),
+        }
+    }
+}
+
+/// Where a parameter's value came from, most specific last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamSource {
+    Default,
+    Config,
+    Cli,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Param {
+    pub value: toml::Value,
+    pub source: ParamSource,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub format_version: u32,
+    pub id: String,
+    pub name: String,
+    pub script: String,
+    pub script_sha256: String,
+    pub status: Status,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub seed: u64,
+    pub command: Vec<String>,
+    pub runner_version: String,
+    pub runner_commit: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_commit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_dirty: Option<bool>,
+    pub libtorch: String,
+    pub device: String,
+    pub host: String,
+    pub started: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun_of: Option<String>,
+    /// Copies of the script and of every module it imported, relative to the run folder.
+    #[serde(default)]
+    pub sources: Vec<String>,
+    #[serde(default)]
+    pub params: BTreeMap<String, Param>,
+    /// Fields this version does not know, kept so that rewriting a record loses nothing.
+    #[serde(flatten)]
+    pub extra: toml::Table,
+}
+
+impl RunRecord {
+    pub fn read(dir: &Path) -> Result<RunRecord> {
+        let path = dir.join(RECORD_FILE);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("{} is not a valid run record", path.display()))
+    }
+
+    /// Writes `run.toml` atomically: readers see the old or the new record, never a mix.
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        let text = toml::to_string_pretty(self).context("cannot serialise run record")?;
+        let tmp: PathBuf = dir.join(format!(".{RECORD_FILE}.tmp"));
+        std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, dir.join(RECORD_FILE))
+            .with_context(|| format!("cannot write {}", dir.join(RECORD_FILE).display()))
+    }
+
+    /// Param values as plain strings, for tables.
+    pub fn param_strings(&self) -> BTreeMap<String, String> {
+        self.params.iter().map(|(k, p)| (k.clone(), value_string(&p.value))).collect()
+    }
+}
+
+pub fn value_string(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> RunRecord {
+        RunRecord {
+            format_version: FORMAT_VERSION,
+            id: "abc123".into(),
+            name: "x".into(),
+            script: "s.rhai".into(),
+            script_sha256: "00".into(),
+            status: Status::Running,
+            error: None,
+            seed: 1,
+            command: vec!["runner".into()],
+            runner_version: "0".into(),
+            runner_commit: "c".into(),
+            git_commit: None,
+            git_dirty: None,
+            libtorch: "2.11.0".into(),
+            device: "cpu".into(),
+            host: "h".into(),
+            started: "t".into(),
+            ended: None,
+            duration_s: None,
+            sweep: None,
+            rerun_of: None,
+            sources: vec![],
+            params: BTreeMap::from([(
+                "lr".into(),
+                Param { value: toml::Value::Float(1e-3), source: ParamSource::Cli },
+            )]),
+            extra: toml::Table::new(),
+        }
+    }
+
+    #[test]
+    fn unknown_fields_survive_a_rewrite() {
+        let dir = tempfile::tempdir().unwrap();
+        sample().write(dir.path()).unwrap();
+        let path = dir.path().join(RECORD_FILE);
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, format!("future_field = \"kept\"\n{text}\n[future_table]\nx = 1\n")).unwrap();
+        let rec = RunRecord::read(dir.path()).unwrap();
+        assert_eq!(rec.params["lr"].source, ParamSource::Cli);
+        rec.write(dir.path()).unwrap();
+        let again = std::fs::read_to_string(&path).unwrap();
+        assert!(again.contains("future_field = \"kept\""), "{again}");
+        assert!(again.contains("[future_table]"), "{again}");
+    }
+}

@@ -1,0 +1,92 @@
+//! Drives the real `runner` binary in a temp dir, as a user would.
+#![allow(dead_code)]
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+pub struct Ran {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ran {
+    pub fn ok(&self) -> &Self {
+        assert_eq!(self.code, 0, "runner failed:\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+}
+
+impl From<Output> for Ran {
+    fn from(o: Output) -> Ran {
+        Ran {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+pub fn project_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `../shared/datasets`, the real data the tests read by path.
+pub fn datasets() -> PathBuf {
+    project_root().join("../shared/datasets").canonicalize().expect("../shared/datasets is missing")
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        Sandbox { dir: tempfile::tempdir().unwrap() }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path().join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_runner"));
+        c.args(args)
+            .current_dir(self.path())
+            .env("RUNNER_RUNS_DIR", self.path().join("runs"))
+            .env("RUNNER_DATA", datasets())
+            .env_remove("RUST_BACKTRACE");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Ran {
+        self.command(args).output().unwrap().into()
+    }
+
+    /// Run folders, oldest first.
+    pub fn runs(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(self.path().join("runs"))
+            .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect())
+            .unwrap_or_default();
+        v.sort_by_key(|p| {
+            let t = std::fs::read_to_string(p.join("run.toml")).unwrap_or_default();
+            let started = t.lines().find(|l| l.starts_with("started")).unwrap_or("").to_string();
+            (started, p.clone())
+        });
+        v
+    }
+
+    pub fn last_run(&self) -> PathBuf {
+        self.runs().pop().expect("no run folder")
+    }
+
+    pub fn record(&self, run: &Path) -> toml::Table {
+        toml::from_str(&std::fs::read_to_string(run.join("run.toml")).unwrap()).unwrap()
+    }
+}
