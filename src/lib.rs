@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod device;
 pub mod logging;
+pub mod model;
 pub mod script;
 pub mod seed;
 pub mod session;

@@ -1,0 +1,110 @@
+//! A configurable conv stack for small images (Omniglot 105 px, ORL faces 92x112), with
+//! Koch et al. (2015)'s Siamese network as a preset. Output: a flat embedding.
+use super::layers::{bn2d, linear, Seq};
+use anyhow::{bail, Result};
+use tch::nn;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvNetSpec {
+    pub in_channels: i64,
+    pub channels: Vec<i64>,
+    pub kernels: Vec<i64>,
+    /// Max-pool 2x2 after each conv.
+    pub pool: Vec<bool>,
+    pub batch_norm: bool,
+    /// Size of the final embedding (a Linear after flattening); 0 = global average pool instead.
+    pub embed: i64,
+    /// Sigmoid on the embedding (Koch et al.) instead of none.
+    pub sigmoid: bool,
+    /// Input height and width, needed to size the Linear layer.
+    pub input: (i64, i64),
+}
+
+impl ConvNetSpec {
+    /// Koch et al. 2015: 64@10x10, 128@7x7, 128@4x4, 256@4x4, 4096-d sigmoid embedding.
+    pub fn koch(input: (i64, i64), in_channels: i64) -> ConvNetSpec {
+        ConvNetSpec {
+            in_channels,
+            channels: vec![64, 128, 128, 256],
+            kernels: vec![10, 7, 4, 4],
+            pool: vec![true, true, true, false],
+            batch_norm: false,
+            embed: 4096,
+            sigmoid: true,
+            input,
+        }
+    }
+
+    /// Spatial size after the conv stack, or an error naming the layer where it vanishes.
+    pub fn feature_size(&self) -> Result<(i64, i64)> {
+        let (mut h, mut w) = self.input;
+        for (i, &k) in self.kernels.iter().enumerate() {
+            h -= k - 1;
+            w -= k - 1;
+            if self.pool[i] {
+                h /= 2;
+                w /= 2;
+            }
+            if h < 1 || w < 1 {
+                bail!("convnet: a {}x{} input shrinks to nothing at conv layer {} (kernel {k})", self.input.0, self.input.1, i + 1);
+            }
+        }
+        Ok((h, w))
+    }
+
+    pub fn out_features(&self) -> i64 {
+        if self.embed > 0 { self.embed } else { *self.channels.last().unwrap_or(&self.in_channels) }
+    }
+
+    pub fn check(&self) -> Result<()> {
+        if self.channels.is_empty() || self.channels.len() != self.kernels.len() || self.pool.len() != self.channels.len() {
+            bail!(
+                "convnet: channels ({}), kernels ({}) and pool ({}) must be non-empty lists of one length",
+                self.channels.len(),
+                self.kernels.len(),
+                self.pool.len()
+            );
+        }
+        self.feature_size().map(|_| ())
+    }
+}
+
+pub fn convnet(p: &nn::Path, spec: &ConvNetSpec) -> Result<Seq> {
+    spec.check()?;
+    let mut seq = Seq::default();
+    let mut c_in = spec.in_channels;
+    for (i, (&c, &k)) in spec.channels.iter().zip(&spec.kernels).enumerate() {
+        let name = format!("conv{}", i + 1);
+        let cfg = nn::ConvConfig {
+            bias: !spec.batch_norm,
+            ws_init: nn::Init::Kaiming {
+                dist: nn::init::NormalOrUniform::Normal,
+                fan: nn::init::FanInOut::FanIn,
+                non_linearity: nn::init::NonLinearity::ReLU,
+            },
+            bs_init: nn::Init::Const(0.0),
+            ..Default::default()
+        };
+        seq.push(name.clone(), format!("Conv2d({k}x{k})"), nn::conv2d(p / name.as_str(), c_in, c, k, cfg));
+        if spec.batch_norm {
+            let bn = format!("bn{}", i + 1);
+            seq.push(bn.clone(), "BatchNorm2d", bn2d(p / bn.as_str(), c));
+        }
+        seq.push(format!("relu{}", i + 1), "ReLU", nn::func(|x| x.relu()));
+        if spec.pool[i] {
+            seq.push(format!("pool{}", i + 1), "MaxPool2d", nn::func(|x| x.max_pool2d([2, 2], [2, 2], [0, 0], [1, 1], false)));
+        }
+        c_in = c;
+    }
+    if spec.embed > 0 {
+        let (h, w) = spec.feature_size()?;
+        seq.push("flatten", "Flatten", nn::func(|x| x.flatten(1, -1)));
+        seq.push("fc", "Linear", linear(p / "fc", c_in * h * w, spec.embed, true));
+        if spec.sigmoid {
+            seq.push("sigmoid", "Sigmoid", nn::func(|x| x.sigmoid()));
+        }
+    } else {
+        seq.push("pool", "AdaptiveAvgPool2d", nn::func(|x| x.adaptive_avg_pool2d([1, 1]).flatten(1, -1)));
+    }
+    Ok(seq)
+}

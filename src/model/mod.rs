@@ -1,0 +1,289 @@
+//! Models: ResNet bodies (torchvision names, fastai cuts), fastai heads, small convnets,
+//! and the two ways to combine them: a classifier (body + head) and a Siamese model
+//! (one shared encoder on both images, then a concat head or a distance head).
+pub mod convnet;
+pub mod head;
+pub mod layers;
+pub mod resnet;
+pub mod summary;
+pub mod weights;
+
+use anyhow::{bail, Context, Result};
+use convnet::ConvNetSpec;
+use head::HeadSpec;
+use layers::Seq;
+use std::collections::HashSet;
+use std::path::PathBuf;
+use tch::nn::{self, ModuleT};
+use tch::{Device, Kind, Tensor};
+
+/// What to build as the body (encoder); the model is created when body and head meet.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BodySpec {
+    ResNet { arch: String, kept: usize, weights: Option<PathBuf> },
+    ConvNet(ConvNetSpec),
+}
+
+impl BodySpec {
+    /// `create_body(arch, cut)` with fastai's default cut (-2: keep the last feature map).
+    pub fn resnet(arch: &str, cut: i64, weights: Option<PathBuf>) -> Result<BodySpec> {
+        resnet::arch(arch)?;
+        Ok(BodySpec::ResNet { arch: arch.to_string(), kept: resnet::children_kept(arch, cut)?, weights })
+    }
+
+    pub fn name(&self) -> String {
+        match self {
+            BodySpec::ResNet { arch, .. } => arch.clone(),
+            BodySpec::ConvNet(_) => "convnet".into(),
+        }
+    }
+
+    /// Channels (feature map) or features (vector) the body outputs.
+    pub fn out_channels(&self) -> i64 {
+        match self {
+            BodySpec::ResNet { arch, kept, .. } => resnet::out_channels(resnet::arch(arch).unwrap().0, *kept),
+            BodySpec::ConvNet(c) => c.out_features(),
+        }
+    }
+
+    fn outputs_feature_map(&self) -> bool {
+        matches!(self, BodySpec::ResNet { kept, .. } if *kept < 9)
+    }
+
+    fn build(&self, p: &nn::Path) -> Result<Seq> {
+        match self {
+            BodySpec::ResNet { arch, kept, .. } => resnet::resnet_body(p, arch, *kept),
+            BodySpec::ConvNet(spec) => convnet::convnet(p, spec),
+        }
+    }
+}
+
+/// How a Siamese model turns two embeddings into an answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PairHeadSpec {
+    /// The fastai tutorial: concatenate the feature maps, then a fastai head (2 logits).
+    Concat(HeadSpec),
+    /// Koch et al.: weighted L1 distance of the embeddings -> one logit (sigmoid = same).
+    L1,
+    /// Cosine similarity, scaled and shifted by learned numbers -> one logit.
+    Cosine,
+    /// Euclidean distance of the embeddings, for the contrastive loss.
+    Distance,
+}
+
+/// What the model's output means, which decides the matching loss and metrics.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Output {
+    /// `[N, C]` class logits (cross-entropy).
+    Logits,
+    /// `[N]` logit of "same" (binary cross-entropy).
+    Logit,
+    /// `[N]` distance, small = same (contrastive).
+    Distance,
+}
+
+enum PairHead {
+    Concat(Seq),
+    L1(nn::Linear),
+    Cosine { scale: Tensor, shift: Tensor },
+    Distance,
+}
+
+enum Net {
+    Classifier { body: Seq, head: Seq },
+    Siamese { encoder: Seq, pool: bool, head: PairHead },
+}
+
+pub struct Model {
+    pub vs: nn::VarStore,
+    net: Net,
+    pub output: Output,
+    pub body: BodySpec,
+    pub kind: &'static str,
+    /// Trainable parameter names, sorted (the optimizer's deterministic order).
+    pub param_names: Vec<String>,
+    bn_params: HashSet<String>,
+}
+
+fn embed(x: Tensor, pool: bool) -> Tensor {
+    if pool { x.adaptive_avg_pool2d([1, 1]).flatten(1, -1) } else { x.flatten(1, -1) }
+}
+
+impl Model {
+    /// Body + fastai head: an image classifier.
+    pub fn classifier(body: &BodySpec, head: &HeadSpec, device: Device) -> Result<Model> {
+        if !body.outputs_feature_map() {
+            bail!("a classifier head pools a feature map; {} outputs a vector (use a ResNet body with cut -2)", body.name());
+        }
+        check_nf(head.nf, body.out_channels(), body, "classifier")?;
+        let vs = nn::VarStore::new(device);
+        let b = body.build(&(vs.root() / "body"))?;
+        let h = head::create_head(&(vs.root() / "head"), head)?;
+        Model::finish(vs, Net::Classifier { body: b, head: h }, Output::Logits, body, "Classifier")
+    }
+
+    /// One shared encoder applied to both images, then `head`.
+    pub fn siamese(body: &BodySpec, head: &PairHeadSpec, device: Device) -> Result<Model> {
+        let vs = nn::VarStore::new(device);
+        let root = vs.root();
+        let encoder = body.build(&(&root / "body"))?;
+        let c = body.out_channels();
+        let pool = body.outputs_feature_map();
+        let (head, output) = match head {
+            PairHeadSpec::Concat(spec) => {
+                if !pool {
+                    bail!("the concat head pools feature maps; {} outputs vectors (use head \"l1\", \"cosine\" or \"distance\")", body.name());
+                }
+                check_nf(spec.nf, 2 * c, body, "siamese (two feature maps concatenated)")?;
+                (PairHead::Concat(head::create_head(&(&root / "head"), spec)?), Output::Logits)
+            }
+            PairHeadSpec::L1 => (PairHead::L1(layers::linear(&root / "head" / "fc", c, 1, true)), Output::Logit),
+            PairHeadSpec::Cosine => {
+                let h = &root / "head";
+                let scale = h.var("scale", &[1], nn::Init::Const(10.0));
+                let shift = h.var("shift", &[1], nn::Init::Const(-5.0));
+                (PairHead::Cosine { scale, shift }, Output::Logit)
+            }
+            PairHeadSpec::Distance => (PairHead::Distance, Output::Distance),
+        };
+        Model::finish(vs, Net::Siamese { encoder, pool, head }, output, body, "SiameseModel")
+    }
+
+    fn finish(vs: nn::VarStore, net: Net, output: Output, body: &BodySpec, kind: &'static str) -> Result<Model> {
+        let vars = vs.variables();
+        let mut param_names: Vec<String> =
+            vars.iter().filter(|(_, t)| t.requires_grad()).map(|(k, _)| k.clone()).collect();
+        param_names.sort();
+        let bn_params = param_names
+            .iter()
+            .filter(|n| {
+                let base = n.rsplit_once('.').map(|(b, _)| b).unwrap_or("");
+                vars.contains_key(&format!("{base}.running_mean"))
+            })
+            .cloned()
+            .collect();
+        let model = Model { vs, net, output, body: body.clone(), kind, param_names, bn_params };
+        if let BodySpec::ResNet { weights: Some(w), .. } = body {
+            let n = weights::load_prefixed(&model.vs, "body", w)?;
+            tracing::info!("loaded {n} tensors from {} into the body", w.display());
+        }
+        Ok(model)
+    }
+
+    pub fn n_inputs(&self) -> usize {
+        match self.net {
+            Net::Classifier { .. } => 1,
+            Net::Siamese { .. } => 2,
+        }
+    }
+
+    pub fn device(&self) -> Device {
+        self.vs.device()
+    }
+
+    /// Forward pass; `xs` holds one image batch (classifier) or two (Siamese).
+    pub fn forward(&self, xs: &[Tensor], train: bool) -> Result<Tensor> {
+        if xs.len() != self.n_inputs() {
+            bail!("{} takes {} image batch(es), got {}", self.kind, self.n_inputs(), xs.len());
+        }
+        let run = || -> Tensor {
+            match &self.net {
+                Net::Classifier { body, head } => head.forward_t(&body.forward_t(&xs[0], train), train),
+                Net::Siamese { encoder, pool, head } => {
+                    let a = encoder.forward_t(&xs[0], train);
+                    let b = encoder.forward_t(&xs[1], train);
+                    match head {
+                        PairHead::Concat(h) => h.forward_t(&Tensor::cat(&[a, b], 1), train),
+                        PairHead::L1(fc) => (embed(a, *pool) - embed(b, *pool)).abs().apply(fc).squeeze_dim(1),
+                        PairHead::Cosine { scale, shift } => {
+                            let cos = Tensor::cosine_similarity(&embed(a, *pool), &embed(b, *pool), 1, 1e-8);
+                            cos * scale + shift
+                        }
+                        PairHead::Distance => {
+                            let d = embed(a, *pool) - embed(b, *pool);
+                            (d.square().sum_dim_intlist(1, false, Kind::Float) + 1e-9).sqrt()
+                        }
+                    }
+                }
+            }
+        };
+        // libtorch reports shape errors by panicking through tch; turn them into errors.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
+            .map_err(|e| {
+                let msg = e
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                anyhow::anyhow!("{} forward failed for inputs {:?}: {}", self.kind, xs.iter().map(|x| x.size()).collect::<Vec<_>>(), first_line(&msg))
+            })
+    }
+
+    /// The body (encoder) alone: a feature map or an embedding.
+    pub fn features(&self, x: &Tensor, train: bool) -> Tensor {
+        match &self.net {
+            Net::Classifier { body, .. } => body.forward_t(x, train),
+            Net::Siamese { encoder, .. } => encoder.forward_t(x, train),
+        }
+    }
+
+    pub fn is_bn(&self, name: &str) -> bool {
+        self.bn_params.contains(name)
+    }
+
+    pub fn var(&self, name: &str) -> Tensor {
+        self.vs.variables()[name].shallow_clone()
+    }
+
+    /// Parameter groups by splitter: `body_head` (body | head), `resnet` (fastai's
+    /// stem..layer2 | layer3..layer4 | head), or `none` (one group).
+    pub fn split(&self, splitter: &str) -> Result<Vec<Vec<String>>> {
+        let is_body = |n: &str| n.starts_with("body.");
+        let groups: Vec<Vec<String>> = match splitter {
+            "none" => vec![self.param_names.clone()],
+            "body_head" => {
+                let (b, h): (Vec<String>, Vec<String>) = self.param_names.iter().cloned().partition(|n| is_body(n));
+                vec![b, h]
+            }
+            "resnet" => {
+                if !matches!(self.body, BodySpec::ResNet { .. }) {
+                    bail!("splitter `resnet` needs a ResNet body, this model's body is {}", self.body.name());
+                }
+                let mut g = vec![Vec::new(), Vec::new(), Vec::new()];
+                for n in &self.param_names {
+                    let i = match n.strip_prefix("body.") {
+                        Some(rest) => resnet::resnet_group(rest),
+                        None => 2,
+                    };
+                    g[i].push(n.clone());
+                }
+                g
+            }
+            other => bail!("unknown splitter `{other}`: use body_head, resnet or none"),
+        };
+        Ok(groups.into_iter().filter(|g| !g.is_empty()).collect())
+    }
+
+    pub fn save(&self, path: &std::path::Path) -> Result<()> {
+        weights::save(&self.vs, path)
+    }
+
+    pub fn load(&self, path: &std::path::Path) -> Result<()> {
+        weights::load(&self.vs, path).with_context(|| format!("cannot load {} into this {}", path.display(), self.kind))
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().find(|l| !l.trim().is_empty()).unwrap_or(s)
+}
+
+fn check_nf(nf: i64, have: i64, body: &BodySpec, what: &str) -> Result<()> {
+    if nf != have {
+        bail!(
+            "head nf = {nf}, but the {what} gives {have} channels ({} body outputs {})",
+            body.name(),
+            body.out_channels()
+        );
+    }
+    Ok(())
+}
