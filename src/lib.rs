@@ -6,8 +6,10 @@
 //! (run records) are plain Rust APIs; `script` binds them into Rhai; `cli` is a thin shell.
 pub mod cli;
 pub mod device;
+pub mod learn;
 pub mod logging;
 pub mod model;
+pub mod plot;
 pub mod script;
 pub mod seed;
 pub mod session;

@@ -1,0 +1,79 @@
+//! What the learner needs from data: batches of inputs and targets for training (shuffled,
+//! varying per epoch) and validation (in order). `DataLoaders` implements it; so does the
+//! in-memory `TensorData`, which serves tests and small synthetic problems.
+use anyhow::Result;
+use tch::{Device, Kind, Tensor};
+
+/// A batch: one input tensor (images) or two (pairs), and int64 targets.
+pub struct XY {
+    pub xs: Vec<Tensor>,
+    pub y: Tensor,
+}
+
+pub type Batches<'a> = Box<dyn Iterator<Item = Result<XY>> + 'a>;
+
+pub trait LearnData {
+    /// Training batches of one epoch (the epoch number varies shuffles and redraws).
+    fn train(&self, epoch: usize) -> Result<Batches<'_>>;
+    fn valid(&self) -> Result<Batches<'_>>;
+    fn train_len(&self) -> usize;
+    fn valid_len(&self) -> usize;
+    /// Class names for targets (`["different", "same"]` for pairs).
+    fn vocab(&self) -> Vec<String>;
+}
+
+/// Tensors held in memory, batched like fastai's loaders: training shuffled by a seeded
+/// permutation with `drop_last`, validation in order.
+pub struct TensorData {
+    pub train_x: Vec<Tensor>,
+    pub train_y: Tensor,
+    pub valid_x: Vec<Tensor>,
+    pub valid_y: Tensor,
+    pub bs: usize,
+    pub seed: u64,
+    pub device: Device,
+    pub vocab: Vec<String>,
+}
+
+impl TensorData {
+    fn batches(&self, xs: &[Tensor], y: &Tensor, order: Vec<i64>, drop_last: bool) -> Batches<'_> {
+        let bs = self.bs;
+        let n_batches = if drop_last { order.len() / bs } else { order.len().div_ceil(bs) };
+        let xs: Vec<Tensor> = xs.iter().map(|x| x.shallow_clone()).collect();
+        let y = y.shallow_clone();
+        let device = self.device;
+        Box::new((0..n_batches).map(move |b| {
+            let idx = Tensor::from_slice(&order[b * bs..((b + 1) * bs).min(order.len())]);
+            Ok(XY {
+                xs: xs.iter().map(|x| x.index_select(0, &idx).to_device(device)).collect(),
+                y: y.index_select(0, &idx).to_device(device),
+            })
+        }))
+    }
+}
+
+impl LearnData for TensorData {
+    fn train(&self, epoch: usize) -> Result<Batches<'_>> {
+        use rand::seq::SliceRandom;
+        let mut order: Vec<i64> = (0..self.train_y.size()[0]).collect();
+        order.shuffle(&mut crate::seed::rng(self.seed, &format!("shuffle/{epoch}")));
+        Ok(self.batches(&self.train_x, &self.train_y, order, true))
+    }
+    fn valid(&self) -> Result<Batches<'_>> {
+        Ok(self.batches(&self.valid_x, &self.valid_y, (0..self.valid_y.size()[0]).collect(), false))
+    }
+    fn train_len(&self) -> usize {
+        self.train_y.size()[0] as usize / self.bs
+    }
+    fn valid_len(&self) -> usize {
+        (self.valid_y.size()[0] as usize).div_ceil(self.bs)
+    }
+    fn vocab(&self) -> Vec<String> {
+        self.vocab.clone()
+    }
+}
+
+/// Puts an int64 target on the right kind (guards against float labels).
+pub fn as_targets(y: &Tensor) -> Tensor {
+    if y.kind() == Kind::Int64 { y.shallow_clone() } else { y.to_kind(Kind::Int64) }
+}

@@ -1,0 +1,232 @@
+//! `Learner`: a model, its data, a loss, metrics and an optimizer over the splitter's
+//! parameter groups; freezing, learning-rate specs, checkpoints and predictions.
+//! Training loops live in `fit.rs` and `lr_find.rs`.
+use super::data::LearnData;
+use super::loss::Loss;
+use super::metrics::Metric;
+use super::optimizer::{OptKind, Optimizer, Param};
+use crate::model::Model;
+use crate::track::MetricsLog;
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+use tch::Tensor;
+
+/// Learning rates for the parameter groups, as fastai accepts them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lrs {
+    /// One rate for every group.
+    One(f64),
+    /// One rate per group.
+    PerGroup(Vec<f64>),
+    /// `slice(lo, hi)`: geometric from `lo` (first group) to `hi` (last).
+    Slice(f64, f64),
+    /// `slice(hi)`: `hi / 10` for every group but the last, which gets `hi`.
+    SliceHi(f64),
+}
+
+impl Lrs {
+    pub fn for_groups(&self, n: usize) -> Result<Vec<f64>> {
+        Ok(match self {
+            Lrs::One(lr) => vec![*lr; n],
+            Lrs::PerGroup(v) if v.len() == n => v.clone(),
+            Lrs::PerGroup(v) => bail!("{} learning rates given for {n} parameter groups", v.len()),
+            Lrs::Slice(_, hi) | Lrs::SliceHi(hi) if n == 1 => vec![*hi],
+            Lrs::Slice(lo, hi) => {
+                let step = (hi / lo).powf(1.0 / (n as f64 - 1.0));
+                (0..n).map(|i| lo * step.powi(i as i32)).collect()
+            }
+            Lrs::SliceHi(hi) => {
+                let mut v = vec![hi / 10.0; n - 1];
+                v.push(*hi);
+                v
+            }
+        })
+    }
+
+    pub fn max(&self) -> f64 {
+        match self {
+            Lrs::One(lr) => *lr,
+            Lrs::PerGroup(v) => v.iter().copied().fold(f64::MIN, f64::max),
+            Lrs::Slice(_, hi) | Lrs::SliceHi(hi) => *hi,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct LearnerOptions {
+    pub loss: Option<Loss>,
+    pub metrics: Vec<String>,
+    pub splitter: String,
+    pub opt: OptKind,
+    pub wd: f64,
+    pub wd_bn_bias: bool,
+    pub train_bn: bool,
+}
+
+impl Default for LearnerOptions {
+    fn default() -> Self {
+        LearnerOptions {
+            loss: None,
+            metrics: vec![],
+            splitter: "body_head".into(),
+            opt: OptKind::Adam { sqr_mom: 0.99, eps: 1e-5 },
+            wd: 0.01,
+            wd_bn_bias: false,
+            train_bn: true,
+        }
+    }
+}
+
+/// Where a learner writes: the run folder (checkpoints, plots) and its metrics log.
+#[derive(Clone)]
+pub struct RunOut {
+    pub dir: PathBuf,
+    pub metrics: Option<Arc<MetricsLog>>,
+}
+
+pub struct Learner {
+    pub model: Model,
+    pub data: Rc<dyn LearnData>,
+    pub loss: Loss,
+    pub metrics: Vec<Box<dyn Metric>>,
+    pub opt: Optimizer,
+    pub train_bn: bool,
+    pub out: RunOut,
+    /// Number of leading groups that are frozen.
+    pub frozen_to: usize,
+    /// Epochs trained so far (varies shuffles across fits).
+    pub epochs_done: usize,
+    /// Fits (and lr_finds) so far, to tell their records apart.
+    pub fits: usize,
+    pub seed: u64,
+}
+
+impl Learner {
+    pub fn new(model: Model, data: Rc<dyn LearnData>, opts: LearnerOptions, out: RunOut, seed: u64) -> Result<Learner> {
+        let loss = opts.loss.unwrap_or_else(|| Loss::default_for(model.output));
+        loss.check(model.output)?;
+        let metrics = opts.metrics.iter().map(|m| super::metrics::by_name(m)).collect::<Result<Vec<_>>>()?;
+        let groups = model.split(&opts.splitter)?;
+        let vars = model.vs.variables();
+        let groups: Vec<Vec<Param>> = groups
+            .into_iter()
+            .map(|g| {
+                g.into_iter()
+                    .map(|name| {
+                        let decay = opts.wd_bn_bias || !(model.is_bn(&name) || name.ends_with(".bias"));
+                        Param { tensor: vars[&name].shallow_clone(), name, decay }
+                    })
+                    .collect()
+            })
+            .collect();
+        let opt = Optimizer::new(opts.opt, groups, opts.wd);
+        Ok(Learner { model, data, loss, metrics, opt, train_bn: opts.train_bn, out, frozen_to: 0, epochs_done: 0, fits: 0, seed })
+    }
+
+    pub fn n_groups(&self) -> usize {
+        self.opt.groups.len()
+    }
+
+    /// Freezes every group before `n` (negative counts from the end), keeping BatchNorm
+    /// parameters trainable when `train_bn`; resets the optimizer state as fastai does.
+    pub fn freeze_to(&mut self, n: i64) {
+        let g = self.n_groups() as i64;
+        let n = if n < 0 { g + n } else { n }.clamp(0, g) as usize;
+        for (gi, group) in self.opt.groups.iter().enumerate() {
+            for p in group {
+                let trains = gi >= n || (self.train_bn && self.model.is_bn(&p.name));
+                let _ = p.tensor.shallow_clone().set_requires_grad(trains);
+            }
+        }
+        self.frozen_to = n;
+        self.opt.reset_state();
+    }
+
+    pub fn freeze(&mut self) {
+        self.freeze_to(-1);
+    }
+
+    pub fn unfreeze(&mut self) {
+        self.freeze_to(0);
+    }
+
+    pub fn metric_names(&self) -> Vec<String> {
+        self.metrics.iter().map(|m| m.name()).collect()
+    }
+
+    /// Logs one record to metrics.jsonl when the learner runs inside a run.
+    pub fn record(&self, m: serde_json::Map<String, serde_json::Value>) -> Result<()> {
+        match &self.out.metrics {
+            Some(log) => log.write(m),
+            None => Ok(()),
+        }
+    }
+
+    fn checkpoint_paths(&self, name: &str) -> (PathBuf, PathBuf) {
+        let p = Path::new(name);
+        let base = if p.is_absolute() || name.contains('/') { p.to_path_buf() } else { self.out.dir.join("models").join(name) };
+        let base = base.with_extension("");
+        (base.with_extension("safetensors"), base.with_extension("opt.safetensors"))
+    }
+
+    /// Saves model and optimizer state (`models/<name>.safetensors` in the run folder).
+    pub fn save(&self, name: &str) -> Result<PathBuf> {
+        let (model, opt) = self.checkpoint_paths(name);
+        self.model.save(&model)?;
+        let state: Vec<(String, Tensor)> =
+            self.opt.state_tensors().into_iter().map(|(k, t)| (k, t.to_device(tch::Device::Cpu).contiguous())).collect();
+        Tensor::write_safetensors(&state, &opt).with_context(|| format!("cannot save {}", opt.display()))?;
+        Ok(model)
+    }
+
+    /// Restores what `save` wrote (the optimizer state when present).
+    pub fn load(&mut self, name: &str) -> Result<()> {
+        let (model, opt) = self.checkpoint_paths(name);
+        self.model.load(&model)?;
+        if opt.is_file() {
+            let t = Tensor::read_safetensors(&opt).with_context(|| format!("cannot read {}", opt.display()))?;
+            self.opt.load_state(t)?;
+        } else {
+            self.opt.reset_state();
+        }
+        Ok(())
+    }
+
+    /// Class probabilities and targets over the validation set.
+    pub fn get_preds(&self) -> Result<(Tensor, Tensor)> {
+        let (_, probs, targets) = self.validate()?;
+        Ok((probs, targets))
+    }
+
+    /// The validation loss (batch-size weighted), probabilities and targets.
+    pub fn validate(&self) -> Result<(f64, Tensor, Tensor)> {
+        let mut total = 0.0;
+        let mut n = 0i64;
+        let mut probs = Vec::new();
+        let mut targets = Vec::new();
+        tch::no_grad(|| -> Result<()> {
+            for b in self.data.valid()? {
+                let b = b?;
+                let y = super::data::as_targets(&b.y);
+                let out = self.model.forward(&b.xs, false)?;
+                let bs = y.size()[0];
+                total += self.loss.compute(&out, &y).double_value(&[]) * bs as f64;
+                n += bs;
+                probs.push(self.loss.probs(&out));
+                targets.push(y);
+            }
+            Ok(())
+        })?;
+        if n == 0 {
+            bail!("the validation set is empty");
+        }
+        Ok((total / n as f64, Tensor::cat(&probs, 0), Tensor::cat(&targets, 0)))
+    }
+
+    /// Probabilities for inputs given as tensors (one batch per model input).
+    pub fn predict(&self, xs: &[Tensor]) -> Result<Tensor> {
+        tch::no_grad(|| Ok(self.loss.probs(&self.model.forward(xs, false)?)))
+    }
+}

@@ -1,0 +1,17 @@
+//! The learner: fastai's training loop and its pieces, each usable alone: optimizer,
+//! schedules, losses, metrics, lr_find suggestions, progress, checkpoints.
+pub mod data;
+pub mod fit;
+pub mod learner;
+pub mod loss;
+pub mod lr_find;
+pub mod metrics;
+pub mod oneshot;
+pub mod optimizer;
+pub mod progress;
+pub mod schedule;
+pub mod suggest;
+
+pub use data::{LearnData, TensorData, XY};
+pub use learner::{Learner, LearnerOptions, Lrs};
+pub use loss::Loss;

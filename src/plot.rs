@@ -1,0 +1,92 @@
+//! Shared plotting setup: a bundled font (no system fonts needed) and the PNG line charts
+//! that runs leave behind (lr_find curve, loss curves, compare overlays).
+use anyhow::{anyhow, Result};
+use plotters::prelude::*;
+use std::path::Path;
+use std::sync::Once;
+
+pub const FONT: &str = "sans-serif";
+
+/// Registers the bundled DejaVu Sans once, so text renders on machines without fonts.
+pub fn init_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = plotters::style::register_font(FONT, FontStyle::Normal, include_bytes!("../assets/DejaVuSans.ttf"));
+    });
+}
+
+/// One named line of (x, y) points.
+pub struct Series {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// A marked point with a label (lr_find suggestions).
+pub struct Mark {
+    pub label: String,
+    pub at: (f64, f64),
+}
+
+/// Draws line series into a PNG; `log_x` for learning-rate axes.
+pub fn line_chart(path: &Path, title: &str, x_label: &str, y_label: &str, series: &[Series], marks: &[Mark], log_x: bool) -> Result<()> {
+    init_font();
+    let pts = || series.iter().flat_map(|s| s.points.iter()).filter(|(x, y)| x.is_finite() && y.is_finite());
+    if pts().next().is_none() {
+        return Err(anyhow!("nothing to plot for {}", path.display()));
+    }
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for (x, y) in pts() {
+        x0 = x0.min(*x);
+        x1 = x1.max(*x);
+        y0 = y0.min(*y);
+        y1 = y1.max(*y);
+    }
+    if x1 <= x0 {
+        x1 = x0 + 1.0;
+    }
+    let pad = ((y1 - y0) * 0.05).max(1e-6);
+    let (y0, y1) = (y0 - pad, y1 + pad);
+    let err = |e: &dyn std::fmt::Display| anyhow!("cannot draw {}: {e}", path.display());
+    let root = BitMapBackend::new(path, (800, 500)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let colors = [BLUE, RED, GREEN, MAGENTA, CYAN, BLACK];
+    let mut builder = ChartBuilder::on(&root);
+    builder.caption(title, (FONT, 22)).margin(15).x_label_area_size(40).y_label_area_size(60);
+    macro_rules! draw {
+        ($chart:expr) => {{
+            let mut chart = $chart;
+            chart.configure_mesh().x_desc(x_label).y_desc(y_label).label_style((FONT, 14)).draw().map_err(|e| err(&e))?;
+            for (i, s) in series.iter().enumerate() {
+                let c = colors[i % colors.len()];
+                let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
+                chart
+                    .draw_series(LineSeries::new(pts, c.stroke_width(2)))
+                    .map_err(|e| err(&e))?
+                    .label(s.name.clone())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+            }
+            for m in marks {
+                chart
+                    .draw_series(std::iter::once(Circle::new(m.at, 6, RED.filled())))
+                    .map_err(|e| err(&e))?;
+                chart
+                    .draw_series(std::iter::once(Text::new(m.label.clone(), m.at, (FONT, 14))))
+                    .map_err(|e| err(&e))?;
+            }
+            chart
+                .configure_series_labels()
+                .label_font((FONT, 14))
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(|e| err(&e))?;
+        }};
+    }
+    if log_x {
+        draw!(builder.build_cartesian_2d((x0..x1).log_scale(), y0..y1).map_err(|e| err(&e))?);
+    } else {
+        draw!(builder.build_cartesian_2d(x0..x1, y0..y1).map_err(|e| err(&e))?);
+    }
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
+}

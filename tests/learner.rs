@@ -1,0 +1,140 @@
+//! The learner's fastai semantics through its Rust API: the optimizer step equals
+//! PyTorch's AdamW, freezing keeps body weights but trains BatchNorm, lr_find restores
+//! the weights, training on a learnable problem lowers the loss.
+mod common;
+use runner::learn::fit::{FitOptions, NoExtra};
+use runner::learn::learner::RunOut;
+use runner::learn::lr_find::LrFindOptions;
+use runner::learn::optimizer::{OptKind, Optimizer, Param};
+use runner::learn::schedule::OneCycle;
+use runner::learn::{Learner, LearnerOptions, Lrs, TensorData};
+use runner::model::convnet::ConvNetSpec;
+use runner::model::head::HeadSpec;
+use runner::model::{BodySpec, Model, PairHeadSpec};
+use std::collections::HashMap;
+use std::rc::Rc;
+use tch::{Device, Kind, Tensor};
+
+#[test]
+fn adam_step_equals_pytorch_adamw() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("adamw.safetensors");
+    let ok = std::process::Command::new(common::project_root().join(".venv/bin/python"))
+        .arg(common::project_root().join("tests/py/adamw_step.py"))
+        .arg(&out)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let t: HashMap<String, Tensor> = Tensor::read_safetensors(&out).unwrap().into_iter().collect();
+    let p = t["p0"].copy().set_requires_grad(true);
+    let mut opt = Optimizer::new(OptKind::Adam { sqr_mom: 0.99, eps: 1e-5 }, vec![vec![Param { name: "p".into(), tensor: p.shallow_clone(), decay: true }]], 0.01);
+    opt.lrs = vec![1e-2];
+    for (g, mom) in [("g0", 0.95), ("g1", 0.9), ("g2", 0.85)] {
+        opt.mom = mom;
+        opt.zero_grad();
+        (&p * &t[g]).sum(Kind::Float).backward();
+        opt.step();
+    }
+    let diff = (&p - &t["p3"]).abs().max().double_value(&[]);
+    assert!(diff < 1e-6, "differs from torch.optim.AdamW by {diff}");
+    assert!((&p - &t["p0"]).abs().max().double_value(&[]) > 1e-3, "the parameter moved");
+}
+
+/// Pairs of 24x24 images: "same" when both come from the same of two random templates.
+fn toy_pairs(n: i64, seed: i64, device: Device) -> (Vec<Tensor>, Tensor) {
+    tch::manual_seed(0);
+    let templates = Tensor::randn([2, 3, 24, 24], (Kind::Float, device));
+    tch::manual_seed(seed);
+    let a_cls = Tensor::randint(2, [n], (Kind::Int64, device));
+    let same = Tensor::randint(2, [n], (Kind::Int64, device));
+    let b_cls = a_cls.where_self(&same.eq(1), &(1 - &a_cls));
+    let noise = |c: &Tensor| templates.index_select(0, c) + Tensor::randn([n, 3, 24, 24], (Kind::Float, device)) * 0.5;
+    (vec![noise(&a_cls), noise(&b_cls)], same)
+}
+
+fn toy_learner(dir: &std::path::Path, body: BodySpec, head: PairHeadSpec) -> Learner {
+    let (tx, ty) = toy_pairs(256, 1, Device::Cpu);
+    let (vx, vy) = toy_pairs(32, 2, Device::Cpu);
+    let data = TensorData { train_x: tx, train_y: ty, valid_x: vx, valid_y: vy, bs: 16, seed: 3, device: Device::Cpu, vocab: vec!["different".into(), "same".into()] };
+    tch::manual_seed(0);
+    let model = Model::siamese(&body, &head, Device::Cpu).unwrap();
+    let opts = LearnerOptions { metrics: vec!["accuracy".into()], ..Default::default() };
+    Learner::new(model, Rc::new(data), opts, RunOut { dir: dir.to_path_buf(), metrics: None }, 3).unwrap()
+}
+
+fn snapshot(l: &Learner) -> HashMap<String, Tensor> {
+    l.model.vs.variables().into_iter().map(|(k, v)| (k, v.copy())).collect()
+}
+
+fn changed(a: &HashMap<String, Tensor>, b: &HashMap<String, Tensor>, name: &str) -> bool {
+    !a[name].equal(&b[name])
+}
+
+#[test]
+fn freeze_trains_head_and_batchnorm_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = BodySpec::resnet("resnet18", -2, None).unwrap();
+    let mut l = toy_learner(dir.path(), body, PairHeadSpec::Concat(HeadSpec::new(1024, 2)));
+    l.freeze();
+    let before = snapshot(&l);
+    l.fit_one_cycle(1, &Lrs::One(1e-3), OneCycle::new(1e-3), &FitOptions::default(), &NoExtra).unwrap();
+    let after = snapshot(&l);
+    assert!(!changed(&before, &after, "body.conv1.weight"), "frozen conv weights must not move");
+    assert!(!changed(&before, &after, "body.layer4.1.conv2.weight"));
+    assert!(changed(&before, &after, "body.bn1.weight"), "BatchNorm weights train while frozen (train_bn)");
+    assert!(changed(&before, &after, "body.layer3.0.bn1.bias"));
+    assert!(changed(&before, &after, "body.bn1.running_mean"), "BatchNorm statistics keep updating");
+    assert!(changed(&before, &after, "head.4.weight"), "the head trains");
+    let summary = l.model.summary(&[3, 24, 24]).unwrap();
+    assert!(summary.contains("partly") && summary.contains("Frozen params:"), "{summary}");
+    l.unfreeze();
+    let before = snapshot(&l);
+    l.fit(1, &Lrs::Slice(1e-5, 1e-3), &FitOptions::default(), &NoExtra).unwrap();
+    assert!(changed(&before, &snapshot(&l), "body.conv1.weight"), "unfrozen body trains");
+}
+
+#[test]
+fn lr_find_restores_weights_and_suggests() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = ConvNetSpec { in_channels: 3, channels: vec![8, 16], kernels: vec![3, 3], pool: vec![true, true], batch_norm: true, embed: 32, sigmoid: false, input: (24, 24) };
+    let mut l = toy_learner(dir.path(), BodySpec::ConvNet(spec), PairHeadSpec::L1);
+    let before = snapshot(&l);
+    let r = l.lr_find(&LrFindOptions { num_it: 30, ..Default::default() }).unwrap();
+    let after = snapshot(&l);
+    for k in before.keys() {
+        assert!(!changed(&before, &after, k), "{k} not restored after lr_find");
+    }
+    assert!(r.lrs.len() > 10 && r.lrs.len() <= 30);
+    assert!(r.lrs.windows(2).all(|w| w[1] > w[0]), "learning rates rise");
+    assert!(r.valley.is_finite() && r.valley > 1e-7 && r.valley < 10.0, "valley {}", r.valley);
+}
+
+#[test]
+fn training_learns_a_learnable_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = ConvNetSpec { in_channels: 3, channels: vec![8, 16], kernels: vec![3, 3], pool: vec![true, true], batch_norm: true, embed: 32, sigmoid: false, input: (24, 24) };
+    let mut l = toy_learner(dir.path(), BodySpec::ConvNet(spec), PairHeadSpec::L1);
+    let (loss0, p0, y0) = l.validate().unwrap();
+    l.fit_one_cycle(5, &Lrs::One(1e-2), OneCycle::new(1e-2), &FitOptions::default(), &NoExtra).unwrap();
+    let (loss1, p1, y1) = l.validate().unwrap();
+    let acc = |p: &Tensor, y: &Tensor| p.argmax(-1, false).eq_tensor(y).to_kind(Kind::Float).mean(Kind::Float).double_value(&[]);
+    println!("valid loss {loss0:.4} -> {loss1:.4}, accuracy {:.3} -> {:.3}", acc(&p0, &y0), acc(&p1, &y1));
+    assert!(loss1 < loss0 * 0.7, "loss fell from {loss0} to {loss1}");
+    assert!(acc(&p1, &y1) >= 0.9);
+    // save / load round trip gives the same predictions
+    l.save(dir.path().join("m").to_str().unwrap()).unwrap();
+    let p_before = l.get_preds().unwrap().0;
+    l.fit(1, &Lrs::One(1e-2), &FitOptions::default(), &NoExtra).unwrap();
+    l.load(dir.path().join("m").to_str().unwrap()).unwrap();
+    assert!(l.get_preds().unwrap().0.allclose(&p_before, 1e-6, 1e-6, false));
+}
+
+#[test]
+fn learning_rate_specs_follow_fastai() {
+    assert_eq!(Lrs::One(1e-3).for_groups(2).unwrap(), vec![1e-3, 1e-3]);
+    let s = Lrs::Slice(1e-6, 1e-4).for_groups(3).unwrap();
+    assert!((s[0] - 1e-6).abs() < 1e-18 && (s[1] - 1e-5).abs() < 1e-15 && (s[2] - 1e-4).abs() < 1e-15);
+    assert_eq!(Lrs::SliceHi(1e-3).for_groups(3).unwrap(), vec![1e-4, 1e-4, 1e-3]);
+    assert!(Lrs::PerGroup(vec![1.0]).for_groups(2).is_err());
+}
