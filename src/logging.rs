@@ -6,7 +6,8 @@ use std::path::Path;
 use std::sync::{Mutex, Once};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::{filter::LevelFilter, Layer};
+use std::io::IsTerminal;
+use tracing_subscriber::{filter, filter::LevelFilter, Layer};
 
 static LOG_FILE: Mutex<Option<File>> = Mutex::new(None);
 static INIT: Once = Once::new();
@@ -44,11 +45,13 @@ pub fn log_to(run_dir: &Path) -> anyhow::Result<()> {
             .json()
             .with_writer(MakeRunLog)
             .with_filter(LevelFilter::DEBUG);
+        // The run's own outcome (target "run") is printed by the CLI, not repeated here.
         let console = tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
+            .with_ansi(std::io::stderr().is_terminal())
             .with_target(false)
             .without_time()
-            .with_filter(LevelFilter::WARN);
+            .with_filter(filter::filter_fn(|m| m.target() != "run" && *m.level() <= tracing::Level::WARN));
         let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry().with(file_layer).with(console));
     });
     let path = run_dir.join("log.jsonl");

@@ -60,7 +60,7 @@ fn toy_learner(dir: &std::path::Path, body: BodySpec, head: PairHeadSpec) -> Lea
     tch::manual_seed(0);
     let model = Model::siamese(&body, &head, Device::Cpu).unwrap();
     let opts = LearnerOptions { metrics: vec!["accuracy".into()], ..Default::default() };
-    Learner::new(model, Rc::new(data), opts, RunOut { dir: dir.to_path_buf(), metrics: None }, 3).unwrap()
+    Learner::new(Rc::new(model), Rc::new(data), opts, RunOut { dir: dir.to_path_buf(), metrics: None }, 3).unwrap()
 }
 
 fn snapshot(l: &Learner) -> HashMap<String, Tensor> {

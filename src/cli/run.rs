@@ -141,7 +141,7 @@ pub fn execute(
     };
     if let Some(msg) = &error {
         eprintln!("{msg}");
-        tracing::error!("{msg}");
+        tracing::error!(target: "run", "{msg}");
     }
     tracing::info!(status = %status, "run finished");
     if let Err(e) = session.finish(status, error) {

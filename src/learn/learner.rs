@@ -87,7 +87,7 @@ pub struct RunOut {
 }
 
 pub struct Learner {
-    pub model: Model,
+    pub model: Rc<Model>,
     pub data: Rc<dyn LearnData>,
     pub loss: Loss,
     pub metrics: Vec<Box<dyn Metric>>,
@@ -104,7 +104,7 @@ pub struct Learner {
 }
 
 impl Learner {
-    pub fn new(model: Model, data: Rc<dyn LearnData>, opts: LearnerOptions, out: RunOut, seed: u64) -> Result<Learner> {
+    pub fn new(model: Rc<Model>, data: Rc<dyn LearnData>, opts: LearnerOptions, out: RunOut, seed: u64) -> Result<Learner> {
         let loss = opts.loss.unwrap_or_else(|| Loss::default_for(model.output));
         loss.check(model.output)?;
         let metrics = opts.metrics.iter().map(|m| super::metrics::by_name(m)).collect::<Result<Vec<_>>>()?;

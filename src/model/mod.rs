@@ -28,6 +28,9 @@ impl BodySpec {
     /// `create_body(arch, cut)` with fastai's default cut (-2: keep the last feature map).
     pub fn resnet(arch: &str, cut: i64, weights: Option<PathBuf>) -> Result<BodySpec> {
         resnet::arch(arch)?;
+        if let Some(w) = weights.as_ref().filter(|w| !w.is_file()) {
+            bail!("weights file {} not found", w.display());
+        }
         Ok(BodySpec::ResNet { arch: arch.to_string(), kept: resnet::children_kept(arch, cut)?, weights })
     }
 
@@ -43,6 +46,14 @@ impl BodySpec {
         match self {
             BodySpec::ResNet { arch, kept, .. } => resnet::out_channels(resnet::arch(arch).unwrap().0, *kept),
             BodySpec::ConvNet(c) => c.out_features(),
+        }
+    }
+
+    /// The input shape `summary` uses when none is given.
+    pub fn default_input(&self) -> Vec<i64> {
+        match self {
+            BodySpec::ResNet { .. } => vec![3, 224, 224],
+            BodySpec::ConvNet(c) => vec![c.in_channels, c.input.0, c.input.1],
         }
     }
 

@@ -4,6 +4,8 @@ pub mod args;
 pub mod core;
 pub mod errors;
 pub mod host;
+pub mod learn;
+pub mod model;
 pub mod modules;
 pub mod params;
 pub mod tensor;

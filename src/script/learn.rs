@@ -1,0 +1,272 @@
+//! Script bindings for the learner: `learner(dls, model, #{...})`, freezing, lr_find,
+//! the fits with fastai's learning-rate forms (number, list, `slice`), checkpoints,
+//! predictions, and metric closures `|preds, targets| ...`.
+use super::args::{script_err, to_f64, to_f64s, to_i64, to_string, to_usize, OrScript, Opts, RhaiResult};
+use super::host::ScriptCtx;
+use super::model::ScriptModel;
+use super::tensor::ScriptTensor;
+use crate::learn::fit::{ExtraMetrics, FitOptions};
+use crate::learn::learner::RunOut;
+use crate::learn::lr_find::LrFindOptions;
+use crate::learn::optimizer::OptKind;
+use crate::learn::schedule::OneCycle;
+use crate::learn::{LearnData, Learner, LearnerOptions, Loss, Lrs};
+use crate::reg;
+use rhai::{Array, Dynamic, Engine, FnPtr, Map, NativeCallContext};
+use std::cell::RefCell;
+use std::rc::Rc;
+use tch::Tensor;
+
+#[derive(Clone)]
+pub struct ScriptLearner {
+    pub inner: Rc<RefCell<Learner>>,
+    custom: Rc<Vec<(String, FnPtr)>>,
+}
+
+impl ScriptLearner {
+    fn get(&self) -> RhaiResult<std::cell::RefMut<'_, Learner>> {
+        self.inner.try_borrow_mut().map_err(|_| script_err("the learner is busy (called from inside its own fit?)"))
+    }
+}
+
+/// The data a learner trains on, whatever script type holds it.
+pub fn learn_data(d: &Dynamic) -> RhaiResult<Rc<dyn LearnData>> {
+    Err(script_err(format!("learner needs DataLoaders (from image_loaders or pair_loaders), got {}", d.type_name())))
+}
+
+/// Script closures as metrics: called with (probabilities, targets) tensors.
+struct ClosureMetrics<'a> {
+    ctx: &'a NativeCallContext<'a>,
+    fns: &'a [(String, FnPtr)],
+}
+
+impl ExtraMetrics for ClosureMetrics<'_> {
+    fn names(&self) -> Vec<String> {
+        self.fns.iter().map(|(n, _)| n.clone()).collect()
+    }
+    fn compute(&self, probs: &Tensor, targets: &Tensor) -> anyhow::Result<Vec<f64>> {
+        self.fns
+            .iter()
+            .map(|(name, f)| {
+                let v: Dynamic = f
+                    .call_within_context(self.ctx, (ScriptTensor::new(probs.shallow_clone()), ScriptTensor::new(targets.shallow_clone())))
+                    .map_err(|e| anyhow::anyhow!("metric `{name}` failed: {e}"))?;
+                to_f64(&v, &format!("metric `{name}` result")).map_err(|e| anyhow::anyhow!("{e}"))
+            })
+            .collect()
+    }
+}
+
+fn lrs(v: &Dynamic) -> RhaiResult<Lrs> {
+    if let Some(l) = v.clone().try_cast::<Lrs>() {
+        return Ok(l);
+    }
+    if v.is_array() {
+        return Ok(Lrs::PerGroup(to_f64s(v, "learning rates")?));
+    }
+    Ok(Lrs::One(to_f64(v, "learning rate")?))
+}
+
+fn fit_options(o: &mut Opts) -> RhaiResult<FitOptions> {
+    let early_stopping = match o.get("early_stopping") {
+        Some(v) => {
+            let m = v.try_cast::<Map>().ok_or_else(|| script_err("early_stopping must be a map #{ monitor, patience }"))?;
+            let mut e = Opts::new("early_stopping", m);
+            let r = (e.string("monitor", "valid_loss")?, e.usize("patience", 1)?);
+            e.finish()?;
+            Some(r)
+        }
+        None => None,
+    };
+    Ok(FitOptions {
+        wd: o.opt_f64("wd")?,
+        grad_clip: o.opt_f64("grad_clip")?,
+        early_stopping,
+        save_best: o.opt_string("save_best")?,
+        channels_last: o.bool("channels_last", false)?,
+    })
+}
+
+fn one_cycle(o: &mut Opts) -> RhaiResult<OneCycle> {
+    let d = OneCycle::new(1.0);
+    let moms = match o.get("moms") {
+        Some(v) => {
+            let m = to_f64s(&v, "moms")?;
+            if m.len() != 3 {
+                return Err(script_err("moms must be three numbers [start, middle, end]"));
+            }
+            (m[0], m[1], m[2])
+        }
+        None => d.moms,
+    };
+    Ok(OneCycle { lr_max: 1.0, div: o.f64("div", d.div)?, div_final: o.f64("div_final", d.div_final)?, pct_start: o.f64("pct_start", d.pct_start)?, moms })
+}
+
+fn new_learner(ctx: &ScriptCtx, data: Dynamic, model: ScriptModel, o: Map) -> RhaiResult<ScriptLearner> {
+    let data = learn_data(&data)?;
+    let mut o = Opts::new("learner", o);
+    let margin = o.f64("margin", 1.0)?;
+    let loss = o.opt_string("loss")?.map(|l| Loss::parse(&l, margin)).transpose().or_script()?;
+    let mut metrics = Vec::new();
+    let mut custom = Vec::new();
+    if let Some(v) = o.get("metrics") {
+        let list = v.try_cast::<Array>().ok_or_else(|| script_err("metrics must be an array of names or closures"))?;
+        for m in list {
+            if let Some(f) = m.clone().try_cast::<FnPtr>() {
+                let name = if f.fn_name().starts_with("anon$") { format!("metric{}", custom.len() + 1) } else { f.fn_name().to_string() };
+                custom.push((name, f));
+            } else {
+                metrics.push(to_string(&m, "metric")?);
+            }
+        }
+    }
+    let opts = LearnerOptions {
+        loss,
+        metrics,
+        splitter: o.string("splitter", "body_head")?,
+        opt: OptKind::parse(&o.string("opt", "adam")?).or_script()?,
+        wd: o.f64("wd", 0.01)?,
+        wd_bn_bias: o.bool("wd_bn_bias", false)?,
+        train_bn: o.bool("train_bn", true)?,
+    };
+    o.finish()?;
+    let out = RunOut {
+        dir: ctx.session.as_ref().map(|s| s.dir.clone()).unwrap_or_else(|| ".".into()),
+        metrics: ctx.session.as_ref().map(|s| s.metrics.clone()),
+    };
+    let l = Learner::new(model.0.clone(), data, opts, out, ctx.seed).or_script()?;
+    Ok(ScriptLearner { inner: Rc::new(RefCell::new(l)), custom: Rc::new(custom) })
+}
+
+pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
+    engine.register_type_with_name::<ScriptLearner>("Learner");
+    engine.register_type_with_name::<Lrs>("Slice");
+    let c = ctx.clone();
+    reg!(engine, "learner", ["dls: DataLoaders", "model: Model", "Learner"],
+        "A Learner with the loss the model's output calls for, Adam (fastai defaults), body_head splitter.",
+        move |d: Dynamic, m: ScriptModel| new_learner(&c, d, m, Map::new()));
+    let c = ctx.clone();
+    reg!(engine, "learner", ["dls: DataLoaders", "model: Model", "options: Map", "Learner"],
+        "A Learner; options: loss (cross_entropy, bce, contrastive), margin, metrics [names or |preds, targets| closures], splitter (body_head, resnet, none), opt (adam, sgd), wd 0.01, wd_bn_bias, train_bn.",
+        move |d: Dynamic, m: ScriptModel, o: Map| new_learner(&c, d, m, o));
+    reg!(engine, "slice", ["lo: f64", "hi: f64", "Slice"], "Learning rates spread geometrically from lo (first group) to hi (last).",
+        |lo: Dynamic, hi: Dynamic| -> RhaiResult<Lrs> { Ok(Lrs::Slice(to_f64(&lo, "lo")?, to_f64(&hi, "hi")?)) });
+    reg!(engine, "slice", ["hi: f64", "Slice"], "hi/10 for every group but the last, which gets hi.",
+        |hi: Dynamic| -> RhaiResult<Lrs> { Ok(Lrs::SliceHi(to_f64(&hi, "hi")?)) });
+    reg!(engine, "freeze", ["learn: Learner", "()"], "Train only the last group (BatchNorm stays trainable); resets optimizer state.",
+        |l: &mut ScriptLearner| -> RhaiResult<()> { l.get()?.freeze(); Ok(()) });
+    reg!(engine, "unfreeze", ["learn: Learner", "()"], "Train every group.",
+        |l: &mut ScriptLearner| -> RhaiResult<()> { l.get()?.unfreeze(); Ok(()) });
+    reg!(engine, "freeze_to", ["learn: Learner", "n: i64", "()"], "Freeze the groups before n (negative counts from the end).",
+        |l: &mut ScriptLearner, n: Dynamic| -> RhaiResult<()> { l.get()?.freeze_to(to_i64(&n, "n")?); Ok(()) });
+    reg!(engine, "lr_find", ["learn: Learner", "Map"],
+        "Exponential lr sweep (1e-7..10, 100 batches); weights restored; returns #{valley, minimum, steep, plot}; lr_find.png in the run.",
+        |l: &mut ScriptLearner| lr_find(l, Map::new()));
+    reg!(engine, "lr_find", ["learn: Learner", "options: Map", "Map"], "lr_find with start_lr, end_lr, num_it, stop_div.",
+        lr_find);
+    reg!(engine, "fit_one_cycle", ["learn: Learner", "epochs: i64", "lr_max: Dynamic", "()"],
+        "fastai's one-cycle fit; lr_max is a number, a list per group, or slice(lo, hi).",
+        |ctx: NativeCallContext, l: &mut ScriptLearner, n: Dynamic, lr: Dynamic| fit(&ctx, l, "fit_one_cycle", n, lr, Map::new()));
+    reg!(engine, "fit_one_cycle", ["learn: Learner", "epochs: i64", "lr_max: Dynamic", "options: Map", "()"],
+        "fit_one_cycle with div 25, div_final 1e5, pct_start 0.25, moms [0.95,0.85,0.95], wd, grad_clip, early_stopping #{monitor, patience}, save_best, channels_last.",
+        |ctx: NativeCallContext, l: &mut ScriptLearner, n: Dynamic, lr: Dynamic, o: Map| fit(&ctx, l, "fit_one_cycle", n, lr, o));
+    reg!(engine, "fit", ["learn: Learner", "epochs: i64", "lr: Dynamic", "()"], "Constant learning rate(s), momentum 0.9.",
+        |ctx: NativeCallContext, l: &mut ScriptLearner, n: Dynamic, lr: Dynamic| fit(&ctx, l, "fit", n, lr, Map::new()));
+    reg!(engine, "fit", ["learn: Learner", "epochs: i64", "lr: Dynamic", "options: Map", "()"], "fit with wd, grad_clip, early_stopping, save_best, channels_last.",
+        |ctx: NativeCallContext, l: &mut ScriptLearner, n: Dynamic, lr: Dynamic, o: Map| fit(&ctx, l, "fit", n, lr, o));
+    reg!(engine, "fine_tune", ["learn: Learner", "epochs: i64", "()"], "fastai's fine_tune: 1 frozen epoch, then unfrozen one-cycle epochs (base_lr 2e-3).",
+        |ctx: NativeCallContext, l: &mut ScriptLearner, n: Dynamic| fit(&ctx, l, "fine_tune", n, Dynamic::from(2e-3), Map::new()));
+    reg!(engine, "fine_tune", ["learn: Learner", "epochs: i64", "base_lr: f64", "options: Map", "()"], "fine_tune with base_lr and freeze_epochs, wd, grad_clip, ...",
+        |ctx: NativeCallContext, l: &mut ScriptLearner, n: Dynamic, lr: Dynamic, o: Map| fit(&ctx, l, "fine_tune", n, lr, o));
+    reg!(engine, "validate", ["learn: Learner", "Map"], "Validation loss and metrics: #{valid_loss, accuracy, ...}.",
+        |ctx: NativeCallContext, l: &mut ScriptLearner| -> RhaiResult<Map> {
+            let learn = l.get()?;
+            let (loss, probs, targets) = learn.validate().or_script()?;
+            let mut m = Map::new();
+            m.insert("valid_loss".into(), loss.into());
+            for metric in &learn.metrics {
+                m.insert(metric.name().into(), metric.compute(&probs, &targets).into());
+            }
+            let extra = ClosureMetrics { ctx: &ctx, fns: &l.custom };
+            for (n, v) in extra.names().into_iter().zip(extra.compute(&probs, &targets).or_script()?) {
+                m.insert(n.into(), v.into());
+            }
+            Ok(m)
+        });
+    reg!(engine, "get_preds", ["learn: Learner", "ds: String", "Map"], "Validation-set #{probs: Tensor [N, C], targets: Tensor [N]} (ds must be \"valid\").",
+        |l: &mut ScriptLearner, ds: &str| -> RhaiResult<Map> {
+            if ds != "valid" {
+                return Err(script_err(format!("get_preds(\"{ds}\"): only \"valid\" is supported (training batches are shuffled and augmented)")));
+            }
+            let (p, t) = l.get()?.get_preds().or_script()?;
+            let mut m = Map::new();
+            m.insert("probs".into(), Dynamic::from(ScriptTensor::new(p)));
+            m.insert("targets".into(), Dynamic::from(ScriptTensor::new(t)));
+            Ok(m)
+        });
+    let c = ctx.clone();
+    reg!(engine, "save", ["learn: Learner", "name: String", "String"], "Saves model and optimizer state to models/<name>.safetensors in the run; returns the path.",
+        move |l: &mut ScriptLearner, name: &str| -> RhaiResult<String> {
+            let p = super::model::model_path(&c, name);
+            Ok(l.get()?.save(p.to_str().unwrap_or(name)).or_script()?.display().to_string())
+        });
+    let c = ctx.clone();
+    reg!(engine, "load", ["learn: Learner", "name: String", "()"], "Loads what save wrote (model and optimizer state).",
+        move |l: &mut ScriptLearner, name: &str| -> RhaiResult<()> {
+            let p = super::model::model_path(&c, name);
+            l.get()?.load(p.to_str().unwrap_or(name)).or_script()
+        });
+    reg!(engine, "summary", ["learn: Learner", "String"], "The model summary, with frozen/trainable counts.",
+        |l: &mut ScriptLearner| -> RhaiResult<String> {
+            let learn = l.get()?;
+            learn.model.summary(&learn.model.body.default_input()).or_script()
+        });
+    reg!(engine, "model", ["learn: Learner", "Model"], "The learner's model.",
+        |l: &mut ScriptLearner| -> RhaiResult<ScriptModel> { Ok(ScriptModel(l.get()?.model.clone())) });
+}
+
+fn lr_find(l: &mut ScriptLearner, o: Map) -> RhaiResult<Map> {
+    let mut o = Opts::new("lr_find", o);
+    let d = LrFindOptions::default();
+    let opts = LrFindOptions {
+        start_lr: o.f64("start_lr", d.start_lr)?,
+        end_lr: o.f64("end_lr", d.end_lr)?,
+        num_it: o.usize("num_it", d.num_it)?,
+        stop_div: o.bool("stop_div", d.stop_div)?,
+    };
+    o.finish()?;
+    let r = l.get()?.lr_find(&opts).or_script()?;
+    let mut m = Map::new();
+    m.insert("valley".into(), r.valley.into());
+    m.insert("minimum".into(), r.minimum.into());
+    m.insert("steep".into(), r.steep.into());
+    m.insert("plot".into(), r.plot.map(|p| Dynamic::from(p.display().to_string())).unwrap_or(Dynamic::UNIT));
+    Ok(m)
+}
+
+fn fit(ctx: &NativeCallContext, l: &mut ScriptLearner, how: &str, n: Dynamic, lr: Dynamic, o: Map) -> RhaiResult<()> {
+    let epochs = to_usize(&n, "epochs")?;
+    let mut o = Opts::new(how, o);
+    let extra = ClosureMetrics { ctx, fns: &l.custom };
+    let mut learn = l.get()?;
+    match how {
+        "fit_one_cycle" => {
+            let cycle = one_cycle(&mut o)?;
+            let f = fit_options(&mut o)?;
+            o.finish()?;
+            learn.fit_one_cycle(epochs, &lrs(&lr)?, cycle, &f, &extra)
+        }
+        "fine_tune" => {
+            let freeze_epochs = o.usize("freeze_epochs", 1)?;
+            let f = fit_options(&mut o)?;
+            o.finish()?;
+            learn.fine_tune(epochs, to_f64(&lr, "base_lr")?, freeze_epochs, &f, &extra)
+        }
+        _ => {
+            let f = fit_options(&mut o)?;
+            o.finish()?;
+            learn.fit(epochs, &lrs(&lr)?, &f, &extra)
+        }
+    }
+    .or_script()
+}
