@@ -74,3 +74,24 @@ fn weights_that_do_not_fit_are_named() {
     let r = sb.run(&["g.rhai"]);
     r.ok();
 }
+
+#[test]
+fn torchvision_pth_converts_in_one_step() {
+    let sb = Sandbox::new();
+    let py = common::project_root().join(".venv/bin/python");
+    let ok = std::process::Command::new(&py)
+        .current_dir(sb.path())
+        .args(["-c", "import torch, torchvision; torch.save(torchvision.models.resnet18().state_dict(), 'r18.pth')"])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let r = sb.run(&["weights", "convert", "r18.pth", "r18.safetensors"]);
+    r.ok();
+    assert!(r.stdout.contains("102 tensors"), "{}", r.stdout);
+    sb.write("l.rhai", "let m = siamese_model(create_body(\"resnet18\", #{ weights: \"r18.safetensors\" }), \"l1\");\nprint(\"ok\");\n");
+    sb.run(&["l.rhai"]).ok();
+    let r = sb.run(&["weights", "convert", "missing.pth", "x.safetensors"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("no weights file missing.pth"), "{}", r.stderr);
+}

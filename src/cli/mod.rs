@@ -3,6 +3,7 @@
 mod api;
 mod run;
 mod runs;
+mod weights;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -89,12 +90,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Weight files: `convert IN.pth OUT.safetensors` (torchvision checkpoints).
+    Weights {
+        #[command(subcommand)]
+        action: WeightsAction,
+    },
     /// Every script function with its signature and a one-line doc.
     Api {
         /// Markdown, as in docs/API.md.
         #[arg(long)]
         markdown: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum WeightsAction {
+    /// Convert a PyTorch state_dict (.pth/.pt) to .safetensors with the project's venv.
+    Convert { input: PathBuf, output: PathBuf },
 }
 
 /// Parses the command line, runs it, and returns the process exit code.
@@ -118,6 +130,7 @@ pub fn main() -> i32 {
         }
         Some(Command::Show { run, dir, json }) => runs::show(&dir.runs_dir, &run, json),
         Some(Command::Api { markdown }) => api::print(markdown),
+        Some(Command::Weights { action: WeightsAction::Convert { input, output } }) => weights::convert(&input, &output),
         None => match &cli.run.script {
             Some(script) => return run::run_command(script, &cli.run.common, argv),
             None => {
