@@ -27,12 +27,43 @@ pub struct Mark {
     pub at: (f64, f64),
 }
 
+/// One chart: named series, marked points, axis labels.
+pub struct Chart<'a> {
+    pub title: String,
+    pub x_label: &'a str,
+    pub y_label: &'a str,
+    pub series: Vec<Series>,
+    pub marks: Vec<Mark>,
+    pub log_x: bool,
+}
+
 /// Draws line series into a PNG; `log_x` for learning-rate axes.
-pub fn line_chart(path: &Path, title: &str, x_label: &str, y_label: &str, series: &[Series], marks: &[Mark], log_x: bool) -> Result<()> {
+pub fn line_chart(path: &Path, title: &str, x_label: &str, y_label: &str, series: Vec<Series>, marks: Vec<Mark>, log_x: bool) -> Result<()> {
+    charts(path, &[Chart { title: title.into(), x_label, y_label, series, marks, log_x }])
+}
+
+/// Draws several charts in a grid (two columns) into one PNG.
+pub fn charts(path: &Path, charts: &[Chart]) -> Result<()> {
     init_font();
-    let pts = || series.iter().flat_map(|s| s.points.iter()).filter(|(x, y)| x.is_finite() && y.is_finite());
+    let cols = if charts.len() > 1 { 2 } else { 1 };
+    let rows = charts.len().div_ceil(cols).max(1);
+    let err = |e: &dyn std::fmt::Display| anyhow!("cannot draw {}: {e}", path.display());
+    let root = BitMapBackend::new(path, (800 * cols as u32, 500 * rows as u32)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    for (area, chart) in root.split_evenly((rows, cols)).iter().zip(charts) {
+        draw(area, chart).map_err(|e| anyhow!("cannot draw {}: {e}", path.display()))?;
+    }
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
+}
+
+fn draw<DB: DrawingBackend>(area: &DrawingArea<DB, plotters::coord::Shift>, c: &Chart) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    let pts = || c.series.iter().flat_map(|s| s.points.iter()).filter(|(x, y)| x.is_finite() && y.is_finite());
     if pts().next().is_none() {
-        return Err(anyhow!("nothing to plot for {}", path.display()));
+        return Err(anyhow!("nothing to plot in `{}`", c.title));
     }
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
     for (x, y) in pts() {
@@ -46,47 +77,32 @@ pub fn line_chart(path: &Path, title: &str, x_label: &str, y_label: &str, series
     }
     let pad = ((y1 - y0) * 0.05).max(1e-6);
     let (y0, y1) = (y0 - pad, y1 + pad);
-    let err = |e: &dyn std::fmt::Display| anyhow!("cannot draw {}: {e}", path.display());
-    let root = BitMapBackend::new(path, (800, 500)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| err(&e))?;
     let colors = [BLUE, RED, GREEN, MAGENTA, CYAN, BLACK];
-    let mut builder = ChartBuilder::on(&root);
-    builder.caption(title, (FONT, 22)).margin(15).x_label_area_size(40).y_label_area_size(60);
-    macro_rules! draw {
+    let mut builder = ChartBuilder::on(area);
+    builder.caption(&c.title, (FONT, 22)).margin(15).x_label_area_size(40).y_label_area_size(60);
+    macro_rules! body {
         ($chart:expr) => {{
             let mut chart = $chart;
-            chart.configure_mesh().x_desc(x_label).y_desc(y_label).label_style((FONT, 14)).draw().map_err(|e| err(&e))?;
-            for (i, s) in series.iter().enumerate() {
-                let c = colors[i % colors.len()];
+            chart.configure_mesh().x_desc(c.x_label).y_desc(c.y_label).label_style((FONT, 14)).draw()?;
+            for (i, s) in c.series.iter().enumerate() {
+                let col = colors[i % colors.len()];
                 let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
                 chart
-                    .draw_series(LineSeries::new(pts, c.stroke_width(2)))
-                    .map_err(|e| err(&e))?
+                    .draw_series(LineSeries::new(pts, col.stroke_width(2)))?
                     .label(s.name.clone())
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2)));
             }
-            for m in marks {
-                chart
-                    .draw_series(std::iter::once(Circle::new(m.at, 6, RED.filled())))
-                    .map_err(|e| err(&e))?;
-                chart
-                    .draw_series(std::iter::once(Text::new(m.label.clone(), m.at, (FONT, 14))))
-                    .map_err(|e| err(&e))?;
+            for m in &c.marks {
+                chart.draw_series(std::iter::once(Circle::new(m.at, 6, RED.filled())))?;
+                chart.draw_series(std::iter::once(Text::new(m.label.clone(), m.at, (FONT, 14))))?;
             }
-            chart
-                .configure_series_labels()
-                .label_font((FONT, 14))
-                .background_style(WHITE.mix(0.8))
-                .border_style(BLACK)
-                .draw()
-                .map_err(|e| err(&e))?;
+            chart.configure_series_labels().label_font((FONT, 14)).background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
         }};
     }
-    if log_x {
-        draw!(builder.build_cartesian_2d((x0..x1).log_scale(), y0..y1).map_err(|e| err(&e))?);
+    if c.log_x {
+        body!(builder.build_cartesian_2d((x0..x1).log_scale(), y0..y1)?);
     } else {
-        draw!(builder.build_cartesian_2d(x0..x1, y0..y1).map_err(|e| err(&e))?);
+        body!(builder.build_cartesian_2d(x0..x1, y0..y1)?);
     }
-    root.present().map_err(|e| err(&e))?;
     Ok(())
 }

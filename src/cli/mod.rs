@@ -1,6 +1,7 @@
 //! The command line: a thin layer that parses arguments, calls library code and turns
 //! errors into messages and exit codes (0 ok, 1 failure, 2 usage error, 130 Ctrl-C).
 mod api;
+mod compare;
 mod run;
 mod runs;
 mod weights;
@@ -90,6 +91,41 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Runs side by side: differing params, seed, status, final/best metrics, commit.
+    Compare {
+        /// Runs: folder name or path, unique id prefix, `last`, `last~1`, ...
+        runs: Vec<String>,
+        #[command(flatten)]
+        dir: RunsDir,
+        /// Show every param, not just those that differ.
+        #[arg(long)]
+        all: bool,
+        /// Write a PNG overlaying the runs' loss and metric curves.
+        #[arg(long, value_name = "FILE.png")]
+        plot: Option<PathBuf>,
+        #[arg(long)]
+        markdown: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a recorded run again (its script copy, params and seed) and compare.
+    Rerun {
+        run: String,
+        #[command(flatten)]
+        dir: RunsDir,
+        /// Device for the new run (default: the recorded one when it is cpu, else auto).
+        #[arg(long)]
+        device: Option<String>,
+    },
+    /// One run per combination of --grid values, grouped under a sweep id.
+    Sweep {
+        script: PathBuf,
+        /// name=v1,v2,... (repeat for more axes)
+        #[arg(long = "grid", value_name = "NAME=V1,V2")]
+        grids: Vec<String>,
+        #[command(flatten)]
+        common: RunOptions,
+    },
     /// Weight files: `convert IN.pth OUT.safetensors` (torchvision checkpoints).
     Weights {
         #[command(subcommand)]
@@ -130,6 +166,11 @@ pub fn main() -> i32 {
         }
         Some(Command::Show { run, dir, json }) => runs::show(&dir.runs_dir, &run, json),
         Some(Command::Api { markdown }) => api::print(markdown),
+        Some(Command::Compare { runs, dir, all, plot, markdown, json }) => {
+            compare::compare_cmd(&dir.runs_dir, &runs, &compare::CompareArgs { all, plot, markdown, json })
+        }
+        Some(Command::Rerun { run, dir, device }) => return exit_code(compare::rerun_cmd(&dir.runs_dir, &run, device)),
+        Some(Command::Sweep { script, grids, common }) => return exit_code(compare::sweep_cmd(&script, &grids, &common)),
         Some(Command::Weights { action: WeightsAction::Convert { input, output } }) => weights::convert(&input, &output),
         None => match &cli.run.script {
             Some(script) => return run::run_command(script, &cli.run.common, argv),
@@ -146,6 +187,13 @@ pub fn main() -> i32 {
             1
         }
     }
+}
+
+fn exit_code(r: anyhow::Result<i32>) -> i32 {
+    r.unwrap_or_else(|e| {
+        eprintln!("runner: {e:#}");
+        1
+    })
 }
 
 pub fn version_text() -> String {

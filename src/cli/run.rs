@@ -14,14 +14,13 @@ use std::sync::{Arc, Mutex, Once};
 
 pub struct Outcome {
     pub dir: Option<PathBuf>,
-    pub status: Option<Status>,
     pub code: i32,
 }
 
 impl Outcome {
     fn usage(msg: String) -> Outcome {
         eprintln!("runner: {msg}");
-        Outcome { dir: None, status: None, code: 2 }
+        Outcome { dir: None, code: 2 }
     }
 }
 
@@ -79,7 +78,7 @@ pub fn execute(
         Ok(ast) => ast,
         Err(e) => {
             eprintln!("{}", format_script_error(&e, &script.display().to_string()));
-            return Outcome { dir: None, status: None, code: 1 };
+            return Outcome { dir: None, code: 1 };
         }
     };
     let declared = declared_params(&checker, &ast, script).unwrap_or_default();
@@ -102,7 +101,7 @@ pub fn execute(
         Ok(s) => Arc::new(s),
         Err(e) => {
             eprintln!("runner: {e:#}");
-            return Outcome { dir: None, status: None, code: 1 };
+            return Outcome { dir: None, code: 1 };
         }
     };
     if let Err(e) = crate::logging::log_to(&session.dir) {
@@ -154,5 +153,5 @@ pub fn execute(
         Status::Interrupted => 130,
         _ => 1,
     };
-    Outcome { dir: Some(session.dir.clone()), status: Some(status), code }
+    Outcome { dir: Some(session.dir.clone()), code }
 }

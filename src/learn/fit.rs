@@ -59,11 +59,6 @@ pub struct FitOptions {
     pub channels_last: bool,
 }
 
-/// Lower is better for losses and error rates, higher for everything else.
-fn lower_is_better(column: &str) -> bool {
-    column.ends_with("loss") || column.contains("error")
-}
-
 fn channels_last(x: &Tensor) -> Tensor {
     if x.dim() == 4 { x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]) } else { x.shallow_clone() }
 }
@@ -199,7 +194,7 @@ impl Learner {
                 let v = values[i];
                 let better = match best {
                     None => true,
-                    Some(b) => if lower_is_better(col) { v < b } else { v > b },
+                    Some(b) => if crate::track::compare::lower_is_better(col) { v < b } else { v > b },
                 };
                 if better {
                     best = Some(v);
@@ -227,7 +222,7 @@ impl Learner {
                 crate::plot::Series { name: "train (smoothed)".into(), points: curve },
                 crate::plot::Series { name: "valid".into(), points: valid_curve },
             ];
-            crate::plot::line_chart(&path, &format!("losses, fit {fit}"), "iteration", "loss", &series, &[], false)?;
+            crate::plot::line_chart(&path, &format!("losses, fit {fit}"), "iteration", "loss", series, vec![], false)?;
         }
         Ok(())
     }

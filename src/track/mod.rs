@@ -1,6 +1,7 @@
 //! Run records: one folder per run with `run.toml`, `log.jsonl`, `metrics.jsonl` and
 //! artifacts; listing, naming and comparing them. Knows nothing of tch or Rhai, so a
 //! record can be read by any tool and by any later runner version.
+pub mod compare;
 pub mod metrics;
 pub mod record;
 pub mod runs;

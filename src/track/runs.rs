@@ -10,6 +10,11 @@ pub struct RunEntry {
 }
 
 impl RunEntry {
+    /// Reads the entry's record again (a fresh, owned copy).
+    pub fn clone_entry(&self) -> Result<RunEntry> {
+        Ok(RunEntry { dir: self.dir.clone(), record: RunRecord::read(&self.dir)? })
+    }
+
     pub fn folder(&self) -> String {
         self.dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
     }
