@@ -16,6 +16,7 @@ pub fn is_image(path: &Path) -> bool {
 
 /// What `get_image_files` found: the files, and how many were dropped as duplicates
 /// of a file with the same path relative to an earlier root.
+#[derive(Debug)]
 pub struct Found {
     pub files: Vec<PathBuf>,
     pub duplicates: usize,

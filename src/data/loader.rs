@@ -529,3 +529,144 @@ fn channel_stats(images: &Images, train: &[Item], n_inputs: usize) -> Result<(Ve
     let std: Vec<f32> = (0..c).map(|k| ((total[c + k] / n - mean[k] * mean[k]).max(0.0).sqrt().max(1e-6)) as f32).collect();
     Ok((mean.into_iter().map(|m| m as f32).collect(), std))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{blocks, files, labels::Labeller, pairs, splitters};
+    use std::path::Path;
+
+    fn orl_pairs() -> crate::data::Table {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/orl_faces");
+        let files = files::get_image_files(&[root]).unwrap().files;
+        let labels: Vec<String> = files.iter().map(|f| Labeller::Parent(1).label(f).unwrap()).collect();
+        let split = splitters::group_splitter(&labels, 0.2, 42).unwrap();
+        pairs::siamese_pairs(&files, &labels, &split, 0.5, 42).unwrap().0
+    }
+
+    fn cfg(workers: usize) -> LoaderConfig {
+        LoaderConfig {
+            size: 24,
+            bs: 16,
+            channels: 1,
+            num_workers: workers,
+            augment: Augment { flip: true, rotate: 10.0, shear: 0.2, scale: 0.1, translate: 0.05, brightness: 0.1, contrast: 0.1, ..Augment::default() },
+            ..LoaderConfig::default()
+        }
+    }
+
+    fn epoch(dl: &DataLoader, e: usize) -> Vec<(Vec<Tensor>, Tensor)> {
+        dl.iter(e).unwrap().map(|b| b.map(|b| (b.xs, b.y)).unwrap()).collect()
+    }
+
+    fn same(a: &[(Vec<Tensor>, Tensor)], b: &[(Vec<Tensor>, Tensor)]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.1.equal(&y.1) && x.0.iter().zip(&y.0).all(|(p, q)| p.equal(q)))
+    }
+
+    #[test]
+    fn batches_are_identical_whatever_the_thread_count() {
+        let t = orl_pairs();
+        let one = blocks::pair_loaders(&t, &cfg(1)).unwrap();
+        let two = blocks::pair_loaders(&t, &cfg(2)).unwrap();
+        let three = blocks::pair_loaders(&t, &cfg(3)).unwrap();
+        let e1 = epoch(&one.train, 1);
+        assert!(same(&e1, &epoch(&two.train, 1)));
+        assert!(same(&e1, &epoch(&three.train, 1)));
+        assert!(same(&epoch(&one.valid, 0), &epoch(&two.valid, 0)));
+        assert!(!same(&e1, &epoch(&one.train, 2)), "epochs differ (shuffle, augmentation)");
+    }
+
+    #[test]
+    fn shapes_drop_last_and_valid_order() {
+        let t = orl_pairs();
+        let dls = blocks::pair_loaders(&t, &cfg(2)).unwrap();
+        assert_eq!((dls.train.n_items(), dls.valid.n_items()), (320, 80));
+        assert_eq!((dls.train.len(), dls.valid.len()), (20, 5));
+        assert_eq!(dls.vocab, ["different", "same"]);
+        let b = dls.train.iter(0).unwrap().next().unwrap().unwrap();
+        assert_eq!(b.xs.len(), 2);
+        assert_eq!(b.xs[0].size(), [16, 1, 24, 24]);
+        assert_eq!(b.xs[0].kind(), Kind::Float);
+        assert_eq!(b.y.kind(), Kind::Int64);
+        let ys: Vec<i64> = epoch(&dls.valid, 0).iter().flat_map(|b| Vec::<i64>::try_from(&b.1).unwrap()).collect();
+        let want: Vec<i64> = (0..t.len()).filter(|&i| t.bools("is_valid").unwrap()[i]).map(|i| t.bools("label").unwrap()[i] as i64).collect();
+        assert_eq!(ys, want, "valid keeps the table's order");
+        let mut c = cfg(1);
+        c.bs = 400;
+        let e = blocks::pair_loaders(&t, &c).err().unwrap().to_string();
+        assert!(e.contains("fewer than bs 400"), "{e}");
+    }
+
+    #[test]
+    fn stats_normalisation_centres_the_data_and_cache_keeps_batches() {
+        let t = orl_pairs();
+        let mut c = cfg(2);
+        c.normalize = Normalize::Stats;
+        c.augment = Augment::default();
+        let dls = blocks::pair_loaders(&t, &c).unwrap();
+        let x = Tensor::cat(&epoch(&dls.train, 0).iter().map(|b| b.0[0].shallow_clone()).collect::<Vec<_>>(), 0);
+        assert!(x.mean(Kind::Double).double_value(&[]).abs() < 0.1);
+        assert!((x.std(true).double_value(&[]) - 1.0).abs() < 0.1);
+        c.cache = true;
+        c.size = 112; // no shrinking: the cache holds exactly the decoded faces
+        let cached = blocks::pair_loaders(&t, &c).unwrap();
+        c.cache = false;
+        let plain = blocks::pair_loaders(&t, &c).unwrap();
+        assert!(same(&epoch(&cached.valid, 0), &epoch(&plain.valid, 0)));
+    }
+
+    #[test]
+    fn redraw_gives_new_valid_pairs_each_epoch() {
+        let t = orl_pairs();
+        let mut c = cfg(2);
+        c.redraw = Some(0.5);
+        c.augment = Augment::default();
+        let dls = blocks::pair_loaders(&t, &c).unwrap();
+        let r = dls.train.redraw.as_ref().unwrap();
+        let (a, _) = r.draw(42, 1);
+        let (b, _) = r.draw(42, 2);
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 320);
+        let valid_ids: std::collections::BTreeSet<usize> = dls.valid.items.iter().flat_map(|i| i.ids).collect();
+        for it in &a {
+            assert_ne!(it.ids[0], it.ids[1], "no self pairs");
+            assert!(!valid_ids.contains(&it.ids[1]), "partners stay in the training split");
+        }
+        assert_eq!(epoch(&dls.train, 1).len(), 20);
+    }
+
+    #[test]
+    fn corrupt_image_is_named_or_skipped_and_counted() {
+        let d = tempfile::tempdir().unwrap();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/orl_faces/s1");
+        let mut files = Vec::new();
+        for i in 1..=9 {
+            let f = d.path().join(format!("{i}.pgm"));
+            std::fs::copy(src.join(format!("{i}.pgm")), &f).unwrap();
+            files.push(f);
+        }
+        let bad = d.path().join("bad.pgm");
+        std::fs::write(&bad, b"P5\n92 112\n255\nshort").unwrap();
+        files.push(bad);
+        let table = crate::data::Table::new(vec![
+            ("file".into(), crate::data::table::Column::Str(files.iter().map(|f| f.display().to_string()).collect())),
+            ("label".into(), crate::data::table::Column::Str((0..10).map(|i| format!("c{}", i % 2)).collect())),
+            ("is_valid".into(), crate::data::table::Column::Bool((0..10).map(|i| i == 0).collect())),
+        ])
+        .unwrap();
+        let mut c = cfg(2);
+        c.bs = 3;
+        let dls = blocks::image_loaders(&table, "file", "label", "is_valid", &c).unwrap();
+        let e = dls.train.iter(0).unwrap().find_map(|b| b.err()).map(|e| format!("{e:#}")).unwrap();
+        assert!(e.contains("bad.pgm"), "{e}");
+        c.cache = true;
+        let e = blocks::image_loaders(&table, "file", "label", "is_valid", &c).err().map(|e| format!("{e:#}")).unwrap();
+        assert!(e.contains("bad.pgm") && e.contains("skip_bad"), "{e}");
+        c.skip_bad = true;
+        let dls = blocks::image_loaders(&table, "file", "label", "is_valid", &c).unwrap();
+        assert_eq!((dls.skipped, dls.train.n_items()), (1, 8));
+        assert_eq!(epoch(&dls.train, 0).len(), 2);
+        let x = dls.encode_files(&files[..3]).unwrap();
+        assert_eq!(x.size(), [3, 1, 24, 24]);
+    }
+}

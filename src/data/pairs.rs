@@ -148,7 +148,8 @@ mod tests {
         let (files, labels) = orl();
         let split = random_splitter(files.len(), 0.2, 42).unwrap();
         let (t, fb) = siamese_pairs(&files, &labels, &split, 0.5, 42).unwrap();
-        assert_eq!(fb, Fallbacks::default());
+        // A few people have a single image in the random validation split: their "same" draws fall back.
+        assert_eq!((fb.different_to_same, fb.self_pairs), (0, 0));
         let valid = t.bools("is_valid").unwrap();
         let (f1, f2) = (t.strs("file1").unwrap(), t.strs("file2").unwrap());
         let (c1, c2, same) = (t.strs("class1").unwrap(), t.strs("class2").unwrap(), t.bools("label").unwrap());
