@@ -116,51 +116,62 @@ impl Store {
     }
 }
 
-/// A data set named in the registry (by name or folder), or an ad-hoc one for a URL.
-fn lookup(name_or_url: &str) -> Result<Dataset> {
+/// Where one data set comes from: a registry entry, or an ad-hoc one for a URL.
+struct Source {
+    name: String,
+    url: String,
+    sha256: Option<String>,
+    archive: String,
+    folder: String,
+    aliases: &'static [&'static str],
+}
+
+fn lookup(name_or_url: &str) -> Result<Source> {
     if name_or_url.starts_with("http://") || name_or_url.starts_with("https://") {
         let file = name_or_url.rsplit('/').next().filter(|f| !f.is_empty()).with_context(|| format!("no file name in URL {name_or_url}"))?;
         let stem = [".tar.gz", ".tgz", ".zip", ".tar"]
             .iter()
             .find_map(|ext| file.strip_suffix(ext))
             .with_context(|| format!("{name_or_url}: only .tgz, .tar.gz, .tar and .zip archives are supported"))?;
-        let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
-        return Ok(Dataset {
-            name: leak(stem.to_string()),
-            url: leak(name_or_url.to_string()),
+        return Ok(Source {
+            name: stem.to_string(),
+            url: name_or_url.to_string(),
             sha256: None,
-            archive: leak(file.to_string()),
-            folder: leak(stem.to_string()),
+            archive: file.to_string(),
+            folder: stem.to_string(),
             aliases: &[],
-            layout: "",
         });
     }
-    REGISTRY
-        .iter()
-        .find(|d| d.name == name_or_url || d.folder == name_or_url)
-        .map(|d| Dataset { ..*d })
-        .with_context(|| {
-            let names: Vec<&str> = REGISTRY.iter().map(|d| d.name).collect();
-            format!("unknown data set `{name_or_url}`: known are {}, or give an archive URL", names.join(", "))
-        })
+    let d = REGISTRY.iter().find(|d| d.name == name_or_url || d.folder == name_or_url).with_context(|| {
+        let names: Vec<&str> = REGISTRY.iter().map(|d| d.name).collect();
+        format!("unknown data set `{name_or_url}`: known are {}, or give an archive URL", names.join(", "))
+    })?;
+    Ok(Source {
+        name: d.name.to_string(),
+        url: d.url.to_string(),
+        sha256: d.sha256.map(String::from),
+        archive: d.archive.to_string(),
+        folder: d.folder.to_string(),
+        aliases: d.aliases,
+    })
 }
 
 /// The folder of a data set, downloading and extracting it if needed. `sha256` overrides
 /// (or supplies) the registry's hash.
 pub fn untar_data(name_or_url: &str, sha256: Option<&str>, store: &Store) -> Result<PathBuf> {
     let ds = lookup(name_or_url)?;
-    let sha = sha256.or(ds.sha256);
+    let sha = sha256.or(ds.sha256.as_deref());
     for dir in store.dirs() {
-        let folder = dir.join(ds.folder);
+        let folder = dir.join(&ds.folder);
         if folder.is_dir() {
             return Ok(folder);
         }
     }
     for dir in store.dirs() {
-        let archive = dir.join(ds.archive);
+        let archive = dir.join(&ds.archive);
         if archive.is_file() {
-            check_sha(&archive, &file_sha256(&archive)?, sha, ds.name)?;
-            return extract(&archive, &store.cache.join(ds.folder));
+            check_sha(&archive, &file_sha256(&archive)?, sha, &ds.name)?;
+            return extract(&archive, &store.cache.join(&ds.folder));
         }
     }
     for alias in ds.aliases {
@@ -172,9 +183,9 @@ pub fn untar_data(name_or_url: &str, sha256: Option<&str>, store: &Store) -> Res
             }
         }
     }
-    let archive = store.cache.join(ds.archive);
-    download(ds.url, &archive, sha, ds.name)?;
-    extract(&archive, &store.cache.join(ds.folder))
+    let archive = store.cache.join(&ds.archive);
+    download(&ds.url, &archive, sha, &ds.name)?;
+    extract(&archive, &store.cache.join(&ds.folder))
 }
 
 fn file_sha256(path: &Path) -> Result<String> {

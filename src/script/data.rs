@@ -156,6 +156,20 @@ fn register_files(engine: &mut Engine) {
             o.finish()?;
             untar(name, sha)
         });
+    reg!(engine, "datasets", ["Table"], "The data sets untar_data knows: name, folder, url, sha256 (empty where unknown), layout.",
+        || -> RhaiResult<ScriptTable> {
+            use crate::data::table::Column;
+            let col = |f: fn(&datasets::Dataset) -> &str| Column::Str(datasets::REGISTRY.iter().map(|d| f(d).to_string()).collect());
+            Table::new(vec![
+                ("name".into(), col(|d| d.name)),
+                ("folder".into(), col(|d| d.folder)),
+                ("url".into(), col(|d| d.url)),
+                ("sha256".into(), col(|d| d.sha256.unwrap_or(""))),
+                ("layout".into(), col(|d| d.layout)),
+            ])
+            .map(table)
+            .or_script()
+        });
     let find = |roots: Vec<PathBuf>| -> RhaiResult<Array> {
         let found = files::get_image_files(&roots).or_script()?;
         if found.duplicates > 0 {
@@ -256,8 +270,10 @@ fn register_splitters(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
             let groups = labels_of(&ctx, &paths(&files)?, &group)?;
             splitters::group_splitter(&groups, pct, seed).map(ScriptSplits).or_script()
         });
-    engine.register_get("train", |s: &mut ScriptSplits| -> Array { s.0.train().into_iter().map(|i| Dynamic::from(i as i64)).collect() });
-    engine.register_get("valid", |s: &mut ScriptSplits| -> Array { s.0.valid().into_iter().map(|i| Dynamic::from(i as i64)).collect() });
+    reg!(engine, "get$train", ["s: Splits", "Array"], "`splits.train`: indices of the training items.",
+        |s: &mut ScriptSplits| -> Array { s.0.train().into_iter().map(|i| Dynamic::from(i as i64)).collect() });
+    reg!(engine, "get$valid", ["s: Splits", "Array"], "`splits.valid`: indices of the validation items.",
+        |s: &mut ScriptSplits| -> Array { s.0.valid().into_iter().map(|i| Dynamic::from(i as i64)).collect() });
     reg!(engine, "len", ["s: Splits", "i64"], "Number of items split.", |s: &mut ScriptSplits| s.0.len() as i64);
     reg!(engine, "to_string", ["s: Splits", "String"], "`Splits(train N, valid M)`, for print.",
         |s: &mut ScriptSplits| format!("Splits(train {}, valid {})", s.0.train().len(), s.0.valid().len()));
@@ -309,10 +325,11 @@ fn register_table(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     reg!(engine, "oversample", ["t: Table", "column: String", "Table"],
         "Balances a column by resampling rows of the rarer values with replacement (seeded by the run seed); added rows follow the originals.",
         move |t: &mut ScriptTable, col: &str| -> RhaiResult<ScriptTable> { t.0.oversample(col, c.seed).map(table).or_script() });
+    let c = ctx.clone();
     reg!(engine, "oversample", ["t: Table", "column: String", "options: Map", "Table"], "oversample with options: seed.",
         move |t: &mut ScriptTable, col: &str, opts: Map| -> RhaiResult<ScriptTable> {
             let mut o = Opts::new("oversample", opts);
-            let seed = o.u64("seed", crate::seed::DEFAULT_SEED)?;
+            let seed = o.u64("seed", c.seed)?;
             o.finish()?;
             t.0.oversample(col, seed).map(table).or_script()
         });
@@ -345,7 +362,8 @@ fn register_table(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
             }
             Ok(row_map(&t.0, i as usize))
         });
-    engine.register_get("columns", |t: &mut ScriptTable| -> Array { t.0.names().iter().map(|n| Dynamic::from(n.clone())).collect() });
+    reg!(engine, "get$columns", ["t: Table", "Array"], "`table.columns`: the column names.",
+        |t: &mut ScriptTable| -> Array { t.0.names().iter().map(|n| Dynamic::from(n.clone())).collect() });
     reg!(engine, "to_string", ["t: Table", "String"], "The table aligned, for print (long tables show head and tail).",
         |t: &mut ScriptTable| t.0.to_string());
 }
@@ -385,10 +403,11 @@ fn register_loaders(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         move |d: &mut ScriptDataLoaders, path: &str| show(d, path, 9));
     reg!(engine, "show_batch", ["dls: DataLoaders", "path: String", "max_n: i64", "String"], "show_batch with up to max_n items.",
         move |d: &mut ScriptDataLoaders, path: &str, n: i64| show2(d, path, n));
-    engine.register_get("vocab", |d: &mut ScriptDataLoaders| -> Array { d.0.vocab.iter().map(|v| Dynamic::from(v.clone())).collect() });
-    engine.register_get("n_train", |d: &mut ScriptDataLoaders| d.0.train.n_items() as i64);
-    engine.register_get("n_valid", |d: &mut ScriptDataLoaders| d.0.valid.n_items() as i64);
-    engine.register_get("skipped", |d: &mut ScriptDataLoaders| d.0.skipped as i64);
+    reg!(engine, "get$vocab", ["dls: DataLoaders", "Array"], "`dls.vocab`: class names (pairs: different, same).",
+        |d: &mut ScriptDataLoaders| -> Array { d.0.vocab.iter().map(|v| Dynamic::from(v.clone())).collect() });
+    reg!(engine, "get$n_train", ["dls: DataLoaders", "i64"], "`dls.n_train`: training items.", |d: &mut ScriptDataLoaders| d.0.train.n_items() as i64);
+    reg!(engine, "get$n_valid", ["dls: DataLoaders", "i64"], "`dls.n_valid`: validation items.", |d: &mut ScriptDataLoaders| d.0.valid.n_items() as i64);
+    reg!(engine, "get$skipped", ["dls: DataLoaders", "i64"], "`dls.skipped`: items dropped by skip_bad.", |d: &mut ScriptDataLoaders| d.0.skipped as i64);
     reg!(engine, "to_string", ["dls: DataLoaders", "String"], "Items, batches, size and normalisation, for print.",
         |d: &mut ScriptDataLoaders| {
             let d = &d.0;
