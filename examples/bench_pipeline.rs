@@ -18,7 +18,7 @@ fn main() -> Result<()> {
         let set = ItemSet { paths: files.clone(), train: items.clone(), valid: items.clone(), vocab: vec!["x".into()], n_inputs: 1, train_classes: None };
         let dls = DataLoaders::build(set, &cfg)?;
         let mut best = f64::INFINITY;
-        for pass in 0..4 {
+        for pass in 0..6 {
             let t = Instant::now();
             let mut count = 0;
             for b in dls.valid.iter(0)? {

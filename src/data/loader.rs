@@ -16,7 +16,7 @@ use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Tensor};
 
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
@@ -191,7 +191,7 @@ pub struct DataLoader {
     pool: Arc<rayon::ThreadPool>,
     device: Device,
     prefetch: usize,
-    /// `1 / (255 * std)` and `mean / std`, shaped [1, C, 1, 1] on the device.
+    /// `1 / (255 * std)` and `-mean / std`, shaped [1, C, 1, 1] on the device.
     scale: Tensor,
     shift: Tensor,
 }
@@ -279,16 +279,16 @@ impl DataLoader {
         })
     }
 
-    /// u8 NHWC -> normalised float NCHW on the device.
+    /// u8 NHWC -> normalised float NCHW on the device: the u8 transpose is cheap, and
+    /// `shift + x * scale` converts and normalises in a single pass over the floats.
     fn to_tensor(&self, buf: &[u8], n: usize) -> Result<Tensor> {
         let (s, c) = (self.images.size as i64, self.images.channels as i64);
         let t = Tensor::f_from_slice(buf)?
             .f_view([n as i64, s, s, c])?
             .f_to_device(self.device)?
             .f_permute([0, 3, 1, 2])?
-            .f_contiguous()?
-            .f_to_kind(Kind::Float)?;
-        Ok(t.f_mul(&self.scale)?.f_sub(&self.shift)?)
+            .f_contiguous()?;
+        Ok(self.shift.f_addcmul(&t, &self.scale)?)
     }
 
     fn to_batch(&self, raw: RawBatch) -> Result<Batch> {
@@ -446,7 +446,7 @@ impl DataLoaders {
         let c = cfg.channels as i64;
         let norm = |v: Vec<f32>| Tensor::f_from_slice(&v)?.f_view([1, c, 1, 1])?.f_to_device(cfg.device);
         let scale: Vec<f32> = std.iter().map(|s| 1.0 / (255.0 * s)).collect();
-        let shift: Vec<f32> = mean.iter().zip(&std).map(|(m, s)| m / s).collect();
+        let shift: Vec<f32> = mean.iter().zip(&std).map(|(m, s)| -m / s).collect();
         let loader = |items: Vec<Item>, is_train: bool, bs: usize| -> Result<DataLoader> {
             Ok(DataLoader {
                 images: images.clone(),
@@ -535,6 +535,7 @@ mod tests {
     use super::*;
     use crate::data::{blocks, files, labels::Labeller, pairs, splitters};
     use std::path::Path;
+    use tch::Kind;
 
     fn orl_pairs() -> crate::data::Table {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/orl_faces");
@@ -633,6 +634,19 @@ mod tests {
             assert!(!valid_ids.contains(&it.ids[1]), "partners stay in the training split");
         }
         assert_eq!(epoch(&dls.train, 1).len(), 20);
+    }
+
+    #[test]
+    fn both_images_of_a_pair_share_the_random_crop() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/oxford-iiit-pet-sample/images");
+        let paths: Vec<PathBuf> = files::get_image_files(&[root]).unwrap().files.into_iter().take(8).collect();
+        let items: Vec<Item> = (0..8).map(|i| Item { ids: [i, i], y: 1 }).collect();
+        let set = ItemSet { paths, train: items.clone(), valid: items, vocab: vec!["different".into(), "same".into()], n_inputs: 2, train_classes: None };
+        let c = LoaderConfig { size: 16, bs: 8, num_workers: 2, ..LoaderConfig::default() };
+        let dls = DataLoaders::build(set, &c).unwrap();
+        let train = epoch(&dls.train, 0);
+        assert!(train[0].0[0].equal(&train[0].0[1]), "same file, same crop fractions, same pixels");
+        assert!(!train[0].0[0].equal(&epoch(&dls.train, 1)[0].0[0]), "the crop position changes with the epoch");
     }
 
     #[test]
