@@ -1,9 +1,9 @@
 //! Training-time augmentation on the resized u8 image, in the worker threads: horizontal
 //! flip, an affine warp (rotate, shear, scale, translate: the distortions Omniglot Siamese
-//! nets train with) sampled bilinearly with reflection at the border (fastai's default
-//! padding), and brightness/contrast. Every parameter comes from the caller's generator,
+//! nets train with) sampled bilinearly, the border filled by `pad_mode` (fastai's default is
+//! reflection; `border` suits white-background drawings), and brightness/contrast. Every parameter comes from the caller's generator,
 //! which is derived from (seed, epoch, item), so results never depend on the thread.
-use super::image::{reflect, Pixels};
+use super::image::{reflect, PadMode, Pixels};
 use rand::Rng;
 
 #[derive(Clone, Debug, PartialEq)]
@@ -26,11 +26,13 @@ pub struct Augment {
     pub p_affine: f64,
     /// Probability that brightness/contrast are applied (fastai's `p_lighting`).
     pub p_lighting: f64,
+    /// How the warp fills pixels that come from outside the image.
+    pub pad_mode: PadMode,
 }
 
 impl Default for Augment {
     fn default() -> Augment {
-        Augment { flip: false, rotate: 0.0, shear: 0.0, scale: 0.0, translate: 0.0, brightness: 0.0, contrast: 0.0, p_affine: 0.75, p_lighting: 0.75 }
+        Augment { flip: false, rotate: 0.0, shear: 0.0, scale: 0.0, translate: 0.0, brightness: 0.0, contrast: 0.0, p_affine: 0.75, p_lighting: 0.75, pad_mode: PadMode::Reflection }
     }
 }
 
@@ -67,7 +69,7 @@ impl Augment {
             // Forward map about the centre: p' = zoom * R(angle) * Shear * (p - centre) + centre + t.
             let (s, co) = angle.sin_cos();
             let m = [zoom * co, zoom * (co * shear - s), zoom * s, zoom * (s * shear + co)];
-            *img = warp(img, m, (tx, ty));
+            *img = warp(img, m, (tx, ty), self.pad_mode);
         }
         if self.has_lighting() && do_lighting {
             for v in img.data.iter_mut() {
@@ -89,14 +91,22 @@ fn flip_lr(img: &mut Pixels) {
 }
 
 /// Applies the forward affine map `m` (2x2, about the centre) plus shift `t` by inverse
-/// mapping each output pixel and sampling bilinearly, reflecting at the border.
-fn warp(src: &Pixels, m: [f64; 4], t: (f64, f64)) -> Pixels {
+/// mapping each output pixel and sampling bilinearly, filling the border by `mode`.
+fn warp(src: &Pixels, m: [f64; 4], t: (f64, f64), mode: PadMode) -> Pixels {
     let (w, h, c) = (src.width as i64, src.height as i64, src.channels);
     let det = m[0] * m[3] - m[1] * m[2];
     let inv = [m[3] / det, -m[1] / det, -m[2] / det, m[0] / det];
     let (cx, cy) = ((w - 1) as f64 / 2.0, (h - 1) as f64 / 2.0);
     let mut out = vec![0u8; src.data.len()];
-    let px = |x: i64, y: i64, k: usize| src.data[((reflect(y, h) * w + reflect(x, w)) as usize) * c + k] as f64;
+    let px = |x: i64, y: i64, k: usize| {
+        let (x, y) = match mode {
+            PadMode::Reflection => (reflect(x, w), reflect(y, h)),
+            PadMode::Border => (x.clamp(0, w - 1), y.clamp(0, h - 1)),
+            PadMode::Zeros if x < 0 || y < 0 || x >= w || y >= h => return 0.0,
+            PadMode::Zeros => (x, y),
+        };
+        src.data[((y * w + x) as usize) * c + k] as f64
+    };
     for y in 0..h {
         for x in 0..w {
             let (dx, dy) = (x as f64 - cx - t.0, y as f64 - cy - t.1);
@@ -129,7 +139,7 @@ mod tests {
         let mut img = ramp();
         Augment::default().apply(&mut img, &mut rand_chacha::ChaCha8Rng::seed_from_u64(1));
         assert_eq!(img, ramp());
-        assert_eq!(warp(&ramp(), [1.0, 0.0, 0.0, 1.0], (0.0, 0.0)), ramp());
+        assert_eq!(warp(&ramp(), [1.0, 0.0, 0.0, 1.0], (0.0, 0.0), PadMode::Reflection), ramp());
     }
 
     #[test]
@@ -137,14 +147,17 @@ mod tests {
         let mut img = ramp();
         flip_lr(&mut img);
         assert_eq!(img.data[0], ramp().data[7]);
-        let turned = warp(&ramp(), [0.0, -1.0, 1.0, 0.0], (0.0, 0.0));
+        let turned = warp(&ramp(), [0.0, -1.0, 1.0, 0.0], (0.0, 0.0), PadMode::Zeros);
         // Forward map rotates (x, y) about the centre to (-y, x); the output's top-right came from the top-left.
         assert_eq!(turned.data[7], ramp().data[0]);
+        // Shifted right by 2: the first columns come from outside, filled by the mode.
+        let shifted = |mode| warp(&ramp(), [1.0, 0.0, 0.0, 1.0], (2.0, 0.0), mode).data[0];
+        assert_eq!((shifted(PadMode::Zeros), shifted(PadMode::Border), shifted(PadMode::Reflection)), (0, 0, 8));
     }
 
     #[test]
     fn same_generator_same_result() {
-        let aug = Augment { flip: true, rotate: 15.0, shear: 0.3, scale: 0.2, translate: 0.1, brightness: 0.2, contrast: 0.2, p_affine: 1.0, p_lighting: 1.0 };
+        let aug = Augment { flip: true, rotate: 15.0, shear: 0.3, scale: 0.2, translate: 0.1, brightness: 0.2, contrast: 0.2, p_affine: 1.0, p_lighting: 1.0, pad_mode: PadMode::Reflection };
         let run = |s| {
             let mut img = ramp();
             aug.apply(&mut img, &mut rand_chacha::ChaCha8Rng::seed_from_u64(s));

@@ -31,17 +31,23 @@ pub enum Method {
     Squish,
 }
 
+impl PadMode {
+    pub fn parse(mode: &str) -> Result<PadMode> {
+        Ok(match mode {
+            "zeros" => PadMode::Zeros,
+            "reflection" => PadMode::Reflection,
+            "border" => PadMode::Border,
+            m => bail!("unknown pad_mode `{m}`: use zeros, reflection or border"),
+        })
+    }
+}
+
 impl Method {
-    pub fn parse(method: &str, pad_mode: &str) -> Result<Method> {
+    pub fn parse(method: &str, pad_mode: PadMode) -> Result<Method> {
         Ok(match method {
             "crop" => Method::Crop,
             "squish" => Method::Squish,
-            "pad" => Method::Pad(match pad_mode {
-                "zeros" => PadMode::Zeros,
-                "reflection" => PadMode::Reflection,
-                "border" => PadMode::Border,
-                m => bail!("unknown pad_mode `{m}`: use zeros, reflection or border"),
-            }),
+            "pad" => Method::Pad(pad_mode),
             m => bail!("unknown resize method `{m}`: use crop, pad or squish"),
         })
     }

@@ -4,7 +4,7 @@
 //! are relative to the working directory.
 use super::args::{script_err, to_string, OrScript, Opts, RhaiResult};
 use super::host::ScriptCtx;
-use crate::data::image::Method;
+use crate::data::image::{Method, PadMode};
 use crate::data::labels::{label_all, Labeller};
 use crate::data::loader::Normalize;
 use crate::data::splitters::{self, Split};
@@ -92,7 +92,8 @@ impl ScriptCtx {
 
 fn loader_config(ctx: &ScriptCtx, o: &mut Opts) -> RhaiResult<LoaderConfig> {
     let d = LoaderConfig::default();
-    let method = Method::parse(&o.string("method", "crop")?, &o.string("pad_mode", "reflection")?).or_script()?;
+    let pad_mode = PadMode::parse(&o.string("pad_mode", "reflection")?).or_script()?;
+    let method = Method::parse(&o.string("method", "crop")?, pad_mode).or_script()?;
     let normalize = match o.string("normalize", "imagenet")?.as_str() {
         "imagenet" => Normalize::Imagenet,
         "stats" => Normalize::Stats,
@@ -110,6 +111,7 @@ fn loader_config(ctx: &ScriptCtx, o: &mut Opts) -> RhaiResult<LoaderConfig> {
         contrast: o.f64("contrast", a.contrast)?,
         p_affine: o.f64("p_affine", a.p_affine)?,
         p_lighting: o.f64("p_lighting", a.p_lighting)?,
+        pad_mode,
     };
     Ok(LoaderConfig {
         size: o.usize("size", d.size as usize)? as u32,
@@ -381,7 +383,7 @@ fn register_loaders(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         });
     let c = ctx.clone();
     reg!(engine, "pair_loaders", ["t: Table", "options: Map", "DataLoaders"],
-        "Siamese loaders from a pairs table. Options: size (224), method (crop|pad|squish), pad_mode, normalize (imagenet|stats|none), bs (64), val_bs, channels (3), flip, rotate, shear, scale, translate, brightness, contrast, p_affine, p_lighting, cache, skip_bad, num_workers, seed, redraw (new training pairs each epoch), p_same.",
+        "Siamese loaders from a pairs table. Options: size (224), method (crop|pad|squish), pad_mode (reflection|zeros|border: for pad and the affine warp), normalize (imagenet|stats|none), bs (64), val_bs, channels (3), flip, rotate, shear, scale, translate, brightness, contrast, p_affine, p_lighting, cache, skip_bad, num_workers, seed, redraw (new training pairs each epoch), p_same.",
         move |t: &mut ScriptTable, opts: Map| -> RhaiResult<ScriptDataLoaders> {
             let mut o = Opts::new("pair_loaders", opts);
             let mut cfg = loader_config(&c, &mut o)?;
