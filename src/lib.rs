@@ -5,6 +5,7 @@
 //! heads, Siamese models), `learn` (optimizer, schedules, fit loop, callbacks) and `track`
 //! (run records) are plain Rust APIs; `script` binds them into Rhai; `cli` is a thin shell.
 pub mod cli;
+pub mod data;
 pub mod device;
 pub mod learn;
 pub mod logging;

@@ -20,6 +20,31 @@ pub trait LearnData {
     fn valid_len(&self) -> usize;
     /// Class names for targets (`["different", "same"]` for pairs).
     fn vocab(&self) -> Vec<String>;
+    /// Image files through the validation transforms, as one batch (for predictions).
+    fn encode_files(&self, _files: &[std::path::PathBuf]) -> Result<Tensor> {
+        anyhow::bail!("this data cannot encode image files (use DataLoaders from image_loaders or pair_loaders)")
+    }
+}
+
+impl LearnData for crate::data::loader::DataLoaders {
+    fn train(&self, epoch: usize) -> Result<Batches<'_>> {
+        Ok(Box::new(self.train.iter(epoch)?.map(|b| b.map(|b| XY { xs: b.xs, y: b.y }))))
+    }
+    fn valid(&self) -> Result<Batches<'_>> {
+        Ok(Box::new(self.valid.iter(0)?.map(|b| b.map(|b| XY { xs: b.xs, y: b.y }))))
+    }
+    fn train_len(&self) -> usize {
+        self.train.len()
+    }
+    fn valid_len(&self) -> usize {
+        self.valid.len()
+    }
+    fn vocab(&self) -> Vec<String> {
+        self.vocab.clone()
+    }
+    fn encode_files(&self, files: &[std::path::PathBuf]) -> Result<Tensor> {
+        crate::data::loader::DataLoaders::encode_files(self, files)
+    }
 }
 
 /// Tensors held in memory, batched like fastai's loaders: training shuffled by a seeded

@@ -69,6 +69,7 @@ pub fn new_engine(ctx: Rc<ScriptCtx>, max_operations: u64) -> Engine {
     }));
     super::core::register(&mut engine, &ctx);
     super::tensor::register(&mut engine);
+    super::data::register(&mut engine, &ctx);
     super::model::register(&mut engine, &ctx);
     super::learn::register(&mut engine, &ctx);
     engine

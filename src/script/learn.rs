@@ -8,6 +8,7 @@ use super::tensor::ScriptTensor;
 use crate::learn::fit::{ExtraMetrics, FitOptions};
 use crate::learn::learner::RunOut;
 use crate::learn::lr_find::LrFindOptions;
+use crate::learn::oneshot::NWayTrial;
 use crate::learn::optimizer::OptKind;
 use crate::learn::schedule::OneCycle;
 use crate::learn::{LearnData, Learner, LearnerOptions, Loss, Lrs};
@@ -31,7 +32,10 @@ impl ScriptLearner {
 
 /// The data a learner trains on, whatever script type holds it.
 pub fn learn_data(d: &Dynamic) -> RhaiResult<Rc<dyn LearnData>> {
-    Err(script_err(format!("learner needs DataLoaders (from image_loaders or pair_loaders), got {}", d.type_name())))
+    match d.clone().try_cast::<super::data::ScriptDataLoaders>() {
+        Some(dls) => Ok(dls.0 as Rc<dyn LearnData>),
+        None => Err(script_err(format!("learner needs DataLoaders (from image_loaders or pair_loaders), got {}", d.type_name()))),
+    }
 }
 
 /// Script closures as metrics: called with (probabilities, targets) tensors.
@@ -220,6 +224,49 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         |l: &mut ScriptLearner| -> RhaiResult<String> {
             let learn = l.get()?;
             learn.model.summary(&learn.model.body.default_input()).or_script()
+        });
+    reg!(engine, "predict", ["learn: Learner", "files: Array", "Map"],
+        "Prediction for one item: [file] for a classifier, [file1, file2] for a Siamese model; #{label, probs}.",
+        |l: &mut ScriptLearner, files: Array| -> RhaiResult<Map> {
+            let learn = l.get()?;
+            let files: Vec<std::path::PathBuf> = files.iter().map(|f| to_string(f, "file").map(Into::into)).collect::<RhaiResult<_>>()?;
+            if files.len() != learn.model.n_inputs() {
+                return Err(script_err(format!("predict takes {} file(s) for this model, got {}", learn.model.n_inputs(), files.len())));
+            }
+            let xs = files.iter().map(|f| learn.data.encode_files(std::slice::from_ref(f))).collect::<anyhow::Result<Vec<_>>>().or_script()?;
+            let probs = learn.predict(&xs).or_script()?.squeeze_dim(0);
+            let p: Vec<f64> = Vec::try_from(probs.to_kind(tch::Kind::Double).to_device(tch::Device::Cpu)).map_err(|e: tch::TchError| script_err(e.to_string()))?;
+            let best = (0..p.len()).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap_or(0);
+            let mut m = Map::new();
+            m.insert("label".into(), learn.data.vocab().get(best).cloned().unwrap_or_else(|| best.to_string()).into());
+            m.insert("probs".into(), Dynamic::from_array(p.into_iter().map(Dynamic::from).collect()));
+            Ok(m)
+        });
+    reg!(engine, "one_shot_eval", ["learn: Learner", "runs_dir: String", "Map"],
+        "N-way one-shot accuracy on Omniglot-style runs (runNN/class_labels.txt): each query picks the support image scored most \"same\"; #{accuracy, runs: #{name: accuracy}}.",
+        |l: &mut ScriptLearner, dir: &str| -> RhaiResult<Map> {
+            let learn = l.get()?;
+            let runs = crate::data::oneshot::read_oneshot_runs(std::path::Path::new(dir)).or_script()?;
+            let trials = runs
+                .iter()
+                .map(|r| {
+                    let support = learn.data.encode_files(&r.support)?;
+                    let files: Vec<std::path::PathBuf> = r.queries.iter().map(|(f, _)| f.clone()).collect();
+                    let q = learn.data.encode_files(&files)?;
+                    let queries = r.queries.iter().enumerate().map(|(i, (_, t))| (q.get(i as i64), *t)).collect();
+                    Ok(NWayTrial { name: r.name.clone(), support, queries })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()
+                .or_script()?;
+            let res = learn.n_way_eval(&trials).or_script()?;
+            let mut per = Map::new();
+            for (n, a) in res.per_trial {
+                per.insert(n.into(), a.into());
+            }
+            let mut m = Map::new();
+            m.insert("accuracy".into(), res.accuracy.into());
+            m.insert("runs".into(), Dynamic::from_map(per));
+            Ok(m)
         });
     reg!(engine, "model", ["learn: Learner", "Model"], "The learner's model.",
         |l: &mut ScriptLearner| -> RhaiResult<ScriptModel> { Ok(ScriptModel(l.get()?.model.clone())) });

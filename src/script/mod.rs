@@ -2,6 +2,7 @@
 //! domain that converts arguments and errors and calls the plain Rust API.
 pub mod args;
 pub mod core;
+pub mod data;
 pub mod errors;
 pub mod host;
 pub mod learn;

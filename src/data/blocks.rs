@@ -1,0 +1,79 @@
+//! From a table to loaders: fastai's DataBlock step. A classification table has a file
+//! column, a label column and `is_valid`; a pairs table (as `siamese_pairs` makes it) has
+//! `file1`, `file2`, a true/false `label` and `is_valid`.
+use super::loader::{DataLoaders, Item, ItemSet, LoaderConfig};
+use super::table::Table;
+use anyhow::{bail, Result};
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+/// Interns file paths so that an image used by many rows is decoded (and cached) once.
+#[derive(Default)]
+struct Paths {
+    ids: HashMap<String, usize>,
+    paths: Vec<PathBuf>,
+}
+
+impl Paths {
+    fn id(&mut self, p: &str) -> usize {
+        *self.ids.entry(p.to_string()).or_insert_with(|| {
+            self.paths.push(PathBuf::from(p));
+            self.paths.len() - 1
+        })
+    }
+}
+
+fn split_items(items: Vec<Item>, is_valid: &[bool]) -> (Vec<Item>, Vec<Item>) {
+    let (v, t): (Vec<_>, Vec<_>) = items.into_iter().zip(is_valid).partition(|(_, &v)| v);
+    (t.into_iter().map(|p| p.0).collect(), v.into_iter().map(|p| p.0).collect())
+}
+
+fn nonempty(table: &Table) -> Result<()> {
+    if table.is_empty() {
+        bail!("the table has no rows");
+    }
+    Ok(())
+}
+
+/// Plain images with a class each; the vocabulary is the sorted distinct labels.
+pub fn image_loaders(table: &Table, x: &str, y: &str, valid_col: &str, cfg: &LoaderConfig) -> Result<DataLoaders> {
+    nonempty(table)?;
+    let files = table.strs(x)?;
+    let labels = table.column(y)?;
+    let is_valid = table.bools(valid_col)?;
+    let names: Vec<String> = (0..table.len()).map(|i| labels.get(i).to_string()).collect();
+    let mut vocab = names.clone();
+    vocab.sort();
+    vocab.dedup();
+    let mut paths = Paths::default();
+    let items: Vec<Item> = files
+        .iter()
+        .zip(&names)
+        .map(|(f, n)| {
+            let id = paths.id(f);
+            Item { ids: [id, id], y: vocab.binary_search(n).expect("label in vocab") as i64 }
+        })
+        .collect();
+    let (train, valid) = split_items(items, is_valid);
+    DataLoaders::build(ItemSet { paths: paths.paths, train, valid, vocab, n_inputs: 1, train_classes: None }, cfg)
+}
+
+/// Pairs of images labelled same (1) or different (0).
+pub fn pair_loaders(table: &Table, cfg: &LoaderConfig) -> Result<DataLoaders> {
+    nonempty(table)?;
+    let (f1, f2) = (table.strs("file1")?, table.strs("file2")?);
+    let same = table.bools("label")?;
+    let is_valid = table.bools("is_valid")?;
+    let mut paths = Paths::default();
+    let items: Vec<Item> = (0..table.len()).map(|i| Item { ids: [paths.id(&f1[i]), paths.id(&f2[i])], y: same[i] as i64 }).collect();
+    let train_classes = match cfg.redraw {
+        Some(_) => {
+            let c1 = table.strs("class1")?;
+            Some((0..table.len()).filter(|&i| !is_valid[i]).map(|i| c1[i].clone()).collect())
+        }
+        None => None,
+    };
+    let (train, valid) = split_items(items, is_valid);
+    let vocab = vec!["different".to_string(), "same".to_string()];
+    DataLoaders::build(ItemSet { paths: paths.paths, train, valid, vocab, n_inputs: 2, train_classes }, cfg)
+}

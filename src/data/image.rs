@@ -1,0 +1,208 @@
+//! Decoding and geometry: one image file to u8 pixels (HWC, 1 or 3 channels) at the target
+//! size, with fastai's resize methods. `crop` takes the largest square at a position given
+//! as fractions (random on train, centre on valid, shared by both images of a pair), `pad`
+//! fits the whole image and fills the border, `squish` ignores the aspect ratio.
+use anyhow::{bail, Context, Result};
+use fast_image_resize::images::{Image, ImageRef};
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use std::cell::RefCell;
+use std::path::Path;
+
+/// u8 pixels, row-major HWC.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pixels {
+    pub width: u32,
+    pub height: u32,
+    pub channels: usize,
+    pub data: Vec<u8>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PadMode {
+    Zeros,
+    Reflection,
+    Border,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Crop,
+    Pad(PadMode),
+    Squish,
+}
+
+impl PadMode {
+    pub fn parse(mode: &str) -> Result<PadMode> {
+        Ok(match mode {
+            "zeros" => PadMode::Zeros,
+            "reflection" => PadMode::Reflection,
+            "border" => PadMode::Border,
+            m => bail!("unknown pad_mode `{m}`: use zeros, reflection or border"),
+        })
+    }
+}
+
+impl Method {
+    pub fn parse(method: &str, pad_mode: PadMode) -> Result<Method> {
+        Ok(match method {
+            "crop" => Method::Crop,
+            "squish" => Method::Squish,
+            "pad" => Method::Pad(pad_mode),
+            m => bail!("unknown resize method `{m}`: use crop, pad or squish"),
+        })
+    }
+}
+
+thread_local! {
+    // The resizer keeps scratch buffers; one per worker thread avoids reallocating them.
+    static RESIZER: RefCell<Resizer> = RefCell::new(Resizer::new());
+}
+
+/// Decodes an image file to 1 (grey) or 3 (RGB) channels; errors name the file.
+pub fn decode(path: &Path, channels: usize) -> Result<Pixels> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read image {}", path.display()))?;
+    let img = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .with_context(|| format!("cannot read image {}", path.display()))?
+        .decode()
+        .with_context(|| format!("cannot decode image {}", path.display()))?;
+    let (width, height) = (img.width(), img.height());
+    let data = match channels {
+        1 => img.into_luma8().into_raw(),
+        3 => img.into_rgb8().into_raw(),
+        c => bail!("channels must be 1 or 3, got {c}"),
+    };
+    Ok(Pixels { width, height, channels, data })
+}
+
+fn pixel_type(channels: usize) -> PixelType {
+    if channels == 1 { PixelType::U8 } else { PixelType::U8x3 }
+}
+
+/// Bilinear (antialiased, like Pillow's) resize of the `crop` box (left, top, w, h) of `src`.
+fn resize_box(src: &Pixels, crop: (f64, f64, f64, f64), width: u32, height: u32) -> Result<Pixels> {
+    let pt = pixel_type(src.channels);
+    let src_ref = ImageRef::new(src.width, src.height, &src.data, pt)?;
+    let mut dst = Image::new(width, height, pt);
+    let opts = ResizeOptions::new()
+        .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
+        .crop(crop.0, crop.1, crop.2, crop.3);
+    RESIZER.with(|r| r.borrow_mut().resize(&src_ref, &mut dst, &opts))?;
+    Ok(Pixels { width, height, channels: src.channels, data: dst.into_vec() })
+}
+
+/// The image at `size` x `size` by `method`; `at` = crop position as fractions in [0, 1].
+pub fn resize(src: &Pixels, method: Method, size: u32, at: (f64, f64)) -> Result<Pixels> {
+    let (w, h) = (src.width as f64, src.height as f64);
+    match method {
+        Method::Squish => resize_box(src, (0.0, 0.0, w, h), size, size),
+        Method::Crop => {
+            let side = w.min(h);
+            resize_box(src, ((w - side) * at.0, (h - side) * at.1, side, side), size, size)
+        }
+        Method::Pad(mode) => {
+            let scale = size as f64 / w.max(h);
+            let (nw, nh) = (((w * scale).round() as u32).clamp(1, size), ((h * scale).round() as u32).clamp(1, size));
+            let inner = resize_box(src, (0.0, 0.0, w, h), nw, nh)?;
+            Ok(pad(&inner, size, mode))
+        }
+    }
+}
+
+/// Centres `src` on a `size` x `size` canvas, filling the border by `mode`.
+fn pad(src: &Pixels, size: u32, mode: PadMode) -> Pixels {
+    let c = src.channels;
+    let (w, h) = (src.width as i64, src.height as i64);
+    let (x0, y0) = ((size as i64 - w) / 2, (size as i64 - h) / 2);
+    let mut data = vec![0u8; size as usize * size as usize * c];
+    for y in 0..size as i64 {
+        for x in 0..size as i64 {
+            let (sx, sy) = (x - x0, y - y0);
+            let inside = (0..w).contains(&sx) && (0..h).contains(&sy);
+            let (sx, sy) = match mode {
+                _ if inside => (sx, sy),
+                PadMode::Zeros => continue,
+                PadMode::Border => (sx.clamp(0, w - 1), sy.clamp(0, h - 1)),
+                PadMode::Reflection => (reflect(sx, w), reflect(sy, h)),
+            };
+            let s = ((sy * w + sx) as usize) * c;
+            let d = ((y * size as i64 + x) as usize) * c;
+            data[d..d + c].copy_from_slice(&src.data[s..s + c]);
+        }
+    }
+    Pixels { width: size, height: size, channels: c, data }
+}
+
+/// Mirror index `i` into `0..n` (without repeating the edge pixel).
+pub fn reflect(i: i64, n: i64) -> i64 {
+    if n == 1 {
+        return 0;
+    }
+    let period = 2 * (n - 1);
+    let m = i.rem_euclid(period);
+    if m < n { m } else { period - m }
+}
+
+/// A smaller copy that still holds every pixel `method` reads at `size` (for the
+/// in-memory cache of big photos); small images are returned unchanged.
+pub fn shrink_for(src: Pixels, method: Method, size: u32) -> Result<Pixels> {
+    let (w, h) = (src.width as f64, src.height as f64);
+    let scale = match method {
+        Method::Crop | Method::Squish => size as f64 / w.min(h),
+        Method::Pad(_) => size as f64 / w.max(h),
+    };
+    if scale >= 1.0 {
+        return Ok(src);
+    }
+    let (nw, nh) = (((w * scale).round() as u32).max(1), ((h * scale).round() as u32).max(1));
+    resize_box(&src, (0.0, 0.0, w, h), nw, nh)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pets() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/oxford-iiit-pet-sample/images")
+    }
+
+    #[test]
+    fn decodes_jpeg_and_grey_pgm_to_the_wanted_channels() {
+        let p = decode(&pets().join("Abyssinian_101.jpg"), 3).unwrap();
+        assert_eq!(p.channels, 3);
+        assert_eq!(p.data.len(), (p.width * p.height * 3) as usize);
+        let face = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/orl_faces/s1/1.pgm");
+        let g = decode(&face, 1).unwrap();
+        assert_eq!((g.width, g.height, g.data.len()), (92, 112, 92 * 112));
+        let rgb = decode(&face, 3).unwrap();
+        assert_eq!(&rgb.data[..3], &[g.data[0]; 3], "grey is repeated into 3 channels");
+    }
+
+    #[test]
+    fn corrupt_file_error_names_it() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("broken.jpg");
+        std::fs::write(&f, b"\xff\xd8\xff\xe0 not really a jpeg").unwrap();
+        let e = format!("{:#}", decode(&f, 3).unwrap_err());
+        assert!(e.contains("broken.jpg"), "{e}");
+    }
+
+    #[test]
+    fn resize_methods_give_the_target_size() {
+        // A 4x2 image: left half black, right half white.
+        let src = Pixels { width: 4, height: 2, channels: 1, data: vec![0, 0, 255, 255, 0, 0, 255, 255] };
+        let left = resize(&src, Method::Crop, 2, (0.0, 0.5)).unwrap();
+        assert_eq!(left.data, vec![0, 0, 0, 0]);
+        let right = resize(&src, Method::Crop, 2, (1.0, 0.5)).unwrap();
+        assert_eq!(right.data, vec![255; 4]);
+        let sq = resize(&src, Method::Squish, 2, (0.5, 0.5)).unwrap();
+        assert!(sq.data[0] < 64 && sq.data[1] > 192, "squish keeps left dark, right bright: {:?}", sq.data);
+        let padded = resize(&src, Method::Pad(PadMode::Zeros), 4, (0.5, 0.5)).unwrap();
+        assert_eq!(padded.data[..4], [0; 4], "top border is zeros");
+        assert_eq!(padded.data[12..], [0; 4], "bottom border is zeros");
+        assert_eq!(padded.data[4..8], [0, 0, 255, 255]);
+        let refl = resize(&src, Method::Pad(PadMode::Reflection), 4, (0.5, 0.5)).unwrap();
+        assert_eq!(refl.data[..4], [0, 0, 255, 255]);
+        assert_eq!((reflect(-1, 4), reflect(4, 4), reflect(5, 1)), (1, 2, 0));
+    }
+}

@@ -1,0 +1,686 @@
+//! Loaders: items (1 or 2 image files and a class) to normalised NCHW batches on the device.
+//!
+//! Worker threads (a rayon pool, all cores by default) decode, resize and augment each
+//! batch into u8 buffers ahead of the consumer through a bounded channel; the consumer
+//! uploads u8 and converts and normalises on the device. Every random choice of an item
+//! (crop position, augmentation) comes from (seed, epoch, item index), never from the
+//! thread that happens to run it, so batches are identical whatever the thread count.
+use super::augment::Augment;
+use super::image::{decode, resize, shrink_for, Method, Pixels};
+use super::pairs::{Fallbacks, PartnerPool};
+use anyhow::{bail, Context, Result};
+use rand::seq::SliceRandom;
+use rand::Rng;
+use rayon::prelude::*;
+use std::borrow::Cow;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tch::{Device, Tensor};
+
+pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+/// One batch: `xs` holds 1 tensor (plain images) or 2 (pairs), float32 NCHW, normalised,
+/// on the loader's device; `y` holds int64 class indices (pairs: 1 = same).
+pub struct Batch {
+    pub xs: Vec<Tensor>,
+    pub y: Tensor,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Normalize {
+    /// ImageNet's mean and std (for pretrained models); grey images use their channel means.
+    Imagenet,
+    /// Per-channel mean and std of (up to 512) training images, computed when the loaders are built.
+    Stats,
+    /// Only `/ 255`.
+    None,
+}
+
+#[derive(Clone, Debug)]
+pub struct LoaderConfig {
+    pub size: u32,
+    pub method: Method,
+    pub normalize: Normalize,
+    pub bs: usize,
+    /// Validation batch size (default: `bs`).
+    pub val_bs: Option<usize>,
+    /// 1 (grey) or 3 (RGB; grey images are repeated).
+    pub channels: usize,
+    pub augment: Augment,
+    /// Keep every image decoded (shrunk to what the resize reads) in memory.
+    pub cache: bool,
+    /// Drop items whose image cannot be decoded (checked when building) instead of failing.
+    pub skip_bad: bool,
+    pub num_workers: usize,
+    pub seed: u64,
+    pub device: Device,
+    /// Redraw the training pairs every epoch after the first, with this `p_same`.
+    pub redraw: Option<f64>,
+    /// Batches prepared ahead of the consumer.
+    pub prefetch: usize,
+}
+
+impl Default for LoaderConfig {
+    fn default() -> LoaderConfig {
+        LoaderConfig {
+            size: 224,
+            method: Method::Crop,
+            normalize: Normalize::Imagenet,
+            bs: 64,
+            val_bs: None,
+            channels: 3,
+            augment: Augment::default(),
+            cache: false,
+            skip_bad: false,
+            num_workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            seed: crate::seed::DEFAULT_SEED,
+            device: Device::Cpu,
+            redraw: None,
+            prefetch: 4,
+        }
+    }
+}
+
+/// An item: ids of its 1 or 2 images in the image list, and its class index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Item {
+    pub ids: [usize; 2],
+    pub y: i64,
+}
+
+/// What the workers share: the image files, the optional cache, the transforms.
+struct Images {
+    paths: Vec<PathBuf>,
+    cache: Option<Vec<Pixels>>,
+    size: u32,
+    method: Method,
+    channels: usize,
+    augment: Augment,
+    seed: u64,
+}
+
+impl Images {
+    fn load(&self, id: usize) -> Result<Cow<'_, Pixels>> {
+        match &self.cache {
+            Some(c) => Ok(Cow::Borrowed(&c[id])),
+            None => decode(&self.paths[id], self.channels).map(Cow::Owned),
+        }
+    }
+
+    /// The item's images for `epoch`: random crop position (shared by both images of a
+    /// pair) and augmentation on train, centre crop and nothing else on valid.
+    fn render(&self, item: &Item, n_inputs: usize, index: usize, epoch: usize, train: bool) -> Result<Vec<Pixels>> {
+        let at = if train && self.method == Method::Crop {
+            let mut r = crate::seed::rng(self.seed, &format!("crop/{epoch}/{index}"));
+            (r.gen(), r.gen())
+        } else {
+            (0.5, 0.5)
+        };
+        (0..n_inputs)
+            .map(|slot| {
+                let mut px = resize(self.load(item.ids[slot])?.as_ref(), self.method, self.size, at)
+                    .with_context(|| format!("cannot resize {}", self.paths[item.ids[slot]].display()))?;
+                if train && !self.augment.is_identity() {
+                    self.augment.apply(&mut px, &mut crate::seed::rng(self.seed, &format!("aug/{epoch}/{index}/{slot}")));
+                }
+                Ok(px)
+            })
+            .collect()
+    }
+}
+
+/// Training pairs redrawn each epoch: candidates are the training anchors (input 1 of each row).
+struct Redraw {
+    pool: PartnerPool,
+    /// Image id of each candidate.
+    members: Vec<usize>,
+    /// Candidate index of each row's anchor.
+    anchors: Vec<usize>,
+    p_same: f64,
+}
+
+impl Redraw {
+    fn new(items: &[Item], classes: &[String], p_same: f64) -> Redraw {
+        let mut members: Vec<usize> = Vec::new();
+        let mut member_classes = Vec::new();
+        let mut index = std::collections::HashMap::new();
+        let anchors = items
+            .iter()
+            .zip(classes)
+            .map(|(it, c)| {
+                *index.entry(it.ids[0]).or_insert_with(|| {
+                    members.push(it.ids[0]);
+                    member_classes.push(c.clone());
+                    members.len() - 1
+                })
+            })
+            .collect();
+        Redraw { pool: PartnerPool::new(member_classes), members, anchors, p_same }
+    }
+
+    fn draw(&self, seed: u64, epoch: usize) -> (Vec<Item>, Fallbacks) {
+        let mut rng = crate::seed::rng(seed, &format!("redraw/{epoch}"));
+        let mut fb = Fallbacks::default();
+        let items = self
+            .anchors
+            .iter()
+            .map(|&a| {
+                let (k, same) = self.pool.draw(a, self.p_same, &mut rng, &mut fb);
+                Item { ids: [self.members[a], self.members[k]], y: same as i64 }
+            })
+            .collect();
+        (items, fb)
+    }
+}
+
+/// u8 pixels of one batch, one buffer per input, NHWC.
+struct RawBatch {
+    xs: Vec<Vec<u8>>,
+    y: Vec<i64>,
+}
+
+pub struct DataLoader {
+    images: Arc<Images>,
+    items: Arc<Vec<Item>>,
+    n_inputs: usize,
+    train: bool,
+    bs: usize,
+    redraw: Option<Arc<Redraw>>,
+    pool: Arc<rayon::ThreadPool>,
+    device: Device,
+    prefetch: usize,
+    /// `1 / (255 * std)` and `-mean / std`, shaped [1, C, 1, 1] on the device.
+    scale: Tensor,
+    shift: Tensor,
+}
+
+impl DataLoader {
+    /// Batches per epoch (train drops the last partial batch).
+    pub fn len(&self) -> usize {
+        if self.train { self.items.len() / self.bs } else { self.items.len().div_ceil(self.bs) }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn n_items(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn batch_size(&self) -> usize {
+        self.bs
+    }
+
+    /// The items of `epoch` (redrawn pairs after the first epoch when enabled) and their order.
+    fn plan(&self, epoch: usize) -> (Arc<Vec<Item>>, Vec<usize>) {
+        let items = match &self.redraw {
+            Some(r) if epoch > 0 => {
+                let (items, fb) = r.draw(self.images.seed, epoch);
+                if fb.total() > 0 {
+                    tracing::warn!("epoch {epoch} pairs: {}", fb.describe());
+                }
+                Arc::new(items)
+            }
+            _ => self.items.clone(),
+        };
+        let mut order: Vec<usize> = (0..items.len()).collect();
+        if self.train {
+            order.shuffle(&mut crate::seed::rng(self.images.seed, &format!("shuffle/{epoch}")));
+        }
+        (items, order)
+    }
+
+    /// Batches of one epoch; `epoch` varies the shuffle (train), the augmentation and the
+    /// pair redraw when enabled. Dropping the iterator early stops the workers.
+    pub fn iter(&self, epoch: usize) -> Result<BatchIter<'_>> {
+        let (items, order) = self.plan(epoch);
+        let batches: Vec<Vec<usize>> = order
+            .chunks(self.bs)
+            .filter(|c| !self.train || c.len() == self.bs)
+            .map(<[usize]>::to_vec)
+            .collect();
+        let (tx, rx) = crossbeam_channel::bounded(self.prefetch.max(1));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (images, pool, stop2, train, n_inputs) = (self.images.clone(), self.pool.clone(), stop.clone(), self.train, self.n_inputs);
+        let handle = std::thread::Builder::new()
+            .name("runner-loader".into())
+            .spawn(move || {
+                for b in batches {
+                    if stop2.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let raw = pool.install(|| produce(&images, &items, &b, n_inputs, epoch, train));
+                    let failed = raw.is_err();
+                    if tx.send(raw).is_err() || failed {
+                        break;
+                    }
+                }
+            })
+            .context("cannot start the loader thread")?;
+        Ok(BatchIter { loader: self, rx: Some(rx), handle: Some(handle), stop })
+    }
+
+    /// The first `n` items of `epoch` as u8 pixels with their classes, as the loader would
+    /// prepare them (for show_batch).
+    pub fn preview(&self, epoch: usize, n: usize) -> Result<Vec<(Vec<Pixels>, i64)>> {
+        let (items, order) = self.plan(epoch);
+        let picked: Vec<usize> = order.into_iter().take(n).collect();
+        let (images, n_inputs, train) = (&self.images, self.n_inputs, self.train);
+        self.pool.install(|| {
+            picked
+                .par_iter()
+                .map(|&i| Ok((images.render(&items[i], n_inputs, i, epoch, train)?, items[i].y)))
+                .collect::<Vec<Result<_>>>()
+                .into_iter()
+                .collect()
+        })
+    }
+
+    /// u8 NHWC -> normalised float NCHW on the device: the u8 transpose is cheap, and
+    /// `shift + x * scale` converts and normalises in a single pass over the floats.
+    fn to_tensor(&self, buf: &[u8], n: usize) -> Result<Tensor> {
+        let (s, c) = (self.images.size as i64, self.images.channels as i64);
+        let t = Tensor::f_from_slice(buf)?
+            .f_view([n as i64, s, s, c])?
+            .f_to_device(self.device)?
+            .f_permute([0, 3, 1, 2])?
+            .f_contiguous()?;
+        Ok(self.shift.f_addcmul(&t, &self.scale)?)
+    }
+
+    fn to_batch(&self, raw: RawBatch) -> Result<Batch> {
+        let n = raw.y.len();
+        let xs = raw.xs.iter().map(|b| self.to_tensor(b, n)).collect::<Result<Vec<_>>>()?;
+        let y = Tensor::f_from_slice(&raw.y)?.f_to_device(self.device)?;
+        Ok(Batch { xs, y })
+    }
+}
+
+/// Renders one batch in the pool; the first failing item (in batch order) is reported.
+fn produce(images: &Images, items: &[Item], batch: &[usize], n_inputs: usize, epoch: usize, train: bool) -> Result<RawBatch> {
+    let rendered: Vec<Result<Vec<Pixels>>> =
+        batch.par_iter().map(|&i| images.render(&items[i], n_inputs, i, epoch, train)).collect();
+    let mut xs: Vec<Vec<u8>> = (0..n_inputs)
+        .map(|_| Vec::with_capacity(batch.len() * (images.size as usize).pow(2) * images.channels))
+        .collect();
+    for r in rendered {
+        for (buf, px) in xs.iter_mut().zip(r?) {
+            buf.extend_from_slice(&px.data);
+        }
+    }
+    Ok(RawBatch { xs, y: batch.iter().map(|&i| items[i].y).collect() })
+}
+
+/// One epoch's batches, prepared ahead by the worker threads.
+pub struct BatchIter<'a> {
+    loader: &'a DataLoader,
+    rx: Option<crossbeam_channel::Receiver<Result<RawBatch>>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Iterator for BatchIter<'_> {
+    type Item = Result<Batch>;
+
+    fn next(&mut self) -> Option<Result<Batch>> {
+        let raw = self.rx.as_ref()?.recv().ok()?;
+        Some(raw.and_then(|r| self.loader.to_batch(r)))
+    }
+}
+
+impl Drop for BatchIter<'_> {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.rx.take();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// The training and validation loaders of one data set, with what a learner needs to know.
+pub struct DataLoaders {
+    pub train: DataLoader,
+    pub valid: DataLoader,
+    /// Class names; for pairs `["different", "same"]` (index 1 = same).
+    pub vocab: Vec<String>,
+    /// 1 (plain images) or 2 (pairs).
+    pub n_inputs: usize,
+    pub device: Device,
+    pub size: u32,
+    pub channels: usize,
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+    /// Items dropped by `skip_bad`.
+    pub skipped: usize,
+}
+
+/// What `DataLoaders::build` is given: images, items per side, classes.
+pub struct ItemSet {
+    pub paths: Vec<PathBuf>,
+    pub train: Vec<Item>,
+    pub valid: Vec<Item>,
+    pub vocab: Vec<String>,
+    pub n_inputs: usize,
+    /// For pairs with redraw: the class of each training row's first image.
+    pub train_classes: Option<Vec<String>>,
+}
+
+impl DataLoaders {
+    pub fn build(set: ItemSet, cfg: &LoaderConfig) -> Result<DataLoaders> {
+        let ItemSet { paths, mut train, mut valid, vocab, n_inputs, mut train_classes } = set;
+        if cfg.size == 0 || cfg.bs == 0 || cfg.val_bs == Some(0) || cfg.num_workers == 0 {
+            bail!("size, bs, val_bs and num_workers must be at least 1");
+        }
+        if cfg.channels != 1 && cfg.channels != 3 {
+            bail!("channels must be 1 or 3, got {}", cfg.channels);
+        }
+        let pool = Arc::new(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(cfg.num_workers)
+                .thread_name(|i| format!("runner-data-{i}"))
+                .build()
+                .context("cannot start the data worker threads")?,
+        );
+        let mut skipped = 0;
+        let mut cache = None;
+        if cfg.cache || cfg.skip_bad {
+            let decoded: Vec<Result<Pixels>> = pool.install(|| {
+                paths.par_iter().map(|p| decode(p, cfg.channels).and_then(|px| shrink_for(px, cfg.method, cfg.size))).collect()
+            });
+            let bad: Vec<usize> = (0..paths.len()).filter(|&i| decoded[i].is_err()).collect();
+            if let Some(&first) = bad.first() {
+                if !cfg.skip_bad {
+                    let e = decoded.into_iter().nth(first).and_then(Result::err).expect("a failed image");
+                    bail!("{e:#} ({} unreadable image(s) in all; skip_bad: true drops them)", bad.len());
+                }
+                let ok = |it: &Item| it.ids[..n_inputs].iter().all(|id| bad.binary_search(id).is_err());
+                let before = train.len() + valid.len();
+                if let Some(c) = train_classes.as_mut() {
+                    *c = train.iter().zip(c.iter()).filter(|(it, _)| ok(it)).map(|(_, c)| c.clone()).collect();
+                }
+                train.retain(ok);
+                valid.retain(ok);
+                skipped = before - train.len() - valid.len();
+                tracing::warn!(
+                    "skipped {skipped} item(s) with {} unreadable image(s), e.g. {}",
+                    bad.len(),
+                    paths[first].display()
+                );
+            }
+            if cfg.cache {
+                cache = Some(decoded.into_iter().map(|r| r.unwrap_or(Pixels { width: 0, height: 0, channels: 0, data: vec![] })).collect());
+            }
+        }
+        let bs_valid = cfg.val_bs.unwrap_or(cfg.bs);
+        if train.len() < cfg.bs {
+            bail!(
+                "the training set has {} item(s), fewer than bs {}: every batch would be dropped (drop_last); lower bs",
+                train.len(),
+                cfg.bs
+            );
+        }
+        let images = Arc::new(Images {
+            paths,
+            cache,
+            size: cfg.size,
+            method: cfg.method,
+            channels: cfg.channels,
+            augment: cfg.augment.clone(),
+            seed: cfg.seed,
+        });
+        let (mean, std) = match cfg.normalize {
+            Normalize::Imagenet if cfg.channels == 1 => (vec![IMAGENET_MEAN.iter().sum::<f32>() / 3.0], vec![IMAGENET_STD.iter().sum::<f32>() / 3.0]),
+            Normalize::Imagenet => (IMAGENET_MEAN.to_vec(), IMAGENET_STD.to_vec()),
+            Normalize::None => (vec![0.0; cfg.channels], vec![1.0; cfg.channels]),
+            Normalize::Stats => pool.install(|| channel_stats(&images, &train, n_inputs))?,
+        };
+        let redraw = match (cfg.redraw, train_classes) {
+            (Some(p), Some(classes)) => Some(Arc::new(Redraw::new(&train, &classes, p))),
+            (Some(_), None) => bail!("redraw needs the pairs' classes (columns class1 and class2, as siamese_pairs makes them)"),
+            (None, _) => None,
+        };
+        let c = cfg.channels as i64;
+        let norm = |v: Vec<f32>| Tensor::f_from_slice(&v)?.f_view([1, c, 1, 1])?.f_to_device(cfg.device);
+        let scale: Vec<f32> = std.iter().map(|s| 1.0 / (255.0 * s)).collect();
+        let shift: Vec<f32> = mean.iter().zip(&std).map(|(m, s)| -m / s).collect();
+        let loader = |items: Vec<Item>, is_train: bool, bs: usize| -> Result<DataLoader> {
+            Ok(DataLoader {
+                images: images.clone(),
+                items: Arc::new(items),
+                n_inputs,
+                train: is_train,
+                bs,
+                redraw: if is_train { redraw.clone() } else { None },
+                pool: pool.clone(),
+                device: cfg.device,
+                prefetch: cfg.prefetch,
+                scale: norm(scale.clone())?,
+                shift: norm(shift.clone())?,
+            })
+        };
+        Ok(DataLoaders {
+            train: loader(train, true, cfg.bs)?,
+            valid: loader(valid, false, bs_valid)?,
+            vocab,
+            n_inputs,
+            device: cfg.device,
+            size: cfg.size,
+            channels: cfg.channels,
+            mean,
+            std,
+            skipped,
+        })
+    }
+
+    /// Valid-mode transforms (centre crop, normalise) of arbitrary image files, as one NCHW
+    /// batch on the device: for predict and the N-way one-shot evaluation.
+    pub fn encode_files(&self, files: &[PathBuf]) -> Result<Tensor> {
+        let v = &self.valid;
+        let img = &v.images;
+        let rendered: Vec<Result<Pixels>> = v.pool.install(|| {
+            files
+                .par_iter()
+                .map(|f| resize(&decode(f, img.channels)?, img.method, img.size, (0.5, 0.5)))
+                .collect()
+        });
+        let mut buf = Vec::with_capacity(files.len() * (img.size as usize).pow(2) * img.channels);
+        for r in rendered {
+            buf.extend_from_slice(&r?.data);
+        }
+        v.to_tensor(&buf, files.len())
+    }
+}
+
+/// Per-channel mean and std over up to 512 training images (valid-mode transforms).
+fn channel_stats(images: &Images, train: &[Item], n_inputs: usize) -> Result<(Vec<f32>, Vec<f32>)> {
+    let mut ids: Vec<usize> = train.iter().flat_map(|it| it.ids[..n_inputs].to_vec()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let step = ids.len().div_ceil(512).max(1);
+    let picked: Vec<usize> = ids.into_iter().step_by(step).collect();
+    let c = images.channels;
+    let sums: Vec<Result<Vec<f64>>> = picked
+        .par_iter()
+        .map(|&id| {
+            let px = resize(images.load(id)?.as_ref(), images.method, images.size, (0.5, 0.5))?;
+            let mut s = vec![0f64; 2 * c];
+            for p in px.data.chunks_exact(c) {
+                for k in 0..c {
+                    let v = p[k] as f64 / 255.0;
+                    s[k] += v;
+                    s[c + k] += v * v;
+                }
+            }
+            Ok(s)
+        })
+        .collect();
+    let mut total = vec![0f64; 2 * c];
+    for s in sums {
+        for (t, v) in total.iter_mut().zip(s?) {
+            *t += v;
+        }
+    }
+    let n = (picked.len() * (images.size as usize).pow(2)) as f64;
+    let mean: Vec<f64> = total[..c].iter().map(|s| s / n).collect();
+    let std: Vec<f32> = (0..c).map(|k| ((total[c + k] / n - mean[k] * mean[k]).max(0.0).sqrt().max(1e-6)) as f32).collect();
+    Ok((mean.into_iter().map(|m| m as f32).collect(), std))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{blocks, files, labels::Labeller, pairs, splitters};
+    use std::path::Path;
+    use tch::Kind;
+
+    fn orl_pairs() -> crate::data::Table {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/orl_faces");
+        let files = files::get_image_files(&[root]).unwrap().files;
+        let labels: Vec<String> = files.iter().map(|f| Labeller::Parent(1).label(f).unwrap()).collect();
+        let split = splitters::group_splitter(&labels, 0.2, 42).unwrap();
+        pairs::siamese_pairs(&files, &labels, &split, 0.5, 42).unwrap().0
+    }
+
+    fn cfg(workers: usize) -> LoaderConfig {
+        LoaderConfig {
+            size: 24,
+            bs: 16,
+            channels: 1,
+            num_workers: workers,
+            augment: Augment { flip: true, rotate: 10.0, shear: 0.2, scale: 0.1, translate: 0.05, brightness: 0.1, contrast: 0.1, ..Augment::default() },
+            ..LoaderConfig::default()
+        }
+    }
+
+    fn epoch(dl: &DataLoader, e: usize) -> Vec<(Vec<Tensor>, Tensor)> {
+        dl.iter(e).unwrap().map(|b| b.map(|b| (b.xs, b.y)).unwrap()).collect()
+    }
+
+    fn same(a: &[(Vec<Tensor>, Tensor)], b: &[(Vec<Tensor>, Tensor)]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.1.equal(&y.1) && x.0.iter().zip(&y.0).all(|(p, q)| p.equal(q)))
+    }
+
+    #[test]
+    fn batches_are_identical_whatever_the_thread_count() {
+        let t = orl_pairs();
+        let one = blocks::pair_loaders(&t, &cfg(1)).unwrap();
+        let two = blocks::pair_loaders(&t, &cfg(2)).unwrap();
+        let three = blocks::pair_loaders(&t, &cfg(3)).unwrap();
+        let e1 = epoch(&one.train, 1);
+        assert!(same(&e1, &epoch(&two.train, 1)));
+        assert!(same(&e1, &epoch(&three.train, 1)));
+        assert!(same(&epoch(&one.valid, 0), &epoch(&two.valid, 0)));
+        assert!(!same(&e1, &epoch(&one.train, 2)), "epochs differ (shuffle, augmentation)");
+    }
+
+    #[test]
+    fn shapes_drop_last_and_valid_order() {
+        let t = orl_pairs();
+        let dls = blocks::pair_loaders(&t, &cfg(2)).unwrap();
+        assert_eq!((dls.train.n_items(), dls.valid.n_items()), (320, 80));
+        assert_eq!((dls.train.len(), dls.valid.len()), (20, 5));
+        assert_eq!(dls.vocab, ["different", "same"]);
+        let b = dls.train.iter(0).unwrap().next().unwrap().unwrap();
+        assert_eq!(b.xs.len(), 2);
+        assert_eq!(b.xs[0].size(), [16, 1, 24, 24]);
+        assert_eq!(b.xs[0].kind(), Kind::Float);
+        assert_eq!(b.y.kind(), Kind::Int64);
+        let ys: Vec<i64> = epoch(&dls.valid, 0).iter().flat_map(|b| Vec::<i64>::try_from(&b.1).unwrap()).collect();
+        let want: Vec<i64> = (0..t.len()).filter(|&i| t.bools("is_valid").unwrap()[i]).map(|i| t.bools("label").unwrap()[i] as i64).collect();
+        assert_eq!(ys, want, "valid keeps the table's order");
+        let mut c = cfg(1);
+        c.bs = 400;
+        let e = blocks::pair_loaders(&t, &c).err().unwrap().to_string();
+        assert!(e.contains("fewer than bs 400"), "{e}");
+    }
+
+    #[test]
+    fn stats_normalisation_centres_the_data_and_cache_keeps_batches() {
+        let t = orl_pairs();
+        let mut c = cfg(2);
+        c.normalize = Normalize::Stats;
+        c.augment = Augment::default();
+        let dls = blocks::pair_loaders(&t, &c).unwrap();
+        let x = Tensor::cat(&epoch(&dls.train, 0).iter().map(|b| b.0[0].shallow_clone()).collect::<Vec<_>>(), 0);
+        assert!(x.mean(Kind::Double).double_value(&[]).abs() < 0.1);
+        assert!((x.std(true).double_value(&[]) - 1.0).abs() < 0.1);
+        c.cache = true;
+        c.size = 112; // no shrinking: the cache holds exactly the decoded faces
+        let cached = blocks::pair_loaders(&t, &c).unwrap();
+        c.cache = false;
+        let plain = blocks::pair_loaders(&t, &c).unwrap();
+        assert!(same(&epoch(&cached.valid, 0), &epoch(&plain.valid, 0)));
+    }
+
+    #[test]
+    fn redraw_gives_new_valid_pairs_each_epoch() {
+        let t = orl_pairs();
+        let mut c = cfg(2);
+        c.redraw = Some(0.5);
+        c.augment = Augment::default();
+        let dls = blocks::pair_loaders(&t, &c).unwrap();
+        let r = dls.train.redraw.as_ref().unwrap();
+        let (a, _) = r.draw(42, 1);
+        let (b, _) = r.draw(42, 2);
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 320);
+        let valid_ids: std::collections::BTreeSet<usize> = dls.valid.items.iter().flat_map(|i| i.ids).collect();
+        for it in &a {
+            assert_ne!(it.ids[0], it.ids[1], "no self pairs");
+            assert!(!valid_ids.contains(&it.ids[1]), "partners stay in the training split");
+        }
+        assert_eq!(epoch(&dls.train, 1).len(), 20);
+    }
+
+    #[test]
+    fn both_images_of_a_pair_share_the_random_crop() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/oxford-iiit-pet-sample/images");
+        let paths: Vec<PathBuf> = files::get_image_files(&[root]).unwrap().files.into_iter().take(8).collect();
+        let items: Vec<Item> = (0..8).map(|i| Item { ids: [i, i], y: 1 }).collect();
+        let set = ItemSet { paths, train: items.clone(), valid: items, vocab: vec!["different".into(), "same".into()], n_inputs: 2, train_classes: None };
+        let c = LoaderConfig { size: 16, bs: 8, num_workers: 2, ..LoaderConfig::default() };
+        let dls = DataLoaders::build(set, &c).unwrap();
+        let train = epoch(&dls.train, 0);
+        assert!(train[0].0[0].equal(&train[0].0[1]), "same file, same crop fractions, same pixels");
+        assert!(!train[0].0[0].equal(&epoch(&dls.train, 1)[0].0[0]), "the crop position changes with the epoch");
+    }
+
+    #[test]
+    fn corrupt_image_is_named_or_skipped_and_counted() {
+        let d = tempfile::tempdir().unwrap();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/orl_faces/s1");
+        let mut files = Vec::new();
+        for i in 1..=9 {
+            let f = d.path().join(format!("{i}.pgm"));
+            std::fs::copy(src.join(format!("{i}.pgm")), &f).unwrap();
+            files.push(f);
+        }
+        let bad = d.path().join("bad.pgm");
+        std::fs::write(&bad, b"P5\n92 112\n255\nshort").unwrap();
+        files.push(bad);
+        let table = crate::data::Table::new(vec![
+            ("file".into(), crate::data::table::Column::Str(files.iter().map(|f| f.display().to_string()).collect())),
+            ("label".into(), crate::data::table::Column::Str((0..10).map(|i| format!("c{}", i % 2)).collect())),
+            ("is_valid".into(), crate::data::table::Column::Bool((0..10).map(|i| i == 0).collect())),
+        ])
+        .unwrap();
+        let mut c = cfg(2);
+        c.bs = 3;
+        let dls = blocks::image_loaders(&table, "file", "label", "is_valid", &c).unwrap();
+        let e = dls.train.iter(0).unwrap().find_map(|b| b.err()).map(|e| format!("{e:#}")).unwrap();
+        assert!(e.contains("bad.pgm"), "{e}");
+        c.cache = true;
+        let e = blocks::image_loaders(&table, "file", "label", "is_valid", &c).err().map(|e| format!("{e:#}")).unwrap();
+        assert!(e.contains("bad.pgm") && e.contains("skip_bad"), "{e}");
+        c.skip_bad = true;
+        let dls = blocks::image_loaders(&table, "file", "label", "is_valid", &c).unwrap();
+        assert_eq!((dls.skipped, dls.train.n_items()), (1, 8));
+        assert_eq!(epoch(&dls.train, 0).len(), 2);
+        let x = dls.encode_files(&files[..3]).unwrap();
+        assert_eq!(x.size(), [3, 1, 24, 24]);
+    }
+}

@@ -1,0 +1,19 @@
+//! The data-block layer: files, labels, splits, pairs and tables describe *what* the
+//! items are; image, augment and loader turn them into normalised NCHW batches fast;
+//! datasets and oneshot fetch and read the data sets the experiments use.
+pub mod augment;
+pub mod blocks;
+pub mod datasets;
+pub mod files;
+pub mod image;
+pub mod labels;
+pub mod loader;
+pub mod oneshot;
+pub mod pairs;
+pub mod show_batch;
+pub mod splitters;
+pub mod table;
+
+pub use loader::{Batch, DataLoader, DataLoaders, LoaderConfig};
+pub use oneshot::{read_oneshot_runs, OneShotRun};
+pub use table::Table;

@@ -1,0 +1,433 @@
+//! Data-block bindings: files, labels, splitters, pairs, tables and loaders for scripts.
+//! Thin: convert arguments and options, call `crate::data`, position errors at the call.
+//! Output paths (show_batch, to_csv) that are relative land in the run folder; input paths
+//! are relative to the working directory.
+use super::args::{script_err, to_string, OrScript, Opts, RhaiResult};
+use super::host::ScriptCtx;
+use crate::data::image::{Method, PadMode};
+use crate::data::labels::{label_all, Labeller};
+use crate::data::loader::Normalize;
+use crate::data::splitters::{self, Split};
+use crate::data::table::{Table, Value};
+use crate::data::{augment::Augment, blocks, datasets, files, oneshot, pairs, show_batch, DataLoaders, LoaderConfig};
+use crate::reg;
+use rhai::{Array, Dynamic, Engine, FnPtr, Map, NativeCallContext};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+/// Loaders shared by handle: Rhai clones values, the loaders (threads, caches) must not be.
+#[derive(Clone)]
+pub struct ScriptDataLoaders(pub Rc<DataLoaders>);
+
+/// A table shared by handle, so that passing it around copies nothing.
+#[derive(Clone)]
+pub struct ScriptTable(pub Rc<Table>);
+
+/// A labeller: built in (regex, parent folder) or a script closure `|file| ...`.
+#[derive(Clone)]
+pub struct ScriptLabel(Labeller);
+
+#[derive(Clone)]
+pub struct ScriptSplits(pub Split);
+
+fn table(t: Table) -> ScriptTable {
+    ScriptTable(Rc::new(t))
+}
+
+fn paths(files: &Array) -> RhaiResult<Vec<PathBuf>> {
+    files.iter().map(|f| to_string(f, "file").map(PathBuf::from)).collect()
+}
+
+fn strings(v: Vec<PathBuf>) -> Array {
+    v.into_iter().map(|p| Dynamic::from(p.display().to_string())).collect()
+}
+
+/// Labels from a `Label` or a closure `|file| label`.
+fn labels_of(ctx: &NativeCallContext, files: &[PathBuf], label: &Dynamic) -> RhaiResult<Vec<String>> {
+    if let Some(l) = label.clone().try_cast::<ScriptLabel>() {
+        return label_all(files, |f| l.0.label(f)).or_script();
+    }
+    let Some(fp) = label.clone().try_cast::<FnPtr>() else {
+        return Err(script_err(format!("label must be regex_label(..), parent_label() or a closure |file| .., got {}", label.type_name())));
+    };
+    let mut out = Vec::with_capacity(files.len());
+    for f in files {
+        let v: Dynamic = fp.call_within_context(ctx, (Dynamic::from(f.display().to_string()),))?;
+        out.push(v.to_string());
+    }
+    Ok(out)
+}
+
+fn value(v: Value) -> Dynamic {
+    match v {
+        Value::Str(s) => s.into(),
+        Value::Int(i) => i.into(),
+        Value::Float(f) => f.into(),
+        Value::Bool(b) => b.into(),
+    }
+}
+
+fn row_map(t: &Table, i: usize) -> Map {
+    t.row(i).into_iter().map(|(n, v)| (n.into(), value(v))).collect()
+}
+
+/// Calls a closure that must answer true or false, once per item.
+fn flags(ctx: &NativeCallContext, fp: &FnPtr, args: impl Iterator<Item = Dynamic>, what: &str) -> RhaiResult<Vec<bool>> {
+    args.map(|a| {
+        let r: Dynamic = fp.call_within_context(ctx, (a,))?;
+        r.as_bool().map_err(|t| script_err(format!("{what} closure must return true or false, got {t}")))
+    })
+    .collect()
+}
+
+impl ScriptCtx {
+    /// A relative output path means inside the run folder.
+    fn output_path(&self, p: &str) -> PathBuf {
+        match &self.session {
+            Some(s) if Path::new(p).is_relative() => s.dir.join(p),
+            _ => PathBuf::from(p),
+        }
+    }
+}
+
+fn loader_config(ctx: &ScriptCtx, o: &mut Opts) -> RhaiResult<LoaderConfig> {
+    let d = LoaderConfig::default();
+    let pad_mode = PadMode::parse(&o.string("pad_mode", "reflection")?).or_script()?;
+    let method = Method::parse(&o.string("method", "crop")?, pad_mode).or_script()?;
+    let normalize = match o.string("normalize", "imagenet")?.as_str() {
+        "imagenet" => Normalize::Imagenet,
+        "stats" => Normalize::Stats,
+        "none" => Normalize::None,
+        n => return Err(script_err(format!("unknown normalize `{n}`: use imagenet, stats or none"))),
+    };
+    let a = Augment::default();
+    let augment = Augment {
+        flip: o.bool("flip", a.flip)?,
+        rotate: o.f64("rotate", a.rotate)?,
+        shear: o.f64("shear", a.shear)?,
+        scale: o.f64("scale", a.scale)?,
+        translate: o.f64("translate", a.translate)?,
+        brightness: o.f64("brightness", a.brightness)?,
+        contrast: o.f64("contrast", a.contrast)?,
+        p_affine: o.f64("p_affine", a.p_affine)?,
+        p_lighting: o.f64("p_lighting", a.p_lighting)?,
+        pad_mode,
+    };
+    Ok(LoaderConfig {
+        size: o.usize("size", d.size as usize)? as u32,
+        method,
+        normalize,
+        bs: o.usize("bs", d.bs)?,
+        val_bs: o.opt_usize("val_bs")?,
+        channels: o.usize("channels", d.channels)?,
+        augment,
+        cache: o.bool("cache", d.cache)?,
+        skip_bad: o.bool("skip_bad", d.skip_bad)?,
+        num_workers: o.usize("num_workers", d.num_workers)?,
+        seed: o.u64("seed", ctx.seed)?,
+        device: ctx.device,
+        redraw: None,
+        prefetch: d.prefetch,
+    })
+}
+
+pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
+    engine.register_type_with_name::<ScriptDataLoaders>("DataLoaders");
+    engine.register_type_with_name::<ScriptTable>("Table");
+    engine.register_type_with_name::<ScriptLabel>("Label");
+    engine.register_type_with_name::<ScriptSplits>("Splits");
+    register_files(engine);
+    register_splitters(engine, ctx);
+    register_table(engine, ctx);
+    register_loaders(engine, ctx);
+}
+
+fn register_files(engine: &mut Engine) {
+    let untar = |name: &str, sha: Option<String>| -> RhaiResult<String> {
+        let store = datasets::Store::from_env();
+        datasets::untar_data(name, sha.as_deref(), &store).map(|p| p.display().to_string()).or_script()
+    };
+    reg!(engine, "untar_data", ["name: String", "String"],
+        "Folder of a known data set (pets, orl_faces, omniglot_small1, omniglot_small2, omniglot_runs) or an archive URL; found in RUNNER_DATA or downloaded, sha256-checked, extracted.",
+        move |name: &str| untar(name, None));
+    reg!(engine, "untar_data", ["name: String", "options: Map", "String"],
+        "untar_data with options: `sha256` (expected hash of the archive).",
+        move |name: &str, opts: Map| -> RhaiResult<String> {
+            let mut o = Opts::new("untar_data", opts);
+            let sha = o.opt_string("sha256")?;
+            o.finish()?;
+            untar(name, sha)
+        });
+    reg!(engine, "datasets", ["Table"], "The data sets untar_data knows: name, folder, url, sha256 (empty where unknown), layout.",
+        || -> RhaiResult<ScriptTable> {
+            use crate::data::table::Column;
+            let col = |f: fn(&datasets::Dataset) -> &str| Column::Str(datasets::REGISTRY.iter().map(|d| f(d).to_string()).collect());
+            Table::new(vec![
+                ("name".into(), col(|d| d.name)),
+                ("folder".into(), col(|d| d.folder)),
+                ("url".into(), col(|d| d.url)),
+                ("sha256".into(), col(|d| d.sha256.unwrap_or(""))),
+                ("layout".into(), col(|d| d.layout)),
+            ])
+            .map(table)
+            .or_script()
+        });
+    let find = |roots: Vec<PathBuf>| -> RhaiResult<Array> {
+        let found = files::get_image_files(&roots).or_script()?;
+        if found.duplicates > 0 {
+            tracing::info!("get_image_files: {} duplicate(s) by relative path dropped", found.duplicates);
+        }
+        Ok(strings(found.files))
+    };
+    reg!(engine, "get_image_files", ["path: String", "Array"],
+        "Image files (jpg, png, pgm, bmp, webp, ...) under a folder, recursively, sorted.",
+        move |path: &str| find(vec![PathBuf::from(path)]));
+    reg!(engine, "get_image_files", ["paths: Array", "Array"],
+        "Image files under several folders; a file whose path relative to its folder was already found is skipped (overlapping sets count once).",
+        move |roots: Array| find(paths(&roots)?));
+    reg!(engine, "verify_images", ["files: Array", "Array"],
+        "The files that cannot be opened as images (fastai's verify_images), decoded in parallel.",
+        |files: Array| -> RhaiResult<Array> {
+            use rayon::prelude::*;
+            let files = paths(&files)?;
+            let bad: Vec<PathBuf> = files.par_iter().filter(|f| crate::data::image::decode(f, 3).is_err()).cloned().collect();
+            Ok(strings(bad))
+        });
+    reg!(engine, "regex_label", ["pattern: String", "Label"],
+        "Label = first capture group (or the whole match) of a regex on the file name, e.g. `^(.*)_\\d+\\.jpg$`.",
+        |pattern: &str| -> RhaiResult<ScriptLabel> { Labeller::regex(pattern).map(ScriptLabel).or_script() });
+    reg!(engine, "parent_label", ["Label"], "Label = the parent folder's name.",
+        || ScriptLabel(Labeller::Parent(1)));
+    reg!(engine, "parent_label", ["levels: i64", "Label"],
+        "Label = the last `levels` folder names joined with `/` (2: `Greek/character03`).",
+        |levels: i64| -> RhaiResult<ScriptLabel> { Labeller::parent(levels.max(0) as usize).map(ScriptLabel).or_script() });
+    reg!(engine, "get_labels", ["files: Array", "label: Label | Fn", "Array"],
+        "The label of every file, from a Label or a closure `|file| ...`.",
+        |ctx: NativeCallContext, files: Array, label: Dynamic| -> RhaiResult<Array> {
+            Ok(labels_of(&ctx, &paths(&files)?, &label)?.into_iter().map(Dynamic::from).collect())
+        });
+    reg!(engine, "read_oneshot_runs", ["dir: String", "Array"],
+        "The 20 Omniglot one-shot runs of an extracted all_runs folder: `#{name, support: [files], queries: [[file, support index]]}` each.",
+        |dir: &str| -> RhaiResult<Array> {
+            let runs = oneshot::read_oneshot_runs(Path::new(dir)).or_script()?;
+            Ok(runs
+                .into_iter()
+                .map(|r| {
+                    let mut m = Map::new();
+                    m.insert("name".into(), r.name.into());
+                    m.insert("support".into(), Dynamic::from_array(strings(r.support)));
+                    let q: Array = r
+                        .queries
+                        .into_iter()
+                        .map(|(f, i)| Dynamic::from_array(vec![f.display().to_string().into(), (i as i64).into()]))
+                        .collect();
+                    m.insert("queries".into(), Dynamic::from_array(q));
+                    Dynamic::from_map(m)
+                })
+                .collect())
+        });
+}
+
+fn register_splitters(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
+    let c = ctx.clone();
+    reg!(engine, "random_splitter", ["files: Array", "options: Map", "Splits"],
+        "fastai's RandomSplitter: shuffled (seeded), the first int(valid_pct * n) are valid. Options: valid_pct (0.2), seed (run seed).",
+        move |files: Array, opts: Map| -> RhaiResult<ScriptSplits> {
+            let mut o = Opts::new("random_splitter", opts);
+            let (pct, seed) = (o.f64("valid_pct", 0.2)?, o.u64("seed", c.seed)?);
+            o.finish()?;
+            splitters::random_splitter(files.len(), pct, seed).map(ScriptSplits).or_script()
+        });
+    let folder_split = |name: &'static str, level: usize| {
+        move |files: Array, opts: Map| -> RhaiResult<ScriptSplits> {
+            let mut o = Opts::new(name, opts);
+            let (t, v) = (o.string("train_name", "train")?, o.string("valid_name", "valid")?);
+            o.finish()?;
+            splitters::folder_splitter(&paths(&files)?, level, &t, &v).map(ScriptSplits).or_script()
+        }
+    };
+    reg!(engine, "grandparent_splitter", ["files: Array", "options: Map", "Splits"],
+        "fastai's GrandparentSplitter: valid when the grandparent folder is `valid_name` (\"valid\"), train when `train_name` (\"train\"); any other is an error.",
+        folder_split("grandparent_splitter", 2));
+    reg!(engine, "parent_splitter", ["files: Array", "options: Map", "Splits"],
+        "Like grandparent_splitter, on the parent folder's name. Options: train_name, valid_name.",
+        folder_split("parent_splitter", 1));
+    reg!(engine, "func_splitter", ["files: Array", "is_valid: Fn", "Splits"],
+        "fastai's FuncSplitter: valid where the closure `|file| ...` returns true.",
+        |ctx: NativeCallContext, files: Array, f: FnPtr| -> RhaiResult<ScriptSplits> {
+            Ok(ScriptSplits(Split { is_valid: flags(&ctx, &f, files.into_iter(), "func_splitter")? }))
+        });
+    reg!(engine, "col_splitter", ["t: Table", "column: String", "Splits"],
+        "fastai's ColSplitter: valid where the true/false column is true.",
+        |t: &mut ScriptTable, col: &str| -> RhaiResult<ScriptSplits> {
+            Ok(ScriptSplits(Split { is_valid: t.0.bools(col).or_script()?.to_vec() }))
+        });
+    let c = ctx.clone();
+    reg!(engine, "group_splitter", ["files: Array", "group: Label | Fn", "options: Map", "Splits"],
+        "Whole groups (e.g. a person: parent_label()) go to the validation set: int(valid_pct * n_groups) random groups. Options: valid_pct (0.2), seed.",
+        move |ctx: NativeCallContext, files: Array, group: Dynamic, opts: Map| -> RhaiResult<ScriptSplits> {
+            let mut o = Opts::new("group_splitter", opts);
+            let (pct, seed) = (o.f64("valid_pct", 0.2)?, o.u64("seed", c.seed)?);
+            o.finish()?;
+            let groups = labels_of(&ctx, &paths(&files)?, &group)?;
+            splitters::group_splitter(&groups, pct, seed).map(ScriptSplits).or_script()
+        });
+    reg!(engine, "get$train", ["s: Splits", "Array"], "`splits.train`: indices of the training items.",
+        |s: &mut ScriptSplits| -> Array { s.0.train().into_iter().map(|i| Dynamic::from(i as i64)).collect() });
+    reg!(engine, "get$valid", ["s: Splits", "Array"], "`splits.valid`: indices of the validation items.",
+        |s: &mut ScriptSplits| -> Array { s.0.valid().into_iter().map(|i| Dynamic::from(i as i64)).collect() });
+    reg!(engine, "len", ["s: Splits", "i64"], "Number of items split.", |s: &mut ScriptSplits| s.0.len() as i64);
+    reg!(engine, "to_string", ["s: Splits", "String"], "`Splits(train N, valid M)`, for print.",
+        |s: &mut ScriptSplits| format!("Splits(train {}, valid {})", s.0.train().len(), s.0.valid().len()));
+}
+
+fn register_table(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
+    let c = ctx.clone();
+    reg!(engine, "siamese_pairs", ["files: Array", "splits: Splits", "label: Label | Fn", "options: Map", "Table"],
+        "One pair per file, partner from the same split: same class with probability p_same (0.5), else a random other class present in the split; never the file itself while its class has another image. Columns file1, file2, class1, class2, label (true = same), is_valid. Options: p_same, seed.",
+        move |ctx: NativeCallContext, files: Array, s: ScriptSplits, label: Dynamic, opts: Map| -> RhaiResult<ScriptTable> {
+            let mut o = Opts::new("siamese_pairs", opts);
+            let (p_same, seed) = (o.f64("p_same", 0.5)?, o.u64("seed", c.seed)?);
+            o.finish()?;
+            let files = paths(&files)?;
+            let labels = labels_of(&ctx, &files, &label)?;
+            let (t, fb) = pairs::siamese_pairs(&files, &labels, &s.0, p_same, seed).or_script()?;
+            if fb.total() > 0 {
+                tracing::warn!("siamese_pairs: {}", fb.describe());
+            }
+            Ok(table(t))
+        });
+    reg!(engine, "image_table", ["files: Array", "label: Label | Fn", "splits: Splits", "Table"],
+        "A classification table: columns file, label, is_valid.",
+        |ctx: NativeCallContext, files: Array, label: Dynamic, s: ScriptSplits| -> RhaiResult<ScriptTable> {
+            use crate::data::table::Column;
+            let files = paths(&files)?;
+            s.0.check_len(files.len(), "the file list").or_script()?;
+            let labels = labels_of(&ctx, &files, &label)?;
+            Table::new(vec![
+                ("file".into(), Column::Str(files.iter().map(|f| f.display().to_string()).collect())),
+                ("label".into(), Column::Str(labels)),
+                ("is_valid".into(), Column::Bool(s.0.is_valid)),
+            ])
+            .map(table)
+            .or_script()
+        });
+    reg!(engine, "len", ["t: Table", "i64"], "Number of rows.", |t: &mut ScriptTable| t.0.len() as i64);
+    reg!(engine, "head", ["t: Table", "Table"], "The first 5 rows.", |t: &mut ScriptTable| table(t.0.head(5)));
+    reg!(engine, "head", ["t: Table", "n: i64", "Table"], "The first n rows.",
+        |t: &mut ScriptTable, n: i64| table(t.0.head(n.max(0) as usize)));
+    reg!(engine, "value_counts", ["t: Table", "column: String", "Table"], "Each distinct value of a column and its count, most frequent first.",
+        |t: &mut ScriptTable, col: &str| -> RhaiResult<ScriptTable> { t.0.value_counts(col).map(table).or_script() });
+    reg!(engine, "filter", ["t: Table", "keep: Fn", "Table"], "The rows for which `|r| ...` returns true; `r` is a map of the row (`r.is_valid`).",
+        |ctx: NativeCallContext, t: &mut ScriptTable, f: FnPtr| -> RhaiResult<ScriptTable> {
+            let keep = flags(&ctx, &f, (0..t.0.len()).map(|i| Dynamic::from_map(row_map(&t.0, i))), "filter")?;
+            Ok(table(t.0.filter_mask(&keep)))
+        });
+    let c = ctx.clone();
+    reg!(engine, "oversample", ["t: Table", "column: String", "Table"],
+        "Balances a column by resampling rows of the rarer values with replacement (seeded by the run seed); added rows follow the originals.",
+        move |t: &mut ScriptTable, col: &str| -> RhaiResult<ScriptTable> { t.0.oversample(col, c.seed).map(table).or_script() });
+    let c = ctx.clone();
+    reg!(engine, "oversample", ["t: Table", "column: String", "options: Map", "Table"], "oversample with options: seed.",
+        move |t: &mut ScriptTable, col: &str, opts: Map| -> RhaiResult<ScriptTable> {
+            let mut o = Opts::new("oversample", opts);
+            let seed = o.u64("seed", c.seed)?;
+            o.finish()?;
+            t.0.oversample(col, seed).map(table).or_script()
+        });
+    reg!(engine, "concat", ["tables: Array", "Table"], "Tables with the same columns, stacked in order.",
+        |tables: Array| -> RhaiResult<ScriptTable> {
+            let ts: Vec<Table> = tables
+                .into_iter()
+                .map(|t| t.try_cast::<ScriptTable>().map(|t| (*t.0).clone()).ok_or_else(|| script_err("concat takes an array of tables")))
+                .collect::<RhaiResult<_>>()?;
+            Table::concat(&ts).map(table).or_script()
+        });
+    let c = ctx.clone();
+    reg!(engine, "to_csv", ["t: Table", "path: String", "String"], "Writes a CSV (relative paths: in the run folder); returns the path written.",
+        move |t: &mut ScriptTable, path: &str| -> RhaiResult<String> {
+            let p = c.output_path(path);
+            t.0.to_csv(&p).or_script()?;
+            Ok(p.display().to_string())
+        });
+    reg!(engine, "read_csv", ["path: String", "Table"], "Reads a CSV with a header; columns typed as bool, int, float or string.",
+        |path: &str| -> RhaiResult<ScriptTable> { Table::read_csv(Path::new(path)).map(table).or_script() });
+    reg!(engine, "column", ["t: Table", "name: String", "Array"], "The values of one column.",
+        |t: &mut ScriptTable, name: &str| -> RhaiResult<Array> {
+            let col = t.0.column(name).or_script()?;
+            Ok((0..col.len()).map(|i| value(col.get(i))).collect())
+        });
+    reg!(engine, "row", ["t: Table", "i: i64", "Map"], "Row i as a map.",
+        |t: &mut ScriptTable, i: i64| -> RhaiResult<Map> {
+            if i < 0 || i as usize >= t.0.len() {
+                return Err(script_err(format!("row {i} out of range: the table has {} rows", t.0.len())));
+            }
+            Ok(row_map(&t.0, i as usize))
+        });
+    reg!(engine, "get$columns", ["t: Table", "Array"], "`table.columns`: the column names.",
+        |t: &mut ScriptTable| -> Array { t.0.names().iter().map(|n| Dynamic::from(n.clone())).collect() });
+    reg!(engine, "to_string", ["t: Table", "String"], "The table aligned, for print (long tables show head and tail).",
+        |t: &mut ScriptTable| t.0.to_string());
+}
+
+fn register_loaders(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
+    let c = ctx.clone();
+    reg!(engine, "image_loaders", ["t: Table", "options: Map", "DataLoaders"],
+        "Classification loaders from a table (columns x: file, y: label, valid_col: is_valid). Options as pair_loaders.",
+        move |t: &mut ScriptTable, opts: Map| -> RhaiResult<ScriptDataLoaders> {
+            let mut o = Opts::new("image_loaders", opts);
+            let cfg = loader_config(&c, &mut o)?;
+            let (x, y, v) = (o.string("x", "file")?, o.string("y", "label")?, o.string("valid_col", "is_valid")?);
+            o.finish()?;
+            blocks::image_loaders(&t.0, &x, &y, &v, &cfg).map(|d| ScriptDataLoaders(Rc::new(d))).or_script()
+        });
+    let c = ctx.clone();
+    reg!(engine, "pair_loaders", ["t: Table", "options: Map", "DataLoaders"],
+        "Siamese loaders from a pairs table. Options: size (224), method (crop|pad|squish), pad_mode (reflection|zeros|border: for pad and the affine warp), normalize (imagenet|stats|none), bs (64), val_bs, channels (3), flip, rotate, shear, scale, translate, brightness, contrast, p_affine, p_lighting, cache, skip_bad, num_workers, seed, redraw (new training pairs each epoch), p_same.",
+        move |t: &mut ScriptTable, opts: Map| -> RhaiResult<ScriptDataLoaders> {
+            let mut o = Opts::new("pair_loaders", opts);
+            let mut cfg = loader_config(&c, &mut o)?;
+            let redraw = o.bool("redraw", false)?;
+            let p_same = o.f64("p_same", 0.5)?;
+            o.finish()?;
+            cfg.redraw = redraw.then_some(p_same);
+            blocks::pair_loaders(&t.0, &cfg).map(|d| ScriptDataLoaders(Rc::new(d))).or_script()
+        });
+    let c = ctx.clone();
+    let show = move |d: &ScriptDataLoaders, path: &str, n: i64| -> RhaiResult<String> {
+        let p = c.output_path(path);
+        show_batch::show_batch(&d.0, &p, n.max(1) as usize).or_script()?;
+        Ok(p.display().to_string())
+    };
+    let show2 = show.clone();
+    reg!(engine, "show_batch", ["dls: DataLoaders", "path: String", "String"],
+        "Writes a PNG grid of 9 training items as the model sees them, titled by label (relative paths: in the run folder).",
+        move |d: &mut ScriptDataLoaders, path: &str| show(d, path, 9));
+    reg!(engine, "show_batch", ["dls: DataLoaders", "path: String", "max_n: i64", "String"], "show_batch with up to max_n items.",
+        move |d: &mut ScriptDataLoaders, path: &str, n: i64| show2(d, path, n));
+    reg!(engine, "get$vocab", ["dls: DataLoaders", "Array"], "`dls.vocab`: class names (pairs: different, same).",
+        |d: &mut ScriptDataLoaders| -> Array { d.0.vocab.iter().map(|v| Dynamic::from(v.clone())).collect() });
+    reg!(engine, "get$n_train", ["dls: DataLoaders", "i64"], "`dls.n_train`: training items.", |d: &mut ScriptDataLoaders| d.0.train.n_items() as i64);
+    reg!(engine, "get$n_valid", ["dls: DataLoaders", "i64"], "`dls.n_valid`: validation items.", |d: &mut ScriptDataLoaders| d.0.valid.n_items() as i64);
+    reg!(engine, "get$skipped", ["dls: DataLoaders", "i64"], "`dls.skipped`: items dropped by skip_bad.", |d: &mut ScriptDataLoaders| d.0.skipped as i64);
+    reg!(engine, "to_string", ["dls: DataLoaders", "String"], "Items, batches, size and normalisation, for print.",
+        |d: &mut ScriptDataLoaders| {
+            let d = &d.0;
+            format!(
+                "DataLoaders({} input{}, {} classes, train {} items / {} batches of {}, valid {} items / {} batches, {}x{}x{}, mean {:?}, std {:?})",
+                d.n_inputs,
+                if d.n_inputs > 1 { "s" } else { "" },
+                d.vocab.len(),
+                d.train.n_items(),
+                d.train.len(),
+                d.train.batch_size(),
+                d.valid.n_items(),
+                d.valid.len(),
+                d.channels,
+                d.size,
+                d.size,
+                d.mean,
+                d.std
+            )
+        });
+}
