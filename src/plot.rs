@@ -83,7 +83,10 @@ where
     macro_rules! body {
         ($chart:expr) => {{
             let mut chart = $chart;
-            chart.configure_mesh().x_desc(c.x_label).y_desc(c.y_label).label_style((FONT, 14)).draw()?;
+            let log_fmt = |x: &f64| format!("{x:.0e}");
+            let lin_fmt = |x: &f64| format!("{x}");
+            let fmt: &dyn Fn(&f64) -> String = if c.log_x { &log_fmt } else { &lin_fmt };
+            chart.configure_mesh().x_desc(c.x_label).y_desc(c.y_label).label_style((FONT, 14)).x_label_formatter(fmt).draw()?;
             for (i, s) in c.series.iter().enumerate() {
                 let col = colors[i % colors.len()];
                 let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
@@ -92,9 +95,10 @@ where
                     .label(s.name.clone())
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2)));
             }
-            for m in &c.marks {
-                chart.draw_series(std::iter::once(Circle::new(m.at, 6, RED.filled())))?;
-                chart.draw_series(std::iter::once(Text::new(m.label.clone(), m.at, (FONT, 14))))?;
+            for (i, m) in c.marks.iter().enumerate() {
+                // Labels stacked above their points so that close suggestions stay legible.
+                let label = EmptyElement::at(m.at) + Circle::new((0, 0), 6, RED.filled()) + Text::new(m.label.clone(), (8, -22 - 18 * i as i32), (FONT, 15));
+                chart.draw_series(std::iter::once(label))?;
             }
             chart.configure_series_labels().label_font((FONT, 14)).background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
         }};

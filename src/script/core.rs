@@ -32,6 +32,11 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
                 None => Err(script_err("log_metric needs a run")),
             }
         });
+    reg!(engine, "fixed", ["x: f64", "decimals: i64", "String"], "The number with a fixed count of decimals: fixed(0.91234, 4) == \"0.9123\".",
+        |x: Dynamic, d: Dynamic| -> RhaiResult<String> {
+            let d = super::args::to_usize(&d, "decimals")?;
+            Ok(format!("{:.*}", d, to_f64(&x, "x")?))
+        });
     let c = ctx.clone();
     reg!(engine, "run_dir", ["String"], "The folder of this run, where artifacts belong.",
         move || -> RhaiResult<String> {
