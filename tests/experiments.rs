@@ -1,0 +1,103 @@
+//! The shipped experiments, run as they are (the same files, at smoke settings) on the
+//! real data in ../shared/datasets; determinism and Ctrl-C through a real training run.
+mod common;
+use common::Sandbox;
+use std::time::{Duration, Instant};
+
+fn experiment(name: &str) -> String {
+    common::project_root().join("experiments").join(name).display().to_string()
+}
+
+fn last_line(s: &str) -> &str {
+    s.lines().last().unwrap_or("")
+}
+
+const ORL_SMOKE: [&str; 10] = ["--set", "size=48", "--set", "epochs=2", "--set", "repeats=1", "--set", "eval_repeats=2", "--set", "bs=16"];
+
+#[test]
+fn pets_siamese_tutorial_runs_and_leaves_every_artifact() {
+    let sb = Sandbox::new();
+    let args = ["--set", "size=32", "--set", "bs=16", "--set", "epochs=1", "--set", "arch=resnet18", "--set", "lr_find_iters=8"];
+    let r = sb.run(&[&[experiment("pets_siamese.rhai").as_str()][..], &args[..]].concat());
+    r.ok();
+    assert!(last_line(&r.stdout).starts_with("valid_accuracy: 0."), "{}", r.stdout);
+    assert!(r.stdout.contains("epoch") && r.stdout.contains("train_loss") && r.stdout.contains("valid_loss"), "fastai table: {}", r.stdout);
+    assert!(r.stdout.contains("Splits(train 296, valid 74)"), "{}", r.stdout);
+    let run = sb.last_run();
+    for f in ["batch.png", "lr_find.png", "loss_fit2.png", "models/siamese_frozen.safetensors", "models/last.safetensors", "metrics.jsonl", "log.jsonl", "run.toml", "script/pets_siamese.rhai"] {
+        assert!(run.join(f).is_file(), "{f} missing in {}", run.display());
+    }
+    let m = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    assert!(m.contains("\"kind\":\"lr_find\"") && m.contains("\"kind\":\"epoch\"") && m.contains("\"valid_accuracy\""));
+}
+
+#[test]
+fn orl_faces_learns_unseen_people_and_repeats_exactly() {
+    let sb = Sandbox::new();
+    let run = |extra: &[&str]| sb.run(&[&[experiment("orl_faces.rhai").as_str()][..], &ORL_SMOKE[..], extra].concat());
+    let r = run(&["--set", "epochs=4"]);
+    r.ok();
+    let line = last_line(&r.stdout);
+    let acc: f64 = line.strip_prefix("heldout_pair_accuracy: ").expect(line).parse().unwrap();
+    println!("ORL smoke: {acc}");
+    assert!(acc > 0.6, "pair accuracy on unseen people should beat chance clearly, got {acc}");
+    // Same seed, same numbers: two identical short runs give identical metrics.jsonl.
+    run(&[]).ok();
+    run(&[]).ok();
+    let runs = sb.runs();
+    let m = |i: usize| std::fs::read_to_string(runs[i].join("metrics.jsonl")).unwrap();
+    assert!(m(1).contains("\"kind\":\"batch\""));
+    assert_eq!(m(1), m(2), "same seed must give identical metrics");
+}
+
+#[test]
+fn omniglot_oneshot_scores_the_official_runs() {
+    let sb = Sandbox::new();
+    let r = sb.run(&[&experiment("omniglot_oneshot.rhai"), "--set", "epochs=1", "--set", "max_files=300", "--set", "repeats=1", "--set", "size=40"]);
+    r.ok();
+    assert!(r.stdout.contains("run20: "), "{}", r.stdout);
+    let line = last_line(&r.stdout);
+    let acc: f64 = line.strip_prefix("oneshot_accuracy: ").expect(line).parse().unwrap();
+    assert!((0.0..=1.0).contains(&acc));
+    let m = std::fs::read_to_string(sb.last_run().join("metrics.jsonl")).unwrap();
+    assert!(m.contains("\"oneshot_accuracy\""));
+}
+
+#[test]
+fn ctrl_c_leaves_an_interrupted_record_and_a_loadable_checkpoint() {
+    let sb = Sandbox::new();
+    let mut child = sb
+        .command(&[&[experiment("orl_faces.rhai").as_str()][..], &ORL_SMOKE[..], &["--set", "epochs=50"]].concat())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let metrics = loop {
+        std::thread::sleep(Duration::from_millis(200));
+        if let Some(run) = sb.runs().pop() {
+            let m = run.join("metrics.jsonl");
+            if std::fs::read_to_string(&m).unwrap_or_default().contains("\"kind\":\"batch\"") {
+                break m;
+            }
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "training never started");
+    };
+    unsafe {
+        libc_kill(child.id() as i32, 2);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+    let run = metrics.parent().unwrap();
+    let rec = sb.record(run);
+    assert_eq!(rec["status"].as_str(), Some("interrupted"));
+    assert!(rec["error"].as_str().unwrap().contains("interrupted"));
+    let ckpt = run.join("models/last.safetensors");
+    let tensors = tch::Tensor::read_safetensors(&ckpt).expect("a loadable checkpoint");
+    assert!(tensors.iter().any(|(k, _)| k == "body.conv1.weight"));
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
