@@ -180,6 +180,8 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         |ctx: NativeCallContext, l: &mut ScriptLearner, n: Dynamic, lr: Dynamic, o: Map| fit(&ctx, l, "fit", n, lr, o));
     reg!(engine, "fine_tune", ["learn: Learner", "epochs: i64", "()"], "fastai's fine_tune: 1 frozen epoch, then unfrozen one-cycle epochs (base_lr 2e-3).",
         |ctx: NativeCallContext, l: &mut ScriptLearner, n: Dynamic| fit(&ctx, l, "fine_tune", n, Dynamic::from(2e-3), Map::new()));
+    reg!(engine, "fine_tune", ["learn: Learner", "epochs: i64", "base_lr: f64", "()"], "fine_tune with a base learning rate (e.g. lr_find's valley).",
+        |ctx: NativeCallContext, l: &mut ScriptLearner, n: Dynamic, lr: Dynamic| fit(&ctx, l, "fine_tune", n, lr, Map::new()));
     reg!(engine, "fine_tune", ["learn: Learner", "epochs: i64", "base_lr: f64", "options: Map", "()"], "fine_tune with base_lr and freeze_epochs, wd, grad_clip, ...",
         |ctx: NativeCallContext, l: &mut ScriptLearner, n: Dynamic, lr: Dynamic, o: Map| fit(&ctx, l, "fine_tune", n, lr, o));
     reg!(engine, "validate", ["learn: Learner", "Map"], "Validation loss and metrics: #{valid_loss, accuracy, ...}.",
