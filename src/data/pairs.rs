@@ -115,9 +115,9 @@ pub fn siamese_pairs(files: &[PathBuf], labels: &[String], split: &Split, p_same
     let mut rng = crate::seed::rng(seed, "pairs");
     let mut fb = Fallbacks::default();
     let (mut partner, mut same) = (Vec::with_capacity(files.len()), Vec::with_capacity(files.len()));
-    for i in 0..files.len() {
-        let side = split.is_valid[i] as usize;
-        let (k, s) = pools[side].draw(pos[i], p_same, &mut rng, &mut fb);
+    for (&valid, &at) in split.is_valid.iter().zip(&pos) {
+        let side = valid as usize;
+        let (k, s) = pools[side].draw(at, p_same, &mut rng, &mut fb);
         partner.push(sides[side][k]);
         same.push(s);
     }
