@@ -2,7 +2,7 @@
 //! column, a label column and `is_valid`; a pairs table (as `siamese_pairs` makes it) has
 //! `file1`, `file2`, a true/false `label` and `is_valid`.
 use super::loader::{DataLoaders, Item, ItemSet, LoaderConfig};
-use super::table::Table;
+use super::table::{Column, Table};
 use anyhow::{bail, Result};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -43,15 +43,20 @@ pub fn image_loaders(table: &Table, x: &str, y: &str, valid_col: &str, cfg: &Loa
     let is_valid = table.bools(valid_col)?;
     let names: Vec<String> = (0..table.len()).map(|i| labels.get(i).to_string()).collect();
     let mut vocab = names.clone();
-    vocab.sort();
+    match labels {
+        // Integer classes in numeric order (2 before 10), as fastai's CategoryMap sorts them.
+        Column::Int(_) => vocab.sort_by_key(|v| v.parse::<i64>().unwrap_or(i64::MAX)),
+        _ => vocab.sort(),
+    }
     vocab.dedup();
+    let index: HashMap<&str, i64> = vocab.iter().enumerate().map(|(i, v)| (v.as_str(), i as i64)).collect();
     let mut paths = Paths::default();
     let items: Vec<Item> = files
         .iter()
         .zip(&names)
         .map(|(f, n)| {
             let id = paths.id(f);
-            Item { ids: [id, id], y: vocab.binary_search(n).expect("label in vocab") as i64 }
+            Item { ids: [id, id], y: index[n.as_str()] }
         })
         .collect();
     let (train, valid) = split_items(items, is_valid);
@@ -76,4 +81,25 @@ pub fn pair_loaders(table: &Table, cfg: &LoaderConfig) -> Result<DataLoaders> {
     let (train, valid) = split_items(items, is_valid);
     let vocab = vec!["different".to_string(), "same".to_string()];
     DataLoaders::build(ItemSet { paths: paths.paths, train, valid, vocab, n_inputs: 2, train_classes }, cfg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integer_classes_sort_numerically_and_map_to_their_index() {
+        let face = |i: usize| format!("{}/../shared/datasets/orl_faces/s1/{}.pgm", env!("CARGO_MANIFEST_DIR"), i + 1);
+        let t = Table::new(vec![
+            ("file".into(), Column::Str((0..6).map(face).collect())),
+            ("label".into(), Column::Int(vec![10, 2, 10, 2, 10, 2])),
+            ("is_valid".into(), Column::Bool(vec![false, false, false, false, true, true])),
+        ])
+        .unwrap();
+        let cfg = LoaderConfig { size: 8, bs: 2, channels: 1, num_workers: 1, ..LoaderConfig::default() };
+        let dls = image_loaders(&t, "file", "label", "is_valid", &cfg).unwrap();
+        assert_eq!(dls.vocab, ["2", "10"]);
+        let ys: Vec<i64> = dls.valid.iter(0).unwrap().flat_map(|b| Vec::<i64>::try_from(&b.unwrap().y).unwrap()).collect();
+        assert_eq!(ys, [1, 0]);
+    }
 }

@@ -38,7 +38,7 @@ pub fn get_image_files(roots: &[PathBuf]) -> Result<Found> {
             bail!("image folder {} does not exist", root.display());
         }
         let mut found = Vec::new();
-        walk(root, &mut found)?;
+        walk(root, &mut found, &mut BTreeSet::new())?;
         if found.is_empty() {
             bail!("no image files ({}) under {}", IMAGE_EXTENSIONS.join(", "), root.display());
         }
@@ -55,16 +55,24 @@ pub fn get_image_files(roots: &[PathBuf]) -> Result<Found> {
     Ok(Found { files, duplicates })
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let entries = std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?;
-    for entry in entries {
-        let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
-        let path = entry.path();
-        if entry.file_name().to_string_lossy().starts_with('.') {
+/// Recursive listing that follows links to folders but visits each real folder once, so a
+/// link cycle cannot make it loop.
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, visited: &mut BTreeSet<PathBuf>) -> Result<()> {
+    let real = dir.canonicalize().with_context(|| format!("cannot open {}", dir.display()))?;
+    if !visited.insert(real) {
+        return Ok(());
+    }
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .and_then(|rd| rd.map(|e| e.map(|e| e.path())).collect())
+        .with_context(|| format!("cannot list {}", dir.display()))?;
+    // Sorted, so that which path reaches a linked folder first never depends on the file system.
+    entries.sort();
+    for path in entries {
+        if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
             continue;
         }
         if path.is_dir() {
-            walk(&path, out)?;
+            walk(&path, out, visited)?;
         } else if is_image(&path) {
             out.push(path);
         }
@@ -99,6 +107,7 @@ mod tests {
             }
         }
         std::fs::write(d.path().join("b/y/3.png"), b"").unwrap();
+        std::os::unix::fs::symlink(d.path().join("b"), d.path().join("b/y/loop")).unwrap();
         let f = get_image_files(&[d.path().join("a"), d.path().join("b")]).unwrap();
         assert_eq!(f.files.len(), 3);
         assert_eq!(f.duplicates, 2);

@@ -10,6 +10,7 @@ pub mod labels;
 pub mod loader;
 pub mod oneshot;
 pub mod pairs;
+pub mod render;
 pub mod show_batch;
 pub mod splitters;
 pub mod table;

@@ -198,7 +198,7 @@ impl Table {
     pub fn value_counts(&self, name: &str) -> Result<Table> {
         let col = self.column(name)?;
         let mut counts: Vec<(usize, Vec<usize>)> = self.groups(name)?.into_values().map(|rows| (rows.len(), rows)).collect();
-        counts.sort_by(|a, b| b.0.cmp(&a.0));
+        counts.sort_by_key(|c| std::cmp::Reverse(c.0));
         let firsts: Vec<usize> = counts.iter().map(|(_, rows)| rows[0]).collect();
         Table::new(vec![
             (name.to_string(), col.take(&firsts)),

@@ -9,7 +9,7 @@ use crate::data::labels::{label_all, Labeller};
 use crate::data::loader::Normalize;
 use crate::data::splitters::{self, Split};
 use crate::data::table::{Table, Value};
-use crate::data::{augment::Augment, blocks, datasets, files, oneshot, pairs, show_batch, DataLoaders, LoaderConfig};
+use crate::data::{augment::Augment, blocks, datasets, files, oneshot, pairs, DataLoaders, LoaderConfig};
 use crate::reg;
 use rhai::{Array, Dynamic, Engine, FnPtr, Map, NativeCallContext};
 use std::path::{Path, PathBuf};
@@ -396,7 +396,7 @@ fn register_loaders(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     let c = ctx.clone();
     let show = move |d: &ScriptDataLoaders, path: &str, n: i64| -> RhaiResult<String> {
         let p = c.output_path(path);
-        show_batch::show_batch(&d.0, &p, n.max(1) as usize).or_script()?;
+        d.0.show_batch(&p, n.max(1) as usize).or_script()?;
         Ok(p.display().to_string())
     };
     let show2 = show.clone();

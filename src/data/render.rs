@@ -1,0 +1,116 @@
+//! Per-item pixel work, run in the loader's worker threads: decode (or take from the
+//! cache), resize, augment, and gather a batch's u8 buffers; also the channel statistics
+//! for `normalize: "stats"`. Each item's random choices come from (seed, epoch, index).
+use super::augment::Augment;
+use super::image::{decode, resize, Method, Pixels};
+use anyhow::{Context, Result};
+use rand::Rng;
+use rayon::prelude::*;
+use std::borrow::Cow;
+use std::path::PathBuf;
+
+/// An item: ids of its 1 or 2 images in the image list, and its class index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Item {
+    pub ids: [usize; 2],
+    pub y: i64,
+}
+
+/// What the workers share: the image files, the optional cache, the transforms.
+pub(crate) struct Images {
+    pub paths: Vec<PathBuf>,
+    pub cache: Option<Vec<Pixels>>,
+    pub size: u32,
+    pub method: Method,
+    pub channels: usize,
+    pub augment: Augment,
+    pub seed: u64,
+}
+
+impl Images {
+    pub fn load(&self, id: usize) -> Result<Cow<'_, Pixels>> {
+        match &self.cache {
+            Some(c) => Ok(Cow::Borrowed(&c[id])),
+            None => decode(&self.paths[id], self.channels).map(Cow::Owned),
+        }
+    }
+
+    /// The item's images for `epoch`: random crop position (shared by both images of a
+    /// pair) and augmentation on train, centre crop and nothing else on valid.
+    pub fn render(&self, item: &Item, n_inputs: usize, index: usize, epoch: usize, train: bool) -> Result<Vec<Pixels>> {
+        let at = if train && self.method == Method::Crop {
+            let mut r = crate::seed::rng(self.seed, &format!("crop/{epoch}/{index}"));
+            (r.gen(), r.gen())
+        } else {
+            (0.5, 0.5)
+        };
+        (0..n_inputs)
+            .map(|slot| {
+                let mut px = resize(self.load(item.ids[slot])?.as_ref(), self.method, self.size, at)
+                    .with_context(|| format!("cannot resize {}", self.paths[item.ids[slot]].display()))?;
+                if train && !self.augment.is_identity() {
+                    self.augment.apply(&mut px, &mut crate::seed::rng(self.seed, &format!("aug/{epoch}/{index}/{slot}")));
+                }
+                Ok(px)
+            })
+            .collect()
+    }
+}
+
+
+/// u8 pixels of one batch, one buffer per input, NHWC.
+pub(crate) struct RawBatch {
+    pub xs: Vec<Vec<u8>>,
+    pub y: Vec<i64>,
+}
+
+/// Renders one batch in the pool; the first failing item (in batch order) is reported.
+pub(crate) fn produce(images: &Images, items: &[Item], batch: &[usize], n_inputs: usize, epoch: usize, train: bool) -> Result<RawBatch> {
+    let rendered: Vec<Result<Vec<Pixels>>> =
+        batch.par_iter().map(|&i| images.render(&items[i], n_inputs, i, epoch, train)).collect();
+    let mut xs: Vec<Vec<u8>> = (0..n_inputs)
+        .map(|_| Vec::with_capacity(batch.len() * (images.size as usize).pow(2) * images.channels))
+        .collect();
+    for r in rendered {
+        for (buf, px) in xs.iter_mut().zip(r?) {
+            buf.extend_from_slice(&px.data);
+        }
+    }
+    Ok(RawBatch { xs, y: batch.iter().map(|&i| items[i].y).collect() })
+}
+
+/// Per-channel mean and std over up to 512 training images (valid-mode transforms).
+pub(crate) fn channel_stats(images: &Images, train: &[Item], n_inputs: usize) -> Result<(Vec<f32>, Vec<f32>)> {
+    let mut ids: Vec<usize> = train.iter().flat_map(|it| it.ids[..n_inputs].to_vec()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let step = ids.len().div_ceil(512).max(1);
+    let picked: Vec<usize> = ids.into_iter().step_by(step).collect();
+    let c = images.channels;
+    let sums: Vec<Result<Vec<f64>>> = picked
+        .par_iter()
+        .map(|&id| {
+            let px = resize(images.load(id)?.as_ref(), images.method, images.size, (0.5, 0.5))?;
+            let mut s = vec![0f64; 2 * c];
+            for p in px.data.chunks_exact(c) {
+                for k in 0..c {
+                    let v = p[k] as f64 / 255.0;
+                    s[k] += v;
+                    s[c + k] += v * v;
+                }
+            }
+            Ok(s)
+        })
+        .collect();
+    let mut total = vec![0f64; 2 * c];
+    for s in sums {
+        for (t, v) in total.iter_mut().zip(s?) {
+            *t += v;
+        }
+    }
+    let n = (picked.len() * (images.size as usize).pow(2)) as f64;
+    let mean: Vec<f64> = total[..c].iter().map(|s| s / n).collect();
+    let std: Vec<f32> = (0..c).map(|k| ((total[c + k] / n - mean[k] * mean[k]).max(0.0).sqrt().max(1e-6)) as f32).collect();
+    Ok((mean.into_iter().map(|m| m as f32).collect(), std))
+}
+
