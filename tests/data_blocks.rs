@@ -98,7 +98,17 @@ print(`col ${col_splitter(pairs, "is_valid").valid.len()}`);
 #[test]
 fn omniglot_background_sets_count_once_and_runs_are_read() {
     let sb = Sandbox::new();
-    let r = run(&sb, "omni.rhai", r#"
+    // A data folder holding only the archives, as shipped: they must be extracted into the cache.
+    let data = sb.path().join("data");
+    std::fs::create_dir_all(data.join("omniglot")).unwrap();
+    for zip in ["images_background_small1.zip", "images_background_small2.zip", "all_runs.zip"] {
+        std::fs::copy(common::datasets().join("omniglot").join(zip), data.join("omniglot").join(zip)).unwrap();
+    }
+    let run = |script: &str, text: &str| -> Ran {
+        sb.write(script, text);
+        sb.command(&[script]).env("RUNNER_DATA", &data).env("RUNNER_CACHE", sb.path().join("cache")).output().unwrap().into()
+    };
+    let r = run("omni.rhai", r#"
 let files = get_image_files([untar_data("omniglot_small1"), untar_data("omniglot_small2")]);
 print(`files ${files.len()}`);
 let labels = get_labels(files, parent_label(2));
@@ -117,8 +127,10 @@ print(dls);
     assert!(r.stdout.contains("Splits(train 3"), "{}", r.stdout);
     assert!(r.stdout.contains("runs 20 support 20 queries 20 first 7"), "{}", r.stdout);
     assert!(sb.path().join("cache/omniglot/images_background_small1/Greek").is_dir(), "extracted into RUNNER_CACHE");
+    let in_data: Vec<_> = std::fs::read_dir(data.join("omniglot")).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(in_data.len(), 3, "RUNNER_DATA is never written: {in_data:?}");
     // A second run finds the extracted folders in the cache.
-    let again = run(&sb, "again.rhai", "print(untar_data(\"omniglot_small2\"));\n");
+    let again = run("again.rhai", "print(untar_data(\"omniglot_small2\"));\n");
     again.ok();
     assert!(again.stdout.contains("cache/omniglot/images_background_small2"), "{}", again.stdout);
 }

@@ -3,9 +3,9 @@
 //! extracted atomically (temp folder, then rename) refusing entries that would escape the
 //! target (`../`, absolute paths, links).
 //!
-//! Folders: `RUNNER_DATA` (else the user's cache dir + `runner/data`) is searched first; it
-//! may be read-only (a shared folder), so archives are extracted and downloads land in
-//! `RUNNER_CACHE`, else `RUNNER_DATA` when writable, else the user's cache dir.
+//! Folders: `RUNNER_DATA` is searched first and never written (it may be a shared folder);
+//! archives are extracted, and downloads land, in `RUNNER_CACHE`, else the user's cache
+//! dir + `runner/data` (which is also searched).
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
@@ -92,18 +92,13 @@ fn user_cache() -> PathBuf {
     dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("runner/data")
 }
 
-fn writable(dir: &Path) -> bool {
-    let probe = dir.join(format!(".runner-write-probe-{}", std::process::id()));
-    let ok = std::fs::create_dir_all(dir).is_ok() && std::fs::File::create(&probe).is_ok();
-    let _ = std::fs::remove_file(&probe);
-    ok
-}
-
 impl Store {
+    /// `RUNNER_DATA` is only read (it may be a shared folder, and a probe for write access
+    /// says yes to root whatever the permissions); everything new goes to the cache.
     pub fn from_env() -> Store {
         let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
-        let data = var("RUNNER_DATA").unwrap_or_else(user_cache);
-        let cache = var("RUNNER_CACHE").unwrap_or_else(|| if writable(&data) { data.clone() } else { user_cache() });
+        let cache = var("RUNNER_CACHE").unwrap_or_else(user_cache);
+        let data = var("RUNNER_DATA").unwrap_or_else(|| cache.clone());
         Store { data, cache }
     }
 
