@@ -61,6 +61,8 @@ impl Sandbox {
             .current_dir(self.path())
             .env("RUNNER_RUNS_DIR", self.path().join("runs"))
             .env("RUNNER_DATA", datasets())
+            // Extracted archives go to one cache per build, shared by the tests (extraction is atomic).
+            .env("RUNNER_CACHE", PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("runner-cache"))
             .env_remove("RUST_BACKTRACE");
         c
     }
