@@ -120,7 +120,8 @@ impl Learner {
         let table = EpochTable::new(&names);
         let mut bar = TerminalBar::default();
         let mut smooth = SmoothLoss::default();
-        let mut best: Option<f64> = None;
+        let mut save_best = opts.save_best.as_ref().map(|c| Watch { column: c.clone(), best: None });
+        let mut early = opts.early_stopping.as_ref().map(|(c, p)| (Watch { column: c.clone(), best: None }, *p));
         let mut since_best = 0;
         let mut curve: Vec<(f64, f64)> = Vec::new();
         let mut valid_curve: Vec<(f64, f64)> = Vec::new();
@@ -186,34 +187,24 @@ impl Learner {
             if self.out.metrics.is_some() {
                 self.save("last")?;
             }
-            let watch = opts.save_best.as_ref().or(opts.early_stopping.as_ref().map(|(m, _)| m));
-            if let Some(col) = watch {
-                let Some(i) = columns.iter().position(|c| c == col) else {
-                    bail!("cannot monitor `{col}`: the columns are {}", columns.join(", "));
-                };
-                let v = values[i];
-                let better = match best {
-                    None => true,
-                    Some(b) => if crate::track::compare::lower_is_better(col) { v < b } else { v > b },
-                };
-                if better {
-                    best = Some(v);
+            if let Some(t) = save_best.as_mut() {
+                if t.improved(&columns, &values)? {
+                    self.save("best")?;
+                }
+            }
+            if let Some((t, patience)) = early.as_mut() {
+                if t.improved(&columns, &values)? {
                     since_best = 0;
-                    if opts.save_best.is_some() {
-                        self.save("best")?;
-                    }
                 } else {
                     since_best += 1;
                 }
-                if let Some((_, patience)) = &opts.early_stopping {
-                    if since_best >= *patience {
-                        println!("No improvement in {col} for {patience} epochs: stopping at epoch {epoch}.");
-                        break;
-                    }
+                if since_best >= *patience {
+                    println!("No improvement in {} for {patience} epochs: stopping at epoch {epoch}.", t.column);
+                    break;
                 }
             }
         }
-        if opts.save_best.is_some() && best.is_some() {
+        if save_best.is_some_and(|t| t.best.is_some()) {
             self.load("best")?;
         }
         if self.out.metrics.is_some() {
@@ -225,6 +216,31 @@ impl Learner {
             crate::plot::line_chart(&path, &format!("losses, fit {fit}"), "iteration", "loss", series, vec![], false)?;
         }
         Ok(())
+    }
+}
+
+/// The best value so far of one column of the epoch table.
+struct Watch {
+    column: String,
+    best: Option<f64>,
+}
+
+impl Watch {
+    /// Whether this epoch's value beats the best so far (lower for losses and error rates).
+    fn improved(&mut self, columns: &[String], values: &[f64]) -> Result<bool> {
+        let Some(i) = columns.iter().position(|c| *c == self.column) else {
+            bail!("cannot monitor `{}`: the columns are {}", self.column, columns.join(", "));
+        };
+        let v = values[i];
+        let better = match self.best {
+            None => true,
+            Some(b) if crate::track::compare::lower_is_better(&self.column) => v < b,
+            Some(b) => v > b,
+        };
+        if better {
+            self.best = Some(v);
+        }
+        Ok(better)
     }
 }
 
