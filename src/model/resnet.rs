@@ -61,15 +61,23 @@ struct BasicBlock {
     downsample: Option<(nn::Conv2D, nn::BatchNorm)>,
 }
 
+/// In-place add and ReLU where torchvision uses them (`out += identity`, `ReLU(inplace=True)`):
+/// fewer allocations, same gradients.
+fn residual(mut out: Tensor, id: &Tensor) -> Tensor {
+    let _ = out.g_add_(id);
+    let _ = out.relu_();
+    out
+}
+
 impl ModuleT for BasicBlock {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let out = x.apply(&self.conv1).apply_t(&self.bn1, train).relu();
+        let mut out = x.apply(&self.conv1).apply_t(&self.bn1, train);
+        let _ = out.relu_();
         let out = out.apply(&self.conv2).apply_t(&self.bn2, train);
-        let id = match &self.downsample {
-            Some((c, b)) => x.apply(c).apply_t(b, train),
-            None => x.shallow_clone(),
-        };
-        (out + id).relu()
+        match &self.downsample {
+            Some((c, b)) => residual(out, &x.apply(c).apply_t(b, train)),
+            None => residual(out, x),
+        }
     }
 }
 
@@ -86,14 +94,15 @@ struct Bottleneck {
 
 impl ModuleT for Bottleneck {
     fn forward_t(&self, x: &Tensor, train: bool) -> Tensor {
-        let out = x.apply(&self.conv1).apply_t(&self.bn1, train).relu();
-        let out = out.apply(&self.conv2).apply_t(&self.bn2, train).relu();
+        let mut out = x.apply(&self.conv1).apply_t(&self.bn1, train);
+        let _ = out.relu_();
+        let mut out = out.apply(&self.conv2).apply_t(&self.bn2, train);
+        let _ = out.relu_();
         let out = out.apply(&self.conv3).apply_t(&self.bn3, train);
-        let id = match &self.downsample {
-            Some((c, b)) => x.apply(c).apply_t(b, train),
-            None => x.shallow_clone(),
-        };
-        (out + id).relu()
+        match &self.downsample {
+            Some((c, b)) => residual(out, &x.apply(c).apply_t(b, train)),
+            None => residual(out, x),
+        }
     }
 }
 
@@ -148,7 +157,11 @@ pub fn resnet_body(p: &nn::Path, arch_name: &str, kept: usize) -> Result<Seq> {
         match i {
             0 => seq.push("conv1", "Conv2d", conv2d(p / "conv1", 3, 64, 7, 2, 3)),
             1 => seq.push("bn1", "BatchNorm2d", bn2d(p / "bn1", 64)),
-            2 => seq.push("relu", "ReLU", nn::func(|x| x.relu())),
+            2 => seq.push("relu", "ReLU", nn::func(|x| {
+                let mut y = x.shallow_clone();
+                let _ = y.relu_();
+                y
+            })),
             3 => seq.push("maxpool", "MaxPool2d", nn::func(|x| x.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false))),
             4..=7 => {
                 let k = i - 4;
