@@ -17,7 +17,6 @@ pub trait LearnData {
     fn train(&self, epoch: usize) -> Result<Batches<'_>>;
     fn valid(&self) -> Result<Batches<'_>>;
     fn train_len(&self) -> usize;
-    fn valid_len(&self) -> usize;
     /// Class names for targets (`["different", "same"]` for pairs).
     fn vocab(&self) -> Vec<String>;
     /// Image files through the validation transforms, as one batch (for predictions).
@@ -35,9 +34,6 @@ impl LearnData for crate::data::loader::DataLoaders {
     }
     fn train_len(&self) -> usize {
         self.train.len()
-    }
-    fn valid_len(&self) -> usize {
-        self.valid.len()
     }
     fn vocab(&self) -> Vec<String> {
         self.vocab.clone()
@@ -89,9 +85,6 @@ impl LearnData for TensorData {
     }
     fn train_len(&self) -> usize {
         self.train_y.size()[0] as usize / self.bs
-    }
-    fn valid_len(&self) -> usize {
-        (self.valid_y.size()[0] as usize).div_ceil(self.bs)
     }
     fn vocab(&self) -> Vec<String> {
         self.vocab.clone()

@@ -44,14 +44,6 @@ impl Lrs {
             }
         })
     }
-
-    pub fn max(&self) -> f64 {
-        match self {
-            Lrs::One(lr) => *lr,
-            Lrs::PerGroup(v) => v.iter().copied().fold(f64::MIN, f64::max),
-            Lrs::Slice(_, hi) | Lrs::SliceHi(hi) => *hi,
-        }
-    }
 }
 
 #[derive(Debug, Clone)]

@@ -242,10 +242,6 @@ impl Model {
         self.bn_params.contains(name)
     }
 
-    pub fn var(&self, name: &str) -> Tensor {
-        self.vs.variables()[name].shallow_clone()
-    }
-
     /// Parameter groups by splitter: `body_head` (body | head), `resnet` (fastai's
     /// stem..layer2 | layer3..layer4 | head), or `none` (one group).
     pub fn split(&self, splitter: &str) -> Result<Vec<Vec<String>>> {
