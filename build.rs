@@ -1,13 +1,26 @@
 //! Makes the binary find libtorch at run time without LD_LIBRARY_PATH (rpath to the
 //! wheel's lib dir), and keeps libtorch_cuda linked so CUDA is detected on GPU machines
-//! (the linker's --as-needed would otherwise drop it: tch-rs issues #907, #980).
+//! (the linker's --as-needed would otherwise drop it: tch-rs issues #907, #980), and
+//! compiles `csrc/torch_ext.cpp` against the same libtorch's headers.
+use std::path::Path;
 use std::process::Command;
 
 fn main() {
     if let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") {
+        let include = Path::new(&lib).join("../include");
+        cc::Build::new()
+            .cpp(true)
+            .file("csrc/torch_ext.cpp")
+            .include(&include)
+            .include(include.join("torch/csrc/api/include"))
+            .flag("-std=c++17")
+            .define("_GLIBCXX_USE_CXX11_ABI", "1")
+            .warnings(false)
+            .compile("runner_torch_ext");
+        println!("cargo:rerun-if-changed=csrc/torch_ext.cpp");
         println!("cargo:rustc-link-arg=-Wl,-rpath,{lib}");
         println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
-        if std::path::Path::new(&lib).join("libtorch_cuda.so").exists() {
+        if Path::new(&lib).join("libtorch_cuda.so").exists() {
             println!("cargo:rustc-link-arg=-ltorch_cuda");
         }
         println!("cargo:rustc-link-arg=-ltorch");
@@ -15,7 +28,7 @@ fn main() {
     }
     let torch_version = std::env::var("DEP_TCH_LIBTORCH_LIB")
         .ok()
-        .and_then(|lib| std::fs::read_to_string(std::path::Path::new(&lib).join("../version.py")).ok())
+        .and_then(|lib| std::fs::read_to_string(Path::new(&lib).join("../version.py")).ok())
         .and_then(|v| {
             v.lines()
                 .find_map(|l| l.strip_prefix("__version__ = ").map(|s| s.trim_matches(['\'', '"']).to_string()))

@@ -15,4 +15,5 @@ pub mod script;
 pub mod seed;
 pub mod session;
 pub mod text_table;
+pub mod torch_ext;
 pub mod track;

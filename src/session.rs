@@ -64,6 +64,7 @@ impl Session {
         let (git_commit, git_dirty) = git_state(&spec.script);
         let mut extra = toml::Table::new();
         extra.insert("pid".into(), toml::Value::Integer(std::process::id() as i64));
+        extra.insert("deterministic".into(), toml::Value::Boolean(crate::torch_ext::deterministic()));
         let record = RunRecord {
             format_version: crate::track::record::FORMAT_VERSION,
             id,

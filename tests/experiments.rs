@@ -31,6 +31,20 @@ fn pets_siamese_tutorial_runs_and_leaves_every_artifact() {
     assert!(m.contains("\"kind\":\"lr_find\"") && m.contains("\"kind\":\"epoch\"") && m.contains("\"valid_accuracy\""));
 }
 
+/// The GPU check's script on CPU, small (bf16 and channels-last default to off there;
+/// tests/learner.rs trains with both on CPU): the numbers scripts/gpu-check reads.
+#[test]
+fn gpu_check_script_runs_bf16_on_cpu() {
+    let sb = Sandbox::new();
+    let r = sb.run(&[&experiment("gpu_check.rhai"), "--set", "size=32", "--set", "bs=16", "--set", "arch=resnet18"]);
+    r.ok();
+    assert!(r.stdout.contains("device: cpu, bf16: false, channels_last: false"), "{}", r.stdout);
+    let pairs: f64 = last_line(&r.stdout).strip_prefix("pairs_per_second: ").expect(&r.stdout).parse().unwrap();
+    assert!(pairs > 0.0);
+    let record = std::fs::read_to_string(sb.last_run().join("run.toml")).unwrap();
+    assert!(record.contains("deterministic = true"), "{record}");
+}
+
 #[test]
 fn orl_faces_learns_unseen_people_and_repeats_exactly() {
     let sb = Sandbox::new();
@@ -66,7 +80,7 @@ fn omniglot_oneshot_scores_the_official_runs() {
 #[test]
 fn ctrl_c_leaves_an_interrupted_record_and_a_loadable_checkpoint() {
     let sb = Sandbox::new();
-    let mut child = sb
+    let child = sb
         .command(&[&[experiment("orl_faces.rhai").as_str()][..], &ORL_SMOKE[..], &["--set", "epochs=50"]].concat())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())

@@ -130,6 +130,32 @@ fn training_learns_a_learnable_problem() {
     assert!(l.get_preds().unwrap().0.allclose(&p_before, 1e-6, 1e-6, false));
 }
 
+/// The GPU options run through the same code on CPU: bf16 autocast (matmuls in bfloat16,
+/// float32 weights and loss) and channels-last weights still learn the toy problem.
+#[test]
+fn bf16_and_channels_last_train_with_float32_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = ConvNetSpec { in_channels: 3, channels: vec![8, 16], kernels: vec![3, 3], pool: vec![true, true], batch_norm: true, embed: 32, sigmoid: false, input: (24, 24) };
+    let mut l = toy_learner(dir.path(), BodySpec::ConvNet(spec), PairHeadSpec::L1);
+    let (fp32_loss, _, _) = l.validate().unwrap();
+    l.bf16 = true;
+    let (bf16_loss, _, _) = l.validate().unwrap();
+    assert!(bf16_loss != fp32_loss && (bf16_loss - fp32_loss).abs() < 0.02 * fp32_loss, "bf16 {bf16_loss} vs fp32 {fp32_loss}");
+    l.bf16 = false;
+    let opts = FitOptions { bf16: true, channels_last: true, ..Default::default() };
+    l.fit_one_cycle(5, &Lrs::One(1e-2), OneCycle::new(1e-2), &opts, &NoExtra).unwrap();
+    assert!(!l.bf16, "the fit option lasts for that fit only");
+    assert!(!runner::torch_ext::autocast_enabled(Device::Cpu), "autocast is off again after the fit");
+    let vars = l.model.vs.variables();
+    let conv = vars.values().find(|v| v.dim() == 4).expect("a conv weight");
+    assert_eq!(conv.kind(), Kind::Float, "weights stay float32");
+    assert!(!conv.is_contiguous(), "conv weights were moved to channels-last order");
+    let (loss, p, y) = l.validate().unwrap();
+    let acc = p.argmax(-1, false).eq_tensor(&y).to_kind(Kind::Float).mean(Kind::Float).double_value(&[]);
+    assert!(loss < fp32_loss * 0.7 && acc >= 0.9, "loss {fp32_loss} -> {loss}, accuracy {acc}");
+    l.save(dir.path().join("cl").to_str().unwrap()).expect("channels-last weights save");
+}
+
 #[test]
 fn learning_rate_specs_follow_fastai() {
     assert_eq!(Lrs::One(1e-3).for_groups(2).unwrap(), vec![1e-3, 1e-3]);

@@ -97,6 +97,10 @@ pub fn execute(
         rerun_of,
     };
     crate::seed::seed_torch(opts.seed);
+    if let Err(e) = crate::torch_ext::set_deterministic(device) {
+        eprintln!("runner: {e:#}");
+        return Outcome { dir: None, code: 1 };
+    }
     let session = match Session::start(&spec, BTreeMap::new()) {
         Ok(s) => Arc::new(s),
         Err(e) => {

@@ -56,11 +56,10 @@ pub struct FitOptions {
     pub early_stopping: Option<(String, usize)>,
     /// Save `models/best` whenever this column improves; reload it at the end.
     pub save_best: Option<String>,
+    /// Inputs and conv weights in NHWC memory order (faster convolutions on GPU).
     pub channels_last: bool,
-}
-
-fn channels_last(x: &Tensor) -> Tensor {
-    if x.dim() == 4 { x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]) } else { x.shallow_clone() }
+    /// bf16 mixed precision for this fit (see `Learner::bf16`).
+    pub bf16: bool,
 }
 
 impl Learner {
@@ -91,7 +90,7 @@ impl Learner {
 
     /// One training step; returns the batch loss.
     pub fn train_step(&mut self, xs: &[Tensor], y: &Tensor, grad_clip: Option<f64>) -> Result<f64> {
-        let out = self.model.forward(xs, true)?;
+        let out = self.forward(xs, true)?;
         let loss = self.loss.compute(&out, y);
         self.opt.zero_grad();
         loss.f_backward().map_err(|e| anyhow::anyhow!("backward failed: {e}"))?;
@@ -105,6 +104,21 @@ impl Learner {
     /// The loop every fit shares; `sched(pos)` gives per-group lrs and momentum at
     /// training position `pos` in [0, 1).
     pub fn fit_with(&mut self, epochs: usize, sched: &dyn Fn(f64) -> (Vec<f64>, f64), opts: &FitOptions, extra: &dyn ExtraMetrics) -> Result<()> {
+        if opts.channels_last {
+            self.model.to_channels_last();
+        }
+        let saved = self.bf16;
+        self.bf16 |= opts.bf16;
+        if (self.bf16 || opts.channels_last) && !self.model.device().is_cuda() {
+            // Measured: a resnet18 epoch at 32 px took 3 s plain, about 150 s with either.
+            tracing::warn!("bf16 and channels_last are GPU options: on this CPU they run, but far slower");
+        }
+        let result = self.fit_loop(epochs, sched, opts, extra);
+        self.bf16 = saved;
+        result
+    }
+
+    fn fit_loop(&mut self, epochs: usize, sched: &dyn Fn(f64) -> (Vec<f64>, f64), opts: &FitOptions, extra: &dyn ExtraMetrics) -> Result<()> {
         let n_iter = self.data.train_len();
         if n_iter == 0 {
             bail!("no training batches: the training set is smaller than one batch (drop_last)");
@@ -141,7 +155,7 @@ impl Learner {
                 self.opt.mom = mom;
                 let batch = batch?;
                 let y = super::data::as_targets(&batch.y);
-                let xs: Vec<Tensor> = if opts.channels_last { batch.xs.iter().map(channels_last).collect() } else { batch.xs };
+                let xs: Vec<Tensor> = if opts.channels_last { batch.xs.iter().map(crate::model::channels_last).collect() } else { batch.xs };
                 let loss = self.train_step(&xs, &y, opts.grad_clip)?;
                 if !loss.is_finite() {
                     bar.finish();

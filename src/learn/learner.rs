@@ -93,6 +93,8 @@ pub struct Learner {
     /// Fits (and lr_finds) so far, to tell their records apart.
     pub fits: usize,
     pub seed: u64,
+    /// bf16 mixed precision for every forward pass (fastai's `to_bf16`).
+    pub bf16: bool,
 }
 
 impl Learner {
@@ -114,7 +116,7 @@ impl Learner {
             })
             .collect();
         let opt = Optimizer::new(opts.opt, groups, opts.wd);
-        Ok(Learner { model, data, loss, metrics, opt, train_bn: opts.train_bn, out, frozen_to: 0, epochs_done: 0, fits: 0, seed })
+        Ok(Learner { model, data, loss, metrics, opt, train_bn: opts.train_bn, out, frozen_to: 0, epochs_done: 0, fits: 0, seed, bf16: false })
     }
 
     pub fn n_groups(&self) -> usize {
@@ -202,7 +204,7 @@ impl Learner {
             for b in self.data.valid()? {
                 let b = b?;
                 let y = super::data::as_targets(&b.y);
-                let out = self.model.forward(&b.xs, false)?;
+                let out = self.forward(&b.xs, false)?;
                 let bs = y.size()[0];
                 total += self.loss.compute(&out, &y).double_value(&[]) * bs as f64;
                 n += bs;
@@ -219,6 +221,12 @@ impl Learner {
 
     /// Probabilities for inputs given as tensors (one batch per model input).
     pub fn predict(&self, xs: &[Tensor]) -> Result<Tensor> {
-        tch::no_grad(|| Ok(self.loss.probs(&self.model.forward(xs, false)?)))
+        tch::no_grad(|| Ok(self.loss.probs(&self.forward(xs, false)?)))
+    }
+
+    /// The model's output in float32, under bf16 autocast when `self.bf16`.
+    pub fn forward(&self, xs: &[Tensor], train: bool) -> Result<Tensor> {
+        let out = crate::torch_ext::maybe_bf16(self.bf16, self.model.device(), || self.model.forward(xs, train))?;
+        Ok(out.to_kind(tch::Kind::Float))
     }
 }

@@ -105,6 +105,11 @@ enum Net {
     Siamese { encoder: Seq, pool: bool, head: PairHead },
 }
 
+/// The same values with channels-last (NHWC) strides; other ranks are returned as is.
+pub fn channels_last(x: &Tensor) -> Tensor {
+    if x.dim() == 4 { x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]) } else { x.shallow_clone() }
+}
+
 pub struct Model {
     pub vs: nn::VarStore,
     net: Net,
@@ -190,6 +195,18 @@ impl Model {
 
     pub fn device(&self) -> Device {
         self.vs.device()
+    }
+
+    /// Puts conv weights in channels-last memory order; values and names are unchanged.
+    pub fn to_channels_last(&self) {
+        tch::no_grad(|| {
+            for (_, mut v) in self.vs.variables() {
+                if v.dim() == 4 {
+                    let nhwc = channels_last(&v);
+                    v.set_data(&nhwc);
+                }
+            }
+        });
     }
 
     /// Forward pass; `xs` holds one image batch (classifier) or two (Siamese).

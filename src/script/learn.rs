@@ -88,6 +88,7 @@ fn fit_options(o: &mut Opts) -> RhaiResult<FitOptions> {
         early_stopping,
         save_best: o.opt_string("save_best")?,
         channels_last: o.bool("channels_last", false)?,
+        bf16: o.bool("bf16", false)?,
     })
 }
 
@@ -161,6 +162,10 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         |l: &mut ScriptLearner| -> RhaiResult<()> { l.get()?.freeze(); Ok(()) });
     reg!(engine, "unfreeze", ["learn: Learner", "()"], "Train every group.",
         |l: &mut ScriptLearner| -> RhaiResult<()> { l.get()?.unfreeze(); Ok(()) });
+    reg!(engine, "to_bf16", ["learn: Learner", "()"], "bf16 mixed precision from now on (autocast; float32 weights and losses).",
+        |l: &mut ScriptLearner| -> RhaiResult<()> { l.get()?.bf16 = true; Ok(()) });
+    reg!(engine, "to_fp32", ["learn: Learner", "()"], "Back to full float32 precision.",
+        |l: &mut ScriptLearner| -> RhaiResult<()> { l.get()?.bf16 = false; Ok(()) });
     reg!(engine, "freeze_to", ["learn: Learner", "n: i64", "()"], "Freeze the groups before n (negative counts from the end).",
         |l: &mut ScriptLearner, n: Dynamic| -> RhaiResult<()> { l.get()?.freeze_to(to_i64(&n, "n")?); Ok(()) });
     reg!(engine, "lr_find", ["learn: Learner", "Map"],
@@ -172,11 +177,11 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         "fastai's one-cycle fit; lr_max is a number, a list per group, or slice(lo, hi).",
         |ctx: NativeCallContext, l: &mut ScriptLearner, n: Dynamic, lr: Dynamic| fit(&ctx, l, "fit_one_cycle", n, lr, Map::new()));
     reg!(engine, "fit_one_cycle", ["learn: Learner", "epochs: i64", "lr_max: Dynamic", "options: Map", "()"],
-        "fit_one_cycle with div 25, div_final 1e5, pct_start 0.25, moms [0.95,0.85,0.95], wd, grad_clip, early_stopping #{monitor, patience}, save_best, channels_last.",
+        "fit_one_cycle with div 25, div_final 1e5, pct_start 0.25, moms [0.95,0.85,0.95], wd, grad_clip, early_stopping #{monitor, patience}, save_best, channels_last, bf16.",
         |ctx: NativeCallContext, l: &mut ScriptLearner, n: Dynamic, lr: Dynamic, o: Map| fit(&ctx, l, "fit_one_cycle", n, lr, o));
     reg!(engine, "fit", ["learn: Learner", "epochs: i64", "lr: Dynamic", "()"], "Constant learning rate(s), momentum 0.9.",
         |ctx: NativeCallContext, l: &mut ScriptLearner, n: Dynamic, lr: Dynamic| fit(&ctx, l, "fit", n, lr, Map::new()));
-    reg!(engine, "fit", ["learn: Learner", "epochs: i64", "lr: Dynamic", "options: Map", "()"], "fit with wd, grad_clip, early_stopping, save_best, channels_last.",
+    reg!(engine, "fit", ["learn: Learner", "epochs: i64", "lr: Dynamic", "options: Map", "()"], "fit with wd, grad_clip, early_stopping, save_best, channels_last, bf16.",
         |ctx: NativeCallContext, l: &mut ScriptLearner, n: Dynamic, lr: Dynamic, o: Map| fit(&ctx, l, "fit", n, lr, o));
     reg!(engine, "fine_tune", ["learn: Learner", "epochs: i64", "()"], "fastai's fine_tune: 1 frozen epoch, then unfrozen one-cycle epochs (base_lr 2e-3).",
         |ctx: NativeCallContext, l: &mut ScriptLearner, n: Dynamic| fit(&ctx, l, "fine_tune", n, Dynamic::from(2e-3), Map::new()));
