@@ -162,6 +162,10 @@ fn runs_lists_and_filters_what_was_run() {
     let r = sb.run(&["show", "last"]);
     r.ok();
     assert!(r.stdout.contains("status    failed") && r.stdout.contains("no"), "{}", r.stdout);
+    let r = sb.run(&["show", "last~1"]);
+    r.ok();
+    let row = r.stdout.lines().find(|l| l.starts_with("acc")).unwrap_or_default();
+    assert_eq!(row.split_whitespace().collect::<Vec<_>>(), ["acc", "1", "0.750000", "0.750000"], "{}", r.stdout);
     let r = sb.run(&["show", "zzzz"]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("no run named `zzzz`"), "{}", r.stderr);

@@ -130,12 +130,11 @@ pub fn show(root: &Path, name: &str, json: bool) -> Result<()> {
         let rows: Vec<Vec<String>> = series
             .iter()
             .map(|(k, v)| {
-                let best = v.iter().copied().filter(|x| !x.is_nan()).fold(f64::NAN, |a, b| if a.is_nan() || b < a { b } else { a });
-                let top = v.iter().copied().filter(|x| !x.is_nan()).fold(f64::NAN, |a, b| if a.is_nan() || b > a { b } else { a });
-                vec![k.clone(), v.len().to_string(), num(*v.last().unwrap()), num(best), num(top)]
+                let best = crate::track::compare::best(k, v).unwrap_or(f64::NAN);
+                vec![k.clone(), v.len().to_string(), num(*v.last().unwrap()), num(best)]
             })
             .collect();
-        println!("\n{}", render(&["metric", "n", "last", "min", "max"].map(String::from), &rows));
+        println!("\n{}", render(&["metric", "n", "last", "best"].map(String::from), &rows));
     }
     for (line, e) in &m.damaged {
         println!("warning: metrics.jsonl line {line} is damaged and was skipped ({e})");

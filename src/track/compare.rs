@@ -21,7 +21,8 @@ pub fn lower_is_better(name: &str) -> bool {
     name.contains("loss") || name.contains("error")
 }
 
-fn best(name: &str, v: &[f64]) -> Option<f64> {
+/// The best value of a metric's series (see `lower_is_better`), NaNs ignored.
+pub fn best(name: &str, v: &[f64]) -> Option<f64> {
     let vals = v.iter().copied().filter(|x| !x.is_nan());
     if lower_is_better(name) { vals.reduce(f64::min) } else { vals.reduce(f64::max) }
 }
