@@ -10,7 +10,7 @@ fn main() -> Result<()> {
     let dir = args.next().context("usage: bench_pipeline <image folder> <threads>...")?;
     let threads: Vec<usize> = args.map(|a| a.parse()).collect::<Result<_, _>>().context("thread counts are integers")?;
     let files = runner::data::files::get_image_files(&[dir.into()])?.files;
-    let items: Vec<Item> = (0..files.len()).map(|i| Item { ids: [i, i], y: 0 }).collect();
+    let items: Vec<Item> = (0..files.len()).map(|i| Item { ids: [i, i], y: 0, turns: 0 }).collect();
     for n in threads {
         tch::set_num_threads(n as i32);
         let cfg = LoaderConfig { size: 224, bs: 64, num_workers: n, ..LoaderConfig::default() };

@@ -156,6 +156,41 @@ fn bf16_and_channels_last_train_with_float32_weights() {
     l.save(dir.path().join("cl").to_str().unwrap()).expect("channels-last weights save");
 }
 
+/// Classification pretraining for one-shot learning: a cosine classifier learns the
+/// templates, and a Siamese cosine model over its body (weights copied) then scores
+/// same-template pairs above different ones.
+#[test]
+fn cosine_classifier_body_carries_over_to_a_siamese_model() {
+    let dir = tempfile::tempdir().unwrap();
+    tch::manual_seed(0);
+    let templates = Tensor::randn([3, 3, 24, 24], (Kind::Float, Device::Cpu));
+    let draw = |n: i64, seed: i64| {
+        tch::manual_seed(seed);
+        let c = Tensor::randint(3, [n], (Kind::Int64, Device::Cpu));
+        (templates.index_select(0, &c) + Tensor::randn([n, 3, 24, 24], (Kind::Float, Device::Cpu)) * 0.5, c)
+    };
+    let ((cx, cy), (cvx, cvy)) = (draw(256, 5), draw(64, 6));
+    let data = TensorData { train_x: vec![cx], train_y: cy, valid_x: vec![cvx.shallow_clone()], valid_y: cvy.shallow_clone(), bs: 16, seed: 3, device: Device::Cpu, vocab: vec!["a".into(), "b".into(), "c".into()] };
+    let spec = ConvNetSpec { in_channels: 3, channels: vec![8, 16], kernels: vec![3, 3], pool: vec![true, true], batch_norm: true, embed: 0, sigmoid: false, input: (24, 24) };
+    tch::manual_seed(0);
+    let clf = Rc::new(Model::cosine_classifier(&BodySpec::ConvNet(spec), 3, 10.0, Device::Cpu).unwrap());
+    let mut l = Learner::new(clf.clone(), Rc::new(data), LearnerOptions { metrics: vec!["accuracy".into()], splitter: "none".into(), ..Default::default() }, RunOut { dir: dir.path().to_path_buf(), metrics: None }, 3).unwrap();
+    l.fit_one_cycle(4, &Lrs::One(1e-2), OneCycle::new(1e-2), &FitOptions::default(), &NoExtra).unwrap();
+    let (_, p, y) = l.validate().unwrap();
+    let acc = p.argmax(-1, false).eq_tensor(&y).to_kind(Kind::Float).mean(Kind::Float).double_value(&[]);
+    assert!(acc >= 0.9, "the cosine classifier learns the templates: {acc}");
+    assert!(clf.summary(&[3, 24, 24]).unwrap().contains("scale * cos(e, class weights)"));
+    let siamese = clf.siamese_from(&PairHeadSpec::Cosine).unwrap();
+    let (mine, theirs) = (clf.vs.variables(), siamese.vs.variables());
+    let body: Vec<&String> = mine.keys().filter(|k| k.starts_with("body.")).collect();
+    assert!(!body.is_empty() && body.iter().all(|k| mine[*k].equal(&theirs[*k])), "body weights are copied");
+    // Pairs: each validation image with the next one.
+    let out = tch::no_grad(|| siamese.forward(&[cvx.shallow_clone(), cvx.roll([1], [0])], false)).unwrap();
+    let same = cvy.eq_tensor(&cvy.roll([1], [0]));
+    let mean = |m: &Tensor| out.masked_select(m).mean(Kind::Float).double_value(&[]);
+    assert!(mean(&same) > mean(&same.logical_not()) + 1.0, "same pairs score higher: {} vs {}", mean(&same), mean(&same.logical_not()));
+}
+
 #[test]
 fn learning_rate_specs_follow_fastai() {
     assert_eq!(Lrs::One(1e-3).for_groups(2).unwrap(), vec![1e-3, 1e-3]);

@@ -35,9 +35,15 @@ fn nonempty(table: &Table) -> Result<()> {
     Ok(())
 }
 
-/// Plain images with a class each; the vocabulary is the sorted distinct labels.
+/// Plain images with a class each; the vocabulary is the sorted distinct labels. A
+/// `turns` column (as `quarter_turns` adds) rotates each row's image.
 pub fn image_loaders(table: &Table, x: &str, y: &str, valid_col: &str, cfg: &LoaderConfig) -> Result<DataLoaders> {
     nonempty(table)?;
+    let turns: Vec<u8> = match table.column("turns") {
+        Ok(Column::Int(t)) => t.iter().map(|&t| t.rem_euclid(4) as u8).collect(),
+        Ok(other) => bail!("column `turns` must hold integers (quarter turns), it holds {}", other.type_name()),
+        Err(_) => vec![0; table.len()],
+    };
     let files = table.strs(x)?;
     let labels = table.column(y)?;
     let is_valid = table.bools(valid_col)?;
@@ -54,9 +60,10 @@ pub fn image_loaders(table: &Table, x: &str, y: &str, valid_col: &str, cfg: &Loa
     let items: Vec<Item> = files
         .iter()
         .zip(&names)
-        .map(|(f, n)| {
+        .zip(&turns)
+        .map(|((f, n), &turns)| {
             let id = paths.id(f);
-            Item { ids: [id, id], y: index[n.as_str()] }
+            Item { ids: [id, id], y: index[n.as_str()], turns }
         })
         .collect();
     let (train, valid) = split_items(items, is_valid);
@@ -70,7 +77,7 @@ pub fn pair_loaders(table: &Table, cfg: &LoaderConfig) -> Result<DataLoaders> {
     let same = table.bools("label")?;
     let is_valid = table.bools("is_valid")?;
     let mut paths = Paths::default();
-    let items: Vec<Item> = (0..table.len()).map(|i| Item { ids: [paths.id(&f1[i]), paths.id(&f2[i])], y: same[i] as i64 }).collect();
+    let items: Vec<Item> = (0..table.len()).map(|i| Item { ids: [paths.id(&f1[i]), paths.id(&f2[i])], y: same[i] as i64, turns: 0 }).collect();
     let train_classes = match cfg.redraw {
         Some(_) => {
             let c1 = table.strs("class1")?;

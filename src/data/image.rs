@@ -17,6 +17,32 @@ pub struct Pixels {
     pub data: Vec<u8>,
 }
 
+impl Pixels {
+    /// The image turned counter-clockwise by `turns` quarter turns (as `torch.rot90`).
+    pub fn rot90(&self, turns: u8) -> Pixels {
+        let (w, h, c) = (self.width as usize, self.height as usize, self.channels);
+        let turns = turns % 4;
+        if turns == 0 {
+            return self.clone();
+        }
+        let (nw, nh) = if turns % 2 == 1 { (h, w) } else { (w, h) };
+        let mut data = vec![0u8; self.data.len()];
+        for y in 0..nh {
+            for x in 0..nw {
+                // The source pixel of output (x, y) for a counter-clockwise turn.
+                let (sx, sy) = match turns {
+                    1 => (w - 1 - y, x),
+                    2 => (w - 1 - x, h - 1 - y),
+                    _ => (y, h - 1 - x),
+                };
+                let (o, i) = ((y * nw + x) * c, (sy * w + sx) * c);
+                data[o..o + c].copy_from_slice(&self.data[i..i + c]);
+            }
+        }
+        Pixels { width: nw as u32, height: nh as u32, channels: c, data }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PadMode {
     Zeros,
@@ -164,6 +190,19 @@ mod tests {
 
     fn pets() -> std::path::PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/oxford-iiit-pet-sample/images")
+    }
+
+    #[test]
+    fn rot90_turns_counter_clockwise_like_torch() {
+        // [[1, 2, 3], [4, 5, 6]] (2 rows, 3 columns); torch.rot90 gives [[3, 6], [2, 5], [1, 4]].
+        let p = Pixels { width: 3, height: 2, channels: 1, data: vec![1, 2, 3, 4, 5, 6] };
+        let r = p.rot90(1);
+        assert_eq!((r.width, r.height, r.data.clone()), (2, 3, vec![3, 6, 2, 5, 1, 4]));
+        assert_eq!(p.rot90(2).data, vec![6, 5, 4, 3, 2, 1]);
+        assert_eq!(p.rot90(3).data, vec![4, 1, 5, 2, 6, 3]);
+        assert_eq!(r.rot90(3), p);
+        let rgb = Pixels { width: 2, height: 1, channels: 3, data: vec![1, 2, 3, 4, 5, 6] };
+        assert_eq!(rgb.rot90(1).data, vec![4, 5, 6, 1, 2, 3], "channels move together");
     }
 
     #[test]

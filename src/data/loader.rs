@@ -492,7 +492,7 @@ mod tests {
     fn both_images_of_a_pair_share_the_random_crop() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/oxford-iiit-pet-sample/images");
         let paths: Vec<PathBuf> = files::get_image_files(&[root]).unwrap().files.into_iter().take(8).collect();
-        let items: Vec<Item> = (0..8).map(|i| Item { ids: [i, i], y: 1 }).collect();
+        let items: Vec<Item> = (0..8).map(|i| Item { ids: [i, i], y: 1, turns: 0 }).collect();
         let set = ItemSet { paths, train: items.clone(), valid: items, vocab: vec!["different".into(), "same".into()], n_inputs: 2, train_classes: None };
         let c = LoaderConfig { size: 16, bs: 8, num_workers: 2, ..LoaderConfig::default() };
         let dls = DataLoaders::build(set, &c).unwrap();

@@ -170,7 +170,7 @@ impl Redraw {
             .iter()
             .map(|&a| {
                 let (k, same) = self.pool.draw(a, self.p_same, &mut rng, &mut fb);
-                Item { ids: [self.members[a], self.members[k]], y: same as i64 }
+                Item { ids: [self.members[a], self.members[k]], y: same as i64, turns: 0 }
             })
             .collect();
         (items, fb)

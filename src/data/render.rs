@@ -9,11 +9,13 @@ use rayon::prelude::*;
 use std::borrow::Cow;
 use std::path::PathBuf;
 
-/// An item: ids of its 1 or 2 images in the image list, and its class index.
+/// An item: ids of its 1 or 2 images in the image list, its class index, and the
+/// quarter turns applied to its images (rotations used as extra classes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Item {
     pub ids: [usize; 2],
     pub y: i64,
+    pub turns: u8,
 }
 
 /// What the workers share: the image files, the optional cache, the transforms.
@@ -48,6 +50,9 @@ impl Images {
             .map(|slot| {
                 let mut px = resize(self.load(item.ids[slot])?.as_ref(), self.method, self.size, at)
                     .with_context(|| format!("cannot resize {}", self.paths[item.ids[slot]].display()))?;
+                if item.turns != 0 {
+                    px = px.rot90(item.turns);
+                }
                 if train && !self.augment.is_identity() {
                     self.augment.apply(&mut px, &mut crate::seed::rng(self.seed, &format!("aug/{epoch}/{index}/{slot}")));
                 }

@@ -101,8 +101,32 @@ enum PairHead {
 }
 
 enum Net {
-    Classifier { body: Seq, head: Seq },
+    Classifier { body: Seq, head: ClassHead },
     Siamese { encoder: Seq, pool: bool, head: PairHead },
+}
+
+/// A classifier's head.
+enum ClassHead {
+    /// fastai's head: pooling, then the BatchNorm/Dropout/Linear stack.
+    Fastai(Seq),
+    /// `scale * cos(embedding, class weight)`, a cosine classifier: it trains embeddings that
+    /// separate classes by angle, so a Siamese cosine head over the same body can compare
+    /// classes it never saw (classification pretraining for one-shot learning).
+    Cosine { pool: bool, weight: Tensor, scale: f64 },
+}
+
+impl ClassHead {
+    fn forward(&self, features: Tensor, train: bool) -> Tensor {
+        match self {
+            ClassHead::Fastai(h) => h.forward_t(&features, train),
+            ClassHead::Cosine { pool, weight, scale } => unit_rows(&embed(features, *pool)).matmul(&unit_rows(weight).tr()) * *scale,
+        }
+    }
+}
+
+/// Rows scaled to unit L2 norm (as `F.normalize`).
+fn unit_rows(x: &Tensor) -> Tensor {
+    x / x.norm_scalaropt_dim(2, [1], true).clamp_min(1e-12)
 }
 
 /// The same values with channels-last (NHWC) strides; other ranks are returned as is.
@@ -135,7 +159,32 @@ impl Model {
         let vs = nn::VarStore::new(device);
         let b = body.build(&(vs.root() / "body"))?;
         let h = head::create_head(&(vs.root() / "head"), head)?;
-        Model::finish(vs, Net::Classifier { body: b, head: h }, Output::Logits, body, "Classifier")
+        Model::finish(vs, Net::Classifier { body: b, head: ClassHead::Fastai(h) }, Output::Logits, body, "Classifier")
+    }
+
+    /// Body + cosine classifier over `n_out` classes (see `ClassHead::Cosine`); any body.
+    pub fn cosine_classifier(body: &BodySpec, n_out: i64, scale: f64, device: Device) -> Result<Model> {
+        if n_out < 2 || scale <= 0.0 {
+            bail!("a cosine classifier needs at least 2 classes and a positive scale, got {n_out} classes, scale {scale}");
+        }
+        let vs = nn::VarStore::new(device);
+        let b = body.build(&(vs.root() / "body"))?;
+        let weight = (vs.root() / "head").var("weight", &[n_out, body.out_channels()], nn::Init::Randn { mean: 0.0, stdev: 0.01 });
+        let head = ClassHead::Cosine { pool: body.outputs_feature_map(), weight, scale };
+        Model::finish(vs, Net::Classifier { body: b, head }, Output::Logits, body, "CosineClassifier")
+    }
+
+    /// A Siamese model over this model's body, its trained weights copied: after
+    /// classification pretraining, compare pairs with `head`.
+    pub fn siamese_from(&self, head: &PairHeadSpec) -> Result<Model> {
+        let m = Model::siamese(&self.body, head, self.device())?;
+        let mine = self.vs.variables();
+        tch::no_grad(|| {
+            for (name, mut v) in m.vs.variables().into_iter().filter(|(n, _)| n.starts_with("body.")) {
+                v.copy_(&mine[&name]);
+            }
+        });
+        Ok(m)
     }
 
     /// One shared encoder applied to both images, then `head`.
@@ -216,7 +265,7 @@ impl Model {
         }
         let run = || -> Tensor {
             match &self.net {
-                Net::Classifier { body, head } => head.forward_t(&body.forward_t(&xs[0], train), train),
+                Net::Classifier { body, head } => head.forward(body.forward_t(&xs[0], train), train),
                 Net::Siamese { encoder, pool, head } => {
                     let a = encoder.forward_t(&xs[0], train);
                     let b = encoder.forward_t(&xs[1], train);

@@ -1,6 +1,6 @@
 //! `summary()`: one row per child with output shape, parameter count and whether it
 //! trains, then totals, like fastai's `learn.summary()`. Runs one eval-mode batch of 2.
-use super::{embed, Model, Net, PairHead};
+use super::{embed, ClassHead, Model, Net, PairHead};
 use crate::text_table::render;
 use anyhow::Result;
 use tch::{Kind, Tensor};
@@ -11,9 +11,14 @@ impl Model {
         let mut rows: Vec<(String, String, Vec<i64>)> = Vec::new();
         tch::no_grad(|| -> Result<()> {
             match &self.net {
-                Net::Classifier { body, head } => {
+                Net::Classifier { body, head: ClassHead::Fastai(head) } => {
                     let f = body.trace(&x, false, "body.", &mut rows);
                     let _ = head.trace(&f, false, "head.", &mut rows);
+                }
+                Net::Classifier { body, head: ClassHead::Cosine { pool, .. } } => {
+                    let f = body.trace(&x, false, "body.", &mut rows);
+                    rows.push(("embed".into(), "embedding".into(), embed(f, *pool).size()));
+                    rows.push(("head".into(), "scale * cos(e, class weights)".into(), self.forward(&[x.shallow_clone()], false)?.size()));
                 }
                 Net::Siamese { encoder, pool, head } => {
                     let f = encoder.trace(&x, false, "body.", &mut rows);

@@ -335,6 +335,9 @@ fn register_table(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
             o.finish()?;
             t.0.oversample(col, seed).map(table).or_script()
         });
+    reg!(engine, "quarter_turns", ["t: Table", "label: String", "Table"],
+        "Each row 4 times, turned 0/90/180/270 degrees (column turns, read by image_loaders), each turn its own class (label/rot90...).",
+        |t: &mut ScriptTable, label: &str| -> RhaiResult<ScriptTable> { t.0.quarter_turns(label).map(table).or_script() });
     reg!(engine, "concat", ["tables: Array", "Table"], "Tables with the same columns, stacked in order.",
         |tables: Array| -> RhaiResult<ScriptTable> {
             let ts: Vec<Table> = tables

@@ -87,6 +87,17 @@ fn pair_head(kind: &str) -> RhaiResult<PairHeadSpec> {
     })
 }
 
+fn cosine_classifier(ctx: &ScriptCtx, body: BodySpec, head: &str, n_out: Dynamic, o: Map) -> RhaiResult<ScriptModel> {
+    if head != "cosine" {
+        return Err(script_err(format!("unknown classifier head `{head}`: use \"cosine\", or a create_head(...) for fastai's head")));
+    }
+    let mut o = Opts::new("classifier_model", o);
+    let scale = o.f64("scale", 20.0)?;
+    o.finish()?;
+    let n_out = to_i64(&n_out, "n_out")?;
+    Ok(ScriptModel(Rc::new(Model::cosine_classifier(&body, n_out, scale, ctx.device).or_script()?)))
+}
+
 pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     engine.register_type_with_name::<BodySpec>("Body");
     engine.register_type_with_name::<HeadSpec>("Head");
@@ -121,6 +132,17 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         move |b: BodySpec, h: HeadSpec| -> RhaiResult<ScriptModel> {
             Ok(ScriptModel(Rc::new(Model::classifier(&b, &h, c.device).or_script()?)))
         });
+    let c = ctx.clone();
+    reg!(engine, "classifier_model", ["body: Body", "head: String", "n_out: i64", "Model"],
+        "An image classifier with a \"cosine\" head: scale * cos(embedding, class weight), scale 20; any body.",
+        move |b: BodySpec, h: &str, n: Dynamic| cosine_classifier(&c, b, h, n, Map::new()));
+    let c = ctx.clone();
+    reg!(engine, "classifier_model", ["body: Body", "head: String", "n_out: i64", "options: Map", "Model"],
+        "classifier_model with options: scale.",
+        move |b: BodySpec, h: &str, n: Dynamic, o: Map| cosine_classifier(&c, b, h, n, o));
+    reg!(engine, "siamese_model", ["model: Model", "head: String", "Model"],
+        "A Siamese model over a trained model's body (weights copied) with head \"l1\", \"cosine\" or \"distance\": pairs after classification pretraining.",
+        |m: ScriptModel, h: &str| -> RhaiResult<ScriptModel> { Ok(ScriptModel(Rc::new(m.0.siamese_from(&pair_head(h)?).or_script()?))) });
     reg!(engine, "out_channels", ["body: Body", "i64"], "Channels (or features) the body outputs, to size a head.",
         |b: &mut BodySpec| b.out_channels());
     reg!(engine, "summary", ["model: Model", "String"], "Layers, output shapes, parameter counts and what trains.",
