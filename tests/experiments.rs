@@ -67,7 +67,7 @@ fn orl_faces_learns_unseen_people_and_repeats_exactly() {
 #[test]
 fn omniglot_oneshot_scores_the_official_runs() {
     let sb = Sandbox::new();
-    let r = sb.run(&[&experiment("omniglot_oneshot.rhai"), "--set", "epochs=1", "--set", "max_files=300", "--set", "repeats=1", "--set", "size=40"]);
+    let r = sb.run(&[&experiment("omniglot_oneshot.rhai"), "--set", "epochs=1", "--set", "max_files=300", "--set", "bs=32"]);
     r.ok();
     assert!(r.stdout.contains("run20: "), "{}", r.stdout);
     let line = last_line(&r.stdout);

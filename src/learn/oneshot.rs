@@ -1,8 +1,8 @@
 //! N-way one-shot evaluation (Lake et al.'s Omniglot protocol): for each query, the
 //! model scores it against every support image; the most "same" support is its answer.
-use super::learner::Learner;
+use crate::model::{Model, Output};
 use anyhow::{bail, Result};
-use tch::Tensor;
+use tch::{Kind, Tensor};
 
 /// One N-way trial set: support images (one per class) as a batch, and queries with
 /// the index of their true support image.
@@ -18,29 +18,39 @@ pub struct NWayResult {
     pub accuracy: f64,
 }
 
-impl Learner {
-    pub fn n_way_eval(&self, trials: &[NWayTrial]) -> Result<NWayResult> {
-        if self.model.n_inputs() != 2 {
-            bail!("one-shot evaluation needs a Siamese model (two inputs)");
-        }
-        let mut per_trial = Vec::new();
-        let (mut right, mut total) = (0usize, 0usize);
+/// "How same" each pair is, higher meaning more alike, whatever the Siamese head outputs.
+fn same_score(model: &Model, out: Tensor) -> Tensor {
+    match model.output {
+        Output::Logit => out,
+        Output::Distance => -out,
+        Output::Logits => out.softmax(-1, Kind::Float).select(1, 1),
+    }
+}
+
+/// Scores every trial with a Siamese model in eval mode.
+pub fn n_way_eval(model: &Model, trials: &[NWayTrial]) -> Result<NWayResult> {
+    if model.n_inputs() != 2 {
+        bail!("one-shot evaluation needs a Siamese model (two inputs); for a classifier, use siamese_model(model, \"cosine\")");
+    }
+    let mut per_trial = Vec::new();
+    let (mut right, mut total) = (0usize, 0usize);
+    tch::no_grad(|| -> Result<()> {
         for t in trials {
             let n = t.support.size()[0];
             let mut ok = 0;
             for (q, truth) in &t.queries {
                 let qs = q.unsqueeze(0).expand([n, -1, -1, -1], false);
-                let probs = self.predict(&[qs, t.support.shallow_clone()])?;
-                let guess = probs.select(1, 1).argmax(0, false).int64_value(&[]) as usize;
-                ok += (guess == *truth) as usize;
+                let scores = same_score(model, model.forward(&[qs, t.support.shallow_clone()], false)?);
+                ok += (scores.argmax(0, false).int64_value(&[]) as usize == *truth) as usize;
             }
             right += ok;
             total += t.queries.len();
             per_trial.push((t.name.clone(), ok as f64 / t.queries.len().max(1) as f64));
         }
-        if total == 0 {
-            bail!("no one-shot queries to evaluate");
-        }
-        Ok(NWayResult { per_trial, accuracy: right as f64 / total as f64 })
+        Ok(())
+    })?;
+    if total == 0 {
+        bail!("no one-shot queries to evaluate");
     }
+    Ok(NWayResult { per_trial, accuracy: right as f64 / total as f64 })
 }

@@ -18,6 +18,9 @@ pub struct ConvNetSpec {
     pub sigmoid: bool,
     /// Input height and width, needed to size the Linear layer.
     pub input: (i64, i64),
+    /// Pad each conv by kernel/2 ("same" size for odd kernels), as Snell et al.'s
+    /// four-block net does, instead of Koch's unpadded ("valid") convs.
+    pub same_padding: bool,
 }
 
 impl ConvNetSpec {
@@ -32,6 +35,7 @@ impl ConvNetSpec {
             embed: 4096,
             sigmoid: true,
             input,
+            same_padding: false,
         }
     }
 
@@ -39,8 +43,9 @@ impl ConvNetSpec {
     pub fn feature_size(&self) -> Result<(i64, i64)> {
         let (mut h, mut w) = self.input;
         for (i, &k) in self.kernels.iter().enumerate() {
-            h -= k - 1;
-            w -= k - 1;
+            let shrink = k - 1 - 2 * self.padding(k);
+            h -= shrink;
+            w -= shrink;
             if self.pool[i] {
                 h /= 2;
                 w /= 2;
@@ -50,6 +55,10 @@ impl ConvNetSpec {
             }
         }
         Ok((h, w))
+    }
+
+    fn padding(&self, kernel: i64) -> i64 {
+        if self.same_padding { kernel / 2 } else { 0 }
     }
 
     pub fn out_features(&self) -> i64 {
@@ -83,6 +92,7 @@ pub fn convnet(p: &nn::Path, spec: &ConvNetSpec) -> Result<Seq> {
                 non_linearity: nn::init::NonLinearity::ReLU,
             },
             bs_init: nn::Init::Const(0.0),
+            padding: spec.padding(k),
             ..Default::default()
         };
         seq.push(name.clone(), format!("Conv2d({k}x{k})"), nn::conv2d(p / name.as_str(), c_in, c, k, cfg));

@@ -8,7 +8,7 @@ use super::tensor::ScriptTensor;
 use crate::learn::fit::{ExtraMetrics, FitOptions};
 use crate::learn::learner::RunOut;
 use crate::learn::lr_find::LrFindOptions;
-use crate::learn::oneshot::NWayTrial;
+use crate::learn::oneshot::{n_way_eval, NWayTrial};
 use crate::learn::optimizer::OptKind;
 use crate::learn::schedule::OneCycle;
 use crate::learn::{LearnData, Learner, LearnerOptions, Loss, Lrs};
@@ -253,30 +253,37 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         "N-way one-shot accuracy on Omniglot-style runs (runNN/class_labels.txt): each query picks the support image scored most \"same\"; #{accuracy, runs: #{name: accuracy}}.",
         |l: &mut ScriptLearner, dir: &str| -> RhaiResult<Map> {
             let learn = l.get()?;
-            let runs = crate::data::oneshot::read_oneshot_runs(std::path::Path::new(dir)).or_script()?;
-            let trials = runs
-                .iter()
-                .map(|r| {
-                    let support = learn.data.encode_files(&r.support)?;
-                    let files: Vec<std::path::PathBuf> = r.queries.iter().map(|(f, _)| f.clone()).collect();
-                    let q = learn.data.encode_files(&files)?;
-                    let queries = r.queries.iter().enumerate().map(|(i, (_, t))| (q.get(i as i64), *t)).collect();
-                    Ok(NWayTrial { name: r.name.clone(), support, queries })
-                })
-                .collect::<anyhow::Result<Vec<_>>>()
-                .or_script()?;
-            let res = learn.n_way_eval(&trials).or_script()?;
-            let mut per = Map::new();
-            for (n, a) in res.per_trial {
-                per.insert(n.into(), a.into());
-            }
-            let mut m = Map::new();
-            m.insert("accuracy".into(), res.accuracy.into());
-            m.insert("runs".into(), Dynamic::from_map(per));
-            Ok(m)
+            one_shot_eval(&learn.model, learn.data.as_ref(), dir)
         });
+    reg!(engine, "one_shot_eval", ["model: Model", "dls: DataLoaders", "runs_dir: String", "Map"],
+        "one_shot_eval for a Siamese model, images prepared as dls prepares its validation set.",
+        |m: ScriptModel, d: Dynamic, dir: &str| -> RhaiResult<Map> { one_shot_eval(&m.0, learn_data(&d)?.as_ref(), dir) });
     reg!(engine, "model", ["learn: Learner", "Model"], "The learner's model.",
         |l: &mut ScriptLearner| -> RhaiResult<ScriptModel> { Ok(ScriptModel(l.get()?.model.clone())) });
+}
+
+fn one_shot_eval(model: &crate::model::Model, data: &dyn LearnData, dir: &str) -> RhaiResult<Map> {
+    let runs = crate::data::oneshot::read_oneshot_runs(std::path::Path::new(dir)).or_script()?;
+    let trials = runs
+        .iter()
+        .map(|r| {
+            let support = data.encode_files(&r.support)?;
+            let files: Vec<std::path::PathBuf> = r.queries.iter().map(|(f, _)| f.clone()).collect();
+            let q = data.encode_files(&files)?;
+            let queries = r.queries.iter().enumerate().map(|(i, (_, t))| (q.get(i as i64), *t)).collect();
+            Ok(NWayTrial { name: r.name.clone(), support, queries })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()
+        .or_script()?;
+    let res = n_way_eval(model, &trials).or_script()?;
+    let mut per = Map::new();
+    for (n, a) in res.per_trial {
+        per.insert(n.into(), a.into());
+    }
+    let mut m = Map::new();
+    m.insert("accuracy".into(), res.accuracy.into());
+    m.insert("runs".into(), Dynamic::from_map(per));
+    Ok(m)
 }
 
 fn lr_find(l: &mut ScriptLearner, o: Map) -> RhaiResult<Map> {

@@ -56,6 +56,11 @@ fn convnet_spec(o: Map) -> RhaiResult<BodySpec> {
     spec.batch_norm = o.bool("bn", spec.batch_norm)?;
     spec.embed = o.i64("embed", spec.embed)?;
     spec.sigmoid = o.bool("sigmoid", spec.sigmoid)?;
+    spec.same_padding = match o.string("padding", "valid")?.as_str() {
+        "valid" => false,
+        "same" => true,
+        other => return Err(script_err(format!("convnet option `padding` must be \"valid\" or \"same\", got \"{other}\""))),
+    };
     o.finish()?;
     spec.check().or_script()?;
     Ok(BodySpec::ConvNet(spec))
@@ -108,7 +113,7 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         "A ResNet body; options: cut (fastai children cut, default -2), weights (torchvision state_dict .safetensors).",
         |arch: &str, o: Map| body(arch, o));
     reg!(engine, "convnet", ["options: Map", "Body"],
-        "A small conv stack, by default Koch et al.'s: input [h, w] (required), in_channels 1, channels [64,128,128,256], kernels [10,7,4,4], pool, bn false, embed 4096, sigmoid true.",
+        "A small conv stack, by default Koch et al.'s: input [h, w] (required), in_channels 1, channels [64,128,128,256], kernels [10,7,4,4], pool, bn false, embed 4096 (0: global average pool), sigmoid true, padding \"valid\" (or \"same\").",
         convnet_spec);
     reg!(engine, "create_head", ["nf: i64", "n_out: i64", "Head"], "fastai's create_head(nf, n_out): concat pool, BatchNorm/Dropout/Linear, ps 0.5.",
         |nf: Dynamic, n_out: Dynamic| head(nf, n_out, Map::new()));
