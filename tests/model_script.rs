@@ -39,6 +39,9 @@ fn model_errors_point_at_the_script_line() {
         ("let m = siamese_model(create_body(\"resnet18\"), create_head(512, 2));", "head nf = 512, but the siamese (two feature maps concatenated) gives 1024"),
         ("let b = create_body(\"resnet34\", #{ weights: \"nope.safetensors\" });\nlet m = siamese_model(b, \"l1\");", "weights file nope.safetensors not found"),
         ("let m = convnet(#{ input: [20, 20] });", "shrinks to nothing at conv layer"),
+        ("let m = convnet(#{ input: [28, 28], padding: \"full\" });", "`padding` must be \"valid\" or \"same\""),
+        ("let m = classifier_model(convnet(#{ input: [105, 105] }), \"linear\", 3);", "unknown classifier head `linear`"),
+        ("let m = classifier_model(convnet(#{ input: [105, 105] }), \"cosine\", 1);", "at least 2 classes"),
     ];
     for (i, (src, want)) in cases.iter().enumerate() {
         let name = format!("e{i}.rhai");
