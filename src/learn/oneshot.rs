@@ -1,7 +1,10 @@
 //! N-way one-shot evaluation (Lake et al.'s Omniglot protocol): for each query, the
 //! model scores it against every support image; the most "same" support is its answer.
+use super::data::LearnData;
+use crate::data::oneshot::OneShotRun;
 use crate::model::{Model, Output};
 use anyhow::{bail, Result};
+use std::path::PathBuf;
 use tch::{Kind, Tensor};
 
 /// One N-way trial set: support images (one per class) as a batch, and queries with
@@ -10,6 +13,17 @@ pub struct NWayTrial {
     pub name: String,
     pub support: Tensor,
     pub queries: Vec<(Tensor, usize)>,
+}
+
+impl NWayTrial {
+    /// A run's support and query images, prepared as `data` prepares its validation set.
+    pub fn from_run(run: &OneShotRun, data: &dyn LearnData) -> Result<NWayTrial> {
+        let support = data.encode_files(&run.support)?;
+        let files: Vec<PathBuf> = run.queries.iter().map(|(f, _)| f.clone()).collect();
+        let q = data.encode_files(&files)?;
+        let queries = run.queries.iter().enumerate().map(|(i, (_, t))| (q.get(i as i64), *t)).collect();
+        Ok(NWayTrial { name: run.name.clone(), support, queries })
+    }
 }
 
 /// Accuracy per trial set and overall.

@@ -264,17 +264,7 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
 
 fn one_shot_eval(model: &crate::model::Model, data: &dyn LearnData, dir: &str) -> RhaiResult<Map> {
     let runs = crate::data::oneshot::read_oneshot_runs(std::path::Path::new(dir)).or_script()?;
-    let trials = runs
-        .iter()
-        .map(|r| {
-            let support = data.encode_files(&r.support)?;
-            let files: Vec<std::path::PathBuf> = r.queries.iter().map(|(f, _)| f.clone()).collect();
-            let q = data.encode_files(&files)?;
-            let queries = r.queries.iter().enumerate().map(|(i, (_, t))| (q.get(i as i64), *t)).collect();
-            Ok(NWayTrial { name: r.name.clone(), support, queries })
-        })
-        .collect::<anyhow::Result<Vec<_>>>()
-        .or_script()?;
+    let trials = runs.iter().map(|r| NWayTrial::from_run(r, data)).collect::<anyhow::Result<Vec<_>>>().or_script()?;
     let res = n_way_eval(model, &trials).or_script()?;
     let mut per = Map::new();
     for (n, a) in res.per_trial {
