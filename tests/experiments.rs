@@ -31,14 +31,14 @@ fn pets_siamese_tutorial_runs_and_leaves_every_artifact() {
     assert!(m.contains("\"kind\":\"lr_find\"") && m.contains("\"kind\":\"epoch\"") && m.contains("\"valid_accuracy\""));
 }
 
-/// The GPU check's script on CPU, small (bf16 and channels-last default to off there;
-/// tests/learner.rs trains with both on CPU): the numbers scripts/gpu-check reads.
+/// The GPU check's script on CPU, small: bf16 autocast and channels-last through a real
+/// fit, and the numbers scripts/gpu-check reads.
 #[test]
 fn gpu_check_script_runs_on_cpu() {
     let sb = Sandbox::new();
     let r = sb.run(&[&experiment("gpu_check.rhai"), "--set", "size=32", "--set", "bs=16", "--set", "arch=resnet18"]);
     r.ok();
-    assert!(r.stdout.contains("device: cpu, bf16: false, channels_last: false"), "{}", r.stdout);
+    assert!(r.stdout.contains("device: cpu, bf16: true, channels_last: true"), "{}", r.stdout);
     let pairs: f64 = last_line(&r.stdout).strip_prefix("pairs_per_second: ").expect(&r.stdout).parse().unwrap();
     assert!(pairs > 0.0);
     let record = std::fs::read_to_string(sb.last_run().join("run.toml")).unwrap();
