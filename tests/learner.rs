@@ -63,6 +63,11 @@ fn toy_learner(dir: &std::path::Path, body: BodySpec, head: PairHeadSpec) -> Lea
     Learner::new(Rc::new(model), Rc::new(data), opts, RunOut { dir: dir.to_path_buf(), metrics: None }, 3).unwrap()
 }
 
+/// Two conv blocks for 24x24 toy images; `embed` 0 pools globally.
+fn small_convnet(embed: i64) -> BodySpec {
+    BodySpec::ConvNet(ConvNetSpec { in_channels: 3, channels: vec![8, 16], kernels: vec![3, 3], pool: vec![true, true], batch_norm: true, embed, sigmoid: false, input: (24, 24), same_padding: false })
+}
+
 fn snapshot(l: &Learner) -> HashMap<String, Tensor> {
     l.model.vs.variables().into_iter().map(|(k, v)| (k, v.copy())).collect()
 }
@@ -97,8 +102,7 @@ fn freeze_trains_head_and_batchnorm_only() {
 #[test]
 fn lr_find_restores_weights_and_suggests() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = ConvNetSpec { in_channels: 3, channels: vec![8, 16], kernels: vec![3, 3], pool: vec![true, true], batch_norm: true, embed: 32, sigmoid: false, input: (24, 24), same_padding: false };
-    let mut l = toy_learner(dir.path(), BodySpec::ConvNet(spec), PairHeadSpec::L1);
+    let mut l = toy_learner(dir.path(), small_convnet(32), PairHeadSpec::L1);
     let before = snapshot(&l);
     let r = l.lr_find(&LrFindOptions { num_it: 30, ..Default::default() }).unwrap();
     let after = snapshot(&l);
@@ -113,8 +117,7 @@ fn lr_find_restores_weights_and_suggests() {
 #[test]
 fn training_learns_a_learnable_problem() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = ConvNetSpec { in_channels: 3, channels: vec![8, 16], kernels: vec![3, 3], pool: vec![true, true], batch_norm: true, embed: 32, sigmoid: false, input: (24, 24), same_padding: false };
-    let mut l = toy_learner(dir.path(), BodySpec::ConvNet(spec), PairHeadSpec::L1);
+    let mut l = toy_learner(dir.path(), small_convnet(32), PairHeadSpec::L1);
     let (loss0, p0, y0) = l.validate().unwrap();
     l.fit_one_cycle(5, &Lrs::One(1e-2), OneCycle::new(1e-2), &FitOptions::default(), &NoExtra).unwrap();
     let (loss1, p1, y1) = l.validate().unwrap();
@@ -135,8 +138,7 @@ fn training_learns_a_learnable_problem() {
 #[test]
 fn bf16_and_channels_last_train_with_float32_weights() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = ConvNetSpec { in_channels: 3, channels: vec![8, 16], kernels: vec![3, 3], pool: vec![true, true], batch_norm: true, embed: 32, sigmoid: false, input: (24, 24), same_padding: false };
-    let mut l = toy_learner(dir.path(), BodySpec::ConvNet(spec), PairHeadSpec::L1);
+    let mut l = toy_learner(dir.path(), small_convnet(32), PairHeadSpec::L1);
     let (fp32_loss, _, _) = l.validate().unwrap();
     l.bf16 = true;
     let (bf16_loss, _, _) = l.validate().unwrap();
@@ -171,9 +173,8 @@ fn cosine_classifier_body_carries_over_to_a_siamese_model() {
     };
     let ((cx, cy), (cvx, cvy)) = (draw(256, 5), draw(64, 6));
     let data = TensorData { train_x: vec![cx], train_y: cy, valid_x: vec![cvx.shallow_clone()], valid_y: cvy.shallow_clone(), bs: 16, seed: 3, device: Device::Cpu, vocab: vec!["a".into(), "b".into(), "c".into()] };
-    let spec = ConvNetSpec { in_channels: 3, channels: vec![8, 16], kernels: vec![3, 3], pool: vec![true, true], batch_norm: true, embed: 0, sigmoid: false, input: (24, 24), same_padding: false };
     tch::manual_seed(0);
-    let clf = Rc::new(Model::cosine_classifier(&BodySpec::ConvNet(spec), 3, 10.0, Device::Cpu).unwrap());
+    let clf = Rc::new(Model::cosine_classifier(&small_convnet(0), 3, 10.0, Device::Cpu).unwrap());
     let mut l = Learner::new(clf.clone(), Rc::new(data), LearnerOptions { metrics: vec!["accuracy".into()], splitter: "none".into(), ..Default::default() }, RunOut { dir: dir.path().to_path_buf(), metrics: None }, 3).unwrap();
     l.fit_one_cycle(4, &Lrs::One(1e-2), OneCycle::new(1e-2), &FitOptions::default(), &NoExtra).unwrap();
     let (_, p, y) = l.validate().unwrap();
