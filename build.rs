@@ -29,10 +29,7 @@ fn main() {
     let torch_version = std::env::var("DEP_TCH_LIBTORCH_LIB")
         .ok()
         .and_then(|lib| std::fs::read_to_string(Path::new(&lib).join("../version.py")).ok())
-        .and_then(|v| {
-            v.lines()
-                .find_map(|l| l.strip_prefix("__version__ = ").map(|s| s.trim_matches(['\'', '"']).to_string()))
-        })
+        .and_then(|v| v.lines().find_map(|l| l.strip_prefix("__version__ = ").map(|s| s.trim_matches(['\'', '"']).to_string())))
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=RUNNER_LIBTORCH_VERSION={torch_version}");
     let commit = Command::new("git")

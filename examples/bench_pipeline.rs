@@ -15,7 +15,8 @@ fn main() -> Result<()> {
         tch::set_num_threads(n as i32);
         let cfg = LoaderConfig { size: 224, bs: 64, num_workers: n, ..LoaderConfig::default() };
         // Validation mode (centre crop, in order): the same work as the Pillow reference.
-        let set = ItemSet { paths: files.clone(), train: items.clone(), valid: items.clone(), vocab: vec!["x".into()], n_inputs: 1, train_classes: None };
+        let set =
+            ItemSet { paths: files.clone(), train: items.clone(), valid: items.clone(), vocab: vec!["x".into()], n_inputs: 1, train_classes: None };
         let dls = DataLoaders::build(set, &cfg)?;
         let mut best = f64::INFINITY;
         for pass in 0..6 {

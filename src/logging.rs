@@ -1,12 +1,12 @@
 //! Tracing for runs: JSON lines into the current run's `log.jsonl`, warnings and errors
 //! to the console. Installed once per process; the file switches with each run (sweeps).
 use std::fs::File;
+use std::io::IsTerminal;
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Mutex, Once};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
-use std::io::IsTerminal;
 use tracing_subscriber::{filter, filter::LevelFilter, Layer};
 
 static LOG_FILE: Mutex<Option<File>> = Mutex::new(None);
@@ -41,10 +41,7 @@ impl<'a> MakeWriter<'a> for MakeRunLog {
 /// Sends tracing events to `<run>/log.jsonl` (and warnings to stderr) from now on.
 pub fn log_to(run_dir: &Path) -> anyhow::Result<()> {
     INIT.call_once(|| {
-        let file_layer = tracing_subscriber::fmt::layer()
-            .json()
-            .with_writer(MakeRunLog)
-            .with_filter(LevelFilter::DEBUG);
+        let file_layer = tracing_subscriber::fmt::layer().json().with_writer(MakeRunLog).with_filter(LevelFilter::DEBUG);
         // The run's own outcome (target "run") is printed by the CLI, not repeated here.
         let console = tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)

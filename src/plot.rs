@@ -97,7 +97,8 @@ where
             }
             for (i, m) in c.marks.iter().enumerate() {
                 // Labels stacked above their points so that close suggestions stay legible.
-                let label = EmptyElement::at(m.at) + Circle::new((0, 0), 6, RED.filled()) + Text::new(m.label.clone(), (8, -22 - 18 * i as i32), (FONT, 15));
+                let label =
+                    EmptyElement::at(m.at) + Circle::new((0, 0), 6, RED.filled()) + Text::new(m.label.clone(), (8, -22 - 18 * i as i32), (FONT, 15));
                 chart.draw_series(std::iter::once(label))?;
             }
             chart.configure_series_labels().label_font((FONT, 14)).background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;

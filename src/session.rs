@@ -45,11 +45,9 @@ impl Session {
     /// `create_dir` fails on an existing folder, so two runs never share one) and writes
     /// the first `running` record.
     pub fn start(spec: &RunSpec, params: BTreeMap<String, Param>) -> Result<Session> {
-        let source = std::fs::read(&spec.script)
-            .with_context(|| format!("cannot read script {}", spec.script.display()))?;
+        let source = std::fs::read(&spec.script).with_context(|| format!("cannot read script {}", spec.script.display()))?;
         let stem = spec.script.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        std::fs::create_dir_all(&spec.runs_dir)
-            .with_context(|| format!("cannot create runs dir {}", spec.runs_dir.display()))?;
+        std::fs::create_dir_all(&spec.runs_dir).with_context(|| format!("cannot create runs dir {}", spec.runs_dir.display()))?;
         let now = chrono::Local::now();
         let (dir, id, name) = loop {
             let id = format!("{:06x}", rand::thread_rng().gen::<u32>() & 0xff_ffff);
@@ -93,14 +91,7 @@ impl Session {
         };
         record.write(&dir)?;
         let metrics = Arc::new(MetricsLog::create(&dir)?);
-        Ok(Session {
-            dir,
-            seed: spec.seed,
-            device: spec.device,
-            metrics,
-            record: Mutex::new(record),
-            started: Instant::now(),
-        })
+        Ok(Session { dir, seed: spec.seed, device: spec.device, metrics, record: Mutex::new(record), started: Instant::now() })
     }
 
     pub fn record(&self) -> RunRecord {

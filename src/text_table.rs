@@ -8,15 +8,18 @@ pub fn render(headers: &[String], rows: &[Vec<String>]) -> String {
             width[i] = width[i].max(c.chars().count());
         }
     }
-    let numeric: Vec<bool> = (0..n)
-        .map(|i| !rows.is_empty() && rows.iter().all(|r| r.get(i).map_or(true, |c| c.is_empty() || c.parse::<f64>().is_ok())))
-        .collect();
+    let numeric: Vec<bool> =
+        (0..n).map(|i| !rows.is_empty() && rows.iter().all(|r| r.get(i).map_or(true, |c| c.is_empty() || c.parse::<f64>().is_ok()))).collect();
     let line = |cells: &[String]| {
         let parts: Vec<String> = (0..n)
             .map(|i| {
                 let c = cells.get(i).map(String::as_str).unwrap_or("");
                 let pad = width[i] - c.chars().count();
-                if numeric[i] { format!("{}{c}", " ".repeat(pad)) } else { format!("{c}{}", " ".repeat(pad)) }
+                if numeric[i] {
+                    format!("{}{c}", " ".repeat(pad))
+                } else {
+                    format!("{c}{}", " ".repeat(pad))
+                }
             })
             .collect();
         parts.join("  ").trim_end().to_string()
@@ -42,10 +45,7 @@ pub fn num(v: f64) -> String {
 mod tests {
     #[test]
     fn columns_line_up() {
-        let t = super::render(
-            &["name".into(), "value".into()],
-            &[vec!["a".into(), "1.5".into()], vec!["long".into(), "10.25".into()]],
-        );
+        let t = super::render(&["name".into(), "value".into()], &[vec!["a".into(), "1.5".into()], vec!["long".into(), "10.25".into()]]);
         assert_eq!(t, "name  value\na       1.5\nlong  10.25");
     }
 }

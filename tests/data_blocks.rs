@@ -13,7 +13,10 @@ fn run(sb: &Sandbox, script: &str, text: &str) -> Ran {
 #[test]
 fn pets_tutorial_steps_make_pairs_tables_loaders_and_a_batch_picture() {
     let sb = Sandbox::new();
-    let r = run(&sb, "pets.rhai", r#"
+    let r = run(
+        &sb,
+        "pets.rhai",
+        r#"
 let path   = untar_data("pets");
 let files  = get_image_files(path + "/images");
 let label  = regex_label(`^(.*)_\d+\.jpg$`);
@@ -32,7 +35,8 @@ dls.show_batch("batch.png");
 let classes = image_loaders(image_table(files, label, splits), #{ size: 32, bs: 8, method: "squish", flip: true });
 print(`vocab ${classes.vocab.len()} first ${classes.vocab[0]}`);
 classes.show_batch("classes.png", 4);
-"#);
+"#,
+    );
     r.ok();
     assert!(r.stderr.contains("oxford-iiit-pet-sample"), "says the sample stands in for the full set: {}", r.stderr);
     let out = &r.stdout;
@@ -64,7 +68,10 @@ classes.show_batch("classes.png", 4);
 #[test]
 fn orl_faces_split_by_person_closures_and_grey_loaders() {
     let sb = Sandbox::new();
-    let r = run(&sb, "orl.rhai", r#"
+    let r = run(
+        &sb,
+        "orl.rhai",
+        r#"
 let files  = get_image_files(untar_data("orl_faces"));
 let person = |f| { let p = f.split("/"); p[p.len() - 2] };
 let splits = group_splitter(files, parent_label(), #{ valid_pct: 0.2 });
@@ -77,7 +84,8 @@ dls.show_batch("faces.png");
 let s1 = func_splitter(files, |f| f.contains("/s1/"));
 print(`func ${s1.valid.len()}`);
 print(`col ${col_splitter(pairs, "is_valid").valid.len()}`);
-"#);
+"#,
+    );
     r.ok();
     assert!(r.stdout.contains("Splits(train 320, valid 80)"), "{}", r.stdout);
     assert!(r.stdout.contains("train 320 items / 10 batches of 32, valid 80 items"), "{}", r.stdout);
@@ -108,7 +116,9 @@ fn omniglot_background_sets_count_once_and_runs_are_read() {
         sb.write(script, text);
         sb.command(&[script]).env("RUNNER_DATA", &data).env("RUNNER_CACHE", sb.path().join("cache")).output().unwrap().into()
     };
-    let r = run("omni.rhai", r#"
+    let r = run(
+        "omni.rhai",
+        r#"
 let files = get_image_files([untar_data("omniglot_small1"), untar_data("omniglot_small2")]);
 print(`files ${files.len()}`);
 let labels = get_labels(files, parent_label(2));
@@ -120,7 +130,8 @@ print(`runs ${runs.len()} support ${runs[0].support.len()} queries ${runs[0].que
 let pairs = siamese_pairs(files, splits, parent_label(2), #{ p_same: 0.5 });
 let dls = pair_loaders(pairs, #{ size: 28, channels: 1, normalize: "none", bs: 128, rotate: 10, shear: 0.3, scale: 0.2, translate: 0.1, cache: true });
 print(dls);
-"#);
+"#,
+    );
     r.ok();
     assert!(r.stdout.contains("files 4840"), "Greek and Latin counted once: {}", r.stdout);
     assert!(r.stdout.contains("first Balinese/character01"), "{}", r.stdout);

@@ -75,7 +75,8 @@ fn downloads_over_http_extract_once_then_come_from_the_cache() {
     };
     let (base, hits) = serve(HashMap::from([("/faces.tgz".to_string(), good)]));
     let sb = Sandbox::new();
-    let script = format!("let p = untar_data(\"{base}/faces.tgz\", #{{ sha256: \"{sha}\" }});\nprint(p);\nprint(`n ${{get_image_files(p).len()}}`);\n");
+    let script =
+        format!("let p = untar_data(\"{base}/faces.tgz\", #{{ sha256: \"{sha}\" }});\nprint(p);\nprint(`n ${{get_image_files(p).len()}}`);\n");
     let r = run(&sb, &script);
     r.ok();
     assert!(r.stdout.contains("cache/faces\n") && r.stdout.contains("n 2"), "{}", r.stdout);
@@ -107,7 +108,11 @@ fn checksum_mismatch_is_an_error_and_leaves_nothing_behind() {
     sb.write("o.rhai", "untar_data(\"omniglot_small1\");\n");
     let r: Ran = sb.command(&["o.rhai"]).env("RUNNER_DATA", data.path()).env("RUNNER_CACHE", sb.path().join("cache")).output().unwrap().into();
     assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("o.rhai:1:") && r.stderr.contains("checksum mismatch") && r.stderr.contains("images_background_small1.zip"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("o.rhai:1:") && r.stderr.contains("checksum mismatch") && r.stderr.contains("images_background_small1.zip"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -130,14 +135,24 @@ fn archives_escaping_their_folder_are_refused() {
         ("/dots.zip".to_string(), zip),
     ]));
     let sb = Sandbox::new();
-    for (name, msg) in [("dots.tgz", "escapes the target folder"), ("abs.tgz", "escapes the target folder"), ("link.tgz", "is a link"), ("dots.zip", "escapes the target folder")] {
+    for (name, msg) in [
+        ("dots.tgz", "escapes the target folder"),
+        ("abs.tgz", "escapes the target folder"),
+        ("link.tgz", "is a link"),
+        ("dots.zip", "escapes the target folder"),
+    ] {
         let r = run(&sb, &format!("\nuntar_data(\"{base}/{name}\");\n"));
         assert_eq!(r.code, 1, "{name}");
         assert!(r.stderr.contains("d.rhai:2:") && r.stderr.contains(msg), "{name}: {}", r.stderr);
     }
     assert!(!sb.path().join("evil.pgm").exists() && !sb.path().join("cache/evil.pgm").exists());
     assert!(!std::path::Path::new("/tmp/runner-evil.pgm").exists());
-    let leftovers: Vec<_> = std::fs::read_dir(sb.path().join("cache")).unwrap().flatten().map(|e| e.file_name()).filter(|n| !n.to_string_lossy().ends_with(".tgz") && !n.to_string_lossy().ends_with(".zip")).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(sb.path().join("cache"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| !n.to_string_lossy().ends_with(".tgz") && !n.to_string_lossy().ends_with(".zip"))
+        .collect();
     assert!(leftovers.is_empty(), "no partial extraction left: {leftovers:?}");
 }
 

@@ -25,7 +25,8 @@ fn missing_folder_and_folder_without_images() {
 #[test]
 fn regex_that_matches_nothing_and_bad_regex() {
     let sb = Sandbox::new();
-    let e = fails(&sb, "siamese_pairs(get_image_files(faces), random_splitter(get_image_files(faces), #{}), regex_label(`^(.*)_\\d+\\.jpg$`), #{});\n");
+    let e =
+        fails(&sb, "siamese_pairs(get_image_files(faces), random_splitter(get_image_files(faces), #{}), regex_label(`^(.*)_\\d+\\.jpg$`), #{});\n");
     assert!(e.contains("labelling failed for all 400 files") && e.contains("does not match file name `1.pgm`"), "{e}");
     let e = fails(&sb, "regex_label(\"(unclosed\");\n");
     assert!(e.contains("invalid regex `(unclosed`"), "{e}");
@@ -34,11 +35,17 @@ fn regex_that_matches_nothing_and_bad_regex() {
 #[test]
 fn unknown_option_keys_are_named_with_the_known_ones() {
     let sb = Sandbox::new();
-    let e = fails(&sb, "let f = get_image_files(faces); let p = siamese_pairs(f, random_splitter(f, #{}), parent_label(), #{}); pair_loaders(p, #{ sizee: 32 });\n");
+    let e = fails(
+        &sb,
+        "let f = get_image_files(faces); let p = siamese_pairs(f, random_splitter(f, #{}), parent_label(), #{}); pair_loaders(p, #{ sizee: 32 });\n",
+    );
     assert!(e.contains("unknown pair_loaders option `sizee`") && e.contains("size"), "{e}");
     let e = fails(&sb, "random_splitter([1, 2], #{ valid: 0.2 });\n");
     assert!(e.contains("unknown random_splitter option `valid`") && e.contains("valid_pct"), "{e}");
-    let e = fails(&sb, "let f = get_image_files(faces); pair_loaders(siamese_pairs(f, random_splitter(f, #{}), parent_label(), #{}), #{ method: \"zoom\" });\n");
+    let e = fails(
+        &sb,
+        "let f = get_image_files(faces); pair_loaders(siamese_pairs(f, random_splitter(f, #{}), parent_label(), #{}), #{ method: \"zoom\" });\n",
+    );
     assert!(e.contains("unknown resize method `zoom`"), "{e}");
 }
 

@@ -24,7 +24,17 @@ fn pets_siamese_tutorial_runs_and_leaves_every_artifact() {
     assert!(r.stdout.contains("epoch") && r.stdout.contains("train_loss") && r.stdout.contains("valid_loss"), "fastai table: {}", r.stdout);
     assert!(r.stdout.contains("Splits(train 296, valid 74)"), "{}", r.stdout);
     let run = sb.last_run();
-    for f in ["batch.png", "lr_find.png", "loss_fit2.png", "models/siamese_frozen.safetensors", "models/last.safetensors", "metrics.jsonl", "log.jsonl", "run.toml", "script/pets_siamese.rhai"] {
+    for f in [
+        "batch.png",
+        "lr_find.png",
+        "loss_fit2.png",
+        "models/siamese_frozen.safetensors",
+        "models/last.safetensors",
+        "metrics.jsonl",
+        "log.jsonl",
+        "run.toml",
+        "script/pets_siamese.rhai",
+    ] {
         assert!(run.join(f).is_file(), "{f} missing in {}", run.display());
     }
     let m = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();

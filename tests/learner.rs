@@ -28,7 +28,11 @@ fn adam_step_equals_pytorch_adamw() {
     assert!(ok);
     let t: HashMap<String, Tensor> = Tensor::read_safetensors(&out).unwrap().into_iter().collect();
     let p = t["p0"].copy().set_requires_grad(true);
-    let mut opt = Optimizer::new(OptKind::Adam { sqr_mom: 0.99, eps: 1e-5 }, vec![vec![Param { name: "p".into(), tensor: p.shallow_clone(), decay: true }]], 0.01);
+    let mut opt = Optimizer::new(
+        OptKind::Adam { sqr_mom: 0.99, eps: 1e-5 },
+        vec![vec![Param { name: "p".into(), tensor: p.shallow_clone(), decay: true }]],
+        0.01,
+    );
     opt.lrs = vec![1e-2];
     for (g, mom) in [("g0", 0.95), ("g1", 0.9), ("g2", 0.85)] {
         opt.mom = mom;
@@ -56,7 +60,16 @@ fn toy_pairs(n: i64, seed: i64, device: Device) -> (Vec<Tensor>, Tensor) {
 fn toy_learner(dir: &std::path::Path, body: BodySpec, head: PairHeadSpec) -> Learner {
     let (tx, ty) = toy_pairs(256, 1, Device::Cpu);
     let (vx, vy) = toy_pairs(32, 2, Device::Cpu);
-    let data = TensorData { train_x: tx, train_y: ty, valid_x: vx, valid_y: vy, bs: 16, seed: 3, device: Device::Cpu, vocab: vec!["different".into(), "same".into()] };
+    let data = TensorData {
+        train_x: tx,
+        train_y: ty,
+        valid_x: vx,
+        valid_y: vy,
+        bs: 16,
+        seed: 3,
+        device: Device::Cpu,
+        vocab: vec!["different".into(), "same".into()],
+    };
     tch::manual_seed(0);
     let model = Model::siamese(&body, &head, Device::Cpu).unwrap();
     let opts = LearnerOptions { metrics: vec!["accuracy".into()], ..Default::default() };
@@ -65,7 +78,17 @@ fn toy_learner(dir: &std::path::Path, body: BodySpec, head: PairHeadSpec) -> Lea
 
 /// Two conv blocks for 24x24 toy images; `embed` 0 pools globally.
 fn small_convnet(embed: i64) -> BodySpec {
-    BodySpec::ConvNet(ConvNetSpec { in_channels: 3, channels: vec![8, 16], kernels: vec![3, 3], pool: vec![true, true], batch_norm: true, embed, sigmoid: false, input: (24, 24), same_padding: false })
+    BodySpec::ConvNet(ConvNetSpec {
+        in_channels: 3,
+        channels: vec![8, 16],
+        kernels: vec![3, 3],
+        pool: vec![true, true],
+        batch_norm: true,
+        embed,
+        sigmoid: false,
+        input: (24, 24),
+        same_padding: false,
+    })
 }
 
 fn snapshot(l: &Learner) -> HashMap<String, Tensor> {
@@ -172,10 +195,26 @@ fn cosine_classifier_body_carries_over_to_a_siamese_model() {
         (templates.index_select(0, &c) + Tensor::randn([n, 3, 24, 24], (Kind::Float, Device::Cpu)) * 0.5, c)
     };
     let ((cx, cy), (cvx, cvy)) = (draw(256, 5), draw(64, 6));
-    let data = TensorData { train_x: vec![cx], train_y: cy, valid_x: vec![cvx.shallow_clone()], valid_y: cvy.shallow_clone(), bs: 16, seed: 3, device: Device::Cpu, vocab: vec!["a".into(), "b".into(), "c".into()] };
+    let data = TensorData {
+        train_x: vec![cx],
+        train_y: cy,
+        valid_x: vec![cvx.shallow_clone()],
+        valid_y: cvy.shallow_clone(),
+        bs: 16,
+        seed: 3,
+        device: Device::Cpu,
+        vocab: vec!["a".into(), "b".into(), "c".into()],
+    };
     tch::manual_seed(0);
     let clf = Rc::new(Model::cosine_classifier(&small_convnet(0), 3, 10.0, Device::Cpu).unwrap());
-    let mut l = Learner::new(clf.clone(), Rc::new(data), LearnerOptions { metrics: vec!["accuracy".into()], splitter: "none".into(), ..Default::default() }, RunOut { dir: dir.path().to_path_buf(), metrics: None }, 3).unwrap();
+    let mut l = Learner::new(
+        clf.clone(),
+        Rc::new(data),
+        LearnerOptions { metrics: vec!["accuracy".into()], splitter: "none".into(), ..Default::default() },
+        RunOut { dir: dir.path().to_path_buf(), metrics: None },
+        3,
+    )
+    .unwrap();
     l.fit_one_cycle(4, &Lrs::One(1e-2), OneCycle::new(1e-2), &FitOptions::default(), &NoExtra).unwrap();
     let (_, p, y) = l.validate().unwrap();
     let acc = p.argmax(-1, false).eq_tensor(&y).to_kind(Kind::Float).mean(Kind::Float).double_value(&[]);

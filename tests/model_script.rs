@@ -36,8 +36,14 @@ fn model_errors_point_at_the_script_line() {
         ("let b = create_body(\"resnet35\");", "unknown arch `resnet35`"),
         ("let b = create_body(\"resnet34\", #{ cut: -12 });", "cut -12 is out of range for resnet34"),
         ("let b = create_body(\"resnet34\", #{ cutt: -2 });", "unknown create_body option `cutt`"),
-        ("let m = siamese_model(create_body(\"resnet18\"), create_head(512, 2));", "head nf = 512, but the siamese (two feature maps concatenated) gives 1024"),
-        ("let b = create_body(\"resnet34\", #{ weights: \"nope.safetensors\" });\nlet m = siamese_model(b, \"l1\");", "weights file nope.safetensors not found"),
+        (
+            "let m = siamese_model(create_body(\"resnet18\"), create_head(512, 2));",
+            "head nf = 512, but the siamese (two feature maps concatenated) gives 1024",
+        ),
+        (
+            "let b = create_body(\"resnet34\", #{ weights: \"nope.safetensors\" });\nlet m = siamese_model(b, \"l1\");",
+            "weights file nope.safetensors not found",
+        ),
         ("let m = convnet(#{ input: [20, 20] });", "shrinks to nothing at conv layer"),
         ("let m = convnet(#{ input: [28, 28], padding: \"full\" });", "`padding` must be \"valid\" or \"same\""),
         ("let m = classifier_model(convnet(#{ input: [105, 105] }), \"linear\", 3);", "unknown classifier head `linear`"),
@@ -73,7 +79,10 @@ fn weights_that_do_not_fit_are_named() {
     let r = sb.run(&["c.rhai"]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("c.rhai:1:") && r.stderr.contains("cannot read weights bad.safetensors"), "{}", r.stderr);
-    sb.write("g.rhai", "let b = create_body(\"resnet18\", #{ weights: \"resnet18.safetensors\" });\nlet m = siamese_model(b, \"cosine\");\nprint(\"loaded\");\n");
+    sb.write(
+        "g.rhai",
+        "let b = create_body(\"resnet18\", #{ weights: \"resnet18.safetensors\" });\nlet m = siamese_model(b, \"cosine\");\nprint(\"loaded\");\n",
+    );
     let r = sb.run(&["g.rhai"]);
     r.ok();
 }

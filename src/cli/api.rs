@@ -27,11 +27,8 @@ pub fn entries() -> Result<Vec<ApiEntry>> {
                 .collect::<Vec<_>>()
                 .join(" ");
             let name = f["name"].as_str().unwrap_or("");
-            let doc = if doc.is_empty() && !name.chars().next().is_some_and(|c| c.is_alphanumeric() || c == '_') {
-                "Operator.".to_string()
-            } else {
-                doc
-            };
+            let doc =
+                if doc.is_empty() && !name.chars().next().is_some_and(|c| c.is_alphanumeric() || c == '_') { "Operator.".to_string() } else { doc };
             ApiEntry { signature: f["signature"].as_str().unwrap_or(name).to_string(), doc }
         })
         .collect();

@@ -84,10 +84,15 @@ pub fn rerun_cmd(root: &Path, name: &str, device: Option<String>) -> Result<i32>
         .record
         .params
         .iter()
-        .map(|(k, p)| format!("{k}={}", match &p.value {
-            toml::Value::String(s) => s.clone(),
-            v => v.to_string(),
-        }))
+        .map(|(k, p)| {
+            format!(
+                "{k}={}",
+                match &p.value {
+                    toml::Value::String(s) => s.clone(),
+                    v => v.to_string(),
+                }
+            )
+        })
         .collect();
     let opts = RunOptions {
         sets,

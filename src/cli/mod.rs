@@ -161,9 +161,7 @@ pub fn main() -> i32 {
         return 0;
     }
     let result = match cli.command {
-        Some(Command::Runs { dir, script, status, limit, json }) => {
-            runs::list(&dir.runs_dir, script.as_deref(), status.as_deref(), limit, json)
-        }
+        Some(Command::Runs { dir, script, status, limit, json }) => runs::list(&dir.runs_dir, script.as_deref(), status.as_deref(), limit, json),
         Some(Command::Show { run, dir, json }) => runs::show(&dir.runs_dir, &run, json),
         Some(Command::Api { markdown }) => api::print(markdown),
         Some(Command::Compare { runs, dir, all, plot, markdown, json }) => {

@@ -54,13 +54,7 @@ fn install_handlers() {
 }
 
 /// Runs one script into a new run folder. Shared by `run`, `rerun` and `sweep`.
-pub fn execute(
-    script: &Path,
-    opts: &RunOptions,
-    command: Vec<String>,
-    sweep: Option<String>,
-    rerun_of: Option<String>,
-) -> Outcome {
+pub fn execute(script: &Path, opts: &RunOptions, command: Vec<String>, sweep: Option<String>, rerun_of: Option<String>) -> Outcome {
     install_handlers();
     if !script.is_file() {
         return Outcome::usage(format!("no script file {}", script.display()));
@@ -87,15 +81,7 @@ pub fn execute(
     }
     drop(checker);
 
-    let spec = RunSpec {
-        script: script.to_path_buf(),
-        seed: opts.seed,
-        device,
-        runs_dir: opts.runs_dir.clone(),
-        command,
-        sweep,
-        rerun_of,
-    };
+    let spec = RunSpec { script: script.to_path_buf(), seed: opts.seed, device, runs_dir: opts.runs_dir.clone(), command, sweep, rerun_of };
     crate::seed::seed_torch(opts.seed);
     if let Err(e) = crate::torch_ext::set_deterministic(device) {
         eprintln!("runner: {e:#}");
@@ -130,11 +116,7 @@ pub fn execute(
         Ok(Ok(())) => (Status::Completed, None),
         Ok(Err(e)) => {
             let msg = format_script_error(&e, &script.display().to_string());
-            let status = if interrupted() {
-                Status::Interrupted
-            } else {
-                Status::Failed
-            };
+            let status = if interrupted() { Status::Interrupted } else { Status::Failed };
             (status, Some(msg))
         }
         Err(_) => {

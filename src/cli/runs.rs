@@ -38,14 +38,7 @@ pub fn list(root: &Path, script: Option<&str>, status: Option<&str>, limit: Opti
                 .collect::<Vec<_>>()
                 .join(" ");
             let metrics = read_metrics(&r.dir)
-                .map(|m| {
-                    m.series()
-                        .iter()
-                        .take(4)
-                        .filter_map(|(k, v)| v.last().map(|x| format!("{k}={}", short(*x))))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                })
+                .map(|m| m.series().iter().take(4).filter_map(|(k, v)| v.last().map(|x| format!("{k}={}", short(*x)))).collect::<Vec<_>>().join(" "))
                 .unwrap_or_default();
             vec![
                 r.shown_status(),

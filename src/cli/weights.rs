@@ -24,10 +24,7 @@ fn python() -> PathBuf {
         return p.into();
     }
     let exe = std::env::current_exe().unwrap_or_default();
-    exe.ancestors()
-        .map(|d| d.join(".venv/bin/python"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| "python3".into())
+    exe.ancestors().map(|d| d.join(".venv/bin/python")).find(|p| p.is_file()).unwrap_or_else(|| "python3".into())
 }
 
 pub fn convert(input: &Path, output: &Path) -> Result<()> {

@@ -32,7 +32,18 @@ pub struct Augment {
 
 impl Default for Augment {
     fn default() -> Augment {
-        Augment { flip: false, rotate: 0.0, shear: 0.0, scale: 0.0, translate: 0.0, brightness: 0.0, contrast: 0.0, p_affine: 0.75, p_lighting: 0.75, pad_mode: PadMode::Reflection }
+        Augment {
+            flip: false,
+            rotate: 0.0,
+            shear: 0.0,
+            scale: 0.0,
+            translate: 0.0,
+            brightness: 0.0,
+            contrast: 0.0,
+            p_affine: 0.75,
+            p_lighting: 0.75,
+            pad_mode: PadMode::Reflection,
+        }
     }
 }
 
@@ -157,7 +168,18 @@ mod tests {
 
     #[test]
     fn same_generator_same_result() {
-        let aug = Augment { flip: true, rotate: 15.0, shear: 0.3, scale: 0.2, translate: 0.1, brightness: 0.2, contrast: 0.2, p_affine: 1.0, p_lighting: 1.0, pad_mode: PadMode::Reflection };
+        let aug = Augment {
+            flip: true,
+            rotate: 15.0,
+            shear: 0.3,
+            scale: 0.2,
+            translate: 0.1,
+            brightness: 0.2,
+            contrast: 0.2,
+            p_affine: 1.0,
+            p_lighting: 1.0,
+            pad_mode: PadMode::Reflection,
+        };
         let run = |s| {
             let mut img = ramp();
             aug.apply(&mut img, &mut rand_chacha::ChaCha8Rng::seed_from_u64(s));

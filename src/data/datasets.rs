@@ -67,7 +67,8 @@ pub const REGISTRY: &[Dataset] = &[
         archive: "omniglot/images_background_small2.zip",
         folder: "omniglot/images_background_small2",
         aliases: &[],
-        layout: "<Alphabet>/characterNN/XXXX_YY.png: 5 alphabets (Greek, Japanese_(katakana), Latin, Sanskrit, Tagalog); Greek and Latin equal small1's",
+        layout:
+            "<Alphabet>/characterNN/XXXX_YY.png: 5 alphabets (Greek, Japanese_(katakana), Latin, Sanskrit, Tagalog); Greek and Latin equal small1's",
     },
     Dataset {
         name: "omniglot_runs",
@@ -79,7 +80,6 @@ pub const REGISTRY: &[Dataset] = &[
         layout: "runNN/{training/classNN.png, test/itemNN.png, class_labels.txt}: the 20 official 20-way one-shot runs",
     },
 ];
-
 
 /// Where data sets are looked for (`data`) and where new files go (`cache`).
 #[derive(Clone, Debug)]
@@ -261,11 +261,7 @@ fn safe_path(name: &Path) -> Result<PathBuf> {
 pub fn extract(archive: &Path, dest: &Path) -> Result<PathBuf> {
     let parent = dest.parent().context("extraction target has no parent")?;
     std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
-    let tmp = parent.join(format!(
-        ".tmp-{}-{}",
-        dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-        std::process::id()
-    ));
+    let tmp = parent.join(format!(".tmp-{}-{}", dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let unpacked = unpack(archive, &tmp).with_context(|| format!("cannot extract {}", archive.display()));

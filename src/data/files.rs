@@ -9,9 +9,7 @@ use std::path::{Path, PathBuf};
 pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "pgm", "ppm", "pbm", "bmp", "webp", "gif", "tif", "tiff"];
 
 pub fn is_image(path: &Path) -> bool {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+    path.extension().and_then(|e| e.to_str()).is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
 }
 
 /// What `get_image_files` found: the files, and how many were dropped as duplicates
@@ -62,9 +60,8 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, visited: &mut BTreeSet<PathBuf>) -> 
     if !visited.insert(real) {
         return Ok(());
     }
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .and_then(|rd| rd.map(|e| e.map(|e| e.path())).collect())
-        .with_context(|| format!("cannot list {}", dir.display()))?;
+    let mut entries: Vec<PathBuf> =
+        std::fs::read_dir(dir).and_then(|rd| rd.map(|e| e.map(|e| e.path())).collect()).with_context(|| format!("cannot list {}", dir.display()))?;
     // Sorted, so that which path reaches a linked folder first never depends on the file system.
     entries.sort();
     for path in entries {

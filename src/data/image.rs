@@ -102,7 +102,11 @@ pub fn decode(path: &Path, channels: usize) -> Result<Pixels> {
 }
 
 fn pixel_type(channels: usize) -> PixelType {
-    if channels == 1 { PixelType::U8 } else { PixelType::U8x3 }
+    if channels == 1 {
+        PixelType::U8
+    } else {
+        PixelType::U8x3
+    }
 }
 
 /// Bilinear (antialiased, like Pillow's) resize of the `crop` box (left, top, w, h) of `src`.
@@ -110,9 +114,7 @@ fn resize_box(src: &Pixels, crop: (f64, f64, f64, f64), width: u32, height: u32)
     let pt = pixel_type(src.channels);
     let src_ref = ImageRef::new(src.width, src.height, &src.data, pt)?;
     let mut dst = Image::new(width, height, pt);
-    let opts = ResizeOptions::new()
-        .resize_alg(ResizeAlg::Convolution(FilterType::Bilinear))
-        .crop(crop.0, crop.1, crop.2, crop.3);
+    let opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear)).crop(crop.0, crop.1, crop.2, crop.3);
     RESIZER.with(|r| r.borrow_mut().resize(&src_ref, &mut dst, &opts))?;
     Ok(Pixels { width, height, channels: src.channels, data: dst.into_vec() })
 }
@@ -166,7 +168,11 @@ pub fn reflect(i: i64, n: i64) -> i64 {
     }
     let period = 2 * (n - 1);
     let m = i.rem_euclid(period);
-    if m < n { m } else { period - m }
+    if m < n {
+        m
+    } else {
+        period - m
+    }
 }
 
 /// A smaller copy that still holds every pixel `method` reads at `size` (for the

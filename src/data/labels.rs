@@ -29,18 +29,12 @@ impl Labeller {
         match self {
             Labeller::Regex(re) => {
                 let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
-                let caps = re
-                    .captures(&name)
-                    .with_context(|| format!("regex `{re}` does not match file name `{name}`"))?;
+                let caps = re.captures(&name).with_context(|| format!("regex `{re}` does not match file name `{name}`"))?;
                 Ok(caps.get(1).or_else(|| caps.get(0)).map(|m| m.as_str().to_string()).unwrap_or_default())
             }
             Labeller::Parent(n) => {
-                let parts: Vec<String> = path
-                    .ancestors()
-                    .skip(1)
-                    .take(*n)
-                    .filter_map(|p| p.file_name().map(|s| s.to_string_lossy().into_owned()))
-                    .collect();
+                let parts: Vec<String> =
+                    path.ancestors().skip(1).take(*n).filter_map(|p| p.file_name().map(|s| s.to_string_lossy().into_owned())).collect();
                 if parts.len() < *n {
                     bail!("{} has fewer than {n} parent folders", path.display());
                 }

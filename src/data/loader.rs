@@ -8,8 +8,8 @@
 use super::augment::Augment;
 use super::image::{decode, resize, shrink_for, Method, Pixels};
 use super::pairs::Redraw;
-use super::render::{channel_stats, produce, Images, RawBatch};
 pub use super::render::Item;
+use super::render::{channel_stats, produce, Images, RawBatch};
 use anyhow::{bail, Context, Result};
 use rand::seq::SliceRandom;
 use rayon::prelude::*;
@@ -101,7 +101,11 @@ pub struct DataLoader {
 impl DataLoader {
     /// Batches per epoch (train drops the last partial batch).
     pub fn len(&self) -> usize {
-        if self.train { self.items.len() / self.bs } else { self.items.len().div_ceil(self.bs) }
+        if self.train {
+            self.items.len() / self.bs
+        } else {
+            self.items.len().div_ceil(self.bs)
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -139,11 +143,7 @@ impl DataLoader {
     /// pair redraw when enabled. Dropping the iterator early stops the workers.
     pub fn iter(&self, epoch: usize) -> Result<BatchIter<'_>> {
         let (items, order) = self.plan(epoch);
-        let batches: Vec<Vec<usize>> = order
-            .chunks(self.bs)
-            .filter(|c| !self.train || c.len() == self.bs)
-            .map(<[usize]>::to_vec)
-            .collect();
+        let batches: Vec<Vec<usize>> = order.chunks(self.bs).filter(|c| !self.train || c.len() == self.bs).map(<[usize]>::to_vec).collect();
         let (tx, rx) = crossbeam_channel::bounded(self.prefetch.max(1));
         let stop = Arc::new(AtomicBool::new(false));
         let (images, pool, stop2, train, n_inputs) = (self.images.clone(), self.pool.clone(), stop.clone(), self.train, self.n_inputs);
@@ -185,11 +185,7 @@ impl DataLoader {
     /// `shift + x * scale` converts and normalises in a single pass over the floats.
     fn to_tensor(&self, buf: &[u8], n: usize) -> Result<Tensor> {
         let (s, c) = (self.images.size as i64, self.images.channels as i64);
-        let t = Tensor::f_from_slice(buf)?
-            .f_view([n as i64, s, s, c])?
-            .f_to_device(self.device)?
-            .f_permute([0, 3, 1, 2])?
-            .f_contiguous()?;
+        let t = Tensor::f_from_slice(buf)?.f_view([n as i64, s, s, c])?.f_to_device(self.device)?.f_permute([0, 3, 1, 2])?.f_contiguous()?;
         Ok(self.shift.f_addcmul(&t, &self.scale)?)
     }
 
@@ -275,9 +271,8 @@ impl DataLoaders {
         let mut skipped = 0;
         let mut cache = None;
         if cfg.cache || cfg.skip_bad {
-            let decoded: Vec<Result<Pixels>> = pool.install(|| {
-                paths.par_iter().map(|p| decode(p, cfg.channels).and_then(|px| shrink_for(px, cfg.method, cfg.size))).collect()
-            });
+            let decoded: Vec<Result<Pixels>> =
+                pool.install(|| paths.par_iter().map(|p| decode(p, cfg.channels).and_then(|px| shrink_for(px, cfg.method, cfg.size))).collect());
             let bad: Vec<usize> = (0..paths.len()).filter(|&i| decoded[i].is_err()).collect();
             if let Some(&first) = bad.first() {
                 if !cfg.skip_bad {
@@ -292,11 +287,7 @@ impl DataLoaders {
                 train.retain(ok);
                 valid.retain(ok);
                 skipped = before - train.len() - valid.len();
-                tracing::warn!(
-                    "skipped {skipped} item(s) with {} unreadable image(s), e.g. {}",
-                    bad.len(),
-                    paths[first].display()
-                );
+                tracing::warn!("skipped {skipped} item(s) with {} unreadable image(s), e.g. {}", bad.len(), paths[first].display());
             }
             if cfg.cache {
                 cache = Some(decoded.into_iter().map(|r| r.unwrap_or(Pixels { width: 0, height: 0, channels: 0, data: vec![] })).collect());
@@ -304,11 +295,7 @@ impl DataLoaders {
         }
         let bs_valid = cfg.val_bs.unwrap_or(cfg.bs);
         if train.len() < cfg.bs {
-            bail!(
-                "the training set has {} item(s), fewer than bs {}: every batch would be dropped (drop_last); lower bs",
-                train.len(),
-                cfg.bs
-            );
+            bail!("the training set has {} item(s), fewer than bs {}: every batch would be dropped (drop_last); lower bs", train.len(), cfg.bs);
         }
         let images = Arc::new(Images {
             paths,
@@ -368,12 +355,8 @@ impl DataLoaders {
     pub fn encode_files(&self, files: &[PathBuf]) -> Result<Tensor> {
         let v = &self.valid;
         let img = &v.images;
-        let rendered: Vec<Result<Pixels>> = v.pool.install(|| {
-            files
-                .par_iter()
-                .map(|f| resize(&decode(f, img.channels)?, img.method, img.size, (0.5, 0.5)))
-                .collect()
-        });
+        let rendered: Vec<Result<Pixels>> =
+            v.pool.install(|| files.par_iter().map(|f| resize(&decode(f, img.channels)?, img.method, img.size, (0.5, 0.5))).collect());
         let mut buf = Vec::with_capacity(files.len() * (img.size as usize).pow(2) * img.channels);
         for r in rendered {
             buf.extend_from_slice(&r?.data);
@@ -403,7 +386,16 @@ mod tests {
             bs: 16,
             channels: 1,
             num_workers: workers,
-            augment: Augment { flip: true, rotate: 10.0, shear: 0.2, scale: 0.1, translate: 0.05, brightness: 0.1, contrast: 0.1, ..Augment::default() },
+            augment: Augment {
+                flip: true,
+                rotate: 10.0,
+                shear: 0.2,
+                scale: 0.1,
+                translate: 0.05,
+                brightness: 0.1,
+                contrast: 0.1,
+                ..Augment::default()
+            },
             ..LoaderConfig::default()
         }
     }
@@ -493,7 +485,8 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/oxford-iiit-pet-sample/images");
         let paths: Vec<PathBuf> = files::get_image_files(&[root]).unwrap().files.into_iter().take(8).collect();
         let items: Vec<Item> = (0..8).map(|i| Item { ids: [i, i], y: 1, turns: 0 }).collect();
-        let set = ItemSet { paths, train: items.clone(), valid: items, vocab: vec!["different".into(), "same".into()], n_inputs: 2, train_classes: None };
+        let set =
+            ItemSet { paths, train: items.clone(), valid: items, vocab: vec!["different".into(), "same".into()], n_inputs: 2, train_classes: None };
         let c = LoaderConfig { size: 16, bs: 8, num_workers: 2, ..LoaderConfig::default() };
         let dls = DataLoaders::build(set, &c).unwrap();
         let train = epoch(&dls.train, 0);

@@ -177,7 +177,6 @@ impl Redraw {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -62,7 +62,6 @@ impl Images {
     }
 }
 
-
 /// u8 pixels of one batch, one buffer per input, NHWC.
 pub(crate) struct RawBatch {
     pub xs: Vec<Vec<u8>>,
@@ -71,11 +70,8 @@ pub(crate) struct RawBatch {
 
 /// Renders one batch in the pool; the first failing item (in batch order) is reported.
 pub(crate) fn produce(images: &Images, items: &[Item], batch: &[usize], n_inputs: usize, epoch: usize, train: bool) -> Result<RawBatch> {
-    let rendered: Vec<Result<Vec<Pixels>>> =
-        batch.par_iter().map(|&i| images.render(&items[i], n_inputs, i, epoch, train)).collect();
-    let mut xs: Vec<Vec<u8>> = (0..n_inputs)
-        .map(|_| Vec::with_capacity(batch.len() * (images.size as usize).pow(2) * images.channels))
-        .collect();
+    let rendered: Vec<Result<Vec<Pixels>>> = batch.par_iter().map(|&i| images.render(&items[i], n_inputs, i, epoch, train)).collect();
+    let mut xs: Vec<Vec<u8>> = (0..n_inputs).map(|_| Vec::with_capacity(batch.len() * (images.size as usize).pow(2) * images.channels)).collect();
     for r in rendered {
         for (buf, px) in xs.iter_mut().zip(r?) {
             buf.extend_from_slice(&px.data);
@@ -118,4 +114,3 @@ pub(crate) fn channel_stats(images: &Images, train: &[Item], n_inputs: usize) ->
     let std: Vec<f32> = (0..c).map(|k| ((total[c + k] / n - mean[k] * mean[k]).max(0.0).sqrt().max(1e-6)) as f32).collect();
     Ok((mean.into_iter().map(|m| m as f32).collect(), std))
 }
-

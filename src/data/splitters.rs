@@ -76,12 +76,7 @@ pub fn folder_splitter(files: &[PathBuf], level: usize, train_name: &str, valid_
     }
     if !stray.is_empty() {
         let which = if level == 1 { "parent" } else { "grandparent" };
-        bail!(
-            "{} of {} files have a {which} folder named neither `{train_name}` nor `{valid_name}`, e.g. {}",
-            stray.len(),
-            files.len(),
-            stray[0]
-        );
+        bail!("{} of {} files have a {which} folder named neither `{train_name}` nor `{valid_name}`, e.g. {}", stray.len(), files.len(), stray[0]);
     }
     Ok(Split { is_valid })
 }

@@ -221,10 +221,7 @@ impl Table {
         let mut counts: Vec<(usize, Vec<usize>)> = self.groups(name)?.into_values().map(|rows| (rows.len(), rows)).collect();
         counts.sort_by_key(|c| std::cmp::Reverse(c.0));
         let firsts: Vec<usize> = counts.iter().map(|(_, rows)| rows[0]).collect();
-        Table::new(vec![
-            (name.to_string(), col.take(&firsts)),
-            ("count".to_string(), Column::Int(counts.iter().map(|c| c.0 as i64).collect())),
-        ])
+        Table::new(vec![(name.to_string(), col.take(&firsts)), ("count".to_string(), Column::Int(counts.iter().map(|c| c.0 as i64).collect()))])
     }
 
     /// Balances `name` by resampling, with replacement, the rows of every less frequent
@@ -272,7 +269,8 @@ impl Table {
     /// Reads a CSV with a header row; each column gets the narrowest type that fits.
     pub fn read_csv(path: &Path) -> Result<Table> {
         let mut r = csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let names: Vec<String> = r.headers().with_context(|| format!("cannot read the header of {}", path.display()))?.iter().map(String::from).collect();
+        let names: Vec<String> =
+            r.headers().with_context(|| format!("cannot read the header of {}", path.display()))?.iter().map(String::from).collect();
         let mut cells: Vec<Vec<String>> = vec![Vec::new(); names.len()];
         for (line, rec) in r.records().enumerate() {
             let rec = rec.with_context(|| format!("{}: bad row {}", path.display(), line + 2))?;
@@ -286,11 +284,7 @@ impl Table {
     /// Aligned text with a row index; long tables show their head and tail, like pandas.
     pub fn render(&self, max_rows: usize) -> String {
         let n = self.len();
-        let shown: Vec<usize> = if n <= max_rows {
-            (0..n).collect()
-        } else {
-            (0..max_rows / 2).chain(n - max_rows / 2..n).collect()
-        };
+        let shown: Vec<usize> = if n <= max_rows { (0..n).collect() } else { (0..max_rows / 2).chain(n - max_rows / 2..n).collect() };
         let mut headers = vec![String::new()];
         headers.extend(self.names.iter().cloned());
         let mut rows: Vec<Vec<String>> = Vec::new();
@@ -331,7 +325,11 @@ mod tests {
 
     #[test]
     fn quarter_turns_make_four_classes_per_label() {
-        let t = Table::new(vec![("file".into(), Column::Str(vec!["a.png".into(), "b.png".into()])), ("label".into(), Column::Str(vec!["x".into(), "y".into()]))]).unwrap();
+        let t = Table::new(vec![
+            ("file".into(), Column::Str(vec!["a.png".into(), "b.png".into()])),
+            ("label".into(), Column::Str(vec!["x".into(), "y".into()])),
+        ])
+        .unwrap();
         let q = t.quarter_turns("label").unwrap();
         assert_eq!(q.strs("label").unwrap(), ["x", "y", "x/rot90", "y/rot90", "x/rot180", "y/rot180", "x/rot270", "y/rot270"]);
         assert_eq!(q.strs("file").unwrap()[5], "b.png");

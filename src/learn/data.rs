@@ -65,10 +65,7 @@ impl TensorData {
         let device = self.device;
         Box::new((0..n_batches).map(move |b| {
             let idx = Tensor::from_slice(&order[b * bs..((b + 1) * bs).min(order.len())]);
-            Ok(XY {
-                xs: xs.iter().map(|x| x.index_select(0, &idx).to_device(device)).collect(),
-                y: y.index_select(0, &idx).to_device(device),
-            })
+            Ok(XY { xs: xs.iter().map(|x| x.index_select(0, &idx).to_device(device)).collect(), y: y.index_select(0, &idx).to_device(device) })
         }))
     }
 }
@@ -93,5 +90,9 @@ impl LearnData for TensorData {
 
 /// Puts an int64 target on the right kind (guards against float labels).
 pub fn as_targets(y: &Tensor) -> Tensor {
-    if y.kind() == Kind::Int64 { y.shallow_clone() } else { y.to_kind(Kind::Int64) }
+    if y.kind() == Kind::Int64 {
+        y.shallow_clone()
+    } else {
+        y.to_kind(Kind::Int64)
+    }
 }

@@ -9,7 +9,9 @@ pub enum Loss {
     CrossEntropy,
     BinaryCrossEntropy,
     /// Hadsell et al.: same pairs pulled together, different pairs pushed past `margin`.
-    Contrastive { margin: f64 },
+    Contrastive {
+        margin: f64,
+    },
 }
 
 impl Loss {
@@ -46,9 +48,7 @@ impl Loss {
     pub fn compute(&self, out: &Tensor, y: &Tensor) -> Tensor {
         match self {
             Loss::CrossEntropy => out.cross_entropy_for_logits(y),
-            Loss::BinaryCrossEntropy => {
-                out.binary_cross_entropy_with_logits::<Tensor>(&y.to_kind(Kind::Float), None, None, Reduction::Mean)
-            }
+            Loss::BinaryCrossEntropy => out.binary_cross_entropy_with_logits::<Tensor>(&y.to_kind(Kind::Float), None, None, Reduction::Mean),
             Loss::Contrastive { margin } => {
                 let y = y.to_kind(Kind::Float);
                 let same: Tensor = &y * out.square();

@@ -75,7 +75,8 @@ impl Learner {
                 .filter(|(_, lr)| lr.is_finite())
                 .map(|(n, lr)| crate::plot::Mark { label: format!("{n} {lr:.2e}"), at: at(lr) })
                 .collect();
-            let series = vec![crate::plot::Series { name: "smoothed loss".into(), points: lrs.iter().copied().zip(losses.iter().copied()).collect() }];
+            let series =
+                vec![crate::plot::Series { name: "smoothed loss".into(), points: lrs.iter().copied().zip(losses.iter().copied()).collect() }];
             crate::plot::line_chart(&path, "lr_find", "learning rate (log)", "loss", series, marks, true)?;
             Some(path)
         } else {

@@ -53,14 +53,7 @@ impl EpochTable {
     }
 
     fn line(&self, cells: &[String]) -> String {
-        cells
-            .iter()
-            .zip(&self.columns)
-            .map(|(c, h)| format!("{c:<w$}", w = h.len().max(10)))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
+        cells.iter().zip(&self.columns).map(|(c, h)| format!("{c:<w$}", w = h.len().max(10))).collect::<Vec<_>>().join("  ").trim_end().to_string()
     }
 
     pub fn row(&self, epoch: usize, values: &[f64], secs: f64) {

@@ -58,11 +58,19 @@ impl ConvNetSpec {
     }
 
     fn padding(&self, kernel: i64) -> i64 {
-        if self.same_padding { kernel / 2 } else { 0 }
+        if self.same_padding {
+            kernel / 2
+        } else {
+            0
+        }
     }
 
     pub fn out_features(&self) -> i64 {
-        if self.embed > 0 { self.embed } else { *self.channels.last().unwrap_or(&self.in_channels) }
+        if self.embed > 0 {
+            self.embed
+        } else {
+            *self.channels.last().unwrap_or(&self.in_channels)
+        }
     }
 
     pub fn check(&self) -> Result<()> {

@@ -67,11 +67,15 @@ pub fn create_head(p: &nn::Path, spec: &HeadSpec) -> Result<Seq> {
         (idx - 1).to_string()
     };
     if spec.concat_pool {
-        seq.push(next(), "AdaptiveConcatPool2d", nn::func(|x| {
-            let mp = x.adaptive_max_pool2d([1, 1]).0;
-            let ap = x.adaptive_avg_pool2d([1, 1]);
-            tch::Tensor::cat(&[mp, ap], 1)
-        }));
+        seq.push(
+            next(),
+            "AdaptiveConcatPool2d",
+            nn::func(|x| {
+                let mp = x.adaptive_max_pool2d([1, 1]).0;
+                let ap = x.adaptive_avg_pool2d([1, 1]);
+                tch::Tensor::cat(&[mp, ap], 1)
+            }),
+        );
     } else {
         seq.push(next(), "AdaptiveAvgPool2d", nn::func(|x| x.adaptive_avg_pool2d([1, 1])));
     }

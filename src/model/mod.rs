@@ -131,7 +131,11 @@ fn unit_rows(x: &Tensor) -> Tensor {
 
 /// The same values with channels-last (NHWC) strides; other ranks are returned as is.
 pub fn channels_last(x: &Tensor) -> Tensor {
-    if x.dim() == 4 { x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2]) } else { x.shallow_clone() }
+    if x.dim() == 4 {
+        x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+    } else {
+        x.shallow_clone()
+    }
 }
 
 pub struct Model {
@@ -146,7 +150,11 @@ pub struct Model {
 }
 
 fn embed(x: Tensor, pool: bool) -> Tensor {
-    if pool { x.adaptive_avg_pool2d([1, 1]).flatten(1, -1) } else { x.flatten(1, -1) }
+    if pool {
+        x.adaptive_avg_pool2d([1, 1]).flatten(1, -1)
+    } else {
+        x.flatten(1, -1)
+    }
 }
 
 impl Model {
@@ -216,8 +224,7 @@ impl Model {
 
     fn finish(vs: nn::VarStore, net: Net, output: Output, body: &BodySpec, kind: &'static str) -> Result<Model> {
         let vars = vs.variables();
-        let mut param_names: Vec<String> =
-            vars.iter().filter(|(_, t)| t.requires_grad()).map(|(k, _)| k.clone()).collect();
+        let mut param_names: Vec<String> = vars.iter().filter(|(_, t)| t.requires_grad()).map(|(k, _)| k.clone()).collect();
         param_names.sort();
         let bn_params = param_names
             .iter()
@@ -285,15 +292,10 @@ impl Model {
             }
         };
         // libtorch reports shape errors by panicking through tch; turn them into errors.
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
-            .map_err(|e| {
-                let msg = e
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
-                anyhow::anyhow!("{} forward failed for inputs {:?}: {}", self.kind, xs.iter().map(|x| x.size()).collect::<Vec<_>>(), first_line(&msg))
-            })
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).map_err(|e| {
+            let msg = e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
+            anyhow::anyhow!("{} forward failed for inputs {:?}: {}", self.kind, xs.iter().map(|x| x.size()).collect::<Vec<_>>(), first_line(&msg))
+        })
     }
 
     /// The body (encoder) alone: a feature map or an embedding.
@@ -352,11 +354,7 @@ fn first_line(s: &str) -> &str {
 
 fn check_nf(nf: i64, have: i64, body: &BodySpec, what: &str) -> Result<()> {
     if nf != have {
-        bail!(
-            "head nf = {nf}, but the {what} gives {have} channels ({} body outputs {})",
-            body.name(),
-            body.out_channels()
-        );
+        bail!("head nf = {nf}, but the {what} gives {have} channels ({} body outputs {})", body.name(), body.out_channels());
     }
     Ok(())
 }

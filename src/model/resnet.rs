@@ -30,12 +30,7 @@ pub fn children_kept(arch_name: &str, cut: i64) -> Result<usize> {
     let n = CHILDREN.len() as i64;
     let kept = if cut < 0 { n + cut } else { cut };
     if !(1..n).contains(&kept) {
-        bail!(
-            "cut {cut} is out of range for {arch_name}: its children are {} ({n}); use -{}..=-1 or 1..={}",
-            CHILDREN.join(", "),
-            n - 1,
-            n - 1
-        );
+        bail!("cut {cut} is out of range for {arch_name}: its children are {} ({n}); use -{}..=-1 or 1..={}", CHILDREN.join(", "), n - 1, n - 1);
     }
     Ok(kept as usize)
 }
@@ -121,26 +116,34 @@ fn stage(p: nn::Path, block: Block, c_in: i64, planes: i64, n: usize, stride: i6
         let b = &p / i;
         match block {
             Block::Basic => {
-                seq.push(i.to_string(), "BasicBlock", BasicBlock {
-                    conv1: conv2d(&b / "conv1", c_in, planes, 3, s, 1),
-                    bn1: bn2d(&b / "bn1", planes),
-                    conv2: conv2d(&b / "conv2", planes, planes, 3, 1, 1),
-                    bn2: bn2d(&b / "bn2", planes),
-                    downsample: downsample(&b, c_in, planes, s),
-                });
+                seq.push(
+                    i.to_string(),
+                    "BasicBlock",
+                    BasicBlock {
+                        conv1: conv2d(&b / "conv1", c_in, planes, 3, s, 1),
+                        bn1: bn2d(&b / "bn1", planes),
+                        conv2: conv2d(&b / "conv2", planes, planes, 3, 1, 1),
+                        bn2: bn2d(&b / "bn2", planes),
+                        downsample: downsample(&b, c_in, planes, s),
+                    },
+                );
                 c_in = planes;
             }
             Block::Bottleneck => {
                 let out = planes * 4;
-                seq.push(i.to_string(), "Bottleneck", Bottleneck {
-                    conv1: conv2d(&b / "conv1", c_in, planes, 1, 1, 0),
-                    bn1: bn2d(&b / "bn1", planes),
-                    conv2: conv2d(&b / "conv2", planes, planes, 3, s, 1),
-                    bn2: bn2d(&b / "bn2", planes),
-                    conv3: conv2d(&b / "conv3", planes, out, 1, 1, 0),
-                    bn3: bn2d(&b / "bn3", out),
-                    downsample: downsample(&b, c_in, out, s),
-                });
+                seq.push(
+                    i.to_string(),
+                    "Bottleneck",
+                    Bottleneck {
+                        conv1: conv2d(&b / "conv1", c_in, planes, 1, 1, 0),
+                        bn1: bn2d(&b / "bn1", planes),
+                        conv2: conv2d(&b / "conv2", planes, planes, 3, s, 1),
+                        bn2: bn2d(&b / "bn2", planes),
+                        conv3: conv2d(&b / "conv3", planes, out, 1, 1, 0),
+                        bn3: bn2d(&b / "bn3", out),
+                        downsample: downsample(&b, c_in, out, s),
+                    },
+                );
                 c_in = out;
             }
         }
@@ -157,11 +160,15 @@ pub fn resnet_body(p: &nn::Path, arch_name: &str, kept: usize) -> Result<Seq> {
         match i {
             0 => seq.push("conv1", "Conv2d", conv2d(p / "conv1", 3, 64, 7, 2, 3)),
             1 => seq.push("bn1", "BatchNorm2d", bn2d(p / "bn1", 64)),
-            2 => seq.push("relu", "ReLU", nn::func(|x| {
-                let mut y = x.shallow_clone();
-                let _ = y.relu_();
-                y
-            })),
+            2 => seq.push(
+                "relu",
+                "ReLU",
+                nn::func(|x| {
+                    let mut y = x.shallow_clone();
+                    let _ = y.relu_();
+                    y
+                }),
+            ),
             3 => seq.push("maxpool", "MaxPool2d", nn::func(|x| x.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false))),
             4..=7 => {
                 let k = i - 4;

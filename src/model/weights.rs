@@ -38,9 +38,7 @@ pub fn load_prefixed(vs: &VarStore, prefix: &str, path: &Path) -> Result<usize> 
         let Some(key) = name.strip_prefix(prefix).and_then(|k| k.strip_prefix('.')) else { continue };
         match file.get(key) {
             None => missing.push(key.to_string()),
-            Some(t) if t.size() != var.size() => {
-                mismatched.push(format!("{key}: file {:?}, model {:?}", t.size(), var.size()))
-            }
+            Some(t) if t.size() != var.size() => mismatched.push(format!("{key}: file {:?}, model {:?}", t.size(), var.size())),
             Some(t) => wanted.push((name, var, t)),
         }
     }
@@ -59,8 +57,7 @@ pub fn load_prefixed(vs: &VarStore, prefix: &str, path: &Path) -> Result<usize> 
     tch::no_grad(|| {
         for (name, var, t) in &wanted {
             let mut v = var.shallow_clone();
-            v.f_copy_(&t.to_kind(v.kind()).to_device(v.device()))
-                .with_context(|| format!("cannot copy {name}"))?;
+            v.f_copy_(&t.to_kind(v.kind()).to_device(v.device())).with_context(|| format!("cannot copy {name}"))?;
         }
         Ok::<_, anyhow::Error>(())
     })?;
@@ -76,8 +73,7 @@ fn list(items: &[String]) -> String {
 /// Saves every variable (BatchNorm statistics included) as contiguous safetensors.
 pub fn save(vs: &VarStore, path: &Path) -> Result<()> {
     let vars: BTreeMap<String, Tensor> = vs.variables().into_iter().collect();
-    let named: Vec<(String, Tensor)> =
-        vars.into_iter().map(|(k, v)| (k, v.to_device(tch::Device::Cpu).contiguous())).collect();
+    let named: Vec<(String, Tensor)> = vars.into_iter().map(|(k, v)| (k, v.to_device(tch::Device::Cpu).contiguous())).collect();
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).ok();
     }

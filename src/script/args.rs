@@ -52,10 +52,7 @@ pub fn to_usize(v: &Dynamic, what: &str) -> RhaiResult<usize> {
 }
 
 pub fn to_string(v: &Dynamic, what: &str) -> RhaiResult<String> {
-    v.clone()
-        .into_immutable_string()
-        .map(|s| s.to_string())
-        .map_err(|t| script_err(format!("{what} must be a string, got {t} `{v}`")))
+    v.clone().into_immutable_string().map(|s| s.to_string()).map_err(|t| script_err(format!("{what} must be a string, got {t} `{v}`")))
 }
 
 pub fn to_f64s(v: &Dynamic, what: &str) -> RhaiResult<Vec<f64>> {
@@ -155,8 +152,7 @@ impl Opts {
 
     /// Errors on keys that were never read.
     pub fn finish(self) -> RhaiResult<()> {
-        let unknown: Vec<&str> =
-            self.map.keys().map(|k| k.as_str()).filter(|k| !self.read.contains(*k)).collect();
+        let unknown: Vec<&str> = self.map.keys().map(|k| k.as_str()).filter(|k| !self.read.contains(*k)).collect();
         if unknown.is_empty() {
             return Ok(());
         }
@@ -179,9 +175,7 @@ pub fn from_toml(v: &toml::Value) -> Dynamic {
         toml::Value::Float(f) => (*f).into(),
         toml::Value::Boolean(b) => (*b).into(),
         toml::Value::Array(a) => Dynamic::from_array(a.iter().map(from_toml).collect()),
-        toml::Value::Table(t) => {
-            Dynamic::from_map(t.iter().map(|(k, v)| (k.as_str().into(), from_toml(v))).collect())
-        }
+        toml::Value::Table(t) => Dynamic::from_map(t.iter().map(|(k, v)| (k.as_str().into(), from_toml(v))).collect()),
         toml::Value::Datetime(d) => d.to_string().into(),
     }
 }

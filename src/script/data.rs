@@ -2,7 +2,7 @@
 //! Thin: convert arguments and options, call `crate::data`, position errors at the call.
 //! Output paths (show_batch, to_csv) that are relative land in the run folder; input paths
 //! are relative to the working directory.
-use super::args::{script_err, to_string, OrScript, Opts, RhaiResult};
+use super::args::{script_err, to_string, Opts, OrScript, RhaiResult};
 use super::host::ScriptCtx;
 use crate::data::image::{Method, PadMode};
 use crate::data::labels::{label_all, Labeller};
@@ -150,15 +150,23 @@ fn register_files(engine: &mut Engine) {
     reg!(engine, "untar_data", ["name: String", "String"],
         "Folder of a known data set (pets, orl_faces, omniglot_small1, omniglot_small2, omniglot_runs) or an archive URL; found in RUNNER_DATA or downloaded, sha256-checked, extracted.",
         move |name: &str| untar(name, None));
-    reg!(engine, "untar_data", ["name: String", "options: Map", "String"],
+    reg!(
+        engine,
+        "untar_data",
+        ["name: String", "options: Map", "String"],
         "untar_data with options: `sha256` (expected hash of the archive).",
         move |name: &str, opts: Map| -> RhaiResult<String> {
             let mut o = Opts::new("untar_data", opts);
             let sha = o.opt_string("sha256")?;
             o.finish()?;
             untar(name, sha)
-        });
-    reg!(engine, "datasets", ["Table"], "The data sets untar_data knows: name, folder, url, sha256 (empty where unknown), layout.",
+        }
+    );
+    reg!(
+        engine,
+        "datasets",
+        ["Table"],
+        "The data sets untar_data knows: name, folder, url, sha256 (empty where unknown), layout.",
         || -> RhaiResult<ScriptTable> {
             use crate::data::table::Column;
             let col = |f: fn(&datasets::Dataset) -> &str| Column::Str(datasets::REGISTRY.iter().map(|d| f(d).to_string()).collect());
@@ -171,7 +179,8 @@ fn register_files(engine: &mut Engine) {
             ])
             .map(table)
             .or_script()
-        });
+        }
+    );
     let find = |roots: Vec<PathBuf>| -> RhaiResult<Array> {
         let found = files::get_image_files(&roots).or_script()?;
         if found.duplicates > 0 {
@@ -179,34 +188,60 @@ fn register_files(engine: &mut Engine) {
         }
         Ok(strings(found.files))
     };
-    reg!(engine, "get_image_files", ["path: String", "Array"],
+    reg!(
+        engine,
+        "get_image_files",
+        ["path: String", "Array"],
         "Image files (jpg, png, pgm, bmp, webp, ...) under a folder, recursively, sorted.",
-        move |path: &str| find(vec![PathBuf::from(path)]));
-    reg!(engine, "get_image_files", ["paths: Array", "Array"],
+        move |path: &str| find(vec![PathBuf::from(path)])
+    );
+    reg!(
+        engine,
+        "get_image_files",
+        ["paths: Array", "Array"],
         "Image files under several folders; a file whose path relative to its folder was already found is skipped (overlapping sets count once).",
-        move |roots: Array| find(paths(&roots)?));
-    reg!(engine, "verify_images", ["files: Array", "Array"],
+        move |roots: Array| find(paths(&roots)?)
+    );
+    reg!(
+        engine,
+        "verify_images",
+        ["files: Array", "Array"],
         "The files that cannot be opened as images (fastai's verify_images), decoded in parallel.",
         |files: Array| -> RhaiResult<Array> {
             use rayon::prelude::*;
             let files = paths(&files)?;
             let bad: Vec<PathBuf> = files.par_iter().filter(|f| crate::data::image::decode(f, 3).is_err()).cloned().collect();
             Ok(strings(bad))
-        });
-    reg!(engine, "regex_label", ["pattern: String", "Label"],
+        }
+    );
+    reg!(
+        engine,
+        "regex_label",
+        ["pattern: String", "Label"],
         "Label = first capture group (or the whole match) of a regex on the file name, e.g. `^(.*)_\\d+\\.jpg$`.",
-        |pattern: &str| -> RhaiResult<ScriptLabel> { Labeller::regex(pattern).map(ScriptLabel).or_script() });
-    reg!(engine, "parent_label", ["Label"], "Label = the parent folder's name.",
-        || ScriptLabel(Labeller::Parent(1)));
-    reg!(engine, "parent_label", ["levels: i64", "Label"],
+        |pattern: &str| -> RhaiResult<ScriptLabel> { Labeller::regex(pattern).map(ScriptLabel).or_script() }
+    );
+    reg!(engine, "parent_label", ["Label"], "Label = the parent folder's name.", || ScriptLabel(Labeller::Parent(1)));
+    reg!(
+        engine,
+        "parent_label",
+        ["levels: i64", "Label"],
         "Label = the last `levels` folder names joined with `/` (2: `Greek/character03`).",
-        |levels: i64| -> RhaiResult<ScriptLabel> { Labeller::parent(levels.max(0) as usize).map(ScriptLabel).or_script() });
-    reg!(engine, "get_labels", ["files: Array", "label: Label | Fn", "Array"],
+        |levels: i64| -> RhaiResult<ScriptLabel> { Labeller::parent(levels.max(0) as usize).map(ScriptLabel).or_script() }
+    );
+    reg!(
+        engine,
+        "get_labels",
+        ["files: Array", "label: Label | Fn", "Array"],
         "The label of every file, from a Label or a closure `|file| ...`.",
         |ctx: NativeCallContext, files: Array, label: Dynamic| -> RhaiResult<Array> {
             Ok(labels_of(&ctx, &paths(&files)?, &label)?.into_iter().map(Dynamic::from).collect())
-        });
-    reg!(engine, "read_oneshot_runs", ["dir: String", "Array"],
+        }
+    );
+    reg!(
+        engine,
+        "read_oneshot_runs",
+        ["dir: String", "Array"],
         "The 20 Omniglot one-shot runs of an extracted all_runs folder: `#{name, support: [files], queries: [[file, support index]]}` each.",
         |dir: &str| -> RhaiResult<Array> {
             let runs = oneshot::read_oneshot_runs(Path::new(dir)).or_script()?;
@@ -216,28 +251,30 @@ fn register_files(engine: &mut Engine) {
                     let mut m = Map::new();
                     m.insert("name".into(), r.name.into());
                     m.insert("support".into(), Dynamic::from_array(strings(r.support)));
-                    let q: Array = r
-                        .queries
-                        .into_iter()
-                        .map(|(f, i)| Dynamic::from_array(vec![f.display().to_string().into(), (i as i64).into()]))
-                        .collect();
+                    let q: Array =
+                        r.queries.into_iter().map(|(f, i)| Dynamic::from_array(vec![f.display().to_string().into(), (i as i64).into()])).collect();
                     m.insert("queries".into(), Dynamic::from_array(q));
                     Dynamic::from_map(m)
                 })
                 .collect())
-        });
+        }
+    );
 }
 
 fn register_splitters(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     let c = ctx.clone();
-    reg!(engine, "random_splitter", ["files: Array", "options: Map", "Splits"],
+    reg!(
+        engine,
+        "random_splitter",
+        ["files: Array", "options: Map", "Splits"],
         "fastai's RandomSplitter: shuffled (seeded), the first int(valid_pct * n) are valid. Options: valid_pct (0.2), seed (run seed).",
         move |files: Array, opts: Map| -> RhaiResult<ScriptSplits> {
             let mut o = Opts::new("random_splitter", opts);
             let (pct, seed) = (o.f64("valid_pct", 0.2)?, o.u64("seed", c.seed)?);
             o.finish()?;
             splitters::random_splitter(files.len(), pct, seed).map(ScriptSplits).or_script()
-        });
+        }
+    );
     let folder_split = |name: &'static str, level: usize| {
         move |files: Array, opts: Map| -> RhaiResult<ScriptSplits> {
             let mut o = Opts::new(name, opts);
@@ -249,19 +286,29 @@ fn register_splitters(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     reg!(engine, "grandparent_splitter", ["files: Array", "options: Map", "Splits"],
         "fastai's GrandparentSplitter: valid when the grandparent folder is `valid_name` (\"valid\"), train when `train_name` (\"train\"); any other is an error.",
         folder_split("grandparent_splitter", 2));
-    reg!(engine, "parent_splitter", ["files: Array", "options: Map", "Splits"],
+    reg!(
+        engine,
+        "parent_splitter",
+        ["files: Array", "options: Map", "Splits"],
         "Like grandparent_splitter, on the parent folder's name. Options: train_name, valid_name.",
-        folder_split("parent_splitter", 1));
-    reg!(engine, "func_splitter", ["files: Array", "is_valid: Fn", "Splits"],
+        folder_split("parent_splitter", 1)
+    );
+    reg!(
+        engine,
+        "func_splitter",
+        ["files: Array", "is_valid: Fn", "Splits"],
         "fastai's FuncSplitter: valid where the closure `|file| ...` returns true.",
         |ctx: NativeCallContext, files: Array, f: FnPtr| -> RhaiResult<ScriptSplits> {
             Ok(ScriptSplits(Split { is_valid: flags(&ctx, &f, files.into_iter(), "func_splitter")? }))
-        });
-    reg!(engine, "col_splitter", ["t: Table", "column: String", "Splits"],
+        }
+    );
+    reg!(
+        engine,
+        "col_splitter",
+        ["t: Table", "column: String", "Splits"],
         "fastai's ColSplitter: valid where the true/false column is true.",
-        |t: &mut ScriptTable, col: &str| -> RhaiResult<ScriptSplits> {
-            Ok(ScriptSplits(Split { is_valid: t.0.bools(col).or_script()?.to_vec() }))
-        });
+        |t: &mut ScriptTable, col: &str| -> RhaiResult<ScriptSplits> { Ok(ScriptSplits(Split { is_valid: t.0.bools(col).or_script()?.to_vec() })) }
+    );
     let c = ctx.clone();
     reg!(engine, "group_splitter", ["files: Array", "group: Label | Fn", "options: Map", "Splits"],
         "Whole groups (e.g. a person: parent_label()) go to the validation set: int(valid_pct * n_groups) random groups. Options: valid_pct (0.2), seed.",
@@ -272,13 +319,18 @@ fn register_splitters(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
             let groups = labels_of(&ctx, &paths(&files)?, &group)?;
             splitters::group_splitter(&groups, pct, seed).map(ScriptSplits).or_script()
         });
-    reg!(engine, "get$train", ["s: Splits", "Array"], "`splits.train`: indices of the training items.",
-        |s: &mut ScriptSplits| -> Array { s.0.train().into_iter().map(|i| Dynamic::from(i as i64)).collect() });
-    reg!(engine, "get$valid", ["s: Splits", "Array"], "`splits.valid`: indices of the validation items.",
-        |s: &mut ScriptSplits| -> Array { s.0.valid().into_iter().map(|i| Dynamic::from(i as i64)).collect() });
+    reg!(engine, "get$train", ["s: Splits", "Array"], "`splits.train`: indices of the training items.", |s: &mut ScriptSplits| -> Array {
+        s.0.train().into_iter().map(|i| Dynamic::from(i as i64)).collect()
+    });
+    reg!(engine, "get$valid", ["s: Splits", "Array"], "`splits.valid`: indices of the validation items.", |s: &mut ScriptSplits| -> Array {
+        s.0.valid().into_iter().map(|i| Dynamic::from(i as i64)).collect()
+    });
     reg!(engine, "len", ["s: Splits", "i64"], "Number of items split.", |s: &mut ScriptSplits| s.0.len() as i64);
-    reg!(engine, "to_string", ["s: Splits", "String"], "`Splits(train N, valid M)`, for print.",
-        |s: &mut ScriptSplits| format!("Splits(train {}, valid {})", s.0.train().len(), s.0.valid().len()));
+    reg!(engine, "to_string", ["s: Splits", "String"], "`Splits(train N, valid M)`, for print.", |s: &mut ScriptSplits| format!(
+        "Splits(train {}, valid {})",
+        s.0.train().len(),
+        s.0.valid().len()
+    ));
 }
 
 fn register_table(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
@@ -297,7 +349,10 @@ fn register_table(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
             }
             Ok(table(t))
         });
-    reg!(engine, "image_table", ["files: Array", "label: Label | Fn", "splits: Splits", "Table"],
+    reg!(
+        engine,
+        "image_table",
+        ["files: Array", "label: Label | Fn", "splits: Splits", "Table"],
         "A classification table: columns file, label, is_valid.",
         |ctx: NativeCallContext, files: Array, label: Dynamic, s: ScriptSplits| -> RhaiResult<ScriptTable> {
             use crate::data::table::Column;
@@ -311,71 +366,114 @@ fn register_table(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
             ])
             .map(table)
             .or_script()
-        });
+        }
+    );
     reg!(engine, "len", ["t: Table", "i64"], "Number of rows.", |t: &mut ScriptTable| t.0.len() as i64);
     reg!(engine, "head", ["t: Table", "Table"], "The first 5 rows.", |t: &mut ScriptTable| table(t.0.head(5)));
-    reg!(engine, "head", ["t: Table", "n: i64", "Table"], "The first n rows.",
-        |t: &mut ScriptTable, n: i64| table(t.0.head(n.max(0) as usize)));
-    reg!(engine, "value_counts", ["t: Table", "column: String", "Table"], "Each distinct value of a column and its count, most frequent first.",
-        |t: &mut ScriptTable, col: &str| -> RhaiResult<ScriptTable> { t.0.value_counts(col).map(table).or_script() });
-    reg!(engine, "filter", ["t: Table", "keep: Fn", "Table"], "The rows for which `|r| ...` returns true; `r` is a map of the row (`r.is_valid`).",
+    reg!(engine, "head", ["t: Table", "n: i64", "Table"], "The first n rows.", |t: &mut ScriptTable, n: i64| table(t.0.head(n.max(0) as usize)));
+    reg!(
+        engine,
+        "value_counts",
+        ["t: Table", "column: String", "Table"],
+        "Each distinct value of a column and its count, most frequent first.",
+        |t: &mut ScriptTable, col: &str| -> RhaiResult<ScriptTable> { t.0.value_counts(col).map(table).or_script() }
+    );
+    reg!(
+        engine,
+        "filter",
+        ["t: Table", "keep: Fn", "Table"],
+        "The rows for which `|r| ...` returns true; `r` is a map of the row (`r.is_valid`).",
         |ctx: NativeCallContext, t: &mut ScriptTable, f: FnPtr| -> RhaiResult<ScriptTable> {
             let keep = flags(&ctx, &f, (0..t.0.len()).map(|i| Dynamic::from_map(row_map(&t.0, i))), "filter")?;
             Ok(table(t.0.filter_mask(&keep)))
-        });
+        }
+    );
     let c = ctx.clone();
-    reg!(engine, "oversample", ["t: Table", "column: String", "Table"],
+    reg!(
+        engine,
+        "oversample",
+        ["t: Table", "column: String", "Table"],
         "Balances a column by resampling rows of the rarer values with replacement (seeded by the run seed); added rows follow the originals.",
-        move |t: &mut ScriptTable, col: &str| -> RhaiResult<ScriptTable> { t.0.oversample(col, c.seed).map(table).or_script() });
+        move |t: &mut ScriptTable, col: &str| -> RhaiResult<ScriptTable> { t.0.oversample(col, c.seed).map(table).or_script() }
+    );
     let c = ctx.clone();
-    reg!(engine, "oversample", ["t: Table", "column: String", "options: Map", "Table"], "oversample with options: seed.",
+    reg!(
+        engine,
+        "oversample",
+        ["t: Table", "column: String", "options: Map", "Table"],
+        "oversample with options: seed.",
         move |t: &mut ScriptTable, col: &str, opts: Map| -> RhaiResult<ScriptTable> {
             let mut o = Opts::new("oversample", opts);
             let seed = o.u64("seed", c.seed)?;
             o.finish()?;
             t.0.oversample(col, seed).map(table).or_script()
-        });
-    reg!(engine, "quarter_turns", ["t: Table", "label: String", "Table"],
+        }
+    );
+    reg!(
+        engine,
+        "quarter_turns",
+        ["t: Table", "label: String", "Table"],
         "Each row 4 times, turned 0/90/180/270 degrees (column turns, read by image_loaders), each turn its own class (label/rot90...).",
-        |t: &mut ScriptTable, label: &str| -> RhaiResult<ScriptTable> { t.0.quarter_turns(label).map(table).or_script() });
-    reg!(engine, "concat", ["tables: Array", "Table"], "Tables with the same columns, stacked in order.",
+        |t: &mut ScriptTable, label: &str| -> RhaiResult<ScriptTable> { t.0.quarter_turns(label).map(table).or_script() }
+    );
+    reg!(
+        engine,
+        "concat",
+        ["tables: Array", "Table"],
+        "Tables with the same columns, stacked in order.",
         |tables: Array| -> RhaiResult<ScriptTable> {
             let ts: Vec<Table> = tables
                 .into_iter()
                 .map(|t| t.try_cast::<ScriptTable>().map(|t| (*t.0).clone()).ok_or_else(|| script_err("concat takes an array of tables")))
                 .collect::<RhaiResult<_>>()?;
             Table::concat(&ts).map(table).or_script()
-        });
+        }
+    );
     let c = ctx.clone();
-    reg!(engine, "to_csv", ["t: Table", "path: String", "String"], "Writes a CSV (relative paths: in the run folder); returns the path written.",
+    reg!(
+        engine,
+        "to_csv",
+        ["t: Table", "path: String", "String"],
+        "Writes a CSV (relative paths: in the run folder); returns the path written.",
         move |t: &mut ScriptTable, path: &str| -> RhaiResult<String> {
             let p = c.output_path(path);
             t.0.to_csv(&p).or_script()?;
             Ok(p.display().to_string())
-        });
-    reg!(engine, "read_csv", ["path: String", "Table"], "Reads a CSV with a header; columns typed as bool, int, float or string.",
-        |path: &str| -> RhaiResult<ScriptTable> { Table::read_csv(Path::new(path)).map(table).or_script() });
-    reg!(engine, "column", ["t: Table", "name: String", "Array"], "The values of one column.",
-        |t: &mut ScriptTable, name: &str| -> RhaiResult<Array> {
-            let col = t.0.column(name).or_script()?;
-            Ok((0..col.len()).map(|i| value(col.get(i))).collect())
-        });
-    reg!(engine, "row", ["t: Table", "i: i64", "Map"], "Row i as a map.",
-        |t: &mut ScriptTable, i: i64| -> RhaiResult<Map> {
-            if i < 0 || i as usize >= t.0.len() {
-                return Err(script_err(format!("row {i} out of range: the table has {} rows", t.0.len())));
-            }
-            Ok(row_map(&t.0, i as usize))
-        });
-    reg!(engine, "get$columns", ["t: Table", "Array"], "`table.columns`: the column names.",
-        |t: &mut ScriptTable| -> Array { t.0.names().iter().map(|n| Dynamic::from(n.clone())).collect() });
-    reg!(engine, "to_string", ["t: Table", "String"], "The table aligned, for print (long tables show head and tail).",
-        |t: &mut ScriptTable| t.0.to_string());
+        }
+    );
+    reg!(
+        engine,
+        "read_csv",
+        ["path: String", "Table"],
+        "Reads a CSV with a header; columns typed as bool, int, float or string.",
+        |path: &str| -> RhaiResult<ScriptTable> { Table::read_csv(Path::new(path)).map(table).or_script() }
+    );
+    reg!(engine, "column", ["t: Table", "name: String", "Array"], "The values of one column.", |t: &mut ScriptTable,
+                                                                                                name: &str|
+     -> RhaiResult<Array> {
+        let col = t.0.column(name).or_script()?;
+        Ok((0..col.len()).map(|i| value(col.get(i))).collect())
+    });
+    reg!(engine, "row", ["t: Table", "i: i64", "Map"], "Row i as a map.", |t: &mut ScriptTable, i: i64| -> RhaiResult<Map> {
+        if i < 0 || i as usize >= t.0.len() {
+            return Err(script_err(format!("row {i} out of range: the table has {} rows", t.0.len())));
+        }
+        Ok(row_map(&t.0, i as usize))
+    });
+    reg!(engine, "get$columns", ["t: Table", "Array"], "`table.columns`: the column names.", |t: &mut ScriptTable| -> Array {
+        t.0.names().iter().map(|n| Dynamic::from(n.clone())).collect()
+    });
+    reg!(engine, "to_string", ["t: Table", "String"], "The table aligned, for print (long tables show head and tail).", |t: &mut ScriptTable| t
+        .0
+        .to_string());
 }
 
 fn register_loaders(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     let c = ctx.clone();
-    reg!(engine, "image_loaders", ["t: Table", "options: Map", "DataLoaders"],
+    reg!(
+        engine,
+        "image_loaders",
+        ["t: Table", "options: Map", "DataLoaders"],
         "Classification loaders from a table (columns x: file, y: label, valid_col: is_valid). Options as pair_loaders.",
         move |t: &mut ScriptTable, opts: Map| -> RhaiResult<ScriptDataLoaders> {
             let mut o = Opts::new("image_loaders", opts);
@@ -383,7 +481,8 @@ fn register_loaders(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
             let (x, y, v) = (o.string("x", "file")?, o.string("y", "label")?, o.string("valid_col", "is_valid")?);
             o.finish()?;
             blocks::image_loaders(&t.0, &x, &y, &v, &cfg).map(|d| ScriptDataLoaders(Rc::new(d))).or_script()
-        });
+        }
+    );
     let c = ctx.clone();
     reg!(engine, "pair_loaders", ["t: Table", "options: Map", "DataLoaders"],
         "Siamese loaders from a pairs table. Options: size (224), method (crop|pad|squish), pad_mode (reflection|zeros|border: for pad and the affine warp), normalize (imagenet|stats|none), bs (64), val_bs, channels (3), flip, rotate, shear, scale, translate, brightness, contrast, p_affine, p_lighting, cache, skip_bad, num_workers, seed, redraw (new training pairs each epoch), p_same.",
@@ -403,34 +502,50 @@ fn register_loaders(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         Ok(p.display().to_string())
     };
     let show2 = show.clone();
-    reg!(engine, "show_batch", ["dls: DataLoaders", "path: String", "String"],
+    reg!(
+        engine,
+        "show_batch",
+        ["dls: DataLoaders", "path: String", "String"],
         "Writes a PNG grid of 9 training items as the model sees them, titled by label (relative paths: in the run folder).",
-        move |d: &mut ScriptDataLoaders, path: &str| show(d, path, 9));
-    reg!(engine, "show_batch", ["dls: DataLoaders", "path: String", "max_n: i64", "String"], "show_batch with up to max_n items.",
-        move |d: &mut ScriptDataLoaders, path: &str, n: i64| show2(d, path, n));
-    reg!(engine, "get$vocab", ["dls: DataLoaders", "Array"], "`dls.vocab`: class names (pairs: different, same).",
-        |d: &mut ScriptDataLoaders| -> Array { d.0.vocab.iter().map(|v| Dynamic::from(v.clone())).collect() });
-    reg!(engine, "get$n_train", ["dls: DataLoaders", "i64"], "`dls.n_train`: training items.", |d: &mut ScriptDataLoaders| d.0.train.n_items() as i64);
-    reg!(engine, "get$n_valid", ["dls: DataLoaders", "i64"], "`dls.n_valid`: validation items.", |d: &mut ScriptDataLoaders| d.0.valid.n_items() as i64);
-    reg!(engine, "get$skipped", ["dls: DataLoaders", "i64"], "`dls.skipped`: items dropped by skip_bad.", |d: &mut ScriptDataLoaders| d.0.skipped as i64);
-    reg!(engine, "to_string", ["dls: DataLoaders", "String"], "Items, batches, size and normalisation, for print.",
-        |d: &mut ScriptDataLoaders| {
-            let d = &d.0;
-            format!(
-                "DataLoaders({} input{}, {} classes, train {} items / {} batches of {}, valid {} items / {} batches, {}x{}x{}, mean {:?}, std {:?})",
-                d.n_inputs,
-                if d.n_inputs > 1 { "s" } else { "" },
-                d.vocab.len(),
-                d.train.n_items(),
-                d.train.len(),
-                d.train.batch_size(),
-                d.valid.n_items(),
-                d.valid.len(),
-                d.channels,
-                d.size,
-                d.size,
-                d.mean,
-                d.std
-            )
-        });
+        move |d: &mut ScriptDataLoaders, path: &str| show(d, path, 9)
+    );
+    reg!(
+        engine,
+        "show_batch",
+        ["dls: DataLoaders", "path: String", "max_n: i64", "String"],
+        "show_batch with up to max_n items.",
+        move |d: &mut ScriptDataLoaders, path: &str, n: i64| show2(d, path, n)
+    );
+    reg!(
+        engine,
+        "get$vocab",
+        ["dls: DataLoaders", "Array"],
+        "`dls.vocab`: class names (pairs: different, same).",
+        |d: &mut ScriptDataLoaders| -> Array { d.0.vocab.iter().map(|v| Dynamic::from(v.clone())).collect() }
+    );
+    reg!(engine, "get$n_train", ["dls: DataLoaders", "i64"], "`dls.n_train`: training items.", |d: &mut ScriptDataLoaders| d.0.train.n_items()
+        as i64);
+    reg!(engine, "get$n_valid", ["dls: DataLoaders", "i64"], "`dls.n_valid`: validation items.", |d: &mut ScriptDataLoaders| d.0.valid.n_items()
+        as i64);
+    reg!(engine, "get$skipped", ["dls: DataLoaders", "i64"], "`dls.skipped`: items dropped by skip_bad.", |d: &mut ScriptDataLoaders| d.0.skipped
+        as i64);
+    reg!(engine, "to_string", ["dls: DataLoaders", "String"], "Items, batches, size and normalisation, for print.", |d: &mut ScriptDataLoaders| {
+        let d = &d.0;
+        format!(
+            "DataLoaders({} input{}, {} classes, train {} items / {} batches of {}, valid {} items / {} batches, {}x{}x{}, mean {:?}, std {:?})",
+            d.n_inputs,
+            if d.n_inputs > 1 { "s" } else { "" },
+            d.vocab.len(),
+            d.train.n_items(),
+            d.train.len(),
+            d.train.batch_size(),
+            d.valid.n_items(),
+            d.valid.len(),
+            d.channels,
+            d.size,
+            d.size,
+            d.mean,
+            d.std
+        )
+    });
 }

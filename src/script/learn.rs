@@ -1,7 +1,7 @@
 //! Script bindings for the learner: `learner(dls, model, #{...})`, freezing, lr_find,
 //! the fits with fastai's learning-rate forms (number, list, `slice`), checkpoints,
 //! predictions, and metric closures `|preds, targets| ...`.
-use super::args::{script_err, to_f64, to_f64s, to_i64, to_string, to_usize, OrScript, Opts, RhaiResult};
+use super::args::{script_err, to_f64, to_f64s, to_i64, to_string, to_usize, Opts, OrScript, RhaiResult};
 use super::host::ScriptCtx;
 use super::model::ScriptModel;
 use super::tensor::ScriptTensor;
@@ -104,7 +104,13 @@ fn one_cycle(o: &mut Opts) -> RhaiResult<OneCycle> {
         }
         None => d.moms,
     };
-    Ok(OneCycle { lr_max: 1.0, div: o.f64("div", d.div)?, div_final: o.f64("div_final", d.div_final)?, pct_start: o.f64("pct_start", d.pct_start)?, moms })
+    Ok(OneCycle {
+        lr_max: 1.0,
+        div: o.f64("div", d.div)?,
+        div_final: o.f64("div_final", d.div_final)?,
+        pct_start: o.f64("pct_start", d.pct_start)?,
+        moms,
+    })
 }
 
 fn new_learner(ctx: &ScriptCtx, data: Dynamic, model: ScriptModel, o: Map) -> RhaiResult<ScriptLearner> {
@@ -147,64 +153,139 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     engine.register_type_with_name::<ScriptLearner>("Learner");
     engine.register_type_with_name::<Lrs>("Slice");
     let c = ctx.clone();
-    reg!(engine, "learner", ["dls: DataLoaders", "model: Model", "Learner"],
+    reg!(
+        engine,
+        "learner",
+        ["dls: DataLoaders", "model: Model", "Learner"],
         "A Learner with the loss the model's output calls for, Adam (fastai defaults), body_head splitter.",
-        move |d: Dynamic, m: ScriptModel| new_learner(&c, d, m, Map::new()));
+        move |d: Dynamic, m: ScriptModel| new_learner(&c, d, m, Map::new())
+    );
     let c = ctx.clone();
     reg!(engine, "learner", ["dls: DataLoaders", "model: Model", "options: Map", "Learner"],
         "A Learner; options: loss (cross_entropy, bce, contrastive), margin, metrics [names or |preds, targets| closures], splitter (body_head, resnet, none), opt (adam, sgd), wd 0.01, wd_bn_bias, train_bn.",
         move |d: Dynamic, m: ScriptModel, o: Map| new_learner(&c, d, m, o));
-    reg!(engine, "slice", ["lo: f64", "hi: f64", "Slice"], "Learning rates spread geometrically from lo (first group) to hi (last).",
-        |lo: Dynamic, hi: Dynamic| -> RhaiResult<Lrs> { Ok(Lrs::Slice(to_f64(&lo, "lo")?, to_f64(&hi, "hi")?)) });
-    reg!(engine, "slice", ["hi: f64", "Slice"], "hi/10 for every group but the last, which gets hi.",
-        |hi: Dynamic| -> RhaiResult<Lrs> { Ok(Lrs::SliceHi(to_f64(&hi, "hi")?)) });
-    reg!(engine, "freeze", ["learn: Learner", "()"], "Train only the last group (BatchNorm stays trainable); resets optimizer state.",
-        |l: &mut ScriptLearner| -> RhaiResult<()> { l.get()?.freeze(); Ok(()) });
-    reg!(engine, "unfreeze", ["learn: Learner", "()"], "Train every group.",
-        |l: &mut ScriptLearner| -> RhaiResult<()> { l.get()?.unfreeze(); Ok(()) });
-    reg!(engine, "to_bf16", ["learn: Learner", "()"], "bf16 mixed precision from now on (autocast; float32 weights and losses).",
-        |l: &mut ScriptLearner| -> RhaiResult<()> { l.get()?.bf16 = true; Ok(()) });
-    reg!(engine, "to_fp32", ["learn: Learner", "()"], "Back to full float32 precision.",
-        |l: &mut ScriptLearner| -> RhaiResult<()> { l.get()?.bf16 = false; Ok(()) });
-    reg!(engine, "freeze_to", ["learn: Learner", "n: i64", "()"], "Freeze the groups before n (negative counts from the end).",
-        |l: &mut ScriptLearner, n: Dynamic| -> RhaiResult<()> { l.get()?.freeze_to(to_i64(&n, "n")?); Ok(()) });
-    reg!(engine, "lr_find", ["learn: Learner", "Map"],
+    reg!(
+        engine,
+        "slice",
+        ["lo: f64", "hi: f64", "Slice"],
+        "Learning rates spread geometrically from lo (first group) to hi (last).",
+        |lo: Dynamic, hi: Dynamic| -> RhaiResult<Lrs> { Ok(Lrs::Slice(to_f64(&lo, "lo")?, to_f64(&hi, "hi")?)) }
+    );
+    reg!(engine, "slice", ["hi: f64", "Slice"], "hi/10 for every group but the last, which gets hi.", |hi: Dynamic| -> RhaiResult<Lrs> {
+        Ok(Lrs::SliceHi(to_f64(&hi, "hi")?))
+    });
+    reg!(
+        engine,
+        "freeze",
+        ["learn: Learner", "()"],
+        "Train only the last group (BatchNorm stays trainable); resets optimizer state.",
+        |l: &mut ScriptLearner| -> RhaiResult<()> {
+            l.get()?.freeze();
+            Ok(())
+        }
+    );
+    reg!(engine, "unfreeze", ["learn: Learner", "()"], "Train every group.", |l: &mut ScriptLearner| -> RhaiResult<()> {
+        l.get()?.unfreeze();
+        Ok(())
+    });
+    reg!(
+        engine,
+        "to_bf16",
+        ["learn: Learner", "()"],
+        "bf16 mixed precision from now on (autocast; float32 weights and losses).",
+        |l: &mut ScriptLearner| -> RhaiResult<()> {
+            l.get()?.bf16 = true;
+            Ok(())
+        }
+    );
+    reg!(engine, "to_fp32", ["learn: Learner", "()"], "Back to full float32 precision.", |l: &mut ScriptLearner| -> RhaiResult<()> {
+        l.get()?.bf16 = false;
+        Ok(())
+    });
+    reg!(
+        engine,
+        "freeze_to",
+        ["learn: Learner", "n: i64", "()"],
+        "Freeze the groups before n (negative counts from the end).",
+        |l: &mut ScriptLearner, n: Dynamic| -> RhaiResult<()> {
+            l.get()?.freeze_to(to_i64(&n, "n")?);
+            Ok(())
+        }
+    );
+    reg!(
+        engine,
+        "lr_find",
+        ["learn: Learner", "Map"],
         "Exponential lr sweep (1e-7..10, 100 batches); weights restored; returns #{valley, minimum, steep, plot}; lr_find.png in the run.",
-        |l: &mut ScriptLearner| lr_find(l, Map::new()));
-    reg!(engine, "lr_find", ["learn: Learner", "options: Map", "Map"], "lr_find with start_lr, end_lr, num_it, stop_div.",
-        lr_find);
-    reg!(engine, "fit_one_cycle", ["learn: Learner", "epochs: i64", "lr_max: Dynamic", "()"],
+        |l: &mut ScriptLearner| lr_find(l, Map::new())
+    );
+    reg!(engine, "lr_find", ["learn: Learner", "options: Map", "Map"], "lr_find with start_lr, end_lr, num_it, stop_div.", lr_find);
+    reg!(
+        engine,
+        "fit_one_cycle",
+        ["learn: Learner", "epochs: i64", "lr_max: Dynamic", "()"],
         "fastai's one-cycle fit; lr_max is a number, a list per group, or slice(lo, hi).",
-        |ctx: NativeCallContext, l: &mut ScriptLearner, n: Dynamic, lr: Dynamic| fit(&ctx, l, "fit_one_cycle", n, lr, Map::new()));
+        |ctx: NativeCallContext, l: &mut ScriptLearner, n: Dynamic, lr: Dynamic| fit(&ctx, l, "fit_one_cycle", n, lr, Map::new())
+    );
     reg!(engine, "fit_one_cycle", ["learn: Learner", "epochs: i64", "lr_max: Dynamic", "options: Map", "()"],
         "fit_one_cycle with div 25, div_final 1e5, pct_start 0.25, moms [0.95,0.85,0.95], wd, grad_clip, early_stopping #{monitor, patience}, save_best, channels_last, bf16.",
         |ctx: NativeCallContext, l: &mut ScriptLearner, n: Dynamic, lr: Dynamic, o: Map| fit(&ctx, l, "fit_one_cycle", n, lr, o));
-    reg!(engine, "fit", ["learn: Learner", "epochs: i64", "lr: Dynamic", "()"], "Constant learning rate(s), momentum 0.9.",
-        |ctx: NativeCallContext, l: &mut ScriptLearner, n: Dynamic, lr: Dynamic| fit(&ctx, l, "fit", n, lr, Map::new()));
-    reg!(engine, "fit", ["learn: Learner", "epochs: i64", "lr: Dynamic", "options: Map", "()"], "fit with wd, grad_clip, early_stopping, save_best, channels_last, bf16.",
-        |ctx: NativeCallContext, l: &mut ScriptLearner, n: Dynamic, lr: Dynamic, o: Map| fit(&ctx, l, "fit", n, lr, o));
-    reg!(engine, "fine_tune", ["learn: Learner", "epochs: i64", "()"], "fastai's fine_tune: 1 frozen epoch, then unfrozen one-cycle epochs (base_lr 2e-3).",
-        |ctx: NativeCallContext, l: &mut ScriptLearner, n: Dynamic| fit(&ctx, l, "fine_tune", n, Dynamic::from(2e-3), Map::new()));
-    reg!(engine, "fine_tune", ["learn: Learner", "epochs: i64", "base_lr: f64", "()"], "fine_tune with a base learning rate (e.g. lr_find's valley).",
-        |ctx: NativeCallContext, l: &mut ScriptLearner, n: Dynamic, lr: Dynamic| fit(&ctx, l, "fine_tune", n, lr, Map::new()));
-    reg!(engine, "fine_tune", ["learn: Learner", "epochs: i64", "base_lr: f64", "options: Map", "()"], "fine_tune with base_lr and freeze_epochs, wd, grad_clip, ...",
-        |ctx: NativeCallContext, l: &mut ScriptLearner, n: Dynamic, lr: Dynamic, o: Map| fit(&ctx, l, "fine_tune", n, lr, o));
-    reg!(engine, "validate", ["learn: Learner", "Map"], "Validation loss and metrics: #{valid_loss, accuracy, ...}.",
-        |ctx: NativeCallContext, l: &mut ScriptLearner| -> RhaiResult<Map> {
-            let learn = l.get()?;
-            let (loss, probs, targets) = learn.validate().or_script()?;
-            let mut m = Map::new();
-            m.insert("valid_loss".into(), loss.into());
-            for metric in &learn.metrics {
-                m.insert(metric.name().into(), metric.compute(&probs, &targets).into());
-            }
-            let extra = ClosureMetrics { ctx: &ctx, fns: &l.custom };
-            for (n, v) in extra.names().into_iter().zip(extra.compute(&probs, &targets).or_script()?) {
-                m.insert(n.into(), v.into());
-            }
-            Ok(m)
-        });
-    reg!(engine, "get_preds", ["learn: Learner", "ds: String", "Map"], "Validation-set #{probs: Tensor [N, C], targets: Tensor [N]} (ds must be \"valid\").",
+    reg!(
+        engine,
+        "fit",
+        ["learn: Learner", "epochs: i64", "lr: Dynamic", "()"],
+        "Constant learning rate(s), momentum 0.9.",
+        |ctx: NativeCallContext, l: &mut ScriptLearner, n: Dynamic, lr: Dynamic| fit(&ctx, l, "fit", n, lr, Map::new())
+    );
+    reg!(
+        engine,
+        "fit",
+        ["learn: Learner", "epochs: i64", "lr: Dynamic", "options: Map", "()"],
+        "fit with wd, grad_clip, early_stopping, save_best, channels_last, bf16.",
+        |ctx: NativeCallContext, l: &mut ScriptLearner, n: Dynamic, lr: Dynamic, o: Map| fit(&ctx, l, "fit", n, lr, o)
+    );
+    reg!(
+        engine,
+        "fine_tune",
+        ["learn: Learner", "epochs: i64", "()"],
+        "fastai's fine_tune: 1 frozen epoch, then unfrozen one-cycle epochs (base_lr 2e-3).",
+        |ctx: NativeCallContext, l: &mut ScriptLearner, n: Dynamic| fit(&ctx, l, "fine_tune", n, Dynamic::from(2e-3), Map::new())
+    );
+    reg!(
+        engine,
+        "fine_tune",
+        ["learn: Learner", "epochs: i64", "base_lr: f64", "()"],
+        "fine_tune with a base learning rate (e.g. lr_find's valley).",
+        |ctx: NativeCallContext, l: &mut ScriptLearner, n: Dynamic, lr: Dynamic| fit(&ctx, l, "fine_tune", n, lr, Map::new())
+    );
+    reg!(
+        engine,
+        "fine_tune",
+        ["learn: Learner", "epochs: i64", "base_lr: f64", "options: Map", "()"],
+        "fine_tune with base_lr and freeze_epochs, wd, grad_clip, ...",
+        |ctx: NativeCallContext, l: &mut ScriptLearner, n: Dynamic, lr: Dynamic, o: Map| fit(&ctx, l, "fine_tune", n, lr, o)
+    );
+    reg!(engine, "validate", ["learn: Learner", "Map"], "Validation loss and metrics: #{valid_loss, accuracy, ...}.", |ctx: NativeCallContext,
+                                                                                                                       l: &mut ScriptLearner|
+     -> RhaiResult<Map> {
+        let learn = l.get()?;
+        let (loss, probs, targets) = learn.validate().or_script()?;
+        let mut m = Map::new();
+        m.insert("valid_loss".into(), loss.into());
+        for metric in &learn.metrics {
+            m.insert(metric.name().into(), metric.compute(&probs, &targets).into());
+        }
+        let extra = ClosureMetrics { ctx: &ctx, fns: &l.custom };
+        for (n, v) in extra.names().into_iter().zip(extra.compute(&probs, &targets).or_script()?) {
+            m.insert(n.into(), v.into());
+        }
+        Ok(m)
+    });
+    reg!(
+        engine,
+        "get_preds",
+        ["learn: Learner", "ds: String", "Map"],
+        "Validation-set #{probs: Tensor [N, C], targets: Tensor [N]} (ds must be \"valid\").",
         |l: &mut ScriptLearner, ds: &str| -> RhaiResult<Map> {
             if ds != "valid" {
                 return Err(script_err(format!("get_preds(\"{ds}\"): only \"valid\" is supported (training batches are shuffled and augmented)")));
@@ -214,25 +295,44 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
             m.insert("probs".into(), Dynamic::from(ScriptTensor::new(p)));
             m.insert("targets".into(), Dynamic::from(ScriptTensor::new(t)));
             Ok(m)
-        });
+        }
+    );
     let c = ctx.clone();
-    reg!(engine, "save", ["learn: Learner", "name: String", "String"], "Saves model and optimizer state to models/<name>.safetensors in the run; returns the path.",
+    reg!(
+        engine,
+        "save",
+        ["learn: Learner", "name: String", "String"],
+        "Saves model and optimizer state to models/<name>.safetensors in the run; returns the path.",
         move |l: &mut ScriptLearner, name: &str| -> RhaiResult<String> {
             let p = super::model::model_path(&c, name);
             Ok(l.get()?.save(p.to_str().unwrap_or(name)).or_script()?.display().to_string())
-        });
+        }
+    );
     let c = ctx.clone();
-    reg!(engine, "load", ["learn: Learner", "name: String", "()"], "Loads what save wrote (model and optimizer state).",
+    reg!(
+        engine,
+        "load",
+        ["learn: Learner", "name: String", "()"],
+        "Loads what save wrote (model and optimizer state).",
         move |l: &mut ScriptLearner, name: &str| -> RhaiResult<()> {
             let p = super::model::model_path(&c, name);
             l.get()?.load(p.to_str().unwrap_or(name)).or_script()
-        });
-    reg!(engine, "summary", ["learn: Learner", "String"], "The model summary, with frozen/trainable counts.",
+        }
+    );
+    reg!(
+        engine,
+        "summary",
+        ["learn: Learner", "String"],
+        "The model summary, with frozen/trainable counts.",
         |l: &mut ScriptLearner| -> RhaiResult<String> {
             let learn = l.get()?;
             learn.model.summary(&learn.model.body.default_input()).or_script()
-        });
-    reg!(engine, "predict", ["learn: Learner", "files: Array", "Map"],
+        }
+    );
+    reg!(
+        engine,
+        "predict",
+        ["learn: Learner", "files: Array", "Map"],
         "Prediction for one item: [file] for a classifier, [file1, file2] for a Siamese model; #{label, probs}.",
         |l: &mut ScriptLearner, files: Array| -> RhaiResult<Map> {
             let learn = l.get()?;
@@ -242,24 +342,31 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
             }
             let xs = files.iter().map(|f| learn.data.encode_files(std::slice::from_ref(f))).collect::<anyhow::Result<Vec<_>>>().or_script()?;
             let probs = learn.predict(&xs).or_script()?.squeeze_dim(0);
-            let p: Vec<f64> = Vec::try_from(probs.to_kind(tch::Kind::Double).to_device(tch::Device::Cpu)).map_err(|e: tch::TchError| script_err(e.to_string()))?;
+            let p: Vec<f64> =
+                Vec::try_from(probs.to_kind(tch::Kind::Double).to_device(tch::Device::Cpu)).map_err(|e: tch::TchError| script_err(e.to_string()))?;
             let best = (0..p.len()).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap_or(0);
             let mut m = Map::new();
             m.insert("label".into(), learn.data.vocab().get(best).cloned().unwrap_or_else(|| best.to_string()).into());
             m.insert("probs".into(), Dynamic::from_array(p.into_iter().map(Dynamic::from).collect()));
             Ok(m)
-        });
+        }
+    );
     reg!(engine, "one_shot_eval", ["learn: Learner", "runs_dir: String", "Map"],
         "N-way one-shot accuracy on Omniglot-style runs (runNN/class_labels.txt): each query picks the support image scored most \"same\"; #{accuracy, runs: #{name: accuracy}}.",
         |l: &mut ScriptLearner, dir: &str| -> RhaiResult<Map> {
             let learn = l.get()?;
             one_shot_eval(&learn.model, learn.data.as_ref(), dir)
         });
-    reg!(engine, "one_shot_eval", ["model: Model", "dls: DataLoaders", "runs_dir: String", "Map"],
+    reg!(
+        engine,
+        "one_shot_eval",
+        ["model: Model", "dls: DataLoaders", "runs_dir: String", "Map"],
         "one_shot_eval for a Siamese model, images prepared as dls prepares its validation set.",
-        |m: ScriptModel, d: Dynamic, dir: &str| -> RhaiResult<Map> { one_shot_eval(&m.0, learn_data(&d)?.as_ref(), dir) });
-    reg!(engine, "model", ["learn: Learner", "Model"], "The learner's model.",
-        |l: &mut ScriptLearner| -> RhaiResult<ScriptModel> { Ok(ScriptModel(l.get()?.model.clone())) });
+        |m: ScriptModel, d: Dynamic, dir: &str| -> RhaiResult<Map> { one_shot_eval(&m.0, learn_data(&d)?.as_ref(), dir) }
+    );
+    reg!(engine, "model", ["learn: Learner", "Model"], "The learner's model.", |l: &mut ScriptLearner| -> RhaiResult<ScriptModel> {
+        Ok(ScriptModel(l.get()?.model.clone()))
+    });
 }
 
 fn one_shot_eval(model: &crate::model::Model, data: &dyn LearnData, dir: &str) -> RhaiResult<Map> {

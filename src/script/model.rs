@@ -1,6 +1,6 @@
 //! Script bindings for models: body and head specs, combined into a classifier or a
 //! Siamese model on the run's device; summary, save and load.
-use super::args::{script_err, to_i64, to_string, to_usizes, OrScript, Opts, RhaiResult};
+use super::args::{script_err, to_i64, to_string, to_usizes, Opts, OrScript, RhaiResult};
 use super::host::ScriptCtx;
 use crate::model::convnet::ConvNetSpec;
 use crate::model::head::HeadSpec;
@@ -107,72 +107,118 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     engine.register_type_with_name::<BodySpec>("Body");
     engine.register_type_with_name::<HeadSpec>("Head");
     engine.register_type_with_name::<ScriptModel>("Model");
-    reg!(engine, "create_body", ["arch: String", "Body"], "A ResNet body (resnet18/34/50), fastai cut -2: the last feature map.",
-        |arch: &str| body(arch, Map::new()));
-    reg!(engine, "create_body", ["arch: String", "options: Map", "Body"],
+    reg!(engine, "create_body", ["arch: String", "Body"], "A ResNet body (resnet18/34/50), fastai cut -2: the last feature map.", |arch: &str| body(
+        arch,
+        Map::new()
+    ));
+    reg!(
+        engine,
+        "create_body",
+        ["arch: String", "options: Map", "Body"],
         "A ResNet body; options: cut (fastai children cut, default -2), weights (torchvision state_dict .safetensors).",
-        |arch: &str, o: Map| body(arch, o));
+        |arch: &str, o: Map| body(arch, o)
+    );
     reg!(engine, "convnet", ["options: Map", "Body"],
         "A small conv stack, by default Koch et al.'s: input [h, w] (required), in_channels 1, channels [64,128,128,256], kernels [10,7,4,4], pool, bn false, embed 4096 (0: global average pool), sigmoid true, padding \"valid\" (or \"same\").",
         convnet_spec);
-    reg!(engine, "create_head", ["nf: i64", "n_out: i64", "Head"], "fastai's create_head(nf, n_out): concat pool, BatchNorm/Dropout/Linear, ps 0.5.",
-        |nf: Dynamic, n_out: Dynamic| head(nf, n_out, Map::new()));
-    reg!(engine, "create_head", ["nf: i64", "n_out: i64", "options: Map", "Head"],
+    reg!(
+        engine,
+        "create_head",
+        ["nf: i64", "n_out: i64", "Head"],
+        "fastai's create_head(nf, n_out): concat pool, BatchNorm/Dropout/Linear, ps 0.5.",
+        |nf: Dynamic, n_out: Dynamic| head(nf, n_out, Map::new())
+    );
+    reg!(
+        engine,
+        "create_head",
+        ["nf: i64", "n_out: i64", "options: Map", "Head"],
         "fastai's create_head; options: ps (number or list), lin_ftrs, concat_pool, first_bn, bn_final.",
-        head);
+        head
+    );
     let c = ctx.clone();
-    reg!(engine, "siamese_model", ["body: Body", "head: Head", "Model"],
+    reg!(
+        engine,
+        "siamese_model",
+        ["body: Body", "head: Head", "Model"],
         "Shared encoder on both images, feature maps concatenated, then the fastai head (2 logits).",
         move |b: BodySpec, h: HeadSpec| -> RhaiResult<ScriptModel> {
             Ok(ScriptModel(Rc::new(Model::siamese(&b, &PairHeadSpec::Concat(h), c.device).or_script()?)))
-        });
+        }
+    );
     let c = ctx.clone();
-    reg!(engine, "siamese_model", ["body: Body", "head: String", "Model"],
+    reg!(
+        engine,
+        "siamese_model",
+        ["body: Body", "head: String", "Model"],
         "Shared encoder and a distance head: \"l1\" (Koch et al., bce), \"cosine\" (bce) or \"distance\" (contrastive).",
         move |b: BodySpec, h: &str| -> RhaiResult<ScriptModel> {
             Ok(ScriptModel(Rc::new(Model::siamese(&b, &pair_head(h)?, c.device).or_script()?)))
-        });
+        }
+    );
     let c = ctx.clone();
-    reg!(engine, "classifier_model", ["body: Body", "head: Head", "Model"], "An image classifier: body then fastai head.",
-        move |b: BodySpec, h: HeadSpec| -> RhaiResult<ScriptModel> {
-            Ok(ScriptModel(Rc::new(Model::classifier(&b, &h, c.device).or_script()?)))
-        });
+    reg!(engine, "classifier_model", ["body: Body", "head: Head", "Model"], "An image classifier: body then fastai head.", move |b: BodySpec,
+                                                                                                                                 h: HeadSpec|
+          -> RhaiResult<
+        ScriptModel,
+    > {
+        Ok(ScriptModel(Rc::new(Model::classifier(&b, &h, c.device).or_script()?)))
+    });
     let c = ctx.clone();
-    reg!(engine, "classifier_model", ["body: Body", "head: String", "n_out: i64", "Model"],
+    reg!(
+        engine,
+        "classifier_model",
+        ["body: Body", "head: String", "n_out: i64", "Model"],
         "An image classifier with a \"cosine\" head: scale * cos(embedding, class weight), scale 20; any body.",
-        move |b: BodySpec, h: &str, n: Dynamic| cosine_classifier(&c, b, h, n, Map::new()));
+        move |b: BodySpec, h: &str, n: Dynamic| cosine_classifier(&c, b, h, n, Map::new())
+    );
     let c = ctx.clone();
-    reg!(engine, "classifier_model", ["body: Body", "head: String", "n_out: i64", "options: Map", "Model"],
+    reg!(
+        engine,
+        "classifier_model",
+        ["body: Body", "head: String", "n_out: i64", "options: Map", "Model"],
         "classifier_model with options: scale.",
-        move |b: BodySpec, h: &str, n: Dynamic, o: Map| cosine_classifier(&c, b, h, n, o));
+        move |b: BodySpec, h: &str, n: Dynamic, o: Map| cosine_classifier(&c, b, h, n, o)
+    );
     reg!(engine, "siamese_model", ["model: Model", "head: String", "Model"],
         "A Siamese model over a trained model's body (weights copied) with head \"l1\", \"cosine\" or \"distance\": pairs after classification pretraining.",
         |m: ScriptModel, h: &str| -> RhaiResult<ScriptModel> { Ok(ScriptModel(Rc::new(m.0.siamese_from(&pair_head(h)?).or_script()?))) });
-    reg!(engine, "out_channels", ["body: Body", "i64"], "Channels (or features) the body outputs, to size a head.",
-        |b: &mut BodySpec| b.out_channels());
-    reg!(engine, "summary", ["model: Model", "String"], "Layers, output shapes, parameter counts and what trains.",
-        |m: &mut ScriptModel| m.0.summary(&m.0.body.default_input()).or_script());
-    reg!(engine, "summary", ["model: Model", "options: Map", "String"], "summary with `input: [c, h, w]`.",
-        |m: &mut ScriptModel, o: Map| -> RhaiResult<String> {
-            let mut o = Opts::new("summary", o);
-            let input = match o.get("input") {
-                Some(v) => i64s(&v, "summary option `input`")?,
-                None => m.0.body.default_input(),
-            };
-            o.finish()?;
-            m.0.summary(&input).or_script()
-        });
+    reg!(engine, "out_channels", ["body: Body", "i64"], "Channels (or features) the body outputs, to size a head.", |b: &mut BodySpec| b
+        .out_channels());
+    reg!(engine, "summary", ["model: Model", "String"], "Layers, output shapes, parameter counts and what trains.", |m: &mut ScriptModel| m
+        .0
+        .summary(&m.0.body.default_input())
+        .or_script());
+    reg!(engine, "summary", ["model: Model", "options: Map", "String"], "summary with `input: [c, h, w]`.", |m: &mut ScriptModel,
+                                                                                                             o: Map|
+     -> RhaiResult<String> {
+        let mut o = Opts::new("summary", o);
+        let input = match o.get("input") {
+            Some(v) => i64s(&v, "summary option `input`")?,
+            None => m.0.body.default_input(),
+        };
+        o.finish()?;
+        m.0.summary(&input).or_script()
+    });
     let c = ctx.clone();
-    reg!(engine, "save", ["model: Model", "path: String", "String"],
+    reg!(
+        engine,
+        "save",
+        ["model: Model", "path: String", "String"],
         "Saves the weights as safetensors (a bare name goes to the run's models/ folder); returns the path.",
         move |m: &mut ScriptModel, path: Dynamic| -> RhaiResult<String> {
             let p = model_path(&c, &to_string(&path, "path")?);
             m.0.save(&p).or_script()?;
             Ok(p.display().to_string())
-        });
+        }
+    );
     let c = ctx.clone();
-    reg!(engine, "load", ["model: Model", "path: String", "()"], "Loads weights saved by `save` (names and shapes checked).",
-        move |m: &mut ScriptModel, path: &str| m.0.load(&model_path(&c, path)).or_script());
+    reg!(
+        engine,
+        "load",
+        ["model: Model", "path: String", "()"],
+        "Loads weights saved by `save` (names and shapes checked).",
+        move |m: &mut ScriptModel, path: &str| m.0.load(&model_path(&c, path)).or_script()
+    );
 }
 
 /// A bare name means `<run>/models/<name>.safetensors`; anything with a folder or

@@ -27,13 +27,7 @@ impl ScriptModules {
 }
 
 impl ModuleResolver for ScriptModules {
-    fn resolve(
-        &self,
-        engine: &Engine,
-        source: Option<&str>,
-        path: &str,
-        pos: Position,
-    ) -> Result<Shared<Module>, Box<EvalAltResult>> {
+    fn resolve(&self, engine: &Engine, source: Option<&str>, path: &str, pos: Position) -> Result<Shared<Module>, Box<EvalAltResult>> {
         let file = module_file(Path::new(source.unwrap_or("")), path);
         if let Some(m) = self.cache.borrow().get(&file) {
             return Ok(m.clone());

@@ -24,7 +24,11 @@ pub fn lower_is_better(name: &str) -> bool {
 /// The best value of a metric's series (see `lower_is_better`), NaNs ignored.
 pub fn best(name: &str, v: &[f64]) -> Option<f64> {
     let vals = v.iter().copied().filter(|x| !x.is_nan());
-    if lower_is_better(name) { vals.reduce(f64::min) } else { vals.reduce(f64::max) }
+    if lower_is_better(name) {
+        vals.reduce(f64::min)
+    } else {
+        vals.reduce(f64::max)
+    }
 }
 
 pub fn compare(runs: &[RunEntry], all_params: bool) -> Result<Comparison> {
@@ -66,16 +70,19 @@ pub fn compare(runs: &[RunEntry], all_params: bool) -> Result<Comparison> {
                 .collect::<Vec<_>>()),
         );
     }
-    rows.push(("commit".into(), cell(&|r| {
-        let c = r.record.git_commit.clone().unwrap_or_else(|| r.record.runner_commit.clone());
-        let short: String = c.chars().take(10).collect();
-        if r.record.git_dirty == Some(true) { format!("{short}+dirty") } else { short }
-    })));
-    let damaged = runs
-        .iter()
-        .zip(&metrics)
-        .flat_map(|(r, m)| m.damaged.iter().map(move |(l, e)| (r.folder(), *l, e.clone())))
-        .collect();
+    rows.push((
+        "commit".into(),
+        cell(&|r| {
+            let c = r.record.git_commit.clone().unwrap_or_else(|| r.record.runner_commit.clone());
+            let short: String = c.chars().take(10).collect();
+            if r.record.git_dirty == Some(true) {
+                format!("{short}+dirty")
+            } else {
+                short
+            }
+        }),
+    ));
+    let damaged = runs.iter().zip(&metrics).flat_map(|(r, m)| m.damaged.iter().map(move |(l, e)| (r.folder(), *l, e.clone()))).collect();
     let json = json!({
         "runs": columns,
         "rows": rows.iter().map(|(k, v)| json!({ "name": k, "values": v })).collect::<Vec<_>>(),
@@ -107,11 +114,7 @@ impl Comparison {
 pub fn curves(m: &MetricsFile) -> Vec<(String, Vec<(f64, f64)>)> {
     let num = |v: Option<&Value>| v.and_then(Value::as_f64);
     let mut out: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
-    let train: Vec<(f64, f64)> = m
-        .of_kind("batch")
-        .enumerate()
-        .filter_map(|(i, r)| num(r.get("smooth_loss")).map(|l| (i as f64, l)))
-        .collect();
+    let train: Vec<(f64, f64)> = m.of_kind("batch").enumerate().filter_map(|(i, r)| num(r.get("smooth_loss")).map(|l| (i as f64, l))).collect();
     if !train.is_empty() {
         out.push(("train_loss (per batch)".into(), train));
     }

@@ -21,11 +21,7 @@ pub struct MetricsLog {
 impl MetricsLog {
     pub fn create(dir: &Path) -> Result<MetricsLog> {
         let path = dir.join(METRICS_FILE);
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .with_context(|| format!("cannot open {}", path.display()))?;
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(&path).with_context(|| format!("cannot open {}", path.display()))?;
         Ok(MetricsLog { path, file: Mutex::new(file), steps: Mutex::new(HashMap::new()) })
     }
 
@@ -34,9 +30,7 @@ impl MetricsLog {
         let mut line = serde_json::to_string(&Value::Object(record))?;
         line.push('\n');
         let mut f = self.file.lock().unwrap();
-        f.write_all(line.as_bytes())
-            .and_then(|_| f.flush())
-            .with_context(|| format!("cannot append to {}", self.path.display()))
+        f.write_all(line.as_bytes()).and_then(|_| f.flush()).with_context(|| format!("cannot append to {}", self.path.display()))
     }
 
     /// A named scalar, numbered per name: `{"kind":"metric","name":..,"step":..,"value":..}`.

@@ -6,6 +6,6 @@ pub mod metrics;
 pub mod record;
 pub mod runs;
 
-pub use metrics::{read_metrics, MetricsLog, MetricsFile};
+pub use metrics::{read_metrics, MetricsFile, MetricsLog};
 pub use record::{Param, ParamSource, RunRecord, Status};
 pub use runs::{find_run, list_runs, RunEntry};

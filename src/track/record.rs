@@ -100,8 +100,7 @@ pub struct RunRecord {
 impl RunRecord {
     pub fn read(dir: &Path) -> Result<RunRecord> {
         let path = dir.join(RECORD_FILE);
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
+        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("{} is not a valid run record", path.display()))
     }
 
@@ -110,8 +109,7 @@ impl RunRecord {
         let text = toml::to_string_pretty(self).context("cannot serialise run record")?;
         let tmp: PathBuf = dir.join(format!(".{RECORD_FILE}.tmp"));
         std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
-        std::fs::rename(&tmp, dir.join(RECORD_FILE))
-            .with_context(|| format!("cannot write {}", dir.join(RECORD_FILE).display()))
+        std::fs::rename(&tmp, dir.join(RECORD_FILE)).with_context(|| format!("cannot write {}", dir.join(RECORD_FILE).display()))
     }
 
     /// Param values as plain strings, for tables.
@@ -155,10 +153,7 @@ mod tests {
             sweep: None,
             rerun_of: None,
             sources: vec![],
-            params: BTreeMap::from([(
-                "lr".into(),
-                Param { value: toml::Value::Float(1e-3), source: ParamSource::Cli },
-            )]),
+            params: BTreeMap::from([("lr".into(), Param { value: toml::Value::Float(1e-3), source: ParamSource::Cli })]),
             extra: toml::Table::new(),
         }
     }

@@ -100,9 +100,6 @@ pub fn find_run(root: &Path, name: &str) -> Result<RunEntry> {
     match matches.len() {
         1 => Ok(runs.swap_remove(matches[0])),
         0 => bail!("no run named `{name}` under {} (try `runner runs`)", root.display()),
-        _ => bail!(
-            "`{name}` is ambiguous: it starts the ids of {}",
-            matches.iter().map(|&i| runs[i].folder()).collect::<Vec<_>>().join(", ")
-        ),
+        _ => bail!("`{name}` is ambiguous: it starts the ids of {}", matches.iter().map(|&i| runs[i].folder()).collect::<Vec<_>>().join(", ")),
     }
 }
