@@ -1,7 +1,7 @@
 //! `runner compare`, `runner rerun` and `runner sweep`: put runs side by side, repeat a
 //! run exactly from its record, and run a grid of params as one group.
 use super::run::execute;
-use super::RunOptions;
+use super::{RunOptions, TrackArgs};
 use crate::plot::{Chart, Series};
 use crate::track::compare::{compare, curves};
 use crate::track::{find_run, read_metrics, RunEntry};
@@ -68,7 +68,7 @@ fn plot(runs: &[RunEntry], path: &Path) -> Result<()> {
 }
 
 /// Runs the recorded copy of the script with the recorded params and seed.
-pub fn rerun_cmd(root: &Path, name: &str, device: Option<String>) -> Result<i32> {
+pub fn rerun_cmd(root: &Path, name: &str, device: Option<String>, track: TrackArgs) -> Result<i32> {
     let old = find_run(root, name)?;
     let script_rel = old
         .record
@@ -101,6 +101,7 @@ pub fn rerun_cmd(root: &Path, name: &str, device: Option<String>) -> Result<i32>
         device: device.unwrap_or_else(|| if old.record.device == "cpu" { "cpu".into() } else { "auto".into() }),
         runs_dir: root.to_path_buf(),
         max_operations: crate::script::host::DEFAULT_MAX_OPERATIONS,
+        track,
     };
     let mut command = vec!["runner".to_string(), "rerun".into(), name.into()];
     command.extend(opts.sets.iter().flat_map(|s| ["--set".to_string(), s.clone()]));

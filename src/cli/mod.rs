@@ -4,6 +4,7 @@ mod api;
 mod compare;
 mod run;
 mod runs;
+mod sync;
 mod weights;
 
 use clap::{Args, Parser, Subcommand};
@@ -54,6 +55,24 @@ pub struct RunOptions {
     /// Stop a runaway script after this many operations.
     #[arg(long, default_value_t = crate::script::host::DEFAULT_MAX_OPERATIONS)]
     pub max_operations: u64,
+    #[command(flatten)]
+    pub track: TrackArgs,
+}
+
+#[derive(Args, Clone, Default)]
+pub struct TrackArgs {
+    /// Mirror runs to this MLflow tracking server (http://HOST:PORT), live; `runner sync` sends what is missing later.
+    #[arg(long = "track", value_name = "URI", env = "MLFLOW_TRACKING_URI")]
+    pub uri: Option<String>,
+    /// Also upload the checkpoints (models/) to the tracking server.
+    #[arg(long)]
+    pub track_models: bool,
+}
+
+impl TrackArgs {
+    pub fn tracking(&self) -> Result<Option<crate::track::mlflow::Tracking>, String> {
+        crate::track::mlflow::Tracking::from_uri(self.uri.as_deref(), self.track_models)
+    }
 }
 
 #[derive(Args, Clone)]
@@ -116,6 +135,8 @@ enum Command {
         /// Device for the new run (default: the recorded one when it is cpu, else auto).
         #[arg(long)]
         device: Option<String>,
+        #[command(flatten)]
+        track: TrackArgs,
     },
     /// One run per combination of --grid values, grouped under a sweep id.
     Sweep {
@@ -125,6 +146,18 @@ enum Command {
         grids: Vec<String>,
         #[command(flatten)]
         common: RunOptions,
+    },
+    /// Send runs to the MLflow tracking server: whatever it lacks (the server was down, the run crashed).
+    Sync {
+        /// Folder name or path, unique id prefix, `last`, `last~1`, ...
+        run: Option<String>,
+        /// Every run under the runs dir (runs still going are left to their live mirror).
+        #[arg(long, conflicts_with = "run")]
+        all: bool,
+        #[command(flatten)]
+        dir: RunsDir,
+        #[command(flatten)]
+        track: TrackArgs,
     },
     /// Weight files: `convert IN.pth OUT.safetensors` (torchvision checkpoints).
     Weights {
@@ -167,7 +200,8 @@ pub fn main() -> i32 {
         Some(Command::Compare { runs, dir, all, plot, markdown, json }) => {
             compare::compare_cmd(&dir.runs_dir, &runs, &compare::CompareArgs { all, plot, markdown, json })
         }
-        Some(Command::Rerun { run, dir, device }) => return exit_code(compare::rerun_cmd(&dir.runs_dir, &run, device)),
+        Some(Command::Rerun { run, dir, device, track }) => return exit_code(compare::rerun_cmd(&dir.runs_dir, &run, device, track)),
+        Some(Command::Sync { run, all, dir, track }) => return exit_code(sync::sync_cmd(&dir.runs_dir, run.as_deref(), all, &track)),
         Some(Command::Sweep { script, grids, common }) => return exit_code(compare::sweep_cmd(&script, &grids, &common)),
         Some(Command::Weights { action: WeightsAction::Convert { input, output } }) => weights::convert(&input, &output),
         None => match &cli.run.script {

@@ -3,6 +3,7 @@
 use super::RunOptions;
 use crate::script::{declared_params, format_script_error, new_engine, ParamInputs, ScriptCtx};
 use crate::session::{interrupted, RunSpec, Session, INTERRUPTED};
+use crate::track::mlflow::Mirror;
 use crate::track::Status;
 use rhai::Scope;
 use std::collections::BTreeMap;
@@ -75,6 +76,10 @@ pub fn execute(script: &Path, opts: &RunOptions, command: Vec<String>, sweep: Op
             return Outcome { dir: None, code: 1 };
         }
     };
+    let tracking = match opts.track.tracking() {
+        Ok(t) => t,
+        Err(e) => return Outcome::usage(e),
+    };
     let declared = declared_params(&checker, &ast, script).unwrap_or_default();
     if let Err(e) = inputs.check_declared(&declared, script) {
         return Outcome::usage(format!("{e:#}"));
@@ -101,6 +106,7 @@ pub fn execute(script: &Path, opts: &RunOptions, command: Vec<String>, sweep: Op
     if let Err(e) = session.keep_source(script, &file_name) {
         eprintln!("runner: {e:#}");
     }
+    let mirror = tracking.map(|t| Mirror::start(&session.dir, t));
     eprintln!("run {} (seed {}, {})", session.dir.display(), opts.seed, crate::device::device_name(device));
     tracing::info!(script = %script.display(), seed = opts.seed, "run started");
 
@@ -134,6 +140,9 @@ pub fn execute(script: &Path, opts: &RunOptions, command: Vec<String>, sweep: Op
     }
     let secs = session.record().duration_s.unwrap_or(0.0);
     eprintln!("run {}: {status} in {secs:.1}s", session.dir.display());
+    if let Some(m) = mirror {
+        m.finish();
+    }
     let code = match status {
         Status::Completed => 0,
         Status::Interrupted => 130,

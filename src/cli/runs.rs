@@ -1,5 +1,6 @@
 //! `runner runs` and `runner show`: what was run, how it went, what it left.
 use crate::text_table::{num, render};
+use crate::track::mlflow::mirror_column;
 use crate::track::{find_run, list_runs, read_metrics, RunEntry};
 use anyhow::Result;
 use serde_json::json;
@@ -25,7 +26,12 @@ pub fn list(root: &Path, script: Option<&str>, status: Option<&str>, limit: Opti
         println!("no runs under {}", root.display());
         return Ok(());
     }
-    let headers = ["status", "run", "started", "duration", "params", "last metrics"].map(String::from);
+    let mut headers = ["status", "run", "started", "duration", "params", "last metrics"].map(String::from).to_vec();
+    // The mirror column (`yes`, `incomplete`) appears once some run was sent to MLflow.
+    let mirrored = runs.iter().any(|r| !mirror_column(&r.record).is_empty());
+    if mirrored {
+        headers.push("mlflow".into());
+    }
     let rows: Vec<Vec<String>> = runs
         .iter()
         .map(|r| {
@@ -48,6 +54,9 @@ pub fn list(root: &Path, script: Option<&str>, status: Option<&str>, limit: Opti
                 params,
                 metrics,
             ]
+            .into_iter()
+            .chain(mirrored.then(|| mirror_column(rec).to_string()))
+            .collect()
         })
         .collect();
     println!("{}", render(&headers, &rows));
@@ -107,6 +116,10 @@ pub fn show(root: &Path, name: &str, json: bool) -> Result<()> {
         println!("git       {c}{}", if rec.git_dirty == Some(true) { " (dirty)" } else { "" });
     }
     println!("command   {}", rec.command.join(" "));
+    if let Some(s) = crate::track::mlflow::MirrorState::of(rec) {
+        let page = s.page().unwrap_or_else(|| s.tracking_uri.clone());
+        println!("mlflow    {page}{}", s.reason.map(|r| format!(" (incomplete: {r})")).unwrap_or_default());
+    }
     if let Some(e) = &rec.error {
         println!("error     {}", e.replace('\n', "\n          "));
     }

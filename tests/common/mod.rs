@@ -63,7 +63,9 @@ impl Sandbox {
             .env("RUNNER_DATA", datasets())
             // Extracted archives go to one cache per build, shared by the tests (extraction is atomic).
             .env("RUNNER_CACHE", PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("runner-cache"))
-            .env_remove("RUST_BACKTRACE");
+            .env_remove("RUST_BACKTRACE")
+            // Runs are mirrored only where a test asks for it.
+            .env_remove("MLFLOW_TRACKING_URI");
         c
     }
 
