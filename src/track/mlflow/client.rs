@@ -170,7 +170,12 @@ impl Client {
                     }
                     e
                 }
-                Err(ureq::Error::Transport(t)) => ApiError { call: what.clone(), status: None, code: String::new(), message: t.to_string() },
+                Err(ureq::Error::Transport(t)) => {
+                    // Without the URL, which the call already names.
+                    let full = t.to_string();
+                    let message = t.url().and_then(|u| full.strip_prefix(&format!("{u}: "))).unwrap_or(&full).to_string();
+                    ApiError { call: what.clone(), status: None, code: String::new(), message }
+                }
             };
             if attempt >= TRIES {
                 err.message = format!("{} (after {TRIES} tries)", err.message);

@@ -60,12 +60,12 @@ pub fn sync_run(client: &Client, entry: &RunEntry, with_models: bool) -> Result<
         bail!("{} is still running (its live mirror sends it; sync it once it ended)", entry.folder());
     }
     let old = MirrorState::of(&entry.record).filter(|s| s.tracking_uri == client.uri());
-    let mut state = MirrorState {
+    // What is known of this server's run stays noted if the sync fails before finding it.
+    let mut state = old.clone().unwrap_or_else(|| MirrorState {
         tracking_uri: client.uri().to_string(),
         slurm_job_id: MirrorState::of(&entry.record).and_then(|s| s.slurm_job_id),
-        mirror_incomplete: true,
         ..Default::default()
-    };
+    });
     let mut report = SyncReport::default();
     let result = push_all(client, entry, with_models, old, &mut state, &mut report);
     if let Err(e) = &result {
