@@ -3,6 +3,7 @@
 //! record can be read by any tool and by any later runner version.
 pub mod compare;
 pub mod metrics;
+pub mod paths;
 pub mod record;
 pub mod runs;
 
