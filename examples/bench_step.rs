@@ -25,7 +25,7 @@ fn time_case(name: &str, body: BodySpec, head: PairHeadSpec, bs: i64, input: [i6
         vocab: vec!["different".into(), "same".into()],
     };
     let model = Rc::new(Model::siamese(&body, &head, Device::Cpu).unwrap());
-    let mut learn = Learner::new(model, Rc::new(data), LearnerOptions::default(), RunOut { dir: ".".into(), metrics: None }, 0).unwrap();
+    let mut learn = Learner::new(model, Rc::new(data), LearnerOptions::default(), RunOut::detached("."), 0).unwrap();
     learn.opt.lrs = vec![1e-4; learn.n_groups()];
     let batches: Vec<_> = learn.data.train(0).unwrap().map(|b| b.unwrap()).collect();
     let mut times = Vec::new();

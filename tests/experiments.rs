@@ -27,7 +27,7 @@ fn pets_siamese_tutorial_runs_and_leaves_every_artifact() {
     for f in [
         "batch.png",
         "lr_find.png",
-        "loss_fit2.png",
+        "loss_fit1.png",
         "models/siamese_frozen.safetensors",
         "models/last.safetensors",
         "metrics.jsonl",
@@ -37,6 +37,7 @@ fn pets_siamese_tutorial_runs_and_leaves_every_artifact() {
     ] {
         assert!(run.join(f).is_file(), "{f} missing in {}", run.display());
     }
+    assert!(!run.join("loss_fit2.png").exists(), "lr_find takes no fit number");
     let m = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     assert!(m.contains("\"kind\":\"lr_find\"") && m.contains("\"kind\":\"epoch\"") && m.contains("\"valid_accuracy\""));
 }

@@ -58,3 +58,60 @@ fn bad_fit_arguments_point_at_the_line() {
         assert!(r.stderr.contains(want), "{line}: expected `{want}` in {}", r.stderr);
     }
 }
+
+/// Issue 10: a script-level `after_epoch` closure reads the epoch's values, logs a metric
+/// and ends the fit after epoch 2; `after_batch` sees every batch; a closure's own error is
+/// reported at the closure's line.
+#[test]
+fn script_callbacks_read_log_and_stop_the_fit() {
+    let sb = Sandbox::new();
+    sb.write(
+        "cb.rhai",
+        &format!(
+            "{DATA}
+let learn = learner(dls, siamese_model(body, \"l1\"), #{{ metrics: [\"accuracy\"], loss: \"bce\" }});
+let batches = [];
+learn.fit_one_cycle(6, 1e-3, #{{ cbs: [
+    after_batch(|b| {{ if b.epoch == 0 {{ batches.push(b.iter); }} }}),
+    after_epoch(|e| {{
+        log_metric(\"gap\", e.valid_loss - e.train_loss);
+        print(`seen epoch ${{e.epoch}} of ${{e.n_epoch}}, accuracy ${{e.accuracy}}`);
+        if e.epoch >= 2 {{ cancel_fit(); }}
+    }}),
+] }});
+print(`after_batch saw ${{batches.len()}} batches`);
+"
+        ),
+    );
+    let r = sb.run(&["cb.rhai"]);
+    r.ok();
+    assert!(r.stdout.contains("seen epoch 2 of 6"), "{}", r.stdout);
+    assert!(!r.stdout.contains("seen epoch 3"), "{}", r.stdout);
+    let m = std::fs::read_to_string(sb.last_run().join("metrics.jsonl")).unwrap();
+    assert_eq!(m.matches("\"kind\":\"epoch\"").count(), 3, "the fit stopped after epoch 2:\n{m}");
+    assert_eq!(m.matches("\"name\":\"gap\"").count(), 3, "the closure logged a metric per epoch:\n{m}");
+    let n_batches = m.lines().filter(|l| l.contains("\"kind\":\"batch\"") && l.contains("\"fit\":1")).count() / 3;
+    assert!(r.stdout.contains(&format!("after_batch saw {n_batches} batches")), "{n_batches} per epoch: {}", r.stdout);
+
+    // An error inside a closure points at the closure's line, not at the fit call.
+    sb.write(
+        "bad.rhai",
+        &format!(
+            "{DATA}let learn = learner(dls, siamese_model(body, \"l1\"), #{{ loss: \"bce\" }});
+learn.fit(2, 1e-3, #{{ cbs: [after_epoch(|e| {{
+    let x = e.no_such_column + 1;
+}})] }});
+"
+        ),
+    );
+    let r = sb.run(&["bad.rhai"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("bad.rhai:9:"), "the closure's line (9): {}", r.stderr);
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    sb.write(
+        "bad2.rhai",
+        &format!("{DATA}let learn = learner(dls, siamese_model(body, \"l1\"), #{{ loss: \"bce\" }});\nlearn.fit(1, 1e-3, #{{ cbs: [1] }});\n"),
+    );
+    let r = sb.run(&["bad2.rhai"]);
+    assert!(r.code == 1 && r.stderr.contains("bad2.rhai:8:") && r.stderr.contains("cbs holds callbacks"), "{}", r.stderr);
+}

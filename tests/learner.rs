@@ -2,15 +2,16 @@
 //! PyTorch's AdamW, freezing keeps body weights but trains BatchNorm, lr_find restores
 //! the weights, training on a learnable problem lowers the loss.
 mod common;
-use runner::learn::fit::{FitOptions, NoExtra};
+use runner::learn::fit::FitOptions;
 use runner::learn::learner::RunOut;
 use runner::learn::lr_find::LrFindOptions;
+use runner::learn::metrics::MetricName;
 use runner::learn::optimizer::{OptKind, Optimizer, Param};
 use runner::learn::schedule::OneCycle;
 use runner::learn::{Learner, LearnerOptions, Lrs, TensorData};
-use runner::model::convnet::ConvNetSpec;
+use runner::model::convnet::{ConvNetSpec, Padding};
 use runner::model::head::HeadSpec;
-use runner::model::{BodySpec, Model, PairHeadSpec};
+use runner::model::{BodySpec, Model, PairHeadSpec, Splitter};
 use std::collections::HashMap;
 use std::rc::Rc;
 use tch::{Device, Kind, Tensor};
@@ -72,8 +73,8 @@ fn toy_learner(dir: &std::path::Path, body: BodySpec, head: PairHeadSpec) -> Lea
     };
     tch::manual_seed(0);
     let model = Model::siamese(&body, &head, Device::Cpu).unwrap();
-    let opts = LearnerOptions { metrics: vec!["accuracy".into()], ..Default::default() };
-    Learner::new(Rc::new(model), Rc::new(data), opts, RunOut { dir: dir.to_path_buf(), metrics: None }, 3).unwrap()
+    let opts = LearnerOptions { metrics: vec![MetricName::Accuracy], ..Default::default() };
+    Learner::new(Rc::new(model), Rc::new(data), opts, RunOut::detached(dir), 3).unwrap()
 }
 
 /// Two conv blocks for 24x24 toy images; `embed` 0 pools globally.
@@ -87,7 +88,7 @@ fn small_convnet(embed: i64) -> BodySpec {
         embed,
         sigmoid: false,
         input: (24, 24),
-        same_padding: false,
+        padding: Padding::Valid,
     })
 }
 
@@ -106,7 +107,7 @@ fn freeze_trains_head_and_batchnorm_only() {
     let mut l = toy_learner(dir.path(), body, PairHeadSpec::Concat(HeadSpec::new(1024, 2)));
     l.freeze();
     let before = snapshot(&l);
-    l.fit_one_cycle(1, &Lrs::One(1e-3), OneCycle::new(1e-3), &FitOptions::default(), &NoExtra).unwrap();
+    l.fit_one_cycle(1, &Lrs::One(1e-3), OneCycle::new(1e-3), &FitOptions::default(), &mut []).unwrap();
     let after = snapshot(&l);
     assert!(!changed(&before, &after, "body.conv1.weight"), "frozen conv weights must not move");
     assert!(!changed(&before, &after, "body.layer4.1.conv2.weight"));
@@ -118,7 +119,7 @@ fn freeze_trains_head_and_batchnorm_only() {
     assert!(summary.contains("partly") && summary.contains("Frozen params:"), "{summary}");
     l.unfreeze();
     let before = snapshot(&l);
-    l.fit(1, &Lrs::Slice(1e-5, 1e-3), &FitOptions::default(), &NoExtra).unwrap();
+    l.fit(1, &Lrs::Slice(1e-5, 1e-3), &FitOptions::default(), &mut []).unwrap();
     assert!(changed(&before, &snapshot(&l), "body.conv1.weight"), "unfrozen body trains");
 }
 
@@ -142,7 +143,7 @@ fn training_learns_a_learnable_problem() {
     let dir = tempfile::tempdir().unwrap();
     let mut l = toy_learner(dir.path(), small_convnet(32), PairHeadSpec::L1);
     let (loss0, p0, y0) = l.validate().unwrap();
-    l.fit_one_cycle(5, &Lrs::One(1e-2), OneCycle::new(1e-2), &FitOptions::default(), &NoExtra).unwrap();
+    l.fit_one_cycle(5, &Lrs::One(1e-2), OneCycle::new(1e-2), &FitOptions::default(), &mut []).unwrap();
     let (loss1, p1, y1) = l.validate().unwrap();
     let acc = |p: &Tensor, y: &Tensor| p.argmax(-1, false).eq_tensor(y).to_kind(Kind::Float).mean(Kind::Float).double_value(&[]);
     println!("valid loss {loss0:.4} -> {loss1:.4}, accuracy {:.3} -> {:.3}", acc(&p0, &y0), acc(&p1, &y1));
@@ -151,7 +152,7 @@ fn training_learns_a_learnable_problem() {
     // save / load round trip gives the same predictions
     l.save(dir.path().join("m").to_str().unwrap()).unwrap();
     let p_before = l.get_preds().unwrap().0;
-    l.fit(1, &Lrs::One(1e-2), &FitOptions::default(), &NoExtra).unwrap();
+    l.fit(1, &Lrs::One(1e-2), &FitOptions::default(), &mut []).unwrap();
     l.load(dir.path().join("m").to_str().unwrap()).unwrap();
     assert!(l.get_preds().unwrap().0.allclose(&p_before, 1e-6, 1e-6, false));
 }
@@ -168,7 +169,7 @@ fn bf16_and_channels_last_train_with_float32_weights() {
     assert!(bf16_loss != fp32_loss && (bf16_loss - fp32_loss).abs() < 0.02 * fp32_loss, "bf16 {bf16_loss} vs fp32 {fp32_loss}");
     l.bf16 = false;
     let opts = FitOptions { bf16: true, channels_last: true, ..Default::default() };
-    l.fit_one_cycle(5, &Lrs::One(1e-2), OneCycle::new(1e-2), &opts, &NoExtra).unwrap();
+    l.fit_one_cycle(5, &Lrs::One(1e-2), OneCycle::new(1e-2), &opts, &mut []).unwrap();
     assert!(!l.bf16, "the fit option lasts for that fit only");
     assert!(!runner::torch_ext::autocast_enabled(Device::Cpu), "autocast is off again after the fit");
     let vars = l.model.vs.variables();
@@ -210,12 +211,12 @@ fn cosine_classifier_body_carries_over_to_a_siamese_model() {
     let mut l = Learner::new(
         clf.clone(),
         Rc::new(data),
-        LearnerOptions { metrics: vec!["accuracy".into()], splitter: "none".into(), ..Default::default() },
-        RunOut { dir: dir.path().to_path_buf(), metrics: None },
+        LearnerOptions { metrics: vec![MetricName::Accuracy], splitter: Splitter::None, ..Default::default() },
+        RunOut::detached(dir.path()),
         3,
     )
     .unwrap();
-    l.fit_one_cycle(4, &Lrs::One(1e-2), OneCycle::new(1e-2), &FitOptions::default(), &NoExtra).unwrap();
+    l.fit_one_cycle(4, &Lrs::One(1e-2), OneCycle::new(1e-2), &FitOptions::default(), &mut []).unwrap();
     let (_, p, y) = l.validate().unwrap();
     let acc = p.argmax(-1, false).eq_tensor(&y).to_kind(Kind::Float).mean(Kind::Float).double_value(&[]);
     assert!(acc >= 0.9, "the cosine classifier learns the templates: {acc}");

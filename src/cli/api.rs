@@ -46,6 +46,8 @@ pub fn markdown() -> Result<String> {
     for e in entries()? {
         s.push_str(&format!("- `{}`  \n  {}\n", e.signature, e.doc));
     }
+    s.push('\n');
+    s.push_str(&crate::script::options::markdown());
     Ok(s)
 }
 
@@ -55,6 +57,12 @@ pub fn print(as_markdown: bool) -> Result<()> {
     } else {
         for e in entries()? {
             println!("{}\n    {}", e.signature, e.doc);
+        }
+        for t in crate::script::options::ALL {
+            println!("\noptions of {}:", t.function);
+            for o in t.groups.iter().flat_map(|g| g.iter()) {
+                println!("    {:<14} {:<10} {:<22} {}", o.key, o.ty, o.default.to_string(), o.doc);
+            }
         }
     }
     Ok(())

@@ -2,10 +2,24 @@
 //! column, a label column and `is_valid`; a pairs table (as `siamese_pairs` makes it) has
 //! `file1`, `file2`, a true/false `label` and `is_valid`.
 use super::loader::{DataLoaders, Item, ItemSet, LoaderConfig};
+use super::splitters::Split;
 use super::table::{Column, Table};
 use anyhow::{bail, Result};
 use std::collections::HashMap;
 use std::path::PathBuf;
+
+/// fastai's classification table: one row per file with its label and split.
+pub fn image_table(files: &[PathBuf], labels: Vec<String>, split: &Split) -> Result<Table> {
+    split.check_len(files.len(), "the file list")?;
+    if labels.len() != files.len() {
+        bail!("{} labels for {} files", labels.len(), files.len());
+    }
+    Table::new(vec![
+        ("file".into(), Column::Str(files.iter().map(|f| f.display().to_string()).collect())),
+        ("label".into(), Column::Str(labels)),
+        ("is_valid".into(), Column::Bool(split.is_valid.clone())),
+    ])
+}
 
 /// Interns file paths so that an image used by many rows is decoded (and cached) once.
 #[derive(Default)]

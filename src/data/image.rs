@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use std::cell::RefCell;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// u8 pixels, row-major HWC.
 #[derive(Clone, Debug, PartialEq)]
@@ -82,6 +82,12 @@ impl Method {
 thread_local! {
     // The resizer keeps scratch buffers; one per worker thread avoids reallocating them.
     static RESIZER: RefCell<Resizer> = RefCell::new(Resizer::new());
+}
+
+/// fastai's `verify_images`: the files that do not decode as images, checked in parallel.
+pub fn verify_images(files: &[PathBuf]) -> Vec<PathBuf> {
+    use rayon::prelude::*;
+    files.par_iter().filter(|f| decode(f, 3).is_err()).cloned().collect()
 }
 
 /// Decodes an image file to 1 (grey) or 3 (RGB) channels; errors name the file.

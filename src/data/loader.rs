@@ -28,6 +28,18 @@ pub struct Batch {
     pub y: Tensor,
 }
 
+impl std::str::FromStr for Normalize {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Normalize> {
+        Ok(match s {
+            "imagenet" => Normalize::Imagenet,
+            "stats" => Normalize::Stats,
+            "none" => Normalize::None,
+            n => anyhow::bail!("unknown normalize `{n}`: use imagenet, stats or none"),
+        })
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Normalize {
     /// ImageNet's mean and std (for pretrained models); grey images use their channel means.

@@ -1,14 +1,16 @@
 //! `Learner`: a model, its data, a loss, metrics and an optimizer over the splitter's
 //! parameter groups; freezing, learning-rate specs, checkpoints and predictions.
-//! Training loops live in `fit.rs` and `lr_find.rs`.
+//! The training loop lives in `fit.rs`, its callbacks in `callbacks/`.
+use super::callback::FitState;
+use super::callbacks::metrics::ExtraMetrics;
 use super::data::LearnData;
 use super::loss::Loss;
-use super::metrics::Metric;
+use super::metrics::{Metric, MetricName};
 use super::optimizer::{OptKind, Optimizer, Param};
-use crate::model::Model;
+use crate::model::{Model, Splitter};
 use crate::track::MetricsLog;
 use anyhow::{bail, Context, Result};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 use tch::Tensor;
@@ -49,8 +51,8 @@ impl Lrs {
 #[derive(Debug, Clone)]
 pub struct LearnerOptions {
     pub loss: Option<Loss>,
-    pub metrics: Vec<String>,
-    pub splitter: String,
+    pub metrics: Vec<MetricName>,
+    pub splitter: Splitter,
     pub opt: OptKind,
     pub wd: f64,
     pub wd_bn_bias: bool,
@@ -62,7 +64,7 @@ impl Default for LearnerOptions {
         LearnerOptions {
             loss: None,
             metrics: vec![],
-            splitter: "body_head".into(),
+            splitter: Splitter::BodyHead,
             opt: OptKind::Adam { sqr_mom: 0.99, eps: 1e-5 },
             wd: 0.01,
             wd_bn_bias: false,
@@ -71,11 +73,28 @@ impl Default for LearnerOptions {
     }
 }
 
-/// Where a learner writes: the run folder (checkpoints, plots) and its metrics log.
+/// Where a learner writes (the run folder for checkpoints and plots, its metrics log) and
+/// how it learns that the process was asked to stop (the signal's name, e.g. `Ctrl-C`).
 #[derive(Clone)]
 pub struct RunOut {
     pub dir: PathBuf,
     pub metrics: Option<Arc<MetricsLog>>,
+    pub interrupted: fn() -> Option<&'static str>,
+}
+
+impl RunOut {
+    /// Outside a run: no folder of its own, no log, never interrupted.
+    pub fn detached(dir: impl Into<PathBuf>) -> RunOut {
+        RunOut { dir: dir.into(), metrics: None, interrupted: || None }
+    }
+}
+
+/// One item's prediction: the most likely class, its index, and every class's probability.
+#[derive(Debug, Clone)]
+pub struct Prediction {
+    pub label: String,
+    pub index: usize,
+    pub probs: Vec<f64>,
 }
 
 pub struct Learner {
@@ -95,14 +114,16 @@ pub struct Learner {
     pub seed: u64,
     /// bf16 mixed precision for every forward pass (fastai's `to_bf16`).
     pub bf16: bool,
+    /// The running fit's position and values, for its callbacks.
+    pub state: FitState,
 }
 
 impl Learner {
     pub fn new(model: Rc<Model>, data: Rc<dyn LearnData>, opts: LearnerOptions, out: RunOut, seed: u64) -> Result<Learner> {
         let loss = opts.loss.unwrap_or_else(|| Loss::default_for(model.output));
         loss.check(model.output)?;
-        let metrics = opts.metrics.iter().map(|m| super::metrics::by_name(m)).collect::<Result<Vec<_>>>()?;
-        let groups = model.split(&opts.splitter)?;
+        let metrics = opts.metrics.iter().map(|m| m.build()).collect();
+        let groups = model.split(opts.splitter)?;
         let vars = model.vs.variables();
         let groups: Vec<Vec<Param>> = groups
             .into_iter()
@@ -116,7 +137,21 @@ impl Learner {
             })
             .collect();
         let opt = Optimizer::new(opts.opt, groups, opts.wd);
-        Ok(Learner { model, data, loss, metrics, opt, train_bn: opts.train_bn, out, frozen_to: 0, epochs_done: 0, fits: 0, seed, bf16: false })
+        Ok(Learner {
+            model,
+            data,
+            loss,
+            metrics,
+            opt,
+            train_bn: opts.train_bn,
+            out,
+            frozen_to: 0,
+            epochs_done: 0,
+            fits: 0,
+            seed,
+            bf16: false,
+            state: FitState::new(0, 0, 0),
+        })
     }
 
     pub fn n_groups(&self) -> usize {
@@ -159,10 +194,9 @@ impl Learner {
     }
 
     fn checkpoint_paths(&self, name: &str) -> (PathBuf, PathBuf) {
-        let p = Path::new(name);
-        let base = if p.is_absolute() || name.contains('/') { p.to_path_buf() } else { self.out.dir.join("models").join(name) };
-        let base = base.with_extension("");
-        (base.with_extension("safetensors"), base.with_extension("opt.safetensors"))
+        let model = crate::track::paths::model_file(Some(&self.out.dir), name);
+        let opt = crate::track::paths::optimizer_file(&model);
+        (model, opt)
     }
 
     /// Saves model and optimizer state (`models/<name>.safetensors` in the run folder).
@@ -222,6 +256,32 @@ impl Learner {
     /// Probabilities for inputs given as tensors (one batch per model input).
     pub fn predict(&self, xs: &[Tensor]) -> Result<Tensor> {
         tch::no_grad(|| Ok(self.loss.probs(&self.forward(xs, false)?)))
+    }
+
+    /// fastai's `learn.predict` for one item given as image files (one per model input:
+    /// one for a classifier, two for a Siamese model), prepared as the validation set is.
+    pub fn predict_files(&self, files: &[PathBuf]) -> Result<Prediction> {
+        if files.len() != self.model.n_inputs() {
+            bail!("predict takes {} file(s) for this model, got {}", self.model.n_inputs(), files.len());
+        }
+        let xs = files.iter().map(|f| self.data.encode_files(std::slice::from_ref(f))).collect::<Result<Vec<_>>>()?;
+        let probs = self.predict(&xs)?.squeeze_dim(0).to_kind(tch::Kind::Double).to_device(tch::Device::Cpu);
+        let probs = Vec::<f64>::try_from(probs)?;
+        let best = (0..probs.len()).max_by(|&a, &b| probs[a].total_cmp(&probs[b])).unwrap_or(0);
+        let label = self.data.vocab().get(best).cloned().unwrap_or_else(|| best.to_string());
+        Ok(Prediction { label, index: best, probs })
+    }
+
+    /// The validation loss and every metric, built-in then `extra`, as fastai's
+    /// `learn.validate()` returns them: `[("valid_loss", ..), ("accuracy", ..), ...]`.
+    pub fn evaluate(&self, extra: Option<&dyn ExtraMetrics>) -> Result<Vec<(String, f64)>> {
+        let (loss, probs, targets) = self.validate()?;
+        let mut out = vec![("valid_loss".to_string(), loss)];
+        out.extend(self.metrics.iter().map(|m| (m.name(), m.compute(&probs, &targets))));
+        if let Some(e) = extra {
+            out.extend(e.names().into_iter().zip(e.compute(&probs, &targets)?));
+        }
+        Ok(out)
     }
 
     /// The model's output in float32, under bf16 autocast when `self.bf16`.

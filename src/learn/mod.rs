@@ -1,5 +1,7 @@
-//! The learner: fastai's training loop and its pieces, each usable alone: optimizer,
-//! schedules, losses, metrics, lr_find suggestions, progress, checkpoints.
+//! The learner: fastai's training loop driven by callbacks, and its pieces, each usable
+//! alone: optimizer, schedules, losses, metrics, lr_find suggestions, progress, checkpoints.
+pub mod callback;
+pub mod callbacks;
 pub mod data;
 pub mod fit;
 pub mod learner;

@@ -4,7 +4,7 @@ use super::data::LearnData;
 use crate::data::oneshot::OneShotRun;
 use crate::model::{Model, Output};
 use anyhow::{bail, Result};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use tch::{Kind, Tensor};
 
 /// One N-way trial set: support images (one per class) as a batch, and queries with
@@ -67,4 +67,12 @@ pub fn n_way_eval(model: &Model, trials: &[NWayTrial]) -> Result<NWayResult> {
         bail!("no one-shot queries to evaluate");
     }
     Ok(NWayResult { per_trial, accuracy: right as f64 / total as f64 })
+}
+
+/// N-way one-shot accuracy on Omniglot-style run folders (`runNN/class_labels.txt`), the
+/// images prepared as `data` prepares its validation set.
+pub fn one_shot_eval(model: &Model, data: &dyn LearnData, runs_dir: &Path) -> Result<NWayResult> {
+    let runs = crate::data::oneshot::read_oneshot_runs(runs_dir)?;
+    let trials = runs.iter().map(|r| NWayTrial::from_run(r, data)).collect::<Result<Vec<_>>>()?;
+    n_way_eval(model, &trials)
 }

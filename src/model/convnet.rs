@@ -18,9 +18,27 @@ pub struct ConvNetSpec {
     pub sigmoid: bool,
     /// Input height and width, needed to size the Linear layer.
     pub input: (i64, i64),
-    /// Pad each conv by kernel/2 ("same" size for odd kernels), as Snell et al.'s
-    /// four-block net does, instead of Koch's unpadded ("valid") convs.
-    pub same_padding: bool,
+    pub padding: Padding,
+}
+
+/// How each conv is padded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Padding {
+    /// None, as Koch et al.'s convs: each conv shrinks the map by kernel - 1.
+    Valid,
+    /// kernel/2 on each side ("same" size for odd kernels), as Snell et al.'s four-block net.
+    Same,
+}
+
+impl std::str::FromStr for Padding {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Padding> {
+        Ok(match s {
+            "valid" => Padding::Valid,
+            "same" => Padding::Same,
+            other => bail!("convnet option `padding` must be \"valid\" or \"same\", got \"{other}\""),
+        })
+    }
 }
 
 impl ConvNetSpec {
@@ -35,7 +53,7 @@ impl ConvNetSpec {
             embed: 4096,
             sigmoid: true,
             input,
-            same_padding: false,
+            padding: Padding::Valid,
         }
     }
 
@@ -43,7 +61,7 @@ impl ConvNetSpec {
     pub fn feature_size(&self) -> Result<(i64, i64)> {
         let (mut h, mut w) = self.input;
         for (i, &k) in self.kernels.iter().enumerate() {
-            let shrink = k - 1 - 2 * self.padding(k);
+            let shrink = k - 1 - 2 * self.pad(k);
             h -= shrink;
             w -= shrink;
             if self.pool[i] {
@@ -57,8 +75,8 @@ impl ConvNetSpec {
         Ok((h, w))
     }
 
-    fn padding(&self, kernel: i64) -> i64 {
-        if self.same_padding {
+    fn pad(&self, kernel: i64) -> i64 {
+        if self.padding == Padding::Same {
             kernel / 2
         } else {
             0
@@ -100,7 +118,7 @@ pub fn convnet(p: &nn::Path, spec: &ConvNetSpec) -> Result<Seq> {
                 non_linearity: nn::init::NonLinearity::ReLU,
             },
             bs_init: nn::Init::Const(0.0),
-            padding: spec.padding(k),
+            padding: spec.pad(k),
             ..Default::default()
         };
         seq.push(name.clone(), format!("Conv2d({k}x{k})"), nn::conv2d(p / name.as_str(), c_in, c, k, cfg));

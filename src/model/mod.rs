@@ -82,6 +82,42 @@ pub enum PairHeadSpec {
     Distance,
 }
 
+/// How a model's parameters split into groups (for freezing and discriminative rates).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Splitter {
+    /// body | head.
+    BodyHead,
+    /// fastai's resnet split: stem..layer2 | layer3..layer4 | head.
+    Resnet,
+    /// One group.
+    None,
+}
+
+impl std::str::FromStr for Splitter {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Splitter> {
+        Ok(match s {
+            "body_head" => Splitter::BodyHead,
+            "resnet" => Splitter::Resnet,
+            "none" => Splitter::None,
+            other => bail!("unknown splitter `{other}`: use body_head, resnet or none"),
+        })
+    }
+}
+
+impl std::str::FromStr for PairHeadSpec {
+    type Err = anyhow::Error;
+    /// The named Siamese heads (`Concat` is built from a `create_head` instead).
+    fn from_str(s: &str) -> Result<PairHeadSpec> {
+        Ok(match s {
+            "l1" => PairHeadSpec::L1,
+            "cosine" => PairHeadSpec::Cosine,
+            "distance" => PairHeadSpec::Distance,
+            other => bail!("unknown Siamese head `{other}`: use a create_head(...), \"l1\", \"cosine\" or \"distance\""),
+        })
+    }
+}
+
 /// What the model's output means, which decides the matching loss and metrics.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Output {
@@ -310,17 +346,16 @@ impl Model {
         self.bn_params.contains(name)
     }
 
-    /// Parameter groups by splitter: `body_head` (body | head), `resnet` (fastai's
-    /// stem..layer2 | layer3..layer4 | head), or `none` (one group).
-    pub fn split(&self, splitter: &str) -> Result<Vec<Vec<String>>> {
+    /// Parameter groups by splitter.
+    pub fn split(&self, splitter: Splitter) -> Result<Vec<Vec<String>>> {
         let is_body = |n: &str| n.starts_with("body.");
         let groups: Vec<Vec<String>> = match splitter {
-            "none" => vec![self.param_names.clone()],
-            "body_head" => {
+            Splitter::None => vec![self.param_names.clone()],
+            Splitter::BodyHead => {
                 let (b, h): (Vec<String>, Vec<String>) = self.param_names.iter().cloned().partition(|n| is_body(n));
                 vec![b, h]
             }
-            "resnet" => {
+            Splitter::Resnet => {
                 if !matches!(self.body, BodySpec::ResNet { .. }) {
                     bail!("splitter `resnet` needs a ResNet body, this model's body is {}", self.body.name());
                 }
@@ -334,7 +369,6 @@ impl Model {
                 }
                 g
             }
-            other => bail!("unknown splitter `{other}`: use body_head, resnet or none"),
         };
         Ok(groups.into_iter().filter(|g| !g.is_empty()).collect())
     }

@@ -1,7 +1,7 @@
 //! Argument glue shared by every binding file: numbers that may be written as integers,
 //! option maps that reject unknown keys, and errors that Rhai positions at the call site.
+use super::options::{Def, Opt, OptTable};
 use rhai::{Array, Dynamic, EvalAltResult, Map, Position};
-use std::collections::BTreeSet;
 
 pub type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
 
@@ -69,97 +69,108 @@ pub fn to_usizes(v: &Dynamic, what: &str) -> RhaiResult<Vec<usize>> {
     }
 }
 
-/// An options map (`#{ bs: 64 }`) read key by key; `finish` rejects keys nobody read, so a
-/// typo is an error that lists the accepted keys instead of a silently ignored option.
+/// An options map (`#{ bs: 64 }`) read key by key through its function's table (see
+/// `options`): defaults come from the table, and `finish` rejects keys the table does not
+/// list, so a typo is an error that names the accepted keys.
 pub struct Opts {
-    what: String,
+    table: &'static OptTable,
     map: Map,
-    read: BTreeSet<String>,
 }
 
 impl Opts {
-    pub fn new(what: &str, map: Map) -> Opts {
-        Opts { what: what.to_string(), map, read: BTreeSet::new() }
+    pub fn new(table: &'static OptTable, map: Map) -> Opts {
+        Opts { table, map }
     }
 
-    pub fn empty(what: &str) -> Opts {
-        Opts::new(what, Map::new())
+    fn spec(&self, key: &str) -> RhaiResult<&'static Opt> {
+        self.table.get(key).ok_or_else(|| script_err(format!("internal error: {} reads option `{key}` that its table lacks", self.table.function)))
     }
 
-    pub fn get(&mut self, key: &str) -> Option<Dynamic> {
-        self.read.insert(key.to_string());
-        self.map.get(key).cloned().filter(|v| !v.is_unit())
+    /// The value given for `key`, if any.
+    pub fn get(&mut self, key: &str) -> RhaiResult<Option<Dynamic>> {
+        self.spec(key)?;
+        Ok(self.map.get(key).cloned().filter(|v| !v.is_unit()))
     }
 
     fn label(&self, key: &str) -> String {
-        format!("{} option `{key}`", self.what)
+        format!("{} option `{key}`", self.table.function)
     }
 
-    pub fn f64(&mut self, key: &str, default: f64) -> RhaiResult<f64> {
-        match self.get(key) {
-            Some(v) => to_f64(&v, &self.label(key)),
-            None => Ok(default),
+    fn default_bad(&self, key: &str, d: Def) -> Box<EvalAltResult> {
+        script_err(format!("internal error: {} option `{key}` has default {d:?}", self.table.function))
+    }
+
+    pub fn f64(&mut self, key: &str) -> RhaiResult<f64> {
+        match (self.get(key)?, self.spec(key)?.default) {
+            (Some(v), _) => to_f64(&v, &self.label(key)),
+            (None, Def::F(x)) => Ok(x),
+            (None, Def::I(i)) => Ok(i as f64),
+            (None, d) => Err(self.default_bad(key, d)),
         }
     }
 
     pub fn opt_f64(&mut self, key: &str) -> RhaiResult<Option<f64>> {
-        self.get(key).map(|v| to_f64(&v, &self.label(key))).transpose()
+        self.get(key)?.map(|v| to_f64(&v, &self.label(key))).transpose()
     }
 
-    pub fn usize(&mut self, key: &str, default: usize) -> RhaiResult<usize> {
-        match self.get(key) {
-            Some(v) => to_usize(&v, &self.label(key)),
-            None => Ok(default),
+    pub fn i64(&mut self, key: &str) -> RhaiResult<i64> {
+        match (self.get(key)?, self.spec(key)?.default) {
+            (Some(v), _) => to_i64(&v, &self.label(key)),
+            (None, Def::I(i)) => Ok(i),
+            (None, d) => Err(self.default_bad(key, d)),
         }
+    }
+
+    pub fn usize(&mut self, key: &str) -> RhaiResult<usize> {
+        let label = self.label(key);
+        let i = self.i64(key)?;
+        usize::try_from(i).map_err(|_| script_err(format!("{label} must not be negative, got {i}")))
     }
 
     pub fn opt_usize(&mut self, key: &str) -> RhaiResult<Option<usize>> {
-        self.get(key).map(|v| to_usize(&v, &self.label(key))).transpose()
+        self.get(key)?.map(|v| to_usize(&v, &self.label(key))).transpose()
     }
 
-    pub fn i64(&mut self, key: &str, default: i64) -> RhaiResult<i64> {
-        match self.get(key) {
-            Some(v) => to_i64(&v, &self.label(key)),
-            None => Ok(default),
-        }
-    }
-
-    pub fn u64(&mut self, key: &str, default: u64) -> RhaiResult<u64> {
+    pub fn opt_u64(&mut self, key: &str) -> RhaiResult<Option<u64>> {
         let label = self.label(key);
-        match self.get(key) {
-            Some(v) => u64::try_from(to_i64(&v, &label)?).map_err(|_| script_err(format!("{label} must not be negative"))),
-            None => Ok(default),
+        self.get(key)?.map(|v| u64::try_from(to_i64(&v, &label)?).map_err(|_| script_err(format!("{label} must not be negative")))).transpose()
+    }
+
+    pub fn bool(&mut self, key: &str) -> RhaiResult<bool> {
+        match (self.get(key)?, self.spec(key)?.default) {
+            (Some(v), _) => v.as_bool().map_err(|t| script_err(format!("{} must be true or false, got {t}", self.label(key)))),
+            (None, Def::B(b)) => Ok(b),
+            (None, d) => Err(self.default_bad(key, d)),
         }
     }
 
-    pub fn bool(&mut self, key: &str, default: bool) -> RhaiResult<bool> {
-        match self.get(key) {
-            Some(v) => v.as_bool().map_err(|t| script_err(format!("{} must be true or false, got {t}", self.label(key)))),
-            None => Ok(default),
-        }
-    }
-
-    pub fn string(&mut self, key: &str, default: &str) -> RhaiResult<String> {
-        match self.get(key) {
-            Some(v) => to_string(&v, &self.label(key)),
-            None => Ok(default.to_string()),
+    pub fn string(&mut self, key: &str) -> RhaiResult<String> {
+        match (self.get(key)?, self.spec(key)?.default) {
+            (Some(v), _) => to_string(&v, &self.label(key)),
+            (None, Def::S(s)) => Ok(s.to_string()),
+            (None, d) => Err(self.default_bad(key, d)),
         }
     }
 
     pub fn opt_string(&mut self, key: &str) -> RhaiResult<Option<String>> {
-        self.get(key).map(|v| to_string(&v, &self.label(key))).transpose()
+        self.get(key)?.map(|v| to_string(&v, &self.label(key))).transpose()
     }
 
-    /// Errors on keys that were never read.
+    /// A string option parsed into its library type (`FromStr` next to that type).
+    pub fn choice<T: std::str::FromStr<Err = anyhow::Error>>(&mut self, key: &str) -> RhaiResult<T> {
+        self.string(key)?.parse().map_err(from_anyhow)
+    }
+
+    /// Errors on keys the function's table does not list.
     pub fn finish(self) -> RhaiResult<()> {
-        let unknown: Vec<&str> = self.map.keys().map(|k| k.as_str()).filter(|k| !self.read.contains(*k)).collect();
+        let known = self.table.keys();
+        let unknown: Vec<&str> = self.map.keys().map(|k| k.as_str()).filter(|k| !known.contains(k)).collect();
         if unknown.is_empty() {
             return Ok(());
         }
-        let known: Vec<&str> = self.read.iter().map(String::as_str).collect();
         Err(script_err(format!(
             "unknown {} option{} {}; known options: {}",
-            self.what,
+            self.table.function,
             if unknown.len() > 1 { "s" } else { "" },
             unknown.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "),
             known.join(", ")

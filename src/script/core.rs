@@ -1,6 +1,6 @@
 //! Script functions for the run itself: params, seed, metrics, the run folder.
 use super::args::{from_anyhow, script_err, to_f64, OrScript, RhaiResult};
-use super::host::ScriptCtx;
+use super::ctx::ScriptCtx;
 use crate::reg;
 use rhai::{Dynamic, Engine};
 use std::rc::Rc;

@@ -3,7 +3,8 @@
 //! Output paths (show_batch, to_csv) that are relative land in the run folder; input paths
 //! are relative to the working directory.
 use super::args::{script_err, to_string, Opts, OrScript, RhaiResult};
-use super::host::ScriptCtx;
+use super::ctx::ScriptCtx;
+use super::options;
 use crate::data::image::{Method, PadMode};
 use crate::data::labels::{label_all, Labeller};
 use crate::data::loader::Normalize;
@@ -80,51 +81,35 @@ fn flags(ctx: &NativeCallContext, fp: &FnPtr, args: impl Iterator<Item = Dynamic
     .collect()
 }
 
-impl ScriptCtx {
-    /// A relative output path means inside the run folder.
-    fn output_path(&self, p: &str) -> PathBuf {
-        match &self.session {
-            Some(s) if Path::new(p).is_relative() => s.dir.join(p),
-            _ => PathBuf::from(p),
-        }
-    }
-}
-
 fn loader_config(ctx: &ScriptCtx, o: &mut Opts) -> RhaiResult<LoaderConfig> {
     let d = LoaderConfig::default();
-    let pad_mode = PadMode::parse(&o.string("pad_mode", "reflection")?).or_script()?;
-    let method = Method::parse(&o.string("method", "crop")?, pad_mode).or_script()?;
-    let normalize = match o.string("normalize", "imagenet")?.as_str() {
-        "imagenet" => Normalize::Imagenet,
-        "stats" => Normalize::Stats,
-        "none" => Normalize::None,
-        n => return Err(script_err(format!("unknown normalize `{n}`: use imagenet, stats or none"))),
-    };
-    let a = Augment::default();
+    let pad_mode = PadMode::parse(&o.string("pad_mode")?).or_script()?;
+    let method = Method::parse(&o.string("method")?, pad_mode).or_script()?;
+    let normalize: Normalize = o.choice("normalize")?;
     let augment = Augment {
-        flip: o.bool("flip", a.flip)?,
-        rotate: o.f64("rotate", a.rotate)?,
-        shear: o.f64("shear", a.shear)?,
-        scale: o.f64("scale", a.scale)?,
-        translate: o.f64("translate", a.translate)?,
-        brightness: o.f64("brightness", a.brightness)?,
-        contrast: o.f64("contrast", a.contrast)?,
-        p_affine: o.f64("p_affine", a.p_affine)?,
-        p_lighting: o.f64("p_lighting", a.p_lighting)?,
+        flip: o.bool("flip")?,
+        rotate: o.f64("rotate")?,
+        shear: o.f64("shear")?,
+        scale: o.f64("scale")?,
+        translate: o.f64("translate")?,
+        brightness: o.f64("brightness")?,
+        contrast: o.f64("contrast")?,
+        p_affine: o.f64("p_affine")?,
+        p_lighting: o.f64("p_lighting")?,
         pad_mode,
     };
     Ok(LoaderConfig {
-        size: o.usize("size", d.size as usize)? as u32,
+        size: o.usize("size")? as u32,
         method,
         normalize,
-        bs: o.usize("bs", d.bs)?,
+        bs: o.usize("bs")?,
         val_bs: o.opt_usize("val_bs")?,
-        channels: o.usize("channels", d.channels)?,
+        channels: o.usize("channels")?,
         augment,
-        cache: o.bool("cache", d.cache)?,
-        skip_bad: o.bool("skip_bad", d.skip_bad)?,
-        num_workers: o.usize("num_workers", d.num_workers)?,
-        seed: o.u64("seed", ctx.seed)?,
+        cache: o.bool("cache")?,
+        skip_bad: o.bool("skip_bad")?,
+        num_workers: o.opt_usize("num_workers")?.unwrap_or(d.num_workers),
+        seed: o.opt_u64("seed")?.unwrap_or(ctx.seed),
         device: ctx.device,
         redraw: None,
         prefetch: d.prefetch,
@@ -150,18 +135,16 @@ fn register_files(engine: &mut Engine) {
     reg!(engine, "untar_data", ["name: String", "String"],
         "Folder of a known data set (pets, orl_faces, omniglot_small1, omniglot_small2, omniglot_runs) or an archive URL; found in RUNNER_DATA or downloaded, sha256-checked, extracted.",
         move |name: &str| untar(name, None));
-    reg!(
-        engine,
-        "untar_data",
-        ["name: String", "options: Map", "String"],
-        "untar_data with options: `sha256` (expected hash of the archive).",
-        move |name: &str, opts: Map| -> RhaiResult<String> {
-            let mut o = Opts::new("untar_data", opts);
-            let sha = o.opt_string("sha256")?;
-            o.finish()?;
-            untar(name, sha)
-        }
-    );
+    reg!(engine, "untar_data", ["name: String", "options: Map", "String"], "untar_data with options (see Options below).", move |name: &str,
+                                                                                                                                 opts: Map|
+          -> RhaiResult<
+        String,
+    > {
+        let mut o = Opts::new(&options::UNTAR_DATA, opts);
+        let sha = o.opt_string("sha256")?;
+        o.finish()?;
+        untar(name, sha)
+    });
     reg!(
         engine,
         "datasets",
@@ -207,12 +190,7 @@ fn register_files(engine: &mut Engine) {
         "verify_images",
         ["files: Array", "Array"],
         "The files that cannot be opened as images (fastai's verify_images), decoded in parallel.",
-        |files: Array| -> RhaiResult<Array> {
-            use rayon::prelude::*;
-            let files = paths(&files)?;
-            let bad: Vec<PathBuf> = files.par_iter().filter(|f| crate::data::image::decode(f, 3).is_err()).cloned().collect();
-            Ok(strings(bad))
-        }
+        |files: Array| -> RhaiResult<Array> { Ok(strings(crate::data::image::verify_images(&paths(&files)?))) }
     );
     reg!(
         engine,
@@ -267,31 +245,31 @@ fn register_splitters(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         engine,
         "random_splitter",
         ["files: Array", "options: Map", "Splits"],
-        "fastai's RandomSplitter: shuffled (seeded), the first int(valid_pct * n) are valid. Options: valid_pct (0.2), seed (run seed).",
+        "fastai's RandomSplitter: shuffled (seeded), the first int(valid_pct * n) are valid. Options: see Options below.",
         move |files: Array, opts: Map| -> RhaiResult<ScriptSplits> {
-            let mut o = Opts::new("random_splitter", opts);
-            let (pct, seed) = (o.f64("valid_pct", 0.2)?, o.u64("seed", c.seed)?);
+            let mut o = Opts::new(&options::RANDOM_SPLITTER, opts);
+            let (pct, seed) = (o.f64("valid_pct")?, o.opt_u64("seed")?.unwrap_or(c.seed));
             o.finish()?;
             splitters::random_splitter(files.len(), pct, seed).map(ScriptSplits).or_script()
         }
     );
-    let folder_split = |name: &'static str, level: usize| {
+    let folder_split = |table: &'static options::OptTable, level: usize| {
         move |files: Array, opts: Map| -> RhaiResult<ScriptSplits> {
-            let mut o = Opts::new(name, opts);
-            let (t, v) = (o.string("train_name", "train")?, o.string("valid_name", "valid")?);
+            let mut o = Opts::new(table, opts);
+            let (t, v) = (o.string("train_name")?, o.string("valid_name")?);
             o.finish()?;
             splitters::folder_splitter(&paths(&files)?, level, &t, &v).map(ScriptSplits).or_script()
         }
     };
     reg!(engine, "grandparent_splitter", ["files: Array", "options: Map", "Splits"],
         "fastai's GrandparentSplitter: valid when the grandparent folder is `valid_name` (\"valid\"), train when `train_name` (\"train\"); any other is an error.",
-        folder_split("grandparent_splitter", 2));
+        folder_split(&options::GRANDPARENT_SPLITTER, 2));
     reg!(
         engine,
         "parent_splitter",
         ["files: Array", "options: Map", "Splits"],
-        "Like grandparent_splitter, on the parent folder's name. Options: train_name, valid_name.",
-        folder_split("parent_splitter", 1)
+        "Like grandparent_splitter, on the parent folder's name. Options: see Options below.",
+        folder_split(&options::PARENT_SPLITTER, 1)
     );
     reg!(
         engine,
@@ -310,15 +288,19 @@ fn register_splitters(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         |t: &mut ScriptTable, col: &str| -> RhaiResult<ScriptSplits> { Ok(ScriptSplits(Split { is_valid: t.0.bools(col).or_script()?.to_vec() })) }
     );
     let c = ctx.clone();
-    reg!(engine, "group_splitter", ["files: Array", "group: Label | Fn", "options: Map", "Splits"],
-        "Whole groups (e.g. a person: parent_label()) go to the validation set: int(valid_pct * n_groups) random groups. Options: valid_pct (0.2), seed.",
+    reg!(
+        engine,
+        "group_splitter",
+        ["files: Array", "group: Label | Fn", "options: Map", "Splits"],
+        "Whole groups (e.g. a person: parent_label()) go to the validation set: int(valid_pct * n_groups) random groups. Options: see Options below.",
         move |ctx: NativeCallContext, files: Array, group: Dynamic, opts: Map| -> RhaiResult<ScriptSplits> {
-            let mut o = Opts::new("group_splitter", opts);
-            let (pct, seed) = (o.f64("valid_pct", 0.2)?, o.u64("seed", c.seed)?);
+            let mut o = Opts::new(&options::GROUP_SPLITTER, opts);
+            let (pct, seed) = (o.f64("valid_pct")?, o.opt_u64("seed")?.unwrap_or(c.seed));
             o.finish()?;
             let groups = labels_of(&ctx, &paths(&files)?, &group)?;
             splitters::group_splitter(&groups, pct, seed).map(ScriptSplits).or_script()
-        });
+        }
+    );
     reg!(engine, "get$train", ["s: Splits", "Array"], "`splits.train`: indices of the training items.", |s: &mut ScriptSplits| -> Array {
         s.0.train().into_iter().map(|i| Dynamic::from(i as i64)).collect()
     });
@@ -336,10 +318,10 @@ fn register_splitters(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
 fn register_table(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     let c = ctx.clone();
     reg!(engine, "siamese_pairs", ["files: Array", "splits: Splits", "label: Label | Fn", "options: Map", "Table"],
-        "One pair per file, partner from the same split: same class with probability p_same (0.5), else a random other class present in the split; never the file itself while its class has another image. Columns file1, file2, class1, class2, label (true = same), is_valid. Options: p_same, seed.",
+        "One pair per file, partner from the same split: same class with probability p_same (0.5), else a random other class present in the split; never the file itself while its class has another image. Columns file1, file2, class1, class2, label (true = same), is_valid. Options: see Options below.",
         move |ctx: NativeCallContext, files: Array, s: ScriptSplits, label: Dynamic, opts: Map| -> RhaiResult<ScriptTable> {
-            let mut o = Opts::new("siamese_pairs", opts);
-            let (p_same, seed) = (o.f64("p_same", 0.5)?, o.u64("seed", c.seed)?);
+            let mut o = Opts::new(&options::SIAMESE_PAIRS, opts);
+            let (p_same, seed) = (o.f64("p_same")?, o.opt_u64("seed")?.unwrap_or(c.seed));
             o.finish()?;
             let files = paths(&files)?;
             let labels = labels_of(&ctx, &files, &label)?;
@@ -355,17 +337,10 @@ fn register_table(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         ["files: Array", "label: Label | Fn", "splits: Splits", "Table"],
         "A classification table: columns file, label, is_valid.",
         |ctx: NativeCallContext, files: Array, label: Dynamic, s: ScriptSplits| -> RhaiResult<ScriptTable> {
-            use crate::data::table::Column;
             let files = paths(&files)?;
             s.0.check_len(files.len(), "the file list").or_script()?;
             let labels = labels_of(&ctx, &files, &label)?;
-            Table::new(vec![
-                ("file".into(), Column::Str(files.iter().map(|f| f.display().to_string()).collect())),
-                ("label".into(), Column::Str(labels)),
-                ("is_valid".into(), Column::Bool(s.0.is_valid)),
-            ])
-            .map(table)
-            .or_script()
+            crate::data::blocks::image_table(&files, labels, &s.0).map(table).or_script()
         }
     );
     reg!(engine, "len", ["t: Table", "i64"], "Number of rows.", |t: &mut ScriptTable| t.0.len() as i64);
@@ -401,10 +376,10 @@ fn register_table(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         engine,
         "oversample",
         ["t: Table", "column: String", "options: Map", "Table"],
-        "oversample with options: seed.",
+        "oversample with options (see Options below).",
         move |t: &mut ScriptTable, col: &str, opts: Map| -> RhaiResult<ScriptTable> {
-            let mut o = Opts::new("oversample", opts);
-            let seed = o.u64("seed", c.seed)?;
+            let mut o = Opts::new(&options::OVERSAMPLE, opts);
+            let seed = o.opt_u64("seed")?.unwrap_or(c.seed);
             o.finish()?;
             t.0.oversample(col, seed).map(table).or_script()
         }
@@ -474,27 +449,31 @@ fn register_loaders(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         engine,
         "image_loaders",
         ["t: Table", "options: Map", "DataLoaders"],
-        "Classification loaders from a table (columns x: file, y: label, valid_col: is_valid). Options as pair_loaders.",
+        "Classification loaders from a table of files, labels and is_valid. Options: see Options below.",
         move |t: &mut ScriptTable, opts: Map| -> RhaiResult<ScriptDataLoaders> {
-            let mut o = Opts::new("image_loaders", opts);
+            let mut o = Opts::new(&options::IMAGE_LOADERS, opts);
             let cfg = loader_config(&c, &mut o)?;
-            let (x, y, v) = (o.string("x", "file")?, o.string("y", "label")?, o.string("valid_col", "is_valid")?);
+            let (x, y, v) = (o.string("x")?, o.string("y")?, o.string("valid_col")?);
             o.finish()?;
             blocks::image_loaders(&t.0, &x, &y, &v, &cfg).map(|d| ScriptDataLoaders(Rc::new(d))).or_script()
         }
     );
     let c = ctx.clone();
-    reg!(engine, "pair_loaders", ["t: Table", "options: Map", "DataLoaders"],
-        "Siamese loaders from a pairs table. Options: size (224), method (crop|pad|squish), pad_mode (reflection|zeros|border: for pad and the affine warp), normalize (imagenet|stats|none), bs (64), val_bs, channels (3), flip, rotate, shear, scale, translate, brightness, contrast, p_affine, p_lighting, cache, skip_bad, num_workers, seed, redraw (new training pairs each epoch), p_same.",
+    reg!(
+        engine,
+        "pair_loaders",
+        ["t: Table", "options: Map", "DataLoaders"],
+        "Siamese loaders from a pairs table (file1, file2, label, is_valid). Options: see Options below.",
         move |t: &mut ScriptTable, opts: Map| -> RhaiResult<ScriptDataLoaders> {
-            let mut o = Opts::new("pair_loaders", opts);
+            let mut o = Opts::new(&options::PAIR_LOADERS, opts);
             let mut cfg = loader_config(&c, &mut o)?;
-            let redraw = o.bool("redraw", false)?;
-            let p_same = o.f64("p_same", 0.5)?;
+            let redraw = o.bool("redraw")?;
+            let p_same = o.f64("p_same")?;
             o.finish()?;
             cfg.redraw = redraw.then_some(p_same);
             blocks::pair_loaders(&t.0, &cfg).map(|d| ScriptDataLoaders(Rc::new(d))).or_script()
-        });
+        }
+    );
     let c = ctx.clone();
     let show = move |d: &ScriptDataLoaders, path: &str, n: i64| -> RhaiResult<String> {
         let p = c.output_path(path);

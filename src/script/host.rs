@@ -1,40 +1,16 @@
 //! The engine, set up once: limits so a runaway script stops with a clear error,
 //! `print`/`debug` to the console and the run log, Ctrl-C polling, module imports
 //! relative to the script, and every domain's bindings.
+use super::ctx::ScriptCtx;
 use super::modules::ScriptModules;
-use super::params::ParamInputs;
-use crate::session::{interrupted, Session};
+use crate::session::interrupted;
 use rhai::{Dynamic, Engine};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::rc::Rc;
-use std::sync::Arc;
-use tch::Device;
 
 /// A runaway loop stops after this many script operations (native work, such as a
 /// training epoch, counts as one call).
 pub const DEFAULT_MAX_OPERATIONS: u64 = 200_000_000;
-
-/// What script functions can reach: the run (absent for `runner api`), params, seed, device.
-pub struct ScriptCtx {
-    pub session: Option<Arc<Session>>,
-    pub inputs: ParamInputs,
-    pub seed: u64,
-    pub device: Device,
-    pub script: PathBuf,
-}
-
-impl ScriptCtx {
-    /// A context with no run, for listing the API or checking a script.
-    pub fn detached() -> ScriptCtx {
-        ScriptCtx {
-            session: None,
-            inputs: ParamInputs::default(),
-            seed: crate::seed::DEFAULT_SEED,
-            device: Device::Cpu,
-            script: PathBuf::from("script.rhai"),
-        }
-    }
-}
 
 pub fn new_engine(ctx: Rc<ScriptCtx>, max_operations: u64) -> Engine {
     let mut engine = Engine::new();
@@ -72,5 +48,6 @@ pub fn new_engine(ctx: Rc<ScriptCtx>, max_operations: u64) -> Engine {
     super::data::register(&mut engine, &ctx);
     super::model::register(&mut engine, &ctx);
     super::learn::register(&mut engine, &ctx);
+    super::callbacks::register(&mut engine);
     engine
 }

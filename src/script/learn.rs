@@ -2,18 +2,21 @@
 //! the fits with fastai's learning-rate forms (number, list, `slice`), checkpoints,
 //! predictions, and metric closures `|preds, targets| ...`.
 use super::args::{script_err, to_f64, to_f64s, to_i64, to_string, to_usize, Opts, OrScript, RhaiResult};
-use super::host::ScriptCtx;
+use super::callbacks::{script_callbacks, Running, ScriptCallback};
+use super::ctx::ScriptCtx;
 use super::model::ScriptModel;
+use super::options;
 use super::tensor::ScriptTensor;
+use crate::learn::callback::Callback;
+use crate::learn::callbacks::ExtraMetricsCb;
 use crate::learn::fit::{ExtraMetrics, FitOptions};
-use crate::learn::learner::RunOut;
 use crate::learn::lr_find::LrFindOptions;
-use crate::learn::oneshot::{n_way_eval, NWayTrial};
+use crate::learn::oneshot::one_shot_eval;
 use crate::learn::optimizer::OptKind;
 use crate::learn::schedule::OneCycle;
 use crate::learn::{LearnData, Learner, LearnerOptions, Loss, Lrs};
 use crate::reg;
-use rhai::{Array, Dynamic, Engine, FnPtr, Map, NativeCallContext};
+use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext};
 use std::cell::RefCell;
 use std::rc::Rc;
 use tch::Tensor;
@@ -21,7 +24,10 @@ use tch::Tensor;
 #[derive(Clone)]
 pub struct ScriptLearner {
     pub inner: Rc<RefCell<Learner>>,
+    /// Metric closures `|preds, targets| ...`, named.
     custom: Rc<Vec<(String, FnPtr)>>,
+    /// Callbacks given to `learner(...)`, run in every fit.
+    cbs: Rc<Vec<ScriptCallback>>,
 }
 
 impl ScriptLearner {
@@ -38,10 +44,18 @@ pub fn learn_data(d: &Dynamic) -> RhaiResult<Rc<dyn LearnData>> {
     }
 }
 
-/// Script closures as metrics: called with (probabilities, targets) tensors.
+/// Script closures as metrics: called with (probabilities, targets) tensors. A closure's
+/// own error is kept whole so that it is reported at the closure's line.
 struct ClosureMetrics<'a> {
     ctx: &'a NativeCallContext<'a>,
     fns: &'a [(String, FnPtr)],
+    error: RefCell<Option<Box<EvalAltResult>>>,
+}
+
+impl<'a> ClosureMetrics<'a> {
+    fn new(ctx: &'a NativeCallContext<'a>, fns: &'a [(String, FnPtr)]) -> Self {
+        ClosureMetrics { ctx, fns, error: RefCell::new(None) }
+    }
 }
 
 impl ExtraMetrics for ClosureMetrics<'_> {
@@ -52,10 +66,14 @@ impl ExtraMetrics for ClosureMetrics<'_> {
         self.fns
             .iter()
             .map(|(name, f)| {
-                let v: Dynamic = f
-                    .call_within_context(self.ctx, (ScriptTensor::new(probs.shallow_clone()), ScriptTensor::new(targets.shallow_clone())))
-                    .map_err(|e| anyhow::anyhow!("metric `{name}` failed: {e}"))?;
-                to_f64(&v, &format!("metric `{name}` result")).map_err(|e| anyhow::anyhow!("{e}"))
+                let r = f
+                    .call_within_context::<Dynamic>(self.ctx, (ScriptTensor::new(probs.shallow_clone()), ScriptTensor::new(targets.shallow_clone())))
+                    .and_then(|v| to_f64(&v, &format!("metric `{name}` result")));
+                r.map_err(|e| {
+                    let what = anyhow::anyhow!("metric `{name}` failed: {e}");
+                    *self.error.borrow_mut() = Some(e);
+                    what
+                })
             })
             .collect()
     }
@@ -72,11 +90,11 @@ fn lrs(v: &Dynamic) -> RhaiResult<Lrs> {
 }
 
 fn fit_options(o: &mut Opts) -> RhaiResult<FitOptions> {
-    let early_stopping = match o.get("early_stopping") {
+    let early_stopping = match o.get("early_stopping")? {
         Some(v) => {
             let m = v.try_cast::<Map>().ok_or_else(|| script_err("early_stopping must be a map #{ monitor, patience }"))?;
-            let mut e = Opts::new("early_stopping", m);
-            let r = (e.string("monitor", "valid_loss")?, e.usize("patience", 1)?);
+            let mut e = Opts::new(&options::EARLY_STOPPING, m);
+            let r = (e.string("monitor")?, e.usize("patience")?);
             e.finish()?;
             Some(r)
         }
@@ -87,14 +105,13 @@ fn fit_options(o: &mut Opts) -> RhaiResult<FitOptions> {
         grad_clip: o.opt_f64("grad_clip")?,
         early_stopping,
         save_best: o.opt_string("save_best")?,
-        channels_last: o.bool("channels_last", false)?,
-        bf16: o.bool("bf16", false)?,
+        channels_last: o.bool("channels_last")?,
+        bf16: o.bool("bf16")?,
     })
 }
 
 fn one_cycle(o: &mut Opts) -> RhaiResult<OneCycle> {
-    let d = OneCycle::new(1.0);
-    let moms = match o.get("moms") {
+    let moms = match o.get("moms")? {
         Some(v) => {
             let m = to_f64s(&v, "moms")?;
             if m.len() != 3 {
@@ -102,51 +119,42 @@ fn one_cycle(o: &mut Opts) -> RhaiResult<OneCycle> {
             }
             (m[0], m[1], m[2])
         }
-        None => d.moms,
+        None => OneCycle::new(1.0).moms,
     };
-    Ok(OneCycle {
-        lr_max: 1.0,
-        div: o.f64("div", d.div)?,
-        div_final: o.f64("div_final", d.div_final)?,
-        pct_start: o.f64("pct_start", d.pct_start)?,
-        moms,
-    })
+    Ok(OneCycle { lr_max: 1.0, div: o.f64("div")?, div_final: o.f64("div_final")?, pct_start: o.f64("pct_start")?, moms })
 }
 
 fn new_learner(ctx: &ScriptCtx, data: Dynamic, model: ScriptModel, o: Map) -> RhaiResult<ScriptLearner> {
     let data = learn_data(&data)?;
-    let mut o = Opts::new("learner", o);
-    let margin = o.f64("margin", 1.0)?;
+    let mut o = Opts::new(&options::LEARNER, o);
+    let margin = o.f64("margin")?;
     let loss = o.opt_string("loss")?.map(|l| Loss::parse(&l, margin)).transpose().or_script()?;
     let mut metrics = Vec::new();
     let mut custom = Vec::new();
-    if let Some(v) = o.get("metrics") {
+    if let Some(v) = o.get("metrics")? {
         let list = v.try_cast::<Array>().ok_or_else(|| script_err("metrics must be an array of names or closures"))?;
         for m in list {
             if let Some(f) = m.clone().try_cast::<FnPtr>() {
                 let name = if f.fn_name().starts_with("anon$") { format!("metric{}", custom.len() + 1) } else { f.fn_name().to_string() };
                 custom.push((name, f));
             } else {
-                metrics.push(to_string(&m, "metric")?);
+                metrics.push(to_string(&m, "metric")?.parse().or_script()?);
             }
         }
     }
     let opts = LearnerOptions {
         loss,
         metrics,
-        splitter: o.string("splitter", "body_head")?,
-        opt: OptKind::parse(&o.string("opt", "adam")?).or_script()?,
-        wd: o.f64("wd", 0.01)?,
-        wd_bn_bias: o.bool("wd_bn_bias", false)?,
-        train_bn: o.bool("train_bn", true)?,
+        splitter: o.choice("splitter")?,
+        opt: OptKind::parse(&o.string("opt")?).or_script()?,
+        wd: o.f64("wd")?,
+        wd_bn_bias: o.bool("wd_bn_bias")?,
+        train_bn: o.bool("train_bn")?,
     };
+    let cbs = o.get("cbs")?.map(|v| script_callbacks(&v)).transpose()?.unwrap_or_default();
     o.finish()?;
-    let out = RunOut {
-        dir: ctx.session.as_ref().map(|s| s.dir.clone()).unwrap_or_else(|| ".".into()),
-        metrics: ctx.session.as_ref().map(|s| s.metrics.clone()),
-    };
-    let l = Learner::new(model.0.clone(), data, opts, out, ctx.seed).or_script()?;
-    Ok(ScriptLearner { inner: Rc::new(RefCell::new(l)), custom: Rc::new(custom) })
+    let l = Learner::new(model.0.clone(), data, opts, ctx.run_out(), ctx.seed).or_script()?;
+    Ok(ScriptLearner { inner: Rc::new(RefCell::new(l)), custom: Rc::new(custom), cbs: Rc::new(cbs) })
 }
 
 pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
@@ -161,9 +169,13 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         move |d: Dynamic, m: ScriptModel| new_learner(&c, d, m, Map::new())
     );
     let c = ctx.clone();
-    reg!(engine, "learner", ["dls: DataLoaders", "model: Model", "options: Map", "Learner"],
-        "A Learner; options: loss (cross_entropy, bce, contrastive), margin, metrics [names or |preds, targets| closures], splitter (body_head, resnet, none), opt (adam, sgd), wd 0.01, wd_bn_bias, train_bn.",
-        move |d: Dynamic, m: ScriptModel, o: Map| new_learner(&c, d, m, o));
+    reg!(
+        engine,
+        "learner",
+        ["dls: DataLoaders", "model: Model", "options: Map", "Learner"],
+        "A Learner with options: loss, metrics, splitter, optimizer, weight decay, callbacks. Options: see Options below.",
+        move |d: Dynamic, m: ScriptModel, o: Map| new_learner(&c, d, m, o)
+    );
     reg!(
         engine,
         "slice",
@@ -219,67 +231,63 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         "Exponential lr sweep (1e-7..10, 100 batches); weights restored; returns #{valley, minimum, steep, plot}; lr_find.png in the run.",
         |l: &mut ScriptLearner| lr_find(l, Map::new())
     );
-    reg!(engine, "lr_find", ["learn: Learner", "options: Map", "Map"], "lr_find with start_lr, end_lr, num_it, stop_div.", lr_find);
+    reg!(engine, "lr_find", ["learn: Learner", "options: Map", "Map"], "lr_find with options (see Options below).", lr_find);
     reg!(
         engine,
         "fit_one_cycle",
         ["learn: Learner", "epochs: i64", "lr_max: Dynamic", "()"],
         "fastai's one-cycle fit; lr_max is a number, a list per group, or slice(lo, hi).",
-        |ctx: NativeCallContext, l: &mut ScriptLearner, n: Dynamic, lr: Dynamic| fit(&ctx, l, "fit_one_cycle", n, lr, Map::new())
+        |ctx: NativeCallContext, l: &mut ScriptLearner, n: Dynamic, lr: Dynamic| fit(&ctx, l, How::OneCycle, n, lr, Map::new())
     );
-    reg!(engine, "fit_one_cycle", ["learn: Learner", "epochs: i64", "lr_max: Dynamic", "options: Map", "()"],
-        "fit_one_cycle with div 25, div_final 1e5, pct_start 0.25, moms [0.95,0.85,0.95], wd, grad_clip, early_stopping #{monitor, patience}, save_best, channels_last, bf16.",
-        |ctx: NativeCallContext, l: &mut ScriptLearner, n: Dynamic, lr: Dynamic, o: Map| fit(&ctx, l, "fit_one_cycle", n, lr, o));
+    reg!(
+        engine,
+        "fit_one_cycle",
+        ["learn: Learner", "epochs: i64", "lr_max: Dynamic", "options: Map", "()"],
+        "fit_one_cycle with schedule, regularisation, checkpoint, precision and callback options. Options: see Options below.",
+        |ctx: NativeCallContext, l: &mut ScriptLearner, n: Dynamic, lr: Dynamic, o: Map| fit(&ctx, l, How::OneCycle, n, lr, o)
+    );
     reg!(
         engine,
         "fit",
         ["learn: Learner", "epochs: i64", "lr: Dynamic", "()"],
         "Constant learning rate(s), momentum 0.9.",
-        |ctx: NativeCallContext, l: &mut ScriptLearner, n: Dynamic, lr: Dynamic| fit(&ctx, l, "fit", n, lr, Map::new())
+        |ctx: NativeCallContext, l: &mut ScriptLearner, n: Dynamic, lr: Dynamic| fit(&ctx, l, How::Constant, n, lr, Map::new())
     );
     reg!(
         engine,
         "fit",
         ["learn: Learner", "epochs: i64", "lr: Dynamic", "options: Map", "()"],
-        "fit with wd, grad_clip, early_stopping, save_best, channels_last, bf16.",
-        |ctx: NativeCallContext, l: &mut ScriptLearner, n: Dynamic, lr: Dynamic, o: Map| fit(&ctx, l, "fit", n, lr, o)
+        "fit with options (see Options below).",
+        |ctx: NativeCallContext, l: &mut ScriptLearner, n: Dynamic, lr: Dynamic, o: Map| fit(&ctx, l, How::Constant, n, lr, o)
     );
     reg!(
         engine,
         "fine_tune",
         ["learn: Learner", "epochs: i64", "()"],
         "fastai's fine_tune: 1 frozen epoch, then unfrozen one-cycle epochs (base_lr 2e-3).",
-        |ctx: NativeCallContext, l: &mut ScriptLearner, n: Dynamic| fit(&ctx, l, "fine_tune", n, Dynamic::from(2e-3), Map::new())
+        |ctx: NativeCallContext, l: &mut ScriptLearner, n: Dynamic| fit(&ctx, l, How::FineTune, n, Dynamic::from(2e-3), Map::new())
     );
     reg!(
         engine,
         "fine_tune",
         ["learn: Learner", "epochs: i64", "base_lr: f64", "()"],
         "fine_tune with a base learning rate (e.g. lr_find's valley).",
-        |ctx: NativeCallContext, l: &mut ScriptLearner, n: Dynamic, lr: Dynamic| fit(&ctx, l, "fine_tune", n, lr, Map::new())
+        |ctx: NativeCallContext, l: &mut ScriptLearner, n: Dynamic, lr: Dynamic| fit(&ctx, l, How::FineTune, n, lr, Map::new())
     );
     reg!(
         engine,
         "fine_tune",
         ["learn: Learner", "epochs: i64", "base_lr: f64", "options: Map", "()"],
-        "fine_tune with base_lr and freeze_epochs, wd, grad_clip, ...",
-        |ctx: NativeCallContext, l: &mut ScriptLearner, n: Dynamic, lr: Dynamic, o: Map| fit(&ctx, l, "fine_tune", n, lr, o)
+        "fine_tune with base_lr and options (see Options below).",
+        |ctx: NativeCallContext, l: &mut ScriptLearner, n: Dynamic, lr: Dynamic, o: Map| fit(&ctx, l, How::FineTune, n, lr, o)
     );
     reg!(engine, "validate", ["learn: Learner", "Map"], "Validation loss and metrics: #{valid_loss, accuracy, ...}.", |ctx: NativeCallContext,
                                                                                                                        l: &mut ScriptLearner|
      -> RhaiResult<Map> {
-        let learn = l.get()?;
-        let (loss, probs, targets) = learn.validate().or_script()?;
-        let mut m = Map::new();
-        m.insert("valid_loss".into(), loss.into());
-        for metric in &learn.metrics {
-            m.insert(metric.name().into(), metric.compute(&probs, &targets).into());
-        }
-        let extra = ClosureMetrics { ctx: &ctx, fns: &l.custom };
-        for (n, v) in extra.names().into_iter().zip(extra.compute(&probs, &targets).or_script()?) {
-            m.insert(n.into(), v.into());
-        }
-        Ok(m)
+        let extra = ClosureMetrics::new(&ctx, &l.custom);
+        let r = l.get()?.evaluate(Some(&extra));
+        let values = r.map_err(|e| extra.error.take().unwrap_or_else(|| super::args::from_anyhow(e)))?;
+        Ok(values.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
     });
     reg!(
         engine,
@@ -297,28 +305,18 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
             Ok(m)
         }
     );
-    let c = ctx.clone();
     reg!(
         engine,
         "save",
         ["learn: Learner", "name: String", "String"],
         "Saves model and optimizer state to models/<name>.safetensors in the run; returns the path.",
-        move |l: &mut ScriptLearner, name: &str| -> RhaiResult<String> {
-            let p = super::model::model_path(&c, name);
-            Ok(l.get()?.save(p.to_str().unwrap_or(name)).or_script()?.display().to_string())
-        }
+        |l: &mut ScriptLearner, name: &str| -> RhaiResult<String> { Ok(l.get()?.save(name).or_script()?.display().to_string()) }
     );
-    let c = ctx.clone();
-    reg!(
-        engine,
-        "load",
-        ["learn: Learner", "name: String", "()"],
-        "Loads what save wrote (model and optimizer state).",
-        move |l: &mut ScriptLearner, name: &str| -> RhaiResult<()> {
-            let p = super::model::model_path(&c, name);
-            l.get()?.load(p.to_str().unwrap_or(name)).or_script()
-        }
-    );
+    reg!(engine, "load", ["learn: Learner", "name: String", "()"], "Loads what save wrote (model and optimizer state).", |l: &mut ScriptLearner,
+                                                                                                                          name: &str|
+     -> RhaiResult<()> {
+        l.get()?.load(name).or_script()
+    });
     reg!(
         engine,
         "summary",
@@ -335,19 +333,11 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         ["learn: Learner", "files: Array", "Map"],
         "Prediction for one item: [file] for a classifier, [file1, file2] for a Siamese model; #{label, probs}.",
         |l: &mut ScriptLearner, files: Array| -> RhaiResult<Map> {
-            let learn = l.get()?;
             let files: Vec<std::path::PathBuf> = files.iter().map(|f| to_string(f, "file").map(Into::into)).collect::<RhaiResult<_>>()?;
-            if files.len() != learn.model.n_inputs() {
-                return Err(script_err(format!("predict takes {} file(s) for this model, got {}", learn.model.n_inputs(), files.len())));
-            }
-            let xs = files.iter().map(|f| learn.data.encode_files(std::slice::from_ref(f))).collect::<anyhow::Result<Vec<_>>>().or_script()?;
-            let probs = learn.predict(&xs).or_script()?.squeeze_dim(0);
-            let p: Vec<f64> =
-                Vec::try_from(probs.to_kind(tch::Kind::Double).to_device(tch::Device::Cpu)).map_err(|e: tch::TchError| script_err(e.to_string()))?;
-            let best = (0..p.len()).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap_or(0);
+            let p = l.get()?.predict_files(&files).or_script()?;
             let mut m = Map::new();
-            m.insert("label".into(), learn.data.vocab().get(best).cloned().unwrap_or_else(|| best.to_string()).into());
-            m.insert("probs".into(), Dynamic::from_array(p.into_iter().map(Dynamic::from).collect()));
+            m.insert("label".into(), p.label.into());
+            m.insert("probs".into(), Dynamic::from_array(p.probs.into_iter().map(Dynamic::from).collect()));
             Ok(m)
         }
     );
@@ -355,43 +345,31 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         "N-way one-shot accuracy on Omniglot-style runs (runNN/class_labels.txt): each query picks the support image scored most \"same\"; #{accuracy, runs: #{name: accuracy}}.",
         |l: &mut ScriptLearner, dir: &str| -> RhaiResult<Map> {
             let learn = l.get()?;
-            one_shot_eval(&learn.model, learn.data.as_ref(), dir)
+            one_shot_map(&learn.model, learn.data.as_ref(), dir)
         });
     reg!(
         engine,
         "one_shot_eval",
         ["model: Model", "dls: DataLoaders", "runs_dir: String", "Map"],
         "one_shot_eval for a Siamese model, images prepared as dls prepares its validation set.",
-        |m: ScriptModel, d: Dynamic, dir: &str| -> RhaiResult<Map> { one_shot_eval(&m.0, learn_data(&d)?.as_ref(), dir) }
+        |m: ScriptModel, d: Dynamic, dir: &str| -> RhaiResult<Map> { one_shot_map(&m.0, learn_data(&d)?.as_ref(), dir) }
     );
     reg!(engine, "model", ["learn: Learner", "Model"], "The learner's model.", |l: &mut ScriptLearner| -> RhaiResult<ScriptModel> {
         Ok(ScriptModel(l.get()?.model.clone()))
     });
 }
 
-fn one_shot_eval(model: &crate::model::Model, data: &dyn LearnData, dir: &str) -> RhaiResult<Map> {
-    let runs = crate::data::oneshot::read_oneshot_runs(std::path::Path::new(dir)).or_script()?;
-    let trials = runs.iter().map(|r| NWayTrial::from_run(r, data)).collect::<anyhow::Result<Vec<_>>>().or_script()?;
-    let res = n_way_eval(model, &trials).or_script()?;
-    let mut per = Map::new();
-    for (n, a) in res.per_trial {
-        per.insert(n.into(), a.into());
-    }
+fn one_shot_map(model: &crate::model::Model, data: &dyn LearnData, dir: &str) -> RhaiResult<Map> {
+    let res = one_shot_eval(model, data, std::path::Path::new(dir)).or_script()?;
     let mut m = Map::new();
     m.insert("accuracy".into(), res.accuracy.into());
-    m.insert("runs".into(), Dynamic::from_map(per));
+    m.insert("runs".into(), Dynamic::from_map(res.per_trial.into_iter().map(|(n, a)| (n.into(), a.into())).collect()));
     Ok(m)
 }
 
 fn lr_find(l: &mut ScriptLearner, o: Map) -> RhaiResult<Map> {
-    let mut o = Opts::new("lr_find", o);
-    let d = LrFindOptions::default();
-    let opts = LrFindOptions {
-        start_lr: o.f64("start_lr", d.start_lr)?,
-        end_lr: o.f64("end_lr", d.end_lr)?,
-        num_it: o.usize("num_it", d.num_it)?,
-        stop_div: o.bool("stop_div", d.stop_div)?,
-    };
+    let mut o = Opts::new(&options::LR_FIND, o);
+    let opts = LrFindOptions { start_lr: o.f64("start_lr")?, end_lr: o.f64("end_lr")?, num_it: o.usize("num_it")?, stop_div: o.bool("stop_div")? };
     o.finish()?;
     let r = l.get()?.lr_find(&opts).or_script()?;
     let mut m = Map::new();
@@ -402,29 +380,43 @@ fn lr_find(l: &mut ScriptLearner, o: Map) -> RhaiResult<Map> {
     Ok(m)
 }
 
-fn fit(ctx: &NativeCallContext, l: &mut ScriptLearner, how: &str, n: Dynamic, lr: Dynamic, o: Map) -> RhaiResult<()> {
+/// The three fits scripts call.
+#[derive(Clone, Copy, PartialEq)]
+enum How {
+    OneCycle,
+    Constant,
+    FineTune,
+}
+
+fn fit(ctx: &NativeCallContext, l: &mut ScriptLearner, how: How, n: Dynamic, lr: Dynamic, o: Map) -> RhaiResult<()> {
     let epochs = to_usize(&n, "epochs")?;
-    let mut o = Opts::new(how, o);
-    let extra = ClosureMetrics { ctx, fns: &l.custom };
+    let table = match how {
+        How::OneCycle => &options::FIT_ONE_CYCLE,
+        How::Constant => &options::FIT_CONSTANT,
+        How::FineTune => &options::FINE_TUNE,
+    };
+    let mut o = Opts::new(table, o);
+    let (cycle, freeze_epochs) = match how {
+        How::OneCycle => (Some(one_cycle(&mut o)?), 0),
+        How::FineTune => (None, o.usize("freeze_epochs")?),
+        How::Constant => (None, 0),
+    };
+    let f = fit_options(&mut o)?;
+    let fit_cbs = o.get("cbs")?.map(|v| script_callbacks(&v)).transpose()?.unwrap_or_default();
+    o.finish()?;
+    let metrics = ClosureMetrics::new(ctx, &l.custom);
+    let mut metrics_cb = ExtraMetricsCb(&metrics);
+    let mut running: Vec<Running> = l.cbs.iter().chain(&fit_cbs).map(|c| Running::new(ctx, c.clone())).collect();
+    let mut cbs: Vec<&mut dyn Callback> = vec![&mut metrics_cb];
+    cbs.extend(running.iter_mut().map(|r| r as &mut dyn Callback));
     let mut learn = l.get()?;
-    match how {
-        "fit_one_cycle" => {
-            let cycle = one_cycle(&mut o)?;
-            let f = fit_options(&mut o)?;
-            o.finish()?;
-            learn.fit_one_cycle(epochs, &lrs(&lr)?, cycle, &f, &extra)
-        }
-        "fine_tune" => {
-            let freeze_epochs = o.usize("freeze_epochs", 1)?;
-            let f = fit_options(&mut o)?;
-            o.finish()?;
-            learn.fine_tune(epochs, to_f64(&lr, "base_lr")?, freeze_epochs, &f, &extra)
-        }
-        _ => {
-            let f = fit_options(&mut o)?;
-            o.finish()?;
-            learn.fit(epochs, &lrs(&lr)?, &f, &extra)
-        }
-    }
-    .or_script()
+    let r = match cycle {
+        Some(cycle) => learn.fit_one_cycle(epochs, &lrs(&lr)?, cycle, &f, &mut cbs),
+        None if how == How::FineTune => learn.fine_tune(epochs, to_f64(&lr, "base_lr")?, freeze_epochs, &f, &mut cbs),
+        None => learn.fit(epochs, &lrs(&lr)?, &f, &mut cbs),
+    };
+    drop(cbs);
+    // A closure's own error says where in the script it happened; prefer it.
+    let closure_error = metrics.error.take().or_else(|| running.iter_mut().find_map(|r| r.error.take()));
+    r.map_err(|e| closure_error.unwrap_or_else(|| super::args::from_anyhow(e)))
 }

@@ -1,18 +1,22 @@
 //! The Rhai layer: one engine set up in one place (`host`), and one thin binding file per
 //! domain that converts arguments and errors and calls the plain Rust API.
 pub mod args;
+pub mod callbacks;
 pub mod core;
+pub mod ctx;
 pub mod data;
 pub mod errors;
 pub mod host;
 pub mod learn;
 pub mod model;
 pub mod modules;
+pub mod options;
 pub mod params;
 pub mod tensor;
 
+pub use ctx::ScriptCtx;
 pub use errors::format_script_error;
-pub use host::{new_engine, ScriptCtx};
+pub use host::new_engine;
 pub use params::{declared_params, ParamInputs};
 
 /// Registers a script function with its parameter names/types and a one-line doc, which

@@ -1,7 +1,8 @@
 //! Script bindings for models: body and head specs, combined into a classifier or a
 //! Siamese model on the run's device; summary, save and load.
 use super::args::{script_err, to_i64, to_string, to_usizes, Opts, OrScript, RhaiResult};
-use super::host::ScriptCtx;
+use super::ctx::ScriptCtx;
+use super::options;
 use crate::model::convnet::ConvNetSpec;
 use crate::model::head::HeadSpec;
 use crate::model::{BodySpec, Model, PairHeadSpec};
@@ -25,42 +26,38 @@ fn i64s(v: &Dynamic, what: &str) -> RhaiResult<Vec<i64>> {
 }
 
 fn body(arch: &str, o: Map) -> RhaiResult<BodySpec> {
-    let mut o = Opts::new("create_body", o);
-    let cut = o.i64("cut", -2)?;
+    let mut o = Opts::new(&options::CREATE_BODY, o);
+    let cut = o.i64("cut")?;
     let weights = o.opt_string("weights")?.map(PathBuf::from);
     o.finish()?;
     BodySpec::resnet(arch, cut, weights).or_script()
 }
 
 fn convnet_spec(o: Map) -> RhaiResult<BodySpec> {
-    let mut o = Opts::new("convnet", o);
-    let input = match o.get("input") {
+    let mut o = Opts::new(&options::CONVNET, o);
+    let input = match o.get("input")? {
         Some(v) => i64s(&v, "convnet option `input`")?,
         None => return Err(script_err("convnet needs `input: [height, width]`")),
     };
     if input.len() != 2 {
         return Err(script_err(format!("convnet option `input` must be [height, width], got {} numbers", input.len())));
     }
-    let in_channels = o.i64("in_channels", 1)?;
+    let in_channels = o.i64("in_channels")?;
     // Koch et al.'s network unless options say otherwise.
     let mut spec = ConvNetSpec::koch((input[0], input[1]), in_channels);
-    if let Some(v) = o.get("channels") {
+    if let Some(v) = o.get("channels")? {
         spec.channels = i64s(&v, "convnet option `channels`")?;
     }
-    if let Some(v) = o.get("kernels") {
+    if let Some(v) = o.get("kernels")? {
         spec.kernels = i64s(&v, "convnet option `kernels`")?;
     }
-    if let Some(v) = o.get("pool") {
+    if let Some(v) = o.get("pool")? {
         spec.pool = bools(&v, "convnet option `pool`")?;
     }
-    spec.batch_norm = o.bool("bn", spec.batch_norm)?;
-    spec.embed = o.i64("embed", spec.embed)?;
-    spec.sigmoid = o.bool("sigmoid", spec.sigmoid)?;
-    spec.same_padding = match o.string("padding", "valid")?.as_str() {
-        "valid" => false,
-        "same" => true,
-        other => return Err(script_err(format!("convnet option `padding` must be \"valid\" or \"same\", got \"{other}\""))),
-    };
+    spec.batch_norm = o.bool("bn")?;
+    spec.embed = o.i64("embed")?;
+    spec.sigmoid = o.bool("sigmoid")?;
+    spec.padding = o.choice("padding")?;
     o.finish()?;
     spec.check().or_script()?;
     Ok(BodySpec::ConvNet(spec))
@@ -68,36 +65,27 @@ fn convnet_spec(o: Map) -> RhaiResult<BodySpec> {
 
 fn head(nf: Dynamic, n_out: Dynamic, o: Map) -> RhaiResult<HeadSpec> {
     let mut spec = HeadSpec::new(to_i64(&nf, "nf")?, to_i64(&n_out, "n_out")?);
-    let mut o = Opts::new("create_head", o);
-    if let Some(v) = o.get("ps") {
+    let mut o = Opts::new(&options::CREATE_HEAD, o);
+    if let Some(v) = o.get("ps")? {
         spec.ps = super::args::to_f64s(&v, "create_head option `ps`")?;
     }
-    if let Some(v) = o.get("lin_ftrs") {
+    if let Some(v) = o.get("lin_ftrs")? {
         spec.lin_ftrs = Some(i64s(&v, "create_head option `lin_ftrs`")?);
     }
-    spec.concat_pool = o.bool("concat_pool", true)?;
-    spec.first_bn = o.bool("first_bn", true)?;
-    spec.bn_final = o.bool("bn_final", false)?;
+    spec.concat_pool = o.bool("concat_pool")?;
+    spec.first_bn = o.bool("first_bn")?;
+    spec.bn_final = o.bool("bn_final")?;
     o.finish()?;
     spec.check().or_script()?;
     Ok(spec)
-}
-
-fn pair_head(kind: &str) -> RhaiResult<PairHeadSpec> {
-    Ok(match kind {
-        "l1" => PairHeadSpec::L1,
-        "cosine" => PairHeadSpec::Cosine,
-        "distance" => PairHeadSpec::Distance,
-        other => return Err(script_err(format!("unknown Siamese head `{other}`: use a create_head(...), \"l1\", \"cosine\" or \"distance\""))),
-    })
 }
 
 fn cosine_classifier(ctx: &ScriptCtx, body: BodySpec, head: &str, n_out: Dynamic, o: Map) -> RhaiResult<ScriptModel> {
     if head != "cosine" {
         return Err(script_err(format!("unknown classifier head `{head}`: use \"cosine\", or a create_head(...) for fastai's head")));
     }
-    let mut o = Opts::new("classifier_model", o);
-    let scale = o.f64("scale", 20.0)?;
+    let mut o = Opts::new(&options::CLASSIFIER_MODEL, o);
+    let scale = o.f64("scale")?;
     o.finish()?;
     let n_out = to_i64(&n_out, "n_out")?;
     Ok(ScriptModel(Rc::new(Model::cosine_classifier(&body, n_out, scale, ctx.device).or_script()?)))
@@ -115,12 +103,16 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         engine,
         "create_body",
         ["arch: String", "options: Map", "Body"],
-        "A ResNet body; options: cut (fastai children cut, default -2), weights (torchvision state_dict .safetensors).",
+        "A ResNet body with options: cut, weights (random weights unless given). Options: see Options below.",
         |arch: &str, o: Map| body(arch, o)
     );
-    reg!(engine, "convnet", ["options: Map", "Body"],
-        "A small conv stack, by default Koch et al.'s: input [h, w] (required), in_channels 1, channels [64,128,128,256], kernels [10,7,4,4], pool, bn false, embed 4096 (0: global average pool), sigmoid true, padding \"valid\" (or \"same\").",
-        convnet_spec);
+    reg!(
+        engine,
+        "convnet",
+        ["options: Map", "Body"],
+        "A small conv stack, by default Koch et al.'s; `input: [h, w]` is required. Options: see Options below.",
+        convnet_spec
+    );
     reg!(
         engine,
         "create_head",
@@ -128,13 +120,7 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         "fastai's create_head(nf, n_out): concat pool, BatchNorm/Dropout/Linear, ps 0.5.",
         |nf: Dynamic, n_out: Dynamic| head(nf, n_out, Map::new())
     );
-    reg!(
-        engine,
-        "create_head",
-        ["nf: i64", "n_out: i64", "options: Map", "Head"],
-        "fastai's create_head; options: ps (number or list), lin_ftrs, concat_pool, first_bn, bn_final.",
-        head
-    );
+    reg!(engine, "create_head", ["nf: i64", "n_out: i64", "options: Map", "Head"], "fastai's create_head with options (see Options below).", head);
     let c = ctx.clone();
     reg!(
         engine,
@@ -152,7 +138,7 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         ["body: Body", "head: String", "Model"],
         "Shared encoder and a distance head: \"l1\" (Koch et al., bce), \"cosine\" (bce) or \"distance\" (contrastive).",
         move |b: BodySpec, h: &str| -> RhaiResult<ScriptModel> {
-            Ok(ScriptModel(Rc::new(Model::siamese(&b, &pair_head(h)?, c.device).or_script()?)))
+            Ok(ScriptModel(Rc::new(Model::siamese(&b, &h.parse::<PairHeadSpec>().or_script()?, c.device).or_script()?)))
         }
     );
     let c = ctx.clone();
@@ -176,12 +162,12 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         engine,
         "classifier_model",
         ["body: Body", "head: String", "n_out: i64", "options: Map", "Model"],
-        "classifier_model with options: scale.",
+        "classifier_model with options (see Options below).",
         move |b: BodySpec, h: &str, n: Dynamic, o: Map| cosine_classifier(&c, b, h, n, o)
     );
     reg!(engine, "siamese_model", ["model: Model", "head: String", "Model"],
         "A Siamese model over a trained model's body (weights copied) with head \"l1\", \"cosine\" or \"distance\": pairs after classification pretraining.",
-        |m: ScriptModel, h: &str| -> RhaiResult<ScriptModel> { Ok(ScriptModel(Rc::new(m.0.siamese_from(&pair_head(h)?).or_script()?))) });
+        |m: ScriptModel, h: &str| -> RhaiResult<ScriptModel> { Ok(ScriptModel(Rc::new(m.0.siamese_from(&h.parse::<PairHeadSpec>().or_script()?).or_script()?))) });
     reg!(engine, "out_channels", ["body: Body", "i64"], "Channels (or features) the body outputs, to size a head.", |b: &mut BodySpec| b
         .out_channels());
     reg!(engine, "summary", ["model: Model", "String"], "Layers, output shapes, parameter counts and what trains.", |m: &mut ScriptModel| m
@@ -191,8 +177,8 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     reg!(engine, "summary", ["model: Model", "options: Map", "String"], "summary with `input: [c, h, w]`.", |m: &mut ScriptModel,
                                                                                                              o: Map|
      -> RhaiResult<String> {
-        let mut o = Opts::new("summary", o);
-        let input = match o.get("input") {
+        let mut o = Opts::new(&options::SUMMARY, o);
+        let input = match o.get("input")? {
             Some(v) => i64s(&v, "summary option `input`")?,
             None => m.0.body.default_input(),
         };
@@ -206,7 +192,7 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         ["model: Model", "path: String", "String"],
         "Saves the weights as safetensors (a bare name goes to the run's models/ folder); returns the path.",
         move |m: &mut ScriptModel, path: Dynamic| -> RhaiResult<String> {
-            let p = model_path(&c, &to_string(&path, "path")?);
+            let p = c.model_path(&to_string(&path, "path")?);
             m.0.save(&p).or_script()?;
             Ok(p.display().to_string())
         }
@@ -217,17 +203,6 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         "load",
         ["model: Model", "path: String", "()"],
         "Loads weights saved by `save` (names and shapes checked).",
-        move |m: &mut ScriptModel, path: &str| m.0.load(&model_path(&c, path)).or_script()
+        move |m: &mut ScriptModel, path: &str| m.0.load(&c.model_path(path)).or_script()
     );
-}
-
-/// A bare name means `<run>/models/<name>.safetensors`; anything with a folder or
-/// extension is taken as given.
-pub fn model_path(ctx: &ScriptCtx, name: &str) -> PathBuf {
-    let p = PathBuf::from(name);
-    if p.components().count() > 1 || p.extension().is_some() {
-        return p;
-    }
-    let dir = ctx.session.as_ref().map(|s| s.dir.join("models")).unwrap_or_else(|| PathBuf::from("models"));
-    dir.join(format!("{name}.safetensors"))
 }

@@ -4,6 +4,7 @@
 pub mod compare;
 pub mod metrics;
 pub mod mlflow;
+pub mod paths;
 pub mod record;
 pub mod runs;
 

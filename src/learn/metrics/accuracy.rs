@@ -28,4 +28,7 @@ impl Metric for ErrorRate {
     fn compute(&self, probs: &Tensor, targets: &Tensor) -> f64 {
         1.0 - accuracy(probs, targets)
     }
+    fn lower_is_better(&self) -> bool {
+        true
+    }
 }

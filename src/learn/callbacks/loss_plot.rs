@@ -1,0 +1,41 @@
+//! The fit's loss curves (smoothed training loss per batch, validation loss per epoch) as
+//! `loss_fitN.png` in the run folder.
+use crate::learn::callback::Callback;
+use crate::learn::Learner;
+use crate::plot::{line_chart, Series};
+use anyhow::Result;
+
+#[derive(Default)]
+pub struct LossPlot {
+    train: Vec<(f64, f64)>,
+    valid: Vec<(f64, f64)>,
+}
+
+impl Callback for LossPlot {
+    fn order(&self) -> i32 {
+        90
+    }
+    fn after_batch(&mut self, l: &mut Learner) -> Result<()> {
+        if l.state.stepped {
+            self.train.push(((l.state.epoch * l.state.n_iter + l.state.iter) as f64, l.state.smooth_loss));
+        }
+        Ok(())
+    }
+    fn after_validate(&mut self, l: &mut Learner) -> Result<()> {
+        if let Some((loss, _, _)) = &l.state.valid {
+            self.valid.push((((l.state.epoch + 1) * l.state.n_iter) as f64 - 1.0, *loss));
+        }
+        Ok(())
+    }
+    fn after_fit(&mut self, l: &mut Learner) -> Result<()> {
+        if l.out.metrics.is_none() {
+            return Ok(());
+        }
+        let fit = l.state.fit;
+        let series = vec![
+            Series { name: "train (smoothed)".into(), points: std::mem::take(&mut self.train) },
+            Series { name: "valid".into(), points: std::mem::take(&mut self.valid) },
+        ];
+        line_chart(&l.out.dir.join(format!("loss_fit{fit}.png")), &format!("losses, fit {fit}"), "iteration", "loss", series, vec![], false)
+    }
+}

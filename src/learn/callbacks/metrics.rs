@@ -1,0 +1,35 @@
+//! Metrics computed outside Rust (script closures `|preds, targets| ...`) as epoch-table
+//! columns after the built-in ones; also usable by `Learner::evaluate`.
+use crate::learn::callback::Callback;
+use crate::learn::Learner;
+use anyhow::Result;
+use tch::Tensor;
+
+/// Metrics computed outside Rust, given the validation probabilities and targets.
+pub trait ExtraMetrics {
+    fn names(&self) -> Vec<String>;
+    fn compute(&self, probs: &Tensor, targets: &Tensor) -> Result<Vec<f64>>;
+}
+
+/// Adds extra metrics' columns and values to the recorder's.
+pub struct ExtraMetricsCb<'a>(pub &'a dyn ExtraMetrics);
+
+impl Callback for ExtraMetricsCb<'_> {
+    fn order(&self) -> i32 {
+        51
+    }
+    fn before_fit(&mut self, l: &mut Learner) -> Result<()> {
+        let names = self.0.names();
+        // A closure metric is taken as higher-is-better (as fastai's default).
+        l.state.lower_is_better.extend(names.iter().map(|_| false));
+        l.state.columns.extend(names);
+        Ok(())
+    }
+    fn after_validate(&mut self, l: &mut Learner) -> Result<()> {
+        if let Some((_, probs, targets)) = &l.state.valid {
+            let v = self.0.compute(probs, targets)?;
+            l.state.values.extend(v);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,91 @@
+//! fastai's `Recorder`: the smoothed training loss, the epoch's validation loss and metrics,
+//! and their rows in the run's metrics.jsonl (one per batch, one per epoch).
+use crate::learn::callback::Callback;
+use crate::learn::Learner;
+use crate::track::metrics::json_f64;
+use anyhow::Result;
+use serde_json::Map;
+
+/// fastai's `AvgSmoothLoss`: exponential moving average (beta 0.98), debiased.
+#[derive(Default)]
+pub struct SmoothLoss {
+    val: f64,
+    count: i32,
+}
+
+impl SmoothLoss {
+    pub const BETA: f64 = 0.98;
+    pub fn add(&mut self, loss: f64) -> f64 {
+        self.count += 1;
+        self.val = Self::BETA * self.val + (1.0 - Self::BETA) * loss;
+        self.value()
+    }
+    pub fn value(&self) -> f64 {
+        self.val / (1.0 - Self::BETA.powi(self.count))
+    }
+}
+
+pub struct Recorder {
+    /// Whether rows go to metrics.jsonl (off for lr_find, as fastai's `no_logging`).
+    pub log: bool,
+    smooth: SmoothLoss,
+}
+
+impl Recorder {
+    pub fn new(log: bool) -> Recorder {
+        Recorder { log, smooth: SmoothLoss::default() }
+    }
+}
+
+impl Callback for Recorder {
+    fn order(&self) -> i32 {
+        50
+    }
+    fn before_fit(&mut self, l: &mut Learner) -> Result<()> {
+        self.smooth = SmoothLoss::default();
+        l.state.columns = ["train_loss".to_string(), "valid_loss".into()].into_iter().chain(l.metric_names()).collect();
+        l.state.lower_is_better = [true, true].into_iter().chain(l.metrics.iter().map(|m| m.lower_is_better())).collect();
+        Ok(())
+    }
+    fn after_batch(&mut self, l: &mut Learner) -> Result<()> {
+        if !l.state.stepped {
+            return Ok(());
+        }
+        let s = self.smooth.add(l.state.loss);
+        l.state.smooth_loss = s;
+        if !self.log {
+            return Ok(());
+        }
+        let mut rec = Map::new();
+        rec.insert("kind".into(), "batch".into());
+        rec.insert("fit".into(), l.state.fit.into());
+        rec.insert("iter".into(), (l.state.epoch * l.state.n_iter + l.state.iter).into());
+        rec.insert("lr".into(), json_f64(*l.opt.lrs.last().unwrap_or(&0.0)));
+        rec.insert("mom".into(), json_f64(l.opt.mom));
+        rec.insert("loss".into(), json_f64(l.state.loss));
+        rec.insert("smooth_loss".into(), json_f64(s));
+        l.record(rec)
+    }
+    fn after_validate(&mut self, l: &mut Learner) -> Result<()> {
+        let Some((valid_loss, probs, targets)) = &l.state.valid else { return Ok(()) };
+        let mut values = vec![self.smooth.value(), *valid_loss];
+        values.extend(l.metrics.iter().map(|m| m.compute(probs, targets)));
+        l.state.values = values;
+        Ok(())
+    }
+    fn after_epoch(&mut self, l: &mut Learner) -> Result<()> {
+        let s = &l.state;
+        if !self.log || s.values.len() != s.columns.len() {
+            return Ok(());
+        }
+        let mut rec = Map::new();
+        rec.insert("kind".into(), "epoch".into());
+        rec.insert("fit".into(), s.fit.into());
+        rec.insert("epoch".into(), s.epoch.into());
+        for (c, v) in s.columns.iter().zip(&s.values) {
+            rec.insert(c.clone(), json_f64(*v));
+        }
+        tracing::info!(fit = s.fit, epoch = s.epoch, seconds = s.epoch_start.elapsed().as_secs_f64(), "epoch done");
+        l.record(rec)
+    }
+}

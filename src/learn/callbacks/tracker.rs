@@ -1,0 +1,32 @@
+//! fastai's `TrackerCallback` core: the best value so far of one epoch-table column, better
+//! meaning lower or higher as the column's metric says.
+use crate::learn::callback::FitState;
+use anyhow::{bail, Result};
+
+pub struct Watch {
+    pub column: String,
+    pub best: Option<f64>,
+}
+
+impl Watch {
+    pub fn new(column: &str) -> Watch {
+        Watch { column: column.to_string(), best: None }
+    }
+
+    /// Whether this epoch's value beats the best so far (lower for losses and error rates).
+    pub fn improved(&mut self, s: &FitState) -> Result<bool> {
+        let Some(i) = s.columns.iter().position(|c| *c == self.column) else {
+            bail!("cannot monitor `{}`: the columns are {}", self.column, s.columns.join(", "));
+        };
+        let Some(&v) = s.values.get(i) else { return Ok(false) };
+        let better = match self.best {
+            None => true,
+            Some(b) if s.lower_is_better[i] => v < b,
+            Some(b) => v > b,
+        };
+        if better {
+            self.best = Some(v);
+        }
+        Ok(better)
+    }
+}

@@ -1,0 +1,56 @@
+//! The run as script bindings see it: the session (folder, record, metrics log), params,
+//! the seed, the device, the script. It sits below every binding file and the engine
+//! builder (`host`) composes them on top, so nothing imports in a circle.
+use super::params::ParamInputs;
+use crate::learn::learner::RunOut;
+use crate::session::Session;
+use crate::track::paths;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tch::Device;
+
+/// What script functions can reach: the run (absent for `runner api`), params, seed, device.
+pub struct ScriptCtx {
+    pub session: Option<Arc<Session>>,
+    pub inputs: ParamInputs,
+    pub seed: u64,
+    pub device: Device,
+    pub script: PathBuf,
+}
+
+impl ScriptCtx {
+    /// A context with no run, for listing the API or checking a script.
+    pub fn detached() -> ScriptCtx {
+        ScriptCtx {
+            session: None,
+            inputs: ParamInputs::default(),
+            seed: crate::seed::DEFAULT_SEED,
+            device: Device::Cpu,
+            script: PathBuf::from("script.rhai"),
+        }
+    }
+}
+
+impl ScriptCtx {
+    fn run_dir(&self) -> Option<&Path> {
+        self.session.as_ref().map(|s| s.dir.as_path())
+    }
+
+    /// A relative output path means inside the run folder.
+    pub fn output_path(&self, p: &str) -> PathBuf {
+        paths::output_file(self.run_dir(), p)
+    }
+
+    /// A bare name means `<run>/models/<name>.safetensors`.
+    pub fn model_path(&self, name: &str) -> PathBuf {
+        paths::model_file(self.run_dir(), name)
+    }
+
+    /// Where a learner made by this script writes, and how it hears of Ctrl-C/SIGTERM.
+    pub fn run_out(&self) -> RunOut {
+        match &self.session {
+            Some(s) => RunOut { dir: s.dir.clone(), metrics: Some(s.metrics.clone()), interrupted: crate::session::interrupt_signal },
+            None => RunOut::detached("."),
+        }
+    }
+}
