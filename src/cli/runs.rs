@@ -9,15 +9,15 @@ pub fn list(root: &Path, script: Option<&str>, status: Option<&str>, limit: Opti
     let mut skipped = Vec::new();
     let runs: Vec<RunEntry> = list_runs(root, &mut skipped)?
         .into_iter()
-        .filter(|r| script.map_or(true, |s| r.record.script.contains(s)))
-        .filter(|r| status.map_or(true, |s| r.shown_status() == s))
+        .filter(|r| script.is_none_or(|s| r.record.script.contains(s)))
+        .filter(|r| status.is_none_or(|s| r.shown_status() == s))
         .take(limit.unwrap_or(usize::MAX))
         .collect();
-    for s in &skipped {
-        eprintln!("runner: skipped {s}");
+    for (_, why) in &skipped {
+        eprintln!("runner: skipped {why}");
     }
     if json {
-        let items: Vec<_> = runs.iter().map(|r| summary_json(r)).collect::<Result<_>>()?;
+        let items: Vec<_> = runs.iter().map(summary_json).collect::<Result<_>>()?;
         println!("{}", serde_json::to_string_pretty(&items)?);
         return Ok(());
     }
