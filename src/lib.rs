@@ -15,5 +15,6 @@ pub mod script;
 pub mod seed;
 pub mod session;
 pub mod text_table;
+pub mod torch_errors;
 pub mod torch_ext;
 pub mod track;

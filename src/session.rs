@@ -8,16 +8,59 @@ use rand::Rng;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Mutex, Once};
 use std::time::Instant;
 use tch::Device;
 
-/// Set by Ctrl-C; long loops (the script's operations, training batches) poll it.
-pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// The signal (SIGINT from Ctrl-C, SIGTERM from `kill`, Slurm or systemd) that asked the
+/// run to stop, 0 while none came; long loops (script operations, training batches) poll it.
+static INTERRUPT: AtomicI32 = AtomicI32::new(0);
 
 pub fn interrupted() -> bool {
-    INTERRUPTED.load(Ordering::Relaxed)
+    INTERRUPT.load(Ordering::Relaxed) != 0
+}
+
+/// The name of the signal that interrupted the run: "SIGINT" or "SIGTERM".
+pub fn interrupt_signal() -> Option<&'static str> {
+    signal_name(INTERRUPT.load(Ordering::Relaxed))
+}
+
+/// The exit code of a run stopped by a signal: 128 + its number (130 SIGINT, 143 SIGTERM).
+pub fn interrupt_exit_code() -> i32 {
+    128 + INTERRUPT.load(Ordering::Relaxed)
+}
+
+fn signal_name(sig: i32) -> Option<&'static str> {
+    match sig {
+        signal_hook::consts::SIGINT => Some("SIGINT"),
+        signal_hook::consts::SIGTERM => Some("SIGTERM"),
+        _ => None,
+    }
+}
+
+/// SIGINT or SIGTERM once asks the run to stop at the next batch or script step, so that
+/// it checkpoints and records `interrupted`; a second signal exits at once.
+pub fn handle_stop_signals() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        use signal_hook::consts::{SIGINT, SIGTERM};
+        let mut signals = match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
+            Ok(s) => s,
+            Err(e) => return tracing::warn!("cannot handle SIGINT/SIGTERM: {e}"),
+        };
+        std::thread::spawn(move || {
+            for sig in signals.forever() {
+                let name = signal_name(sig).unwrap_or("a signal");
+                if INTERRUPT.compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst).is_err() {
+                    eprintln!("\nrunner: {name} again, exiting now");
+                    std::process::exit(128 + sig);
+                }
+                tracing::info!("{name} received: stopping after the current step");
+                eprintln!("\nrunner: {name}: stopping after the current step (again to exit now)");
+            }
+        });
+    });
 }
 
 /// The name of the signal that asked the run to stop, if one did.
@@ -67,6 +110,10 @@ impl Session {
         let (git_commit, git_dirty) = git_state(&spec.script);
         let mut extra = toml::Table::new();
         extra.insert("pid".into(), toml::Value::Integer(std::process::id() as i64));
+        // With the pid, the start time tells this process from a later one that reuses the pid.
+        if let Some(t) = crate::track::runs::process_start_time(std::process::id()) {
+            extra.insert("pid_start".into(), toml::Value::Integer(t as i64));
+        }
         extra.insert("deterministic".into(), toml::Value::Boolean(crate::torch_ext::deterministic()));
         let record = RunRecord {
             format_version: crate::track::record::FORMAT_VERSION,
@@ -134,6 +181,9 @@ impl Session {
         let mut rec = self.record.lock().unwrap();
         rec.status = status;
         rec.error = error;
+        if let (Status::Interrupted, Some(sig)) = (status, interrupt_signal()) {
+            rec.extra.insert("signal".into(), toml::Value::String(sig.into()));
+        }
         rec.ended = Some(chrono::Local::now().to_rfc3339());
         rec.duration_s = Some((self.started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0);
         rec.write(&self.dir)

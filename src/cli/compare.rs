@@ -1,6 +1,6 @@
 //! `runner compare`, `runner rerun` and `runner sweep`: put runs side by side, repeat a
 //! run exactly from its record, and run a grid of params as one group.
-use super::run::execute;
+use super::run::{check, execute};
 use super::{RunOptions, TrackArgs};
 use crate::plot::{Chart, Series};
 use crate::track::compare::{compare, curves};
@@ -100,8 +100,8 @@ pub fn rerun_cmd(root: &Path, name: &str, device: Option<String>, track: TrackAr
         seed: old.record.seed,
         device: device.unwrap_or_else(|| if old.record.device == "cpu" { "cpu".into() } else { "auto".into() }),
         runs_dir: root.to_path_buf(),
-        max_operations: crate::script::host::DEFAULT_MAX_OPERATIONS,
         track,
+        ..RunOptions::with_default_limits()
     };
     let mut command = vec!["runner".to_string(), "rerun".into(), name.into()];
     command.extend(opts.sets.iter().flat_map(|s| ["--set".to_string(), s.clone()]));
@@ -124,7 +124,11 @@ pub fn sweep_cmd(script: &Path, grids: &[String], base: &RunOptions) -> Result<i
         if values.is_empty() {
             bail!("--grid `{g}` has no values");
         }
-        axes.push((k.trim().to_string(), values));
+        let k = k.trim().to_string();
+        if axes.iter().any(|(a, _)| *a == k) {
+            bail!("--grid names `{k}` twice: give all its values in one --grid {k}=v1,v2,...");
+        }
+        axes.push((k, values));
     }
     if axes.is_empty() {
         bail!("give at least one --grid name=v1,v2");
@@ -133,16 +137,29 @@ pub fn sweep_cmd(script: &Path, grids: &[String], base: &RunOptions) -> Result<i
     for (k, vs) in &axes {
         combos = combos.iter().flat_map(|c| vs.iter().map(move |v| [c.clone(), vec![format!("{k}={v}")]].concat())).collect();
     }
+    // Every point is checked before the first starts: a bad value fails the sweep, not its tenth run.
+    let points: Vec<RunOptions> = combos
+        .iter()
+        .map(|combo| {
+            let mut opts = base.clone();
+            opts.sets.extend(combo.iter().cloned());
+            opts
+        })
+        .collect();
+    for (combo, opts) in combos.iter().zip(&points) {
+        if let Err(out) = check(script, opts) {
+            eprintln!("runner: sweep point {} refused; no run started", combo.join(" "));
+            return Ok(out.code);
+        }
+    }
     let id = format!("sweep-{}-{:04x}", chrono::Local::now().format("%Y%m%d-%H%M%S"), rand::random::<u16>());
     eprintln!("{id}: {} runs", combos.len());
     let mut dirs = Vec::new();
     let mut worst = 0;
-    for combo in &combos {
-        let mut opts = base.clone();
-        opts.sets.extend(combo.iter().cloned());
+    for (combo, opts) in combos.iter().zip(&points) {
         let mut command = vec!["runner".to_string(), "sweep".into(), script.display().to_string()];
         command.extend(combo.iter().flat_map(|s| ["--set".to_string(), s.clone()]));
-        let out = execute(script, &opts, command, Some(id.clone()), None);
+        let out = execute(script, opts, command, Some(id.clone()), None);
         if out.code == 2 {
             return Ok(2);
         }

@@ -1,5 +1,5 @@
 //! The command line: a thin layer that parses arguments, calls library code and turns
-//! errors into messages and exit codes (0 ok, 1 failure, 2 usage error, 130 Ctrl-C).
+//! errors into messages and exit codes (0 ok, 1 failure, 2 usage error, 130 SIGINT (Ctrl-C), 143 SIGTERM).
 mod api;
 mod compare;
 mod run;
@@ -7,6 +7,7 @@ mod runs;
 mod sync;
 mod weights;
 
+use crate::script::limits::Limits;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -53,8 +54,17 @@ pub struct RunOptions {
     #[arg(long, env = "RUNNER_RUNS_DIR", default_value = "runs")]
     pub runs_dir: PathBuf,
     /// Stop a runaway script after this many operations.
-    #[arg(long, default_value_t = crate::script::host::DEFAULT_MAX_OPERATIONS)]
+    #[arg(long, default_value_t = Limits::default().operations)]
     pub max_operations: u64,
+    /// Stop a script whose arrays hold more elements than this, nested ones counted (0: no limit).
+    #[arg(long, value_name = "ELEMENTS", default_value_t = Limits::default().array_size)]
+    pub max_array_size: usize,
+    /// Stop a script whose strings hold more bytes than this (0: no limit).
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().string_size)]
+    pub max_string_size: usize,
+    /// Stop a script whose object maps hold more entries than this (0: no limit).
+    #[arg(long, value_name = "ENTRIES", default_value_t = Limits::default().map_size)]
+    pub max_map_size: usize,
     #[command(flatten)]
     pub track: TrackArgs,
 }
@@ -72,6 +82,24 @@ pub struct TrackArgs {
 impl TrackArgs {
     pub fn tracking(&self) -> Result<Option<crate::track::mlflow::Tracking>, String> {
         crate::track::mlflow::Tracking::from_uri(self.uri.as_deref(), self.track_models)
+    }
+}
+
+impl RunOptions {
+    /// Options with every script limit at its default (for runs not started from the command line).
+    pub fn with_default_limits() -> RunOptions {
+        let l = Limits::default();
+        RunOptions {
+            max_operations: l.operations,
+            max_array_size: l.array_size,
+            max_string_size: l.string_size,
+            max_map_size: l.map_size,
+            ..RunOptions::default()
+        }
+    }
+
+    pub fn limits(&self) -> Limits {
+        Limits { operations: self.max_operations, array_size: self.max_array_size, string_size: self.max_string_size, map_size: self.max_map_size }
     }
 }
 
@@ -189,6 +217,10 @@ pub fn main() -> i32 {
             return code;
         }
     };
+    let runs_a_script = matches!(cli.command, None | Some(Command::Rerun { .. } | Command::Sweep { .. }));
+    if cli.version || !runs_a_script {
+        die_quietly_on_closed_pipe();
+    }
     if cli.version {
         println!("{}", version_text());
         return 0;
@@ -218,6 +250,17 @@ pub fn main() -> i32 {
             eprintln!("runner: {e:#}");
             1
         }
+    }
+}
+
+/// `runner runs | head -1`: a reader that stops early ends a listing quietly, as it ends
+/// Unix tools. Rust ignores SIGPIPE, which turns the closed pipe into a panic in `println!`;
+/// commands that run scripts keep ignoring it, so a closed pipe cannot kill a run before
+/// its record is written.
+fn die_quietly_on_closed_pipe() {
+    // SAFETY: setting a signal's disposition to the default before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

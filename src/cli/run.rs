@@ -2,16 +2,16 @@
 //! and close the record with the right status whatever happens.
 use super::RunOptions;
 use crate::script::{declared_params, format_script_error, new_engine, ParamInputs, ScriptCtx};
-use crate::session::{interrupted, RunSpec, Session, INTERRUPTED};
+use crate::session::{interrupt_exit_code, interrupted, RunSpec, Session};
 use crate::track::mlflow::Mirror;
 use crate::track::Status;
-use rhai::Scope;
+use rhai::{Scope, AST};
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, Once};
+use tch::Device;
 
 pub struct Outcome {
     pub dir: Option<PathBuf>,
@@ -31,18 +31,12 @@ pub fn run_command(script: &Path, opts: &RunOptions, argv: Vec<String>) -> i32 {
 
 static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
 
-/// Ctrl-C once asks the run to stop at the next batch or script step; twice exits now.
-/// Panics are caught and reported as failed runs, without a backtrace on the console.
+/// SIGINT/SIGTERM stop the run at the next step (see `session`). Panics are caught and
+/// reported as failed runs, without a backtrace on the console.
 fn install_handlers() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        let _ = ctrlc::set_handler(|| {
-            if INTERRUPTED.swap(true, Ordering::SeqCst) {
-                eprintln!("\nrunner: interrupted again, exiting now");
-                std::process::exit(130);
-            }
-            eprintln!("\nrunner: interrupted, stopping after the current step (Ctrl-C again to exit now)");
-        });
+        crate::session::handle_stop_signals();
         std::panic::set_hook(Box::new(|info| {
             let msg = match info.payload().downcast_ref::<&str>() {
                 Some(s) => s.to_string(),
@@ -54,37 +48,45 @@ fn install_handlers() {
     });
 }
 
+/// A script checked before any run starts: it compiles, and the given params match what
+/// it declares.
+pub struct Checked {
+    ast: AST,
+    inputs: ParamInputs,
+    device: Device,
+}
+
+/// Checks a script and its options; a failure has already been reported (stderr).
+pub fn check(script: &Path, opts: &RunOptions) -> Result<Checked, Outcome> {
+    if !script.is_file() {
+        return Err(Outcome::usage(format!("no script file {}", script.display())));
+    }
+    let inputs = ParamInputs::new(&opts.sets, opts.config.as_deref()).map_err(|e| Outcome::usage(format!("{e:#}")))?;
+    let device = crate::device::parse_device(&opts.device).map_err(|e| Outcome::usage(format!("{e:#}")))?;
+    let checker = new_engine(Rc::new(ScriptCtx::detached()), opts.max_operations);
+    let ast = checker.compile_file(script.to_path_buf()).map_err(|e| {
+        eprintln!("{}", format_script_error(&e, &script.display().to_string(), &opts.limits()));
+        Outcome { dir: None, code: 1 }
+    })?;
+    let declared = declared_params(&checker, &ast, script);
+    for warning in inputs.check_declared(&declared, script).map_err(|e| Outcome::usage(format!("{e:#}")))? {
+        eprintln!("runner: warning: {warning}");
+    }
+    Ok(Checked { ast, inputs, device })
+}
+
 /// Runs one script into a new run folder. Shared by `run`, `rerun` and `sweep`.
 pub fn execute(script: &Path, opts: &RunOptions, command: Vec<String>, sweep: Option<String>, rerun_of: Option<String>) -> Outcome {
     install_handlers();
-    if !script.is_file() {
-        return Outcome::usage(format!("no script file {}", script.display()));
-    }
-    let inputs = match ParamInputs::new(&opts.sets, opts.config.as_deref()) {
-        Ok(i) => i,
-        Err(e) => return Outcome::usage(format!("{e:#}")),
-    };
-    let device = match crate::device::parse_device(&opts.device) {
-        Ok(d) => d,
-        Err(e) => return Outcome::usage(format!("{e:#}")),
-    };
-    let checker = new_engine(Rc::new(ScriptCtx::detached()), opts.max_operations);
-    let ast = match checker.compile_file(script.to_path_buf()) {
-        Ok(ast) => ast,
-        Err(e) => {
-            eprintln!("{}", format_script_error(&e, &script.display().to_string()));
-            return Outcome { dir: None, code: 1 };
-        }
+    let Checked { ast, inputs, device } = match check(script, opts) {
+        Ok(c) => c,
+        Err(out) => return out,
     };
     let tracking = match opts.track.tracking() {
         Ok(t) => t,
         Err(e) => return Outcome::usage(e),
     };
-    let declared = declared_params(&checker, &ast, script).unwrap_or_default();
-    if let Err(e) = inputs.check_declared(&declared, script) {
-        return Outcome::usage(format!("{e:#}"));
-    }
-    drop(checker);
+    let limits = opts.limits();
 
     let spec = RunSpec { script: script.to_path_buf(), seed: opts.seed, device, runs_dir: opts.runs_dir.clone(), command, sweep, rerun_of };
     crate::seed::seed_torch(opts.seed);
@@ -111,7 +113,8 @@ pub fn execute(script: &Path, opts: &RunOptions, command: Vec<String>, sweep: Op
     tracing::info!(script = %script.display(), seed = opts.seed, "run started");
 
     let ctx = Rc::new(ScriptCtx { session: Some(session.clone()), inputs, seed: opts.seed, device, script: script.to_path_buf() });
-    let engine = new_engine(ctx, opts.max_operations);
+    let mut engine = new_engine(ctx, opts.max_operations);
+    limits.apply(&mut engine);
     let mut scope = Scope::new();
     scope.push_constant("seed", opts.seed as i64);
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| engine.run_ast_with_scope(&mut scope, &ast)));
@@ -121,13 +124,14 @@ pub fn execute(script: &Path, opts: &RunOptions, command: Vec<String>, sweep: Op
     let (status, error) = match result {
         Ok(Ok(())) => (Status::Completed, None),
         Ok(Err(e)) => {
-            let msg = format_script_error(&e, &script.display().to_string());
+            let msg = format_script_error(&e, &script.display().to_string(), &limits);
             let status = if interrupted() { Status::Interrupted } else { Status::Failed };
             (status, Some(msg))
         }
         Err(_) => {
             let msg = LAST_PANIC.lock().unwrap().take().unwrap_or_else(|| "unknown panic".into());
-            (Status::Failed, Some(format!("internal error (please report): {msg}")))
+            tracing::error!(target: "run", "panic: {msg}");
+            (Status::Failed, Some(format!("internal error (please report): {}", crate::torch_errors::short_message(&msg))))
         }
     };
     if let Some(msg) = &error {
@@ -145,7 +149,7 @@ pub fn execute(script: &Path, opts: &RunOptions, command: Vec<String>, sweep: Op
     }
     let code = match status {
         Status::Completed => 0,
-        Status::Interrupted => 130,
+        Status::Interrupted => interrupt_exit_code(),
         _ => 1,
     };
     Outcome { dir: Some(session.dir.clone()), code }

@@ -14,8 +14,8 @@ pub fn list(root: &Path, script: Option<&str>, status: Option<&str>, limit: Opti
         .filter(|r| status.is_none_or(|s| r.shown_status() == s))
         .take(limit.unwrap_or(usize::MAX))
         .collect();
-    for s in &skipped {
-        eprintln!("runner: skipped {s}");
+    for (_, why) in &skipped {
+        eprintln!("runner: skipped {why}");
     }
     if json {
         let items: Vec<_> = runs.iter().map(summary_json).collect::<Result<_>>()?;

@@ -128,6 +128,10 @@ fn lookup(name_or_url: &str) -> Result<Source> {
             .iter()
             .find_map(|ext| file.strip_suffix(ext))
             .with_context(|| format!("{name_or_url}: only .tgz, .tar.gz, .tar and .zip archives are supported"))?;
+        // The stem becomes a folder name in the data folder: `..` or `` would name a folder outside it.
+        if stem.is_empty() || stem.starts_with('.') || !matches!(Path::new(stem).components().collect::<Vec<_>>()[..], [Component::Normal(_)]) {
+            bail!("{name_or_url}: the archive name `{file}` gives no usable folder name");
+        }
         return Ok(Source {
             name: stem.to_string(),
             url: name_or_url.to_string(),
@@ -325,4 +329,18 @@ fn unpack(archive: &Path, into: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_archive_url_must_name_a_folder_inside_the_data_folder() {
+        assert_eq!(lookup("http://host/x.zip").unwrap().folder, "x");
+        for url in ["http://host/.zip", "http://host/..zip", "http://host/...tgz"] {
+            let e = lookup(url).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(e.contains("no usable folder name"), "{url}: {e}");
+        }
+    }
 }

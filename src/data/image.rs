@@ -5,6 +5,7 @@
 use anyhow::{bail, Context, Result};
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use image::{DynamicImage, ImageFormat};
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
@@ -90,14 +91,11 @@ pub fn verify_images(files: &[PathBuf]) -> Vec<PathBuf> {
     files.par_iter().filter(|f| decode(f, 3).is_err()).cloned().collect()
 }
 
-/// Decodes an image file to 1 (grey) or 3 (RGB) channels; errors name the file.
+/// Decodes an image file to 1 (grey) or 3 (RGB) channels; errors name the file. Every
+/// image the runner reads comes through here, so damaged files are caught in one place.
 pub fn decode(path: &Path, channels: usize) -> Result<Pixels> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read image {}", path.display()))?;
-    let img = image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .with_context(|| format!("cannot read image {}", path.display()))?
-        .decode()
-        .with_context(|| format!("cannot decode image {}", path.display()))?;
+    let img = decode_bytes(bytes).with_context(|| format!("cannot decode image {}", path.display()))?;
     let (width, height) = (img.width(), img.height());
     let data = match channels {
         1 => img.into_luma8().into_raw(),
@@ -105,6 +103,44 @@ pub fn decode(path: &Path, channels: usize) -> Result<Pixels> {
         c => bail!("channels must be 1 or 3, got {c}"),
     };
     Ok(Pixels { width, height, channels, data })
+}
+
+fn decode_bytes(bytes: Vec<u8>) -> Result<DynamicImage> {
+    let reader = image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format()?;
+    if reader.format() == Some(ImageFormat::Jpeg) {
+        return decode_jpeg(reader.into_inner().get_ref());
+    }
+    Ok(reader.decode()?)
+}
+
+/// JPEGs are decoded strictly: a lenient decoder (the `image` crate's default) fills a
+/// truncated file or broken entropy-coded data with grey and reports success, and the run
+/// would train on that garbage. Same decoder and colour handling as `image`, strict mode on.
+fn decode_jpeg(bytes: &[u8]) -> Result<DynamicImage> {
+    use zune_core::colorspace::ColorSpace;
+    let options = zune_core::options::DecoderOptions::default().set_strict_mode(true).set_max_width(usize::MAX).set_max_height(usize::MAX);
+    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(zune_core::bytestream::ZCursor::new(bytes), options);
+    decoder.decode_headers().map_err(damaged)?;
+    let space = match decoder.input_colorspace() {
+        Some(s @ (ColorSpace::RGB | ColorSpace::RGBA | ColorSpace::Luma | ColorSpace::LumaA)) => s,
+        _ => ColorSpace::RGB,
+    };
+    decoder.set_options(decoder.options().jpeg_set_out_colorspace(space));
+    let data = decoder.decode().map_err(damaged)?;
+    let (w, h) = decoder.dimensions().context("JPEG without dimensions")?;
+    let (w, h) = (w as u32, h as u32);
+    let img = match space {
+        ColorSpace::Luma => image::GrayImage::from_raw(w, h, data).map(DynamicImage::ImageLuma8),
+        ColorSpace::LumaA => image::GrayAlphaImage::from_raw(w, h, data).map(DynamicImage::ImageLumaA8),
+        ColorSpace::RGBA => image::RgbaImage::from_raw(w, h, data).map(DynamicImage::ImageRgba8),
+        _ => image::RgbImage::from_raw(w, h, data).map(DynamicImage::ImageRgb8),
+    };
+    img.context("JPEG decoder returned fewer pixels than the image has")
+}
+
+fn damaged(e: zune_jpeg::errors::DecodeErrors) -> anyhow::Error {
+    // zune's Display quotes its static messages.
+    anyhow::anyhow!("damaged JPEG: {}", e.to_string().trim_matches('"'))
 }
 
 fn pixel_type(channels: usize) -> PixelType {

@@ -14,6 +14,17 @@ pub enum Loss {
     },
 }
 
+/// The name a script gives the loss, for messages.
+impl std::fmt::Display for Loss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Loss::CrossEntropy => f.write_str("cross_entropy"),
+            Loss::BinaryCrossEntropy => f.write_str("bce"),
+            Loss::Contrastive { margin } => write!(f, "contrastive (margin {margin})"),
+        }
+    }
+}
+
 impl Loss {
     pub fn parse(name: &str, margin: f64) -> Result<Loss> {
         Ok(match name {
@@ -39,7 +50,7 @@ impl Loss {
             (Loss::CrossEntropy, Output::Logits) | (Loss::BinaryCrossEntropy, Output::Logit) | (Loss::Contrastive { .. }, Output::Distance)
         );
         if !ok {
-            bail!("loss {self:?} does not fit a model that outputs {output:?} (logits: cross_entropy, logit: bce, distance: contrastive)");
+            bail!("loss `{self}` does not fit a model that outputs {output} (logits: cross_entropy, logit: bce, distance: contrastive)");
         }
         Ok(())
     }
@@ -67,5 +78,18 @@ impl Loss {
             Loss::Contrastive { margin } => ((*margin / 2.0 - out) * (10.0 / margin)).sigmoid(),
         };
         Tensor::stack(&[1.0 - &p_same, p_same], 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mismatch_names_the_loss_and_output_as_scripts_write_them() {
+        let e = Loss::Contrastive { margin: 1.0 }.check(Output::Logits).unwrap_err().to_string();
+        assert!(e.contains("`contrastive (margin 1)`") && e.contains("[N, C] class logits"), "{e}");
+        let e = Loss::BinaryCrossEntropy.check(Output::Distance).unwrap_err().to_string();
+        assert!(e.contains("`bce`") && !e.contains("BinaryCrossEntropy") && !e.contains("Distance"), "{e}");
     }
 }

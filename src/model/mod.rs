@@ -118,6 +118,17 @@ impl std::str::FromStr for PairHeadSpec {
     }
 }
 
+/// What a script reads in messages: `[N, C] logits`, not `Logits`.
+impl std::fmt::Display for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Output::Logits => "[N, C] class logits",
+            Output::Logit => "[N] logit of same",
+            Output::Distance => "[N] distances",
+        })
+    }
+}
+
 /// What the model's output means, which decides the matching loss and metrics.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Output {

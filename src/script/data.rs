@@ -345,7 +345,9 @@ fn register_table(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     );
     reg!(engine, "len", ["t: Table", "i64"], "Number of rows.", |t: &mut ScriptTable| t.0.len() as i64);
     reg!(engine, "head", ["t: Table", "Table"], "The first 5 rows.", |t: &mut ScriptTable| table(t.0.head(5)));
-    reg!(engine, "head", ["t: Table", "n: i64", "Table"], "The first n rows.", |t: &mut ScriptTable, n: i64| table(t.0.head(n.max(0) as usize)));
+    reg!(engine, "head", ["t: Table", "n: i64", "Table"], "The first n rows.", |t: &mut ScriptTable, n: i64| -> RhaiResult<ScriptTable> {
+        Ok(table(t.0.head(super::args::to_usize(&Dynamic::from(n), "head(n): n")?)))
+    });
     reg!(
         engine,
         "value_counts",

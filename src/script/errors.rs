@@ -1,9 +1,10 @@
 //! Turns any error a script causes into `path:LINE:COL: message` plus the offending
 //! source line, following calls into functions and modules down to where it happened.
+use super::limits::Limits;
 use rhai::{EvalAltResult, Position};
 use std::fmt::Write;
 
-pub fn format_script_error(err: &EvalAltResult, script: &str) -> String {
+pub fn format_script_error(err: &EvalAltResult, script: &str, limits: &Limits) -> String {
     let mut file = script.to_string();
     let mut cur = err;
     let mut trail = Vec::new();
@@ -25,9 +26,12 @@ pub fn format_script_error(err: &EvalAltResult, script: &str) -> String {
         }
     }
     let pos = cur.position();
-    let message = match cur {
-        EvalAltResult::ErrorRuntime(v, _) => v.to_string(),
-        other => {
+    let message = match (limits.explain(cur), cur) {
+        (Some(limit), _) => limit,
+        (None, EvalAltResult::ErrorRuntime(v, _)) => v.to_string(),
+        // Stopped by `on_progress` (a signal): the reason it gave, not "Script terminated".
+        (None, EvalAltResult::ErrorTerminated(v, _)) if !v.is_unit() => v.to_string(),
+        (None, other) => {
             // Display appends " (line L, position C)"; the location is printed in front instead.
             let s = other.to_string();
             match s.rfind(" (line ") {

@@ -3,7 +3,6 @@
 //! relative to the script, and every domain's bindings.
 use super::ctx::ScriptCtx;
 use super::modules::ScriptModules;
-use crate::session::interrupted;
 use rhai::{Dynamic, Engine};
 use std::path::Path;
 use std::rc::Rc;
@@ -29,7 +28,7 @@ pub fn new_engine(ctx: Rc<ScriptCtx>, max_operations: u64) -> Engine {
         eprintln!("{at}{s}");
         tracing::debug!(target: "script", "{at}{s}");
     });
-    engine.on_progress(|_| interrupted().then(|| Dynamic::from("interrupted by Ctrl-C")));
+    engine.on_progress(|_| crate::session::interrupt_signal().map(|sig| Dynamic::from(format!("interrupted by {sig}"))));
     let session = ctx.session.clone();
     let script_dir = ctx.script.parent().map(Path::to_path_buf).unwrap_or_default();
     engine.set_module_resolver(ScriptModules::new(move |file| {

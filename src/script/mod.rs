@@ -8,6 +8,7 @@ pub mod data;
 pub mod errors;
 pub mod host;
 pub mod learn;
+pub mod limits;
 pub mod model;
 pub mod modules;
 pub mod options;

@@ -4,7 +4,7 @@
 use super::args::{from_toml, to_toml};
 use crate::track::{Param, ParamSource};
 use anyhow::{bail, Context, Result};
-use rhai::{Dynamic, Engine, Expr, Stmt, AST};
+use rhai::{ASTNode, Dynamic, Engine, Expr, Stmt, AST};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -39,19 +39,30 @@ impl ParamInputs {
         Ok(ParamInputs { cli, config })
     }
 
-    /// Fails on given names the script never declares (typo guard).
-    pub fn check_declared(&self, declared: &BTreeSet<String>, script: &Path) -> Result<()> {
-        let known = || declared.iter().cloned().collect::<Vec<_>>().join(", ");
+    /// Refuses given names the script never declares (typo guard) and values that do not
+    /// fit a literal default. When the script computes some param names, a name not found
+    /// may be one of them: that is a warning (returned), not a refusal.
+    pub fn check_declared(&self, declared: &Declared, script: &Path) -> Result<Vec<String>> {
+        let mut warnings = Vec::new();
         for (name, from) in self.cli.keys().map(|k| (k, "--set")).chain(self.config.keys().map(|k| (k, "--config"))) {
-            if !declared.contains(name) {
-                bail!(
+            match declared.params.get(name) {
+                Some(Some(default)) => {
+                    let _ = self.resolve(name, default)?;
+                }
+                Some(None) => {}
+                None if !declared.unresolved.is_empty() => warnings.push(format!(
+                    "{from} names `{name}`, which no param(\"...\") call in {} names literally; passing it on, as {} cannot be read before the run",
+                    script.display(),
+                    declared.unresolved.join(", ")
+                )),
+                None => bail!(
                     "{from} names `{name}`, but {} declares no such param (its params: {})",
                     script.display(),
-                    if declared.is_empty() { "none".to_string() } else { known() }
-                );
+                    if declared.params.is_empty() { "none".to_string() } else { declared.params.keys().cloned().collect::<Vec<_>>().join(", ") }
+                ),
             }
         }
-        Ok(())
+        Ok(warnings)
     }
 
     /// The value of `name`: command line, then config, then the default, typed like the default.
@@ -118,41 +129,60 @@ fn coerce(v: &toml::Value, like: &toml::Value) -> Result<toml::Value> {
     })
 }
 
-/// Names passed as a literal first argument to `param(...)` in the script and in every
-/// module it imports by a literal path (found by walking the compiled ASTs).
-pub fn declared_params(engine: &Engine, ast: &AST, script: &Path) -> Result<BTreeSet<String>> {
-    let mut names = BTreeSet::new();
+/// What a script declares, read from its compiled form (and its modules') before it runs.
+#[derive(Debug, Default)]
+pub struct Declared {
+    /// Names passed literally to `param(...)`, with the default where that is a literal too.
+    pub params: BTreeMap<String, Option<Dynamic>>,
+    /// What cannot be read statically: `param` calls with a computed name and imports of a
+    /// computed or missing path, as `file:line (what)`.
+    pub unresolved: Vec<String>,
+}
+
+/// Walks the compiled script and, by their literal paths, every module it imports.
+pub fn declared_params(engine: &Engine, ast: &AST, script: &Path) -> Declared {
+    let mut out = Declared::default();
     let mut seen = BTreeSet::new();
     let mut todo: Vec<(AST, PathBuf)> = vec![(ast.clone(), script.to_path_buf())];
     while let Some((ast, path)) = todo.pop() {
+        let at = |pos: rhai::Position, what: &str| format!("{}:{} ({what})", path.display(), pos.line().unwrap_or(0));
         let mut imports = Vec::new();
         ast.walk(&mut |nodes| {
             match nodes.last() {
-                Some(rhai::ASTNode::Expr(Expr::FnCall(call, _))) if call.name == "param" => {
-                    if let Some(Expr::StringConstant(s, _)) = call.args.first() {
-                        names.insert(s.to_string());
+                // A call is an expression (`let e = param(..)`) or, standing alone (the last
+                // line of a function body), a statement.
+                Some(ASTNode::Expr(Expr::FnCall(call, pos)) | ASTNode::Stmt(Stmt::FnCall(call, pos)))
+                    if call.name == "param" && call.namespace.is_empty() =>
+                {
+                    match call.args.first().and_then(|a| a.get_literal_value(None)).and_then(|v| v.into_immutable_string().ok()) {
+                        Some(name) => {
+                            let default = call.args.get(1).and_then(|d| d.get_literal_value(None));
+                            out.params.entry(name.to_string()).or_insert(default);
+                        }
+                        None => out.unresolved.push(at(*pos, "a param name computed at run time")),
                     }
                 }
-                Some(rhai::ASTNode::Stmt(Stmt::Import(x, _))) => {
-                    if let Expr::StringConstant(s, _) = &x.0 {
-                        imports.push(s.to_string());
-                    }
-                }
+                Some(ASTNode::Stmt(Stmt::Import(x, pos))) => match x.0.get_literal_value(None).and_then(|v| v.into_immutable_string().ok()) {
+                    Some(import) => imports.push((import.to_string(), *pos)),
+                    None => out.unresolved.push(at(*pos, "an import of a computed path")),
+                },
                 _ => {}
             }
             true
         });
-        for import in imports {
+        for (import, pos) in imports {
             let file = super::modules::module_file(&path, &import);
-            if seen.insert(file.clone()) && file.exists() {
-                // A module that fails to compile is reported when the script imports it.
-                if let Ok(m) = engine.compile_file(file.clone()) {
-                    todo.push((m, file));
-                }
+            if !seen.insert(file.clone()) {
+                continue;
+            }
+            // A module that is missing or fails to compile is reported when the script imports it.
+            match engine.compile_file(file.clone()) {
+                Ok(m) => todo.push((m, file)),
+                Err(_) => out.unresolved.push(at(pos, &format!("module {} cannot be read", file.display()))),
             }
         }
     }
-    Ok(names)
+    out
 }
 
 #[cfg(test)]
@@ -176,5 +206,22 @@ mod tests {
         let (v, rec) = p.resolve("other", &Dynamic::from(true)).unwrap();
         assert!(v.as_bool().unwrap());
         assert_eq!(rec.source, ParamSource::Default);
+    }
+
+    #[test]
+    fn declarations_are_found_in_functions_and_computed_names_are_pointed_at() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("s.rhai");
+        std::fs::write(&script, "fn lr() { param(\"lr\", 1e-3) }\nlet n = \"e\" + \"pochs\";\nlet e = param(n, 4);\n").unwrap();
+        let engine = Engine::new();
+        let d = declared_params(&engine, &engine.compile_file(script.clone()).unwrap(), &script);
+        assert_eq!(d.params.keys().collect::<Vec<_>>(), ["lr"]);
+        assert_eq!(d.params["lr"].as_ref().unwrap().as_float().unwrap(), 1e-3);
+        assert_eq!(d.unresolved.len(), 1);
+        assert!(d.unresolved[0].ends_with("s.rhai:3 (a param name computed at run time)"), "{:?}", d.unresolved);
+        let warnings = inputs(&["epochs=2"]).check_declared(&d, &script).unwrap();
+        assert!(warnings[0].contains("`epochs`"), "{warnings:?}");
+        let e = inputs(&["lr=fast"]).check_declared(&d, &script).unwrap_err().to_string();
+        assert!(e.contains("param `lr` expects a number"), "{e}");
     }
 }

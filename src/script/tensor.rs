@@ -1,10 +1,12 @@
 //! A small tensor type for scripts: create seeded random tensors, reduce them to numbers.
 //! Heavy tensors stay inside the learner; this is for quick checks and custom metrics.
+//! Every libtorch call is a fallible one: a bad shape is a script error at its line.
 use super::args::{script_err, to_f64, to_usizes, RhaiResult};
 use crate::reg;
-use rhai::{Array, Dynamic, Engine};
+use crate::torch_errors::{check_alloc, short};
+use rhai::{Array, Dynamic, Engine, NativeCallContext};
 use std::rc::Rc;
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, TchError, Tensor};
 
 /// A shared handle: Rhai clones values when passing them, tensors must not be copied.
 #[derive(Clone)]
@@ -20,42 +22,75 @@ fn shape(v: &Array) -> RhaiResult<Vec<i64>> {
     Ok(to_usizes(&Dynamic::from_array(v.clone()), "shape")?.into_iter().map(|d| d as i64).collect())
 }
 
-fn scalar(t: &Tensor) -> f64 {
-    t.double_value(&[])
+/// A libtorch result as a script result: `op: what went wrong`, at the calling line.
+fn torch<T>(op: &str, r: Result<T, TchError>) -> RhaiResult<T> {
+    r.map_err(|e| script_err(short(op, &e)))
+}
+
+/// A tensor constructor of tch's: shape and options in, tensor or error out.
+type Make = fn(Vec<i64>, (Kind, Device)) -> Result<Tensor, TchError>;
+
+/// A new float tensor of `shape`, refused when it does not fit in memory.
+fn new_tensor(op: &str, s: &Array, make: Make) -> RhaiResult<ScriptTensor> {
+    let shape = shape(s)?;
+    check_alloc(&shape, Kind::Float).map_err(|e| script_err(format!("{op}: {e}")))?;
+    torch(op, make(shape, (Kind::Float, Device::Cpu))).map(ScriptTensor::new)
+}
+
+/// A reduction to one number, as f64.
+fn reduce(op: &str, t: &Tensor, f: impl Fn(&Tensor) -> Result<Tensor, TchError>) -> RhaiResult<f64> {
+    torch(op, f(t).and_then(|r| r.f_to_kind(Kind::Double)).and_then(|r| r.f_double_value(&[])))
+}
+
+/// The shape two tensors broadcast to (None when they do not: libtorch then says why).
+fn broadcast(a: &[i64], b: &[i64]) -> Option<Vec<i64>> {
+    let n = a.len().max(b.len());
+    let dim = |s: &[i64], i: usize| if i + s.len() >= n { s[i + s.len() - n] } else { 1 };
+    (0..n)
+        .map(|i| match (dim(a, i), dim(b, i)) {
+            (x, y) if x == y || y == 1 => Some(x),
+            (1, y) => Some(y),
+            _ => None,
+        })
+        .collect()
 }
 
 pub fn register(engine: &mut Engine) {
     engine.register_type_with_name::<ScriptTensor>("Tensor");
-    reg!(
-        engine,
+    reg!(engine, "randn", ["shape: Array", "Tensor"], "Normal(0, 1) random tensor, seeded by the run seed.", |s: Array| new_tensor(
         "randn",
-        ["shape: Array", "Tensor"],
-        "Normal(0, 1) random tensor, seeded by the run seed.",
-        |s: Array| -> RhaiResult<ScriptTensor> { Ok(ScriptTensor::new(Tensor::randn(shape(&s)?, (Kind::Float, tch::Device::Cpu)))) }
-    );
-    reg!(
-        engine,
+        &s,
+        Tensor::f_randn
+    ));
+    reg!(engine, "rand", ["shape: Array", "Tensor"], "Uniform [0, 1) random tensor, seeded by the run seed.", |s: Array| new_tensor(
         "rand",
-        ["shape: Array", "Tensor"],
-        "Uniform [0, 1) random tensor, seeded by the run seed.",
-        |s: Array| -> RhaiResult<ScriptTensor> { Ok(ScriptTensor::new(Tensor::rand(shape(&s)?, (Kind::Float, tch::Device::Cpu)))) }
-    );
+        &s,
+        Tensor::f_rand
+    ));
     reg!(engine, "tensor", ["values: Array", "Tensor"], "A 1-d float tensor from numbers.", |v: Array| -> RhaiResult<ScriptTensor> {
         let xs: Vec<f32> = v.iter().map(|x| to_f64(x, "tensor value").map(|f| f as f32)).collect::<RhaiResult<_>>()?;
-        Ok(ScriptTensor::new(Tensor::from_slice(&xs)))
+        torch("tensor", Tensor::f_from_slice(&xs)).map(ScriptTensor::new)
     });
-    reg!(engine, "mean", ["t: Tensor", "f64"], "Mean of all elements.", |t: &mut ScriptTensor| scalar(&t.0.mean(Kind::Double)));
-    reg!(engine, "sum", ["t: Tensor", "f64"], "Sum of all elements.", |t: &mut ScriptTensor| scalar(&t.0.sum(Kind::Double)));
-    reg!(engine, "std", ["t: Tensor", "f64"], "Standard deviation of all elements (unbiased).", |t: &mut ScriptTensor| scalar(
-        &t.0.to_kind(Kind::Double).std(true)
-    ));
-    reg!(engine, "max", ["t: Tensor", "f64"], "Largest element.", |t: &mut ScriptTensor| scalar(&t.0.max().to_kind(Kind::Double)));
-    reg!(engine, "min", ["t: Tensor", "f64"], "Smallest element.", |t: &mut ScriptTensor| scalar(&t.0.min().to_kind(Kind::Double)));
+    reg!(engine, "mean", ["t: Tensor", "f64"], "Mean of all elements.", |t: &mut ScriptTensor| reduce("mean", &t.0, |t| t.f_mean(Kind::Double)));
+    reg!(engine, "sum", ["t: Tensor", "f64"], "Sum of all elements.", |t: &mut ScriptTensor| reduce("sum", &t.0, |t| t.f_sum(Kind::Double)));
+    reg!(engine, "std", ["t: Tensor", "f64"], "Standard deviation of all elements (unbiased).", |t: &mut ScriptTensor| reduce("std", &t.0, |t| t
+        .f_to_kind(Kind::Double)
+        .and_then(|d| d.f_std(true))));
+    reg!(engine, "max", ["t: Tensor", "f64"], "Largest element.", |t: &mut ScriptTensor| reduce("max", &t.0, Tensor::f_max));
+    reg!(engine, "min", ["t: Tensor", "f64"], "Smallest element.", |t: &mut ScriptTensor| reduce("min", &t.0, Tensor::f_min));
     reg!(engine, "shape", ["t: Tensor", "Array"], "The tensor's dimensions.", |t: &mut ScriptTensor| -> Array {
         t.0.size().into_iter().map(Dynamic::from).collect()
     });
-    reg!(engine, "to_array", ["t: Tensor", "Array"], "All elements as a flat array of floats.", |t: &mut ScriptTensor| -> RhaiResult<Array> {
-        let v = Vec::<f64>::try_from(t.0.flatten(0, -1).to_kind(Kind::Double)).map_err(|e: tch::TchError| script_err(e.to_string()))?;
+    reg!(engine, "to_array", ["t: Tensor", "Array"], "All elements as a flat array of floats.", |ctx: NativeCallContext,
+                                                                                                 t: &mut ScriptTensor|
+     -> RhaiResult<Array> {
+        let (n, max) = (t.0.numel(), ctx.engine().max_array_size());
+        if max > 0 && n > max {
+            return Err(script_err(format!(
+                "to_array: the tensor has {n} elements, over the script's array limit of {max} (raise it with --max-array-size N)"
+            )));
+        }
+        let v = torch("to_array", t.0.f_flatten(0, -1).and_then(|f| f.f_to_kind(Kind::Double)).and_then(Vec::<f64>::try_from))?;
         Ok(v.into_iter().map(Dynamic::from).collect())
     });
     reg!(engine, "to_string", ["t: Tensor", "String"], "Shape and values, for print.", |t: &mut ScriptTensor| format!(
@@ -63,18 +98,18 @@ pub fn register(engine: &mut Engine) {
         t.0.size(),
         t.0
     ));
-    for (op, f) in [
-        ("+", Tensor::f_add as fn(&Tensor, &Tensor) -> Result<Tensor, tch::TchError>),
-        ("-", Tensor::f_sub),
-        ("*", Tensor::f_mul),
-        ("/", Tensor::f_div),
-    ] {
+    for (op, f) in
+        [("+", Tensor::f_add as fn(&Tensor, &Tensor) -> Result<Tensor, TchError>), ("-", Tensor::f_sub), ("*", Tensor::f_mul), ("/", Tensor::f_div)]
+    {
         reg!(engine, op, ["a: Tensor", "b: Tensor", "Tensor"], "Elementwise arithmetic (+ - * /) of two tensors.", move |a: ScriptTensor,
                                                                                                                          b: ScriptTensor|
               -> RhaiResult<
             ScriptTensor,
         > {
-            f(&a.0, &b.0).map(ScriptTensor::new).map_err(|e| script_err(e.to_string()))
+            if let Some(out) = broadcast(&a.0.size(), &b.0.size()) {
+                check_alloc(&out, a.0.kind()).map_err(|e| script_err(format!("`{op}`: {e}")))?;
+            }
+            torch(&format!("`{op}` of shapes {:?} and {:?}", a.0.size(), b.0.size()), f(&a.0, &b.0)).map(ScriptTensor::new)
         });
         reg!(
             engine,
@@ -83,8 +118,21 @@ pub fn register(engine: &mut Engine) {
             "Elementwise arithmetic (+ - * /) with a number.",
             move |a: ScriptTensor, b: Dynamic| -> RhaiResult<ScriptTensor> {
                 let b = Tensor::from(to_f64(&b, "operand")? as f32);
-                f(&a.0, &b).map(ScriptTensor::new).map_err(|e| script_err(e.to_string()))
+                torch(&format!("`{op}`"), f(&a.0, &b)).map(ScriptTensor::new)
             }
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broadcast_shapes_follow_numpy() {
+        assert_eq!(broadcast(&[100000, 1], &[1, 100000]), Some(vec![100000, 100000]));
+        assert_eq!(broadcast(&[3], &[2, 3]), Some(vec![2, 3]));
+        assert_eq!(broadcast(&[2], &[3]), None);
+        assert_eq!(broadcast(&[], &[4]), Some(vec![4]));
     }
 }

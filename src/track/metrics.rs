@@ -110,7 +110,8 @@ fn num(v: Option<&Value>) -> Option<f64> {
     }
 }
 
-/// Reads a metrics file, skipping (and reporting) lines that are not JSON objects.
+/// Reads a metrics file, skipping (and reporting) lines that are not JSON objects. The file
+/// is read as bytes: a line that is not UTF-8 is one damaged line, not a failed read.
 pub fn read_metrics(dir: &Path) -> Result<MetricsFile> {
     let path = dir.join(METRICS_FILE);
     let mut out = MetricsFile::default();
@@ -119,12 +120,16 @@ pub fn read_metrics(dir: &Path) -> Result<MetricsFile> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
-    for (i, line) in BufReader::new(file).lines().enumerate() {
+    for (i, line) in BufReader::new(file).split(b'\n').enumerate() {
         let line = line.with_context(|| format!("cannot read {}", path.display()))?;
+        let Ok(line) = std::str::from_utf8(&line) else {
+            out.damaged.push((i + 1, "not valid UTF-8".into()));
+            continue;
+        };
         if line.trim().is_empty() {
             continue;
         }
-        match serde_json::from_str::<Value>(&line) {
+        match serde_json::from_str::<Value>(line) {
             Ok(Value::Object(m)) => out.records.push(m),
             Ok(_) => out.damaged.push((i + 1, "not a JSON object".into())),
             Err(e) => out.damaged.push((i + 1, e.to_string())),
@@ -157,5 +162,18 @@ mod tests {
         assert_eq!(series[0].1[0], 0.5);
         assert!(series[0].1[1].is_nan());
         assert_eq!(series[1], ("valid_loss".to_string(), vec![0.25]));
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_is_one_damaged_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(METRICS_FILE),
+            b"{\"kind\":\"metric\",\"name\":\"a\",\"value\":1}\n{\"x\xff\":1}\n{\"kind\":\"metric\",\"name\":\"a\",\"value\":2}\n",
+        )
+        .unwrap();
+        let m = read_metrics(dir.path()).unwrap();
+        assert_eq!(m.damaged, vec![(2, "not valid UTF-8".to_string())]);
+        assert_eq!(m.series(), vec![("a".to_string(), vec![1.0, 2.0])]);
     }
 }

@@ -28,14 +28,30 @@ impl RunEntry {
         }
     }
 
+    /// Alive when a process with the recorded pid exists on this host and started when the
+    /// recorded one did (a crashed run's pid may since belong to another process). Runs of
+    /// other hosts, and records without a pid, are taken at their word.
     fn still_running(&self) -> bool {
-        let pid = self.record.extra.get("pid").and_then(|v| v.as_integer());
-        let host = host_name();
-        match pid {
-            Some(pid) if self.record.host == host => Path::new(&format!("/proc/{pid}")).exists(),
-            _ => true,
+        let int = |k: &str| self.record.extra.get(k).and_then(|v| v.as_integer());
+        let Some(pid) = int("pid").and_then(|p| u32::try_from(p).ok()) else { return true };
+        if self.record.host != host_name() {
+            return true;
+        }
+        match (process_start_time(pid), int("pid_start")) {
+            (None, _) => false,
+            (Some(now), Some(recorded)) => now as i64 == recorded,
+            (Some(_), None) => true,
         }
     }
+}
+
+/// When process `pid` started, in clock ticks after boot (`/proc/<pid>/stat` field 22);
+/// None when there is no such process.
+pub fn process_start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Field 2, the command name, is in parentheses and may hold spaces: count after it.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 pub fn host_name() -> String {
@@ -45,9 +61,9 @@ pub fn host_name() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-/// Every readable run under `root`, newest first. Folders without a readable `run.toml`
-/// are reported through `skipped` rather than failing the listing.
-pub fn list_runs(root: &Path, skipped: &mut Vec<String>) -> Result<Vec<RunEntry>> {
+/// Every readable run under `root`, newest first. Folders whose `run.toml` cannot be read
+/// are reported through `skipped` (folder, why) rather than failing the listing.
+pub fn list_runs(root: &Path, skipped: &mut Vec<(PathBuf, String)>) -> Result<Vec<RunEntry>> {
     let mut out = Vec::new();
     let rd = match std::fs::read_dir(root) {
         Ok(rd) => rd,
@@ -61,7 +77,7 @@ pub fn list_runs(root: &Path, skipped: &mut Vec<String>) -> Result<Vec<RunEntry>
         }
         match RunRecord::read(&dir) {
             Ok(record) => out.push(RunEntry { dir, record }),
-            Err(e) => skipped.push(format!("{e:#}")),
+            Err(e) => skipped.push((dir, format!("{e:#}"))),
         }
     }
     out.sort_by(|a, b| (&b.record.started, b.folder()).cmp(&(&a.record.started, a.folder())));
@@ -70,14 +86,15 @@ pub fn list_runs(root: &Path, skipped: &mut Vec<String>) -> Result<Vec<RunEntry>
 
 /// Resolves one run name against the runs under `root`.
 pub fn find_run(root: &Path, name: &str) -> Result<RunEntry> {
-    let as_path = Path::new(name);
-    if as_path.join(RECORD_FILE).exists() {
-        let dir = as_path.to_path_buf();
-        return Ok(RunEntry { record: RunRecord::read(&dir)?, dir });
+    // A folder name or path is read directly, so a damaged record is named as such.
+    for dir in [Path::new(name).to_path_buf(), root.join(name)] {
+        if dir.join(RECORD_FILE).exists() {
+            return Ok(RunEntry { record: RunRecord::read(&dir)?, dir });
+        }
     }
     let mut skipped = Vec::new();
     let mut runs = list_runs(root, &mut skipped)?;
-    if runs.is_empty() {
+    if runs.is_empty() && skipped.is_empty() {
         bail!("no runs under {}", root.display());
     }
     if let Some(rest) = name.strip_prefix("last") {
@@ -99,7 +116,26 @@ pub fn find_run(root: &Path, name: &str) -> Result<RunEntry> {
     let matches: Vec<usize> = (0..runs.len()).filter(|&i| runs[i].record.id.starts_with(name)).collect();
     match matches.len() {
         1 => Ok(runs.swap_remove(matches[0])),
-        0 => bail!("no run named `{name}` under {} (try `runner runs`)", root.display()),
+        0 => match skipped
+            .iter()
+            .find(|(dir, _)| dir.file_name().and_then(|f| f.to_str()).and_then(|f| f.rsplit('-').next()).is_some_and(|id| id.starts_with(name)))
+        {
+            Some((_, why)) => bail!("the run `{name}` names cannot be read: {why}"),
+            None => bail!("no run named `{name}` under {} (try `runner runs`)", root.display()),
+        },
         _ => bail!("`{name}` is ambiguous: it starts the ids of {}", matches.iter().map(|&i| runs[i].folder()).collect::<Vec<_>>().join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_time_tells_a_live_process_from_none() {
+        let me = process_start_time(std::process::id()).expect("this process has a start time");
+        assert_eq!(process_start_time(std::process::id()), Some(me), "stable across reads");
+        assert!(me > 0);
+        assert_eq!(process_start_time(u32::MAX), None);
     }
 }
