@@ -99,9 +99,12 @@ fn set_overrides_params_and_typos_are_refused() {
     let r = sb.run(&["p.rhai", "--config", "params.toml"]);
     r.ok();
     assert!(r.stdout.contains("lr=0.5"), "{}", r.stdout);
+    // A value that does not fit the literal default is refused before a run starts.
+    let before = sb.runs().len();
     let r = sb.run(&["p.rhai", "--set", "lr=fast"]);
-    assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("p.rhai:1:10") && r.stderr.contains("param `lr` expects a number"), "{}", r.stderr);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("param `lr` expects a number") && r.stderr.contains("fast"), "{}", r.stderr);
+    assert_eq!(sb.runs().len(), before);
 }
 
 #[test]
