@@ -1,7 +1,8 @@
 //! The one training loop. It only fires events (fastai's `_do_fit`, `_do_epoch`,
 //! `_do_one_batch`) and lets callbacks do the rest; `fit`, `fit_one_cycle`, `fine_tune`
 //! and `lr_find` are this loop with different callbacks.
-use super::callback::{fire, Callback, Cancel, Event, FitState};
+use super::callback::{fire, Callback, Cancel, Event};
+use super::state::FitState;
 use super::callbacks::{EarlyStopping, Interrupt, LossPlot, ParamScheduler, ProgressCb, Recorder, SaveBest, SaveLast, TerminateOnNan};
 use super::data::XY;
 use super::learner::{Learner, Lrs};
@@ -10,7 +11,7 @@ use anyhow::{bail, Context, Result};
 use std::time::Instant;
 use tch::Tensor;
 
-pub use super::callbacks::metrics::ExtraMetrics;
+pub use super::metrics::ExtraMetrics;
 pub use super::callbacks::recorder::SmoothLoss;
 
 /// The callbacks a caller adds to a fit (script closures, metric closures, its own).

@@ -1,8 +1,8 @@
 //! `Learner`: a model, its data, a loss, metrics and an optimizer over the splitter's
 //! parameter groups; freezing, learning-rate specs, checkpoints and predictions.
 //! The training loop lives in `fit.rs`, its callbacks in `callbacks/`.
-use super::callback::FitState;
-use super::callbacks::metrics::ExtraMetrics;
+use super::metrics::ExtraMetrics;
+use super::state::FitState;
 use super::data::LearnData;
 use super::loss::Loss;
 use super::metrics::{Metric, MetricName};

@@ -12,6 +12,7 @@ pub mod oneshot;
 pub mod optimizer;
 pub mod progress;
 pub mod schedule;
+pub mod state;
 pub mod suggest;
 
 pub use data::{LearnData, TensorData, XY};

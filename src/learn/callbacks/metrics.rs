@@ -1,15 +1,9 @@
 //! Metrics computed outside Rust (script closures `|preds, targets| ...`) as epoch-table
-//! columns after the built-in ones; also usable by `Learner::evaluate`.
+//! columns after the built-in ones.
 use crate::learn::callback::Callback;
 use crate::learn::Learner;
+use crate::learn::metrics::ExtraMetrics;
 use anyhow::Result;
-use tch::Tensor;
-
-/// Metrics computed outside Rust, given the validation probabilities and targets.
-pub trait ExtraMetrics {
-    fn names(&self) -> Vec<String>;
-    fn compute(&self, probs: &Tensor, targets: &Tensor) -> Result<Vec<f64>>;
-}
 
 /// Adds extra metrics' columns and values to the recorder's.
 pub struct ExtraMetricsCb<'a>(pub &'a dyn ExtraMetrics);

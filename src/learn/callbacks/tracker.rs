@@ -1,6 +1,6 @@
 //! fastai's `TrackerCallback` core: the best value so far of one epoch-table column, better
 //! meaning lower or higher as the column's metric says.
-use crate::learn::callback::FitState;
+use crate::learn::state::FitState;
 use anyhow::{bail, Result};
 
 pub struct Watch {

@@ -17,6 +17,13 @@ pub trait Metric {
     }
 }
 
+/// Metrics computed outside Rust (script closures), given the validation probabilities
+/// and targets; a fit adds them with `callbacks::ExtraMetricsCb`.
+pub trait ExtraMetrics {
+    fn names(&self) -> Vec<String>;
+    fn compute(&self, probs: &Tensor, targets: &Tensor) -> Result<Vec<f64>>;
+}
+
 pub use accuracy::{Accuracy, ErrorRate};
 pub use f1::{BinaryScore, Score};
 pub use roc_auc::RocAuc;

@@ -1,0 +1,72 @@
+//! What a fit's callbacks see of the loop: its position, the current batch and its loss,
+//! and the epoch's values. It lives on the learner (fastai's `learn.epoch`, `learn.loss`).
+use super::data::XY;
+use std::time::Instant;
+use tch::Tensor;
+
+/// Where the loop is and what it has computed, for the callbacks to read (and change:
+/// a `before_batch` may replace the batch, an `after_loss` the loss).
+pub struct FitState {
+    /// This fit's number in the learner (1, 2, ...; lr_find takes none).
+    pub fit: usize,
+    pub n_epoch: usize,
+    /// The epoch within this fit (0-based, as fastai prints it).
+    pub epoch: usize,
+    /// Training batches per epoch.
+    pub n_iter: usize,
+    /// The batch within the epoch.
+    pub iter: usize,
+    /// Training batches done in this fit before the current one.
+    pub train_iter: usize,
+    /// Whether the current batch is a training batch.
+    pub training: bool,
+    /// Whether the current batch's optimizer step ran (false for a cancelled batch), so
+    /// `after_batch` hooks know `loss` is this batch's.
+    pub stepped: bool,
+    pub batch: Option<XY>,
+    pub pred: Option<Tensor>,
+    pub loss_t: Option<Tensor>,
+    /// The current training batch's loss, read back after the step.
+    pub loss: f64,
+    /// fastai's smoothed training loss (kept by the recorder).
+    pub smooth_loss: f64,
+    /// The epoch table's value columns: train_loss, valid_loss, then every metric.
+    pub columns: Vec<String>,
+    /// Whether smaller is better, per column (losses, error rates).
+    pub lower_is_better: Vec<bool>,
+    /// This epoch's values of `columns`, filled in after validation.
+    pub values: Vec<f64>,
+    /// This epoch's validation loss, probabilities and targets.
+    pub valid: Option<(f64, Tensor, Tensor)>,
+    pub epoch_start: Instant,
+}
+
+impl FitState {
+    pub fn new(fit: usize, n_epoch: usize, n_iter: usize) -> FitState {
+        FitState {
+            fit,
+            n_epoch,
+            epoch: 0,
+            n_iter,
+            iter: 0,
+            train_iter: 0,
+            training: false,
+            stepped: false,
+            batch: None,
+            pred: None,
+            loss_t: None,
+            loss: f64::NAN,
+            smooth_loss: f64::NAN,
+            columns: vec![],
+            lower_is_better: vec![],
+            values: vec![],
+            valid: None,
+            epoch_start: Instant::now(),
+        }
+    }
+
+    /// Position in the fit's training, 0 at the first batch and 1 after the last.
+    pub fn pct_train(&self) -> f64 {
+        self.train_iter as f64 / (self.n_epoch * self.n_iter).max(1) as f64
+    }
+}
