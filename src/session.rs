@@ -63,11 +63,6 @@ pub fn handle_stop_signals() {
     });
 }
 
-/// The name of the signal that asked the run to stop, if one did.
-pub fn interrupt_signal() -> Option<&'static str> {
-    interrupted().then_some("Ctrl-C")
-}
-
 /// What a run is started with.
 pub struct RunSpec {
     pub script: PathBuf,

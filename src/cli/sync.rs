@@ -15,8 +15,8 @@ pub fn sync_cmd(root: &Path, run: Option<&str>, all: bool, track: &TrackArgs) ->
         (None, true) => {
             let mut skipped = Vec::new();
             let runs = list_runs(root, &mut skipped)?;
-            for s in skipped {
-                eprintln!("runner: skipped {s}");
+            for (_, why) in skipped {
+                eprintln!("runner: skipped {why}");
             }
             runs.into_iter()
                 .filter(|r| {
