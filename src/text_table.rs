@@ -9,7 +9,7 @@ pub fn render(headers: &[String], rows: &[Vec<String>]) -> String {
         }
     }
     let numeric: Vec<bool> =
-        (0..n).map(|i| !rows.is_empty() && rows.iter().all(|r| r.get(i).map_or(true, |c| c.is_empty() || c.parse::<f64>().is_ok()))).collect();
+        (0..n).map(|i| !rows.is_empty() && rows.iter().all(|r| r.get(i).is_none_or(|c| c.is_empty() || c.parse::<f64>().is_ok()))).collect();
     let line = |cells: &[String]| {
         let parts: Vec<String> = (0..n)
             .map(|i| {

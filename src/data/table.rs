@@ -201,7 +201,7 @@ impl Table {
         let at = t.names.iter().position(|n| n == label).expect("label column");
         t.cols[at] = Column::Str(turned.collect());
         t.names.push("turns".into());
-        t.cols.push(Column::Int((0..4).flat_map(|q| std::iter::repeat(q).take(self.len())).collect()));
+        t.cols.push(Column::Int((0..4).flat_map(|q| std::iter::repeat_n(q, self.len())).collect()));
         Ok(t)
     }
 

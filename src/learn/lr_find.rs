@@ -47,7 +47,7 @@ impl Learner {
         tch::no_grad(|| {
             let vars = self.model.vs.variables();
             for (k, w) in &weights {
-                let _ = vars[k].shallow_clone().copy_(w);
+                vars[k].shallow_clone().copy_(w);
             }
         });
         self.opt.load_state(opt_state)?;
