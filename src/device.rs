@@ -30,6 +30,21 @@ pub fn device_name(d: Device) -> String {
     }
 }
 
+/// The device line a run starts with, so that a newcomer knows at once what will do the
+/// work (and, on a CPU, that a big model will be slow).
+pub fn describe(d: Device) -> String {
+    match d {
+        Device::Cpu if tch::Cuda::is_available() => {
+            format!("cpu ({} threads; a CUDA device is present: --device cuda to use it)", tch::get_num_threads())
+        }
+        Device::Cpu => {
+            format!("cpu ({} threads; no CUDA device found, so big models such as resnet34 at 224 px train slowly)", tch::get_num_threads())
+        }
+        Device::Cuda(n) => format!("cuda:{n} (one of {} CUDA devices)", tch::Cuda::device_count()),
+        other => device_name(other),
+    }
+}
+
 /// Re-executes this program with `OMP_WAIT_POLICY=PASSIVE` unless the caller chose a
 /// policy. libtorch's OpenMP threads otherwise spin between kernels and starve the data
 /// loader's decoding threads on small machines (measured on 2 cores: a first epoch that

@@ -3,7 +3,8 @@
 //!
 //! Layers: `data` (files, labels, splits, pairs, tables, loaders), `model` (bodies,
 //! heads, Siamese models), `learn` (optimizer, schedules, fit loop, callbacks) and `track`
-//! (run records) are plain Rust APIs; `script` binds them into Rhai; `cli` is a thin shell.
+//! (run records) and `report` (one HTML page over runs) are plain Rust APIs; `script`
+//! binds them into Rhai; `cli` is a thin shell.
 pub mod cli;
 pub mod data;
 pub mod device;
@@ -11,6 +12,7 @@ pub mod learn;
 pub mod logging;
 pub mod model;
 pub mod plot;
+pub mod report;
 pub mod script;
 pub mod seed;
 pub mod session;

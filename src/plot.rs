@@ -27,19 +27,21 @@ pub struct Mark {
     pub at: (f64, f64),
 }
 
-/// One chart: named series, marked points, axis labels.
-pub struct Chart<'a> {
+/// One chart: named series, marked points, axis labels. `integer_x` for epoch and step
+/// axes, whose ticks then fall on whole numbers only.
+pub struct Chart {
     pub title: String,
-    pub x_label: &'a str,
-    pub y_label: &'a str,
+    pub x_label: String,
+    pub y_label: String,
     pub series: Vec<Series>,
     pub marks: Vec<Mark>,
     pub log_x: bool,
+    pub integer_x: bool,
 }
 
 /// Draws line series into a PNG; `log_x` for learning-rate axes.
 pub fn line_chart(path: &Path, title: &str, x_label: &str, y_label: &str, series: Vec<Series>, marks: Vec<Mark>, log_x: bool) -> Result<()> {
-    charts(path, &[Chart { title: title.into(), x_label, y_label, series, marks, log_x }])
+    charts(path, &[Chart { title: title.into(), x_label: x_label.into(), y_label: y_label.into(), series, marks, log_x, integer_x: false }])
 }
 
 /// Draws several charts in a grid (two columns) into one PNG.
@@ -48,7 +50,7 @@ pub fn charts(path: &Path, charts: &[Chart]) -> Result<()> {
     let cols = if charts.len() > 1 { 2 } else { 1 };
     let rows = charts.len().div_ceil(cols).max(1);
     let err = |e: &dyn std::fmt::Display| anyhow!("cannot draw {}: {e}", path.display());
-    let root = BitMapBackend::new(path, (800 * cols as u32, 500 * rows as u32)).into_drawing_area();
+    let root = BitMapBackend::new(path, (900 * cols as u32, 500 * rows as u32)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
     for (area, chart) in root.split_evenly((rows, cols)).iter().zip(charts) {
         draw(area, chart).map_err(|e| anyhow!("cannot draw {}: {e}", path.display()))?;
@@ -57,43 +59,94 @@ pub fn charts(path: &Path, charts: &[Chart]) -> Result<()> {
     Ok(())
 }
 
+const COLORS: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
+
+/// Series with at most this many points also get a dot per point, so that a series of one
+/// point (a one-epoch fit) is still visible.
+const DOTS_UP_TO: usize = 40;
+
+/// Tick labels for an x axis: whole numbers only on integer axes, `1e-3` on log axes.
+fn x_tick(c: &Chart, x: f64) -> String {
+    if c.log_x {
+        format!("{x:.0e}")
+    } else if c.integer_x {
+        if (x - x.round()).abs() < 1e-9 {
+            format!("{}", x.round() as i64)
+        } else {
+            String::new()
+        }
+    } else {
+        format!("{x}")
+    }
+}
+
 fn draw<DB: DrawingBackend>(area: &DrawingArea<DB, plotters::coord::Shift>, c: &Chart) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
-    let pts = || c.series.iter().flat_map(|s| s.points.iter()).filter(|(x, y)| x.is_finite() && y.is_finite());
-    if pts().next().is_none() {
+    let finite = |s: &Series| s.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect::<Vec<(f64, f64)>>();
+    let pts: Vec<(f64, f64)> = c.series.iter().flat_map(finite).collect();
+    if pts.is_empty() {
         return Err(anyhow!("nothing to plot in `{}`", c.title));
     }
     let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-    for (x, y) in pts() {
+    for (x, y) in &pts {
         x0 = x0.min(*x);
         x1 = x1.max(*x);
         y0 = y0.min(*y);
         y1 = y1.max(*y);
     }
-    if x1 <= x0 {
+    if c.integer_x {
+        // Half a step of room on each side, so the first and last points are not on the frame.
+        (x0, x1) = (x0 - 0.5, x1 + 0.5);
+    } else if x1 <= x0 {
         x1 = x0 + 1.0;
     }
-    let pad = ((y1 - y0) * 0.05).max(1e-6);
+    // A flat series gets a visible band around its value, so that its ticks differ.
+    let pad = if y1 - y0 > 1e-9 * y0.abs().max(1.0) { (y1 - y0) * 0.05 } else { (y0.abs() * 0.05).max(0.05) };
     let (y0, y1) = (y0 - pad, y1 + pad);
-    let colors = [BLUE, RED, GREEN, MAGENTA, CYAN, BLACK];
-    let mut builder = ChartBuilder::on(area);
-    builder.caption(&c.title, (FONT, 22)).margin(15).x_label_area_size(40).y_label_area_size(60);
+    // The legend sits right of the plot, never over the curves.
+    let named = c.series.iter().filter(|s| !s.name.is_empty()).count() > 0;
+    let (w, _) = area.dim_in_pixel();
+    let legend_w = if named {
+        let longest = c.series.iter().map(|s| s.name.chars().count()).max().unwrap_or(0) as u32;
+        (longest * 8 + 50).min(w * 2 / 5)
+    } else {
+        0
+    };
+    let (plot_area, legend_area) = area.split_horizontally(w - legend_w);
+    let mut builder = ChartBuilder::on(&plot_area);
+    builder.caption(&c.title, (FONT, 22)).margin(15).x_label_area_size(45).y_label_area_size(70);
+    let n_int_ticks = if c.integer_x { ((x1 - x0).round() as usize).clamp(1, 12) } else { 10 };
     macro_rules! body {
         ($chart:expr) => {{
             let mut chart = $chart;
-            let log_fmt = |x: &f64| format!("{x:.0e}");
-            let lin_fmt = |x: &f64| format!("{x}");
-            let fmt: &dyn Fn(&f64) -> String = if c.log_x { &log_fmt } else { &lin_fmt };
-            chart.configure_mesh().x_desc(c.x_label).y_desc(c.y_label).label_style((FONT, 14)).x_label_formatter(fmt).draw()?;
+            let fmt = |x: &f64| x_tick(c, *x);
+            chart
+                .configure_mesh()
+                .x_desc(c.x_label.as_str())
+                .y_desc(c.y_label.as_str())
+                .label_style((FONT, 15))
+                .axis_desc_style((FONT, 16))
+                .x_labels(n_int_ticks)
+                .x_label_formatter(&fmt)
+                .draw()?;
             for (i, s) in c.series.iter().enumerate() {
-                let col = colors[i % colors.len()];
-                let pts: Vec<(f64, f64)> = s.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite()).collect();
-                chart
-                    .draw_series(LineSeries::new(pts, col.stroke_width(2)))?
-                    .label(s.name.clone())
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], col.stroke_width(2)));
+                let col = COLORS[i % COLORS.len()];
+                let pts = finite(s);
+                if pts.len() <= DOTS_UP_TO {
+                    chart.draw_series(pts.iter().map(|p| Circle::new(*p, 4, col.filled())))?;
+                }
+                chart.draw_series(LineSeries::new(pts, col.stroke_width(2)))?;
             }
             for (i, m) in c.marks.iter().enumerate() {
                 // Labels stacked above their points so that close suggestions stay legible.
@@ -101,13 +154,20 @@ where
                     EmptyElement::at(m.at) + Circle::new((0, 0), 6, RED.filled()) + Text::new(m.label.clone(), (8, -22 - 18 * i as i32), (FONT, 15));
                 chart.draw_series(std::iter::once(label))?;
             }
-            chart.configure_series_labels().label_font((FONT, 14)).background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
         }};
     }
     if c.log_x {
         body!(builder.build_cartesian_2d((x0..x1).log_scale(), y0..y1)?);
     } else {
         body!(builder.build_cartesian_2d(x0..x1, y0..y1)?);
+    }
+    if named {
+        for (i, s) in c.series.iter().enumerate() {
+            let col = COLORS[i % COLORS.len()];
+            let y = 60 + 24 * i as i32;
+            legend_area.draw(&PathElement::new(vec![(4, y), (28, y)], col.stroke_width(3)))?;
+            legend_area.draw(&Text::new(s.name.clone(), (34, y - 8), (FONT, 15)))?;
+        }
     }
     Ok(())
 }

@@ -134,6 +134,7 @@ impl Session {
             rerun_of: spec.rerun_of.clone(),
             sources: vec![],
             params,
+            data: vec![],
             extra,
         };
         record.write(&dir)?;
@@ -166,6 +167,16 @@ impl Session {
         let mut rec = self.record.lock().unwrap();
         if rec.params.get(name) != Some(&p) {
             rec.params.insert(name.to_string(), p);
+            rec.write(&self.dir)?;
+        }
+        Ok(())
+    }
+
+    /// Records a data set the script resolved (once per name and folder).
+    pub fn record_data(&self, d: crate::track::DataUse) -> Result<()> {
+        let mut rec = self.record.lock().unwrap();
+        if !rec.data.iter().any(|x| x.name == d.name && x.folder == d.folder) {
+            rec.data.push(d);
             rec.write(&self.dir)?;
         }
         Ok(())

@@ -3,8 +3,8 @@
 use super::run::{check, execute};
 use super::{RunOptions, TrackArgs};
 use crate::plot::{Chart, Series};
-use crate::track::compare::{compare, curves};
-use crate::track::{find_run, read_metrics, RunEntry};
+use crate::track::compare::{compare, curves, run_labels};
+use crate::track::{find_run, find_runs, read_metrics, RunEntry};
 use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
 
@@ -17,9 +17,12 @@ pub struct CompareArgs {
 
 pub fn compare_cmd(root: &Path, names: &[String], a: &CompareArgs) -> Result<()> {
     if names.is_empty() {
-        bail!("name the runs to compare (folder, id prefix, last, last~1, ...)");
+        bail!("name the runs to compare (folder, id prefix, last, last~1, ..., or a sweep id)");
     }
-    let runs: Vec<RunEntry> = names.iter().map(|n| find_run(root, n)).collect::<Result<_>>()?;
+    let mut runs: Vec<RunEntry> = Vec::new();
+    for n in names {
+        runs.extend(find_runs(root, n)?);
+    }
     print_comparison(&runs, a)
 }
 
@@ -42,21 +45,22 @@ fn print_comparison(runs: &[RunEntry], a: &CompareArgs) -> Result<()> {
     Ok(())
 }
 
-/// One chart per curve name, each overlaying every run that has it.
+/// One chart per curve, each overlaying every run that has it, runs named by their labels.
 fn plot(runs: &[RunEntry], path: &Path) -> Result<()> {
     let mut charts: Vec<Chart> = Vec::new();
-    for r in runs {
-        for (name, pts) in curves(&read_metrics(&r.dir)?) {
-            let series = Series { name: r.folder(), points: pts };
-            match charts.iter_mut().find(|c| c.title == name) {
-                Some(c) => c.series.push(series),
+    for (r, label) in runs.iter().zip(run_labels(runs)) {
+        for c in curves(&read_metrics(&r.dir)?) {
+            let series = Series { name: label.clone(), points: c.points };
+            match charts.iter_mut().find(|ch| ch.title == c.title) {
+                Some(ch) => ch.series.push(series),
                 None => charts.push(Chart {
-                    x_label: if name.contains("per batch") { "batch" } else { "epoch" },
-                    title: name,
-                    y_label: "value",
+                    title: c.title,
+                    x_label: c.x_label.into(),
+                    y_label: c.metric,
                     series: vec![series],
                     marks: vec![],
                     log_x: false,
+                    integer_x: c.integer_x,
                 }),
             }
         }
@@ -167,7 +171,7 @@ pub fn sweep_cmd(script: &Path, grids: &[String], base: &RunOptions) -> Result<i
         dirs.extend(out.dir);
     }
     let runs: Vec<RunEntry> = dirs.iter().map(|d| find_run(&base.runs_dir, &d.display().to_string())).collect::<Result<_>>()?;
-    println!("\n{id}");
+    println!("\n{id} (`runner compare {id}`, `runner runs --sweep {id}`, `runner report {id}`)");
     print_comparison(&runs, &CompareArgs { all: false, plot: None, markdown: false, json: false })?;
     Ok(worst)
 }

@@ -2,6 +2,7 @@
 //! errors into messages and exit codes (0 ok, 1 failure, 2 usage error, 130 SIGINT (Ctrl-C), 143 SIGTERM).
 mod api;
 mod compare;
+mod report;
 mod run;
 mod runs;
 mod sync;
@@ -122,6 +123,9 @@ enum Command {
         /// Only runs with this status (running, completed, failed, interrupted, crashed).
         #[arg(long)]
         status: Option<String>,
+        /// Only the runs of this sweep (its id, or a prefix of it).
+        #[arg(long)]
+        sweep: Option<String>,
         /// Show at most this many runs.
         #[arg(long, short = 'n')]
         limit: Option<usize>,
@@ -140,7 +144,7 @@ enum Command {
     },
     /// Runs side by side: differing params, seed, status, final/best metrics, commit.
     Compare {
-        /// Runs: folder name or path, unique id prefix, `last`, `last~1`, ...
+        /// Runs: folder name or path, unique id prefix, `last`, `last~1`, ..., or a sweep id (all its runs).
         runs: Vec<String>,
         #[command(flatten)]
         dir: RunsDir,
@@ -154,6 +158,16 @@ enum Command {
         markdown: bool,
         #[arg(long)]
         json: bool,
+    },
+    /// One self-contained HTML page over runs: params and metrics table, interactive curves, pictures.
+    Report {
+        /// Runs: folder name or path, unique id prefix, `last`, `last~1`, ..., or a sweep id (all its runs).
+        runs: Vec<String>,
+        #[command(flatten)]
+        dir: RunsDir,
+        /// The page to write.
+        #[arg(long, short = 'o', default_value = "report.html", value_name = "FILE.html")]
+        output: PathBuf,
     },
     /// Run a recorded run again (its script copy, params and seed) and compare.
     Rerun {
@@ -226,12 +240,16 @@ pub fn main() -> i32 {
         return 0;
     }
     let result = match cli.command {
-        Some(Command::Runs { dir, script, status, limit, json }) => runs::list(&dir.runs_dir, script.as_deref(), status.as_deref(), limit, json),
+        Some(Command::Runs { dir, script, status, sweep, limit, json }) => {
+            let filter = runs::Filter { script: script.as_deref(), status: status.as_deref(), sweep: sweep.as_deref(), limit };
+            runs::list(&dir.runs_dir, &filter, json)
+        }
         Some(Command::Show { run, dir, json }) => runs::show(&dir.runs_dir, &run, json),
         Some(Command::Api { markdown }) => api::print(markdown),
         Some(Command::Compare { runs, dir, all, plot, markdown, json }) => {
             compare::compare_cmd(&dir.runs_dir, &runs, &compare::CompareArgs { all, plot, markdown, json })
         }
+        Some(Command::Report { runs, dir, output }) => report::report(&dir.runs_dir, &runs, &output),
         Some(Command::Rerun { run, dir, device, track }) => return exit_code(compare::rerun_cmd(&dir.runs_dir, &run, device, track)),
         Some(Command::Sync { run, all, dir, track }) => return exit_code(sync::sync_cmd(&dir.runs_dir, run.as_deref(), all, &track)),
         Some(Command::Sweep { script, grids, common }) => return exit_code(compare::sweep_cmd(&script, &grids, &common)),

@@ -109,7 +109,8 @@ pub fn execute(script: &Path, opts: &RunOptions, command: Vec<String>, sweep: Op
         eprintln!("runner: {e:#}");
     }
     let mirror = tracking.map(|t| Mirror::start(&session.dir, t));
-    eprintln!("run {} (seed {}, {})", session.dir.display(), opts.seed, crate::device::device_name(device));
+    eprintln!("run {} (seed {})", session.dir.display(), opts.seed);
+    eprintln!("device: {}", crate::device::describe(device));
     tracing::info!(script = %script.display(), seed = opts.seed, "run started");
 
     let ctx = Rc::new(ScriptCtx { session: Some(session.clone()), inputs, seed: opts.seed, device, script: script.to_path_buf() });

@@ -6,13 +6,24 @@ use anyhow::Result;
 use serde_json::json;
 use std::path::Path;
 
-pub fn list(root: &Path, script: Option<&str>, status: Option<&str>, limit: Option<usize>, json: bool) -> Result<()> {
+/// Which runs `runner runs` lists.
+pub struct Filter<'a> {
+    pub script: Option<&'a str>,
+    pub status: Option<&'a str>,
+    /// A sweep id or a prefix of one.
+    pub sweep: Option<&'a str>,
+    pub limit: Option<usize>,
+}
+
+pub fn list(root: &Path, f: &Filter, json: bool) -> Result<()> {
+    let (script, status) = (f.script, f.status);
     let mut skipped = Vec::new();
     let runs: Vec<RunEntry> = list_runs(root, &mut skipped)?
         .into_iter()
         .filter(|r| script.is_none_or(|s| r.record.script.contains(s)))
+        .filter(|r| f.sweep.is_none_or(|s| r.record.sweep.as_deref().is_some_and(|id| id.starts_with(s))))
         .filter(|r| status.is_none_or(|s| r.shown_status() == s))
-        .take(limit.unwrap_or(usize::MAX))
+        .take(f.limit.unwrap_or(usize::MAX))
         .collect();
     for (_, why) in &skipped {
         eprintln!("runner: skipped {why}");
@@ -44,7 +55,14 @@ pub fn list(root: &Path, script: Option<&str>, status: Option<&str>, limit: Opti
                 .collect::<Vec<_>>()
                 .join(" ");
             let metrics = read_metrics(&r.dir)
-                .map(|m| m.series().iter().take(4).filter_map(|(k, v)| v.last().map(|x| format!("{k}={}", short(*x)))).collect::<Vec<_>>().join(" "))
+                .map(|m| {
+                    m.series()
+                        .iter()
+                        .take(4)
+                        .filter_map(|s| s.values.last().map(|x| format!("{}={}", s.label(), short(*x))))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
                 .unwrap_or_default();
             vec![
                 r.shown_status(),
@@ -82,7 +100,7 @@ fn summary_json(r: &RunEntry) -> Result<serde_json::Value> {
     let metrics: serde_json::Map<String, serde_json::Value> = m
         .series()
         .into_iter()
-        .map(|(k, v)| (k, json!({ "last": v.last().copied().map(crate::track::metrics::json_f64), "count": v.len() })))
+        .map(|s| (s.label(), json!({ "last": s.values.last().copied().map(crate::track::metrics::json_f64), "count": s.values.len() })))
         .collect();
     let mut rec = serde_json::to_value(&r.record)?;
     rec["status"] = json!(r.shown_status());
@@ -106,6 +124,9 @@ pub fn show(root: &Path, name: &str, json: bool) -> Result<()> {
     println!("status    {}", r.shown_status());
     println!("script    {} (sha256 {})", rec.script, &rec.script_sha256[..12.min(rec.script_sha256.len())]);
     println!("seed      {}", rec.seed);
+    if let Some(s) = &rec.sweep {
+        println!("sweep     {s} (`runner compare {s}`)");
+    }
     println!("started   {}", rec.started);
     if let Some(d) = rec.duration_s {
         println!("duration  {}", duration(d));
@@ -135,9 +156,9 @@ pub fn show(root: &Path, name: &str, json: bool) -> Result<()> {
     if !series.is_empty() {
         let rows: Vec<Vec<String>> = series
             .iter()
-            .map(|(k, v)| {
-                let best = crate::track::compare::best(k, v).unwrap_or(f64::NAN);
-                vec![k.clone(), v.len().to_string(), num(*v.last().unwrap()), num(best)]
+            .map(|s| {
+                let best = crate::track::compare::best(&s.name, &s.values).unwrap_or(f64::NAN);
+                vec![s.label(), s.values.len().to_string(), num(*s.values.last().unwrap_or(&f64::NAN)), num(best)]
             })
             .collect();
         println!("\n{}", render(&["metric", "n", "last", "best"].map(String::from), &rows));

@@ -5,7 +5,9 @@
 //!
 //! Folders: `RUNNER_DATA` is searched first and never written (it may be a shared folder);
 //! archives are extracted, and downloads land, in `RUNNER_CACHE`, else the user's cache
-//! dir + `runner/data` (which is also searched).
+//! dir + `runner/data` (which is also searched). A set with a sample bundled in the source
+//! tree (`assets/data/`) falls back to it, loudly, when it can be neither found nor downloaded,
+//! so that the first experiment runs on a fresh machine without network.
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
@@ -21,7 +23,29 @@ pub struct Dataset {
     pub folder: &'static str,
     /// Folders accepted in place of `folder` when it is absent (a sample of the full set).
     pub aliases: &'static [&'static str],
+    /// A small sample shipped in `assets/data/` (same layout), the last resort.
+    pub bundled: Option<Bundled>,
     pub layout: &'static str,
+}
+
+/// A sample of a data set shipped with the source.
+pub struct Bundled {
+    /// Folder under `assets/data/`.
+    pub folder: &'static str,
+    /// What it is, for the warning (`148-photo sample`).
+    pub what: &'static str,
+}
+
+/// Where the bundled samples are: the source tree this binary was built from.
+pub const BUNDLED_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/data");
+
+/// A data set as `untar_data` found it.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    pub name: String,
+    pub folder: PathBuf,
+    /// `full`, `sample` (a sample folder in place of the full set) or `bundled sample`.
+    pub source: &'static str,
 }
 
 /// A file of the Omniglot repository at the commit the shared copies come from.
@@ -39,6 +63,7 @@ pub const REGISTRY: &[Dataset] = &[
         archive: "oxford-iiit-pet.tgz",
         folder: "oxford-iiit-pet",
         aliases: &["oxford-iiit-pet-sample"],
+        bundled: Some(Bundled { folder: "oxford-iiit-pet-sample148", what: "148-photo sample (37 breeds x 4)" }),
         layout: "images/<Breed>_<n>.jpg (cat breeds capitalised, dog breeds lower-case), annotations/",
     },
     Dataset {
@@ -49,6 +74,7 @@ pub const REGISTRY: &[Dataset] = &[
         archive: "att_faces.zip",
         folder: "orl_faces",
         aliases: &[],
+        bundled: None,
         layout: "s1..s40/1..10.pgm: 40 people, 10 greyscale 92x112 images each",
     },
     Dataset {
@@ -58,6 +84,7 @@ pub const REGISTRY: &[Dataset] = &[
         archive: "omniglot/images_background_small1.zip",
         folder: "omniglot/images_background_small1",
         aliases: &[],
+        bundled: None,
         layout: "<Alphabet>/characterNN/XXXX_YY.png: 5 alphabets (Balinese, Early_Aramaic, Greek, Korean, Latin), 105x105",
     },
     Dataset {
@@ -67,6 +94,7 @@ pub const REGISTRY: &[Dataset] = &[
         archive: "omniglot/images_background_small2.zip",
         folder: "omniglot/images_background_small2",
         aliases: &[],
+        bundled: None,
         layout:
             "<Alphabet>/characterNN/XXXX_YY.png: 5 alphabets (Greek, Japanese_(katakana), Latin, Sanskrit, Tagalog); Greek and Latin equal small1's",
     },
@@ -77,6 +105,7 @@ pub const REGISTRY: &[Dataset] = &[
         archive: "omniglot/all_runs.zip",
         folder: "omniglot/all_runs",
         aliases: &[],
+        bundled: None,
         layout: "runNN/{training/classNN.png, test/itemNN.png, class_labels.txt}: the 20 official 20-way one-shot runs",
     },
 ];
@@ -119,6 +148,7 @@ struct Source {
     archive: String,
     folder: String,
     aliases: &'static [&'static str],
+    bundled: Option<&'static Bundled>,
 }
 
 fn lookup(name_or_url: &str) -> Result<Source> {
@@ -139,6 +169,7 @@ fn lookup(name_or_url: &str) -> Result<Source> {
             archive: file.to_string(),
             folder: stem.to_string(),
             aliases: &[],
+            bundled: None,
         });
     }
     let d = REGISTRY.iter().find(|d| d.name == name_or_url || d.folder == name_or_url).with_context(|| {
@@ -152,25 +183,27 @@ fn lookup(name_or_url: &str) -> Result<Source> {
         archive: d.archive.to_string(),
         folder: d.folder.to_string(),
         aliases: d.aliases,
+        bundled: d.bundled.as_ref(),
     })
 }
 
 /// The folder of a data set, downloading and extracting it if needed. `sha256` overrides
 /// (or supplies) the registry's hash.
-pub fn untar_data(name_or_url: &str, sha256: Option<&str>, store: &Store) -> Result<PathBuf> {
+pub fn untar_data(name_or_url: &str, sha256: Option<&str>, store: &Store) -> Result<Resolved> {
     let ds = lookup(name_or_url)?;
     let sha = sha256.or(ds.sha256.as_deref());
+    let found = |folder: PathBuf, source| Ok(Resolved { name: ds.name.clone(), folder, source });
     for dir in store.dirs() {
         let folder = dir.join(&ds.folder);
         if folder.is_dir() {
-            return Ok(folder);
+            return found(folder, "full");
         }
     }
     for dir in store.dirs() {
         let archive = dir.join(&ds.archive);
         if archive.is_file() {
             check_sha(&archive, &file_sha256(&archive)?, sha, &ds.name)?;
-            return extract(&archive, &store.cache.join(&ds.folder));
+            return found(extract(&archive, &store.cache.join(&ds.folder))?, "full");
         }
     }
     for alias in ds.aliases {
@@ -178,13 +211,30 @@ pub fn untar_data(name_or_url: &str, sha256: Option<&str>, store: &Store) -> Res
             let folder = dir.join(alias);
             if folder.is_dir() {
                 tracing::warn!("untar_data(\"{}\"): the full set is absent, using {} instead", ds.name, folder.display());
-                return Ok(folder);
+                return found(folder, "sample");
             }
         }
     }
     let archive = store.cache.join(&ds.archive);
-    download(&ds.url, &archive, sha, &ds.name)?;
-    extract(&archive, &store.cache.join(&ds.folder))
+    let fetched = download(&ds.url, &archive, sha, &ds.name).and_then(|()| extract(&archive, &store.cache.join(&ds.folder)));
+    match (fetched, ds.bundled) {
+        (Ok(folder), _) => found(folder, "full"),
+        (Err(e), Some(b)) if Path::new(BUNDLED_DIR).join(b.folder).is_dir() => {
+            let folder = Path::new(BUNDLED_DIR).join(b.folder);
+            tracing::warn!(
+                "untar_data(\"{}\"): {e:#}\n  using the bundled {}: {}\n  it shows the pipeline working, not real accuracy; the full set: {} \
+                 (put it, or its extracted folder {}, in {})",
+                ds.name,
+                b.what,
+                folder.display(),
+                ds.url,
+                ds.folder,
+                store.data.display()
+            );
+            found(folder, "bundled sample")
+        }
+        (Err(e), _) => Err(e),
+    }
 }
 
 fn file_sha256(path: &Path) -> Result<String> {
@@ -207,8 +257,12 @@ fn check_sha(what: &Path, got: &str, want: Option<&str>, name: &str) -> Result<(
     }
 }
 
-/// Downloads `url` to `dest` through a `.part` file, hashing as it goes; a mismatch leaves nothing behind.
+/// Downloads `url` to `dest` through a `.part` file, hashing as it goes; a mismatch leaves
+/// nothing behind. `RUNNER_OFFLINE=1` refuses at once (machines without network, tests).
 fn download(url: &str, dest: &Path, sha: Option<&str>, name: &str) -> Result<()> {
+    if std::env::var_os("RUNNER_OFFLINE").is_some_and(|v| !v.is_empty() && v != "0") {
+        bail!("RUNNER_OFFLINE is set: not downloading {url}");
+    }
     if let Some(parent) = dest.parent() {
         std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
     }

@@ -58,8 +58,10 @@ impl Learner {
                 .filter(|(_, lr)| lr.is_finite())
                 .map(|(n, lr)| crate::plot::Mark { label: format!("{n} {lr:.2e}"), at: at(lr) })
                 .collect();
-            let series =
-                vec![crate::plot::Series { name: "smoothed loss".into(), points: lrs.iter().copied().zip(losses.iter().copied()).collect() }];
+            // Cut before the blow-up (fastai's plot), so the useful part is not flattened.
+            let shown = suggest::plot_end(&losses);
+            let points = lrs.iter().copied().zip(losses.iter().copied()).take(shown).collect();
+            let series = vec![crate::plot::Series { name: "smoothed loss".into(), points }];
             crate::plot::line_chart(&path, "lr_find", "learning rate (log)", "loss", series, marks, true)?;
             Some(path)
         } else {

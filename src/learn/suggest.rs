@@ -11,13 +11,34 @@ pub fn trim(lrs: &[f64], losses: &[f64], num_it: usize) -> (Vec<f64>, Vec<f64>) 
     (lrs[start..end].to_vec(), losses[start..end].to_vec())
 }
 
+/// How many leading points of an lr_find curve to plot, as fastai does: the sweep ends at
+/// the first loss above 4x the best so far (or not finite; fastai's `stop_div`), and the last
+/// 5 points of what remains are dropped (`skip_end=5`), so that the blow-up does not squash
+/// the useful part of the curve into a flat line. Curves too short to trim are kept whole.
+pub fn plot_end(losses: &[f64]) -> usize {
+    let mut best = f64::INFINITY;
+    let mut n = losses.len();
+    for (i, &l) in losses.iter().enumerate() {
+        best = best.min(l);
+        if !l.is_finite() || l > 4.0 * best {
+            n = i + 1;
+            break;
+        }
+    }
+    if n > 5 + 2 {
+        n - 5
+    } else {
+        n
+    }
+}
+
 /// About halfway along the longest decreasing run of losses (fastai's default).
 pub fn valley(lrs: &[f64], losses: &[f64]) -> Option<(f64, usize)> {
     let n = losses.len();
     if n == 0 {
         return None;
     }
-    let (mut max_start, mut max_end) = (0usize, 0usize);
+    let mut max_end = 0usize;
     let mut lds = vec![1usize; n];
     for i in 1..n {
         for j in 0..i {
@@ -26,12 +47,14 @@ pub fn valley(lrs: &[f64], losses: &[f64]) -> Option<(f64, usize)> {
             }
             if lds[max_end] < lds[i] {
                 max_end = i;
-                max_start = max_end - lds[max_end];
             }
         }
     }
-    let sections = (max_end - max_start) as f64 / 3.0;
-    let idx = max_start + sections as usize + (sections / 2.0) as usize;
+    // As fastai computes it, `max_start` is one before the run's first point (-1 when the
+    // run starts the curve); the index is kept on the curve.
+    let max_start = max_end as isize - lds[max_end] as isize;
+    let sections = (max_end as isize - max_start) as f64 / 3.0;
+    let idx = (max_start + sections as isize + (sections / 2.0) as isize).clamp(0, n as isize - 1) as usize;
     Some((lrs[idx], idx))
 }
 
@@ -66,5 +89,30 @@ mod tests {
         assert_eq!(lr, lrs[6]);
         assert_eq!(minimum(&lrs, &losses).unwrap(), (lrs[12] / 10.0, 12));
         assert_eq!(steep(&lrs, &losses).unwrap().1, 5);
+    }
+
+    #[test]
+    fn valley_of_a_short_falling_curve_stays_on_the_curve() {
+        // a run that starts the curve: fastai's max_start is -1, the index -1 + 1 + 0 (for 3
+        // points) or -1 (for 2, where Python would wrap to the last point): kept on the curve
+        let lrs = [1e-4, 1e-3, 1e-2];
+        assert_eq!(valley(&lrs, &[3.0, 2.0, 1.0]), Some((1e-4, 0)));
+        assert_eq!(valley(&lrs[..2], &[3.0, 2.0]), Some((1e-4, 0)));
+        assert_eq!(valley(&lrs[..1], &[3.0]), Some((1e-4, 0)));
+    }
+
+    #[test]
+    fn plot_end_cuts_the_blow_up() {
+        // 20 points falling, then a divergence at index 20 (> 4x the best), then noise
+        let mut losses: Vec<f64> = (0..20).map(|i| 2.0 - 0.05 * i as f64).collect();
+        losses.extend([5.0, 50.0, f64::NAN]);
+        // the sweep as fastai records it ends at the diverged point (21 points), minus 5
+        assert_eq!(plot_end(&losses), 16);
+        assert!(losses[..plot_end(&losses)].iter().all(|l| *l < 2.1));
+        // a sweep that never diverged still drops its last 5 points
+        assert_eq!(plot_end(&[1.0; 30]), 25);
+        // too short to trim: kept whole
+        assert_eq!(plot_end(&[1.0, 0.9, 0.8]), 3);
+        assert_eq!(plot_end(&[]), 0);
     }
 }

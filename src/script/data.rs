@@ -121,25 +121,29 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     engine.register_type_with_name::<ScriptTable>("Table");
     engine.register_type_with_name::<ScriptLabel>("Label");
     engine.register_type_with_name::<ScriptSplits>("Splits");
-    register_files(engine);
+    register_files(engine, ctx);
     register_splitters(engine, ctx);
     register_table(engine, ctx);
     register_loaders(engine, ctx);
 }
 
-fn register_files(engine: &mut Engine) {
-    let untar = |name: &str, sha: Option<String>| -> RhaiResult<String> {
+fn register_files(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
+    let c = ctx.clone();
+    // Every data set resolved is recorded in run.toml (folder, file count, fingerprint).
+    let untar = move |name: &str, sha: Option<String>| -> RhaiResult<String> {
         let store = datasets::Store::from_env();
-        datasets::untar_data(name, sha.as_deref(), &store).map(|p| p.display().to_string()).or_script()
+        let found = datasets::untar_data(name, sha.as_deref(), &store).or_script()?;
+        if let Some(session) = &c.session {
+            let used = crate::track::DataUse::scan(&found.name, &found.folder, found.source).or_script()?;
+            session.record_data(used).or_script()?;
+        }
+        Ok(found.folder.display().to_string())
     };
+    let u = untar.clone();
     reg!(engine, "untar_data", ["name: String", "String"],
-        "Folder of a known data set (pets, orl_faces, omniglot_small1, omniglot_small2, omniglot_runs) or an archive URL; found in RUNNER_DATA or downloaded, sha256-checked, extracted.",
-        move |name: &str| untar(name, None));
-    reg!(engine, "untar_data", ["name: String", "options: Map", "String"], "untar_data with options (see Options below).", move |name: &str,
-                                                                                                                                 opts: Map|
-          -> RhaiResult<
-        String,
-    > {
+        "Folder of a known data set (pets, orl_faces, omniglot_small1, omniglot_small2, omniglot_runs) or an archive URL; found in RUNNER_DATA or downloaded, sha256-checked, extracted; recorded in run.toml (files, fingerprint). Offline, pets falls back to a bundled 148-photo sample, with a warning.",
+        move |name: &str| u(name, None));
+    reg!(engine, "untar_data", ["name: String", "options: Map", "String"], "untar_data with options (see Options below).", move |name: &str, opts: Map| -> RhaiResult<String> {
         let mut o = Opts::new(&options::UNTAR_DATA, opts);
         let sha = o.opt_string("sha256")?;
         o.finish()?;

@@ -66,31 +66,60 @@ pub struct MetricsFile {
     pub damaged: Vec<(usize, String)>,
 }
 
+/// One scalar series: the values of a `log_metric` name, or one column of one fit's
+/// epoch table. Kept apart so that a `log_metric("accuracy")` never mixes with a fit's
+/// `accuracy` column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// The fit (1, 2, ... in the order the file's epoch rows show them); None for `log_metric`.
+    pub fit: Option<usize>,
+    pub name: String,
+    pub values: Vec<f64>,
+}
+
+impl Series {
+    /// `accuracy` for a logged metric, `fit 2 accuracy` for an epoch column.
+    pub fn label(&self) -> String {
+        match self.fit {
+            Some(f) => format!("fit {f} {}", self.name),
+            None => self.name.clone(),
+        }
+    }
+}
+
 impl MetricsFile {
-    /// Every scalar series: `metric` records by name, `epoch` records by column.
-    pub fn series(&self) -> Vec<(String, Vec<f64>)> {
-        let mut out: Vec<(String, Vec<f64>)> = Vec::new();
-        let mut push = |name: &str, v: f64| match out.iter_mut().find(|(n, _)| n == name) {
-            Some((_, vs)) => vs.push(v),
-            None => out.push((name.to_string(), vec![v])),
+    /// Every scalar series: `metric` records by name first, then each fit's epoch columns.
+    /// Fits are numbered by their order among the epoch rows, so an `lr_find` (which has no
+    /// epoch rows) takes no number.
+    pub fn series(&self) -> Vec<Series> {
+        let mut out: Vec<Series> = Vec::new();
+        let mut push = |fit: Option<usize>, name: &str, v: f64| match out.iter_mut().find(|s| s.fit == fit && s.name == name) {
+            Some(s) => s.values.push(v),
+            None => out.push(Series { fit, name: name.to_string(), values: vec![v] }),
         };
+        let mut fits: Vec<Option<&Value>> = Vec::new();
         for r in &self.records {
-            match r.get("kind").and_then(Value::as_str) {
-                Some("metric") => {
-                    if let (Some(n), Some(v)) = (r.get("name").and_then(Value::as_str), num(r.get("value"))) {
-                        push(n, v);
+            if let (Some("metric"), Some(n), Some(v)) =
+                (r.get("kind").and_then(Value::as_str), r.get("name").and_then(Value::as_str), num(r.get("value")))
+            {
+                push(None, n, v);
+            }
+        }
+        for r in self.of_kind("epoch") {
+            let id = r.get("fit");
+            let fit = match fits.iter().position(|f| *f == id) {
+                Some(i) => i + 1,
+                None => {
+                    fits.push(id);
+                    fits.len()
+                }
+            };
+            for (k, v) in r {
+                if k != "kind" && k != "epoch" && k != "fit" {
+                    if let Some(v) = num(Some(v)) {
+                        push(Some(fit), k, v);
                     }
                 }
-                Some("epoch") => {
-                    for (k, v) in r {
-                        if k != "kind" && k != "epoch" && k != "fit" {
-                            if let Some(v) = num(Some(v)) {
-                                push(k, v);
-                            }
-                        }
-                    }
-                }
-                _ => {}
             }
         }
         out
@@ -158,10 +187,10 @@ mod tests {
         assert_eq!(m.damaged.len(), 1);
         assert_eq!(m.damaged[0].0, 3);
         let series = m.series();
-        assert_eq!(series[0].0, "acc");
-        assert_eq!(series[0].1[0], 0.5);
-        assert!(series[0].1[1].is_nan());
-        assert_eq!(series[1], ("valid_loss".to_string(), vec![0.25]));
+        assert_eq!(series[0].label(), "acc");
+        assert_eq!(series[0].values[0], 0.5);
+        assert!(series[0].values[1].is_nan());
+        assert_eq!(series[1], Series { fit: Some(1), name: "valid_loss".into(), values: vec![0.25] });
     }
 
     #[test]

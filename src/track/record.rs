@@ -92,6 +92,9 @@ pub struct RunRecord {
     pub sources: Vec<String>,
     #[serde(default)]
     pub params: BTreeMap<String, Param>,
+    /// The data sets the run resolved with `untar_data`, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data: Vec<super::DataUse>,
     /// Fields this version does not know, kept so that rewriting a record loses nothing.
     #[serde(flatten)]
     pub extra: toml::Table,
@@ -154,6 +157,7 @@ mod tests {
             rerun_of: None,
             sources: vec![],
             params: BTreeMap::from([("lr".into(), Param { value: toml::Value::Float(1e-3), source: ParamSource::Cli })]),
+            data: vec![],
             extra: toml::Table::new(),
         }
     }

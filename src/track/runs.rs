@@ -1,7 +1,9 @@
 //! Finding runs: list the run folders under a runs dir, newest first, and resolve the
-//! names people type (`last`, `last~1`, a folder name or path, a unique id prefix).
+//! names people type (`last`, `last~1`, a folder name or path, a unique id prefix, a
+//! sweep id for all the runs of a sweep).
 use super::record::{RunRecord, Status, RECORD_FILE};
 use anyhow::{bail, Result};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 pub struct RunEntry {
@@ -125,6 +127,25 @@ pub fn find_run(root: &Path, name: &str) -> Result<RunEntry> {
         },
         _ => bail!("`{name}` is ambiguous: it starts the ids of {}", matches.iter().map(|&i| runs[i].folder()).collect::<Vec<_>>().join(", ")),
     }
+}
+
+/// Resolves a name that may stand for several runs: a sweep id (or a unique prefix of one
+/// starting with `sweep-`) gives every run of that sweep, oldest first; anything else one run.
+pub fn find_runs(root: &Path, name: &str) -> Result<Vec<RunEntry>> {
+    if name.starts_with("sweep-") && !Path::new(name).join(RECORD_FILE).exists() {
+        let mut skipped = Vec::new();
+        let runs = list_runs(root, &mut skipped)?;
+        let ids: BTreeSet<&str> = runs.iter().filter_map(|r| r.record.sweep.as_deref()).filter(|s| s.starts_with(name)).collect();
+        let id = match ids.len() {
+            0 => bail!("no sweep named `{name}` under {} (`runner runs` shows the sweep of each run)", root.display()),
+            1 => ids.into_iter().next().unwrap_or_default().to_string(),
+            _ => bail!("`{name}` is ambiguous: it starts the sweeps {}", ids.into_iter().collect::<Vec<_>>().join(", ")),
+        };
+        let mut of_sweep: Vec<RunEntry> = runs.into_iter().filter(|r| r.record.sweep.as_deref() == Some(id.as_str())).collect();
+        of_sweep.reverse();
+        return Ok(of_sweep);
+    }
+    Ok(vec![find_run(root, name)?])
 }
 
 #[cfg(test)]

@@ -1,0 +1,197 @@
+//! Looking at results through the real binary (issue #14): sweeps named by their id,
+//! comparisons labelled by the params that differ and grouped by fit, readable plots.
+mod common;
+use common::Sandbox;
+
+/// Two fits (one epoch, then two) and a logged metric that shares its name with an epoch column.
+const TRAIN: &str = r#"
+let lr     = param("lr", 1e-2);
+let files  = get_image_files(untar_data("orl_faces")).extract(0, 80);
+let splits = group_splitter(files, parent_label(), #{ valid_pct: 0.25, seed: seed });
+let pairs  = siamese_pairs(files, splits, parent_label(), #{ p_same: 0.5 });
+let dls    = pair_loaders(pairs, #{ size: 32, channels: 1, bs: 8, normalize: "stats", cache: true });
+dls.show_batch("batch.png");
+let body   = convnet(#{ input: [32, 32], channels: [8, 16], kernels: [3, 3], pool: [true, true], embed: 16, bn: false });
+let learn  = learner(dls, siamese_model(body, "l1"), #{ metrics: ["accuracy"], loss: "bce" });
+learn.lr_find(#{ num_it: 12 });
+learn.fit_one_cycle(1, lr);
+learn.fit_one_cycle(2, lr);
+log_metric("accuracy", 0.25);
+"#;
+
+fn sweep_id(stdout: &str) -> String {
+    stdout.split_whitespace().find(|w| w.starts_with("sweep-")).expect("the sweep prints its id").to_string()
+}
+
+#[test]
+fn sweeps_by_id_and_readable_comparisons() {
+    let sb = Sandbox::new();
+    sb.write("t.rhai", TRAIN);
+    let r = sb.run(&["sweep", "t.rhai", "--grid", "lr=0.01,0.001"]);
+    r.ok();
+    let id = sweep_id(&r.stdout);
+
+    // the id works everywhere a run name does
+    let r = sb.run(&["runs", "--sweep", &id]);
+    r.ok();
+    assert_eq!(r.stdout.lines().count(), 3, "header and two runs: {}", r.stdout);
+    let r = sb.run(&["runs", "--sweep", "sweep-nosuch"]);
+    assert!(r.stdout.starts_with("no runs"), "{}", r.stdout);
+    let r = sb.run(&["show", "last"]);
+    r.ok();
+    assert!(r.stdout.contains(&format!("sweep     {id}")), "{}", r.stdout);
+    let r = sb.run(&["compare", "sweep-nosuch"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("no sweep named `sweep-nosuch`"), "{}", r.stderr);
+
+    let r = sb.run(&["compare", &id]);
+    r.ok();
+    let out = &r.stdout;
+    // columns labelled by the differing param, not by 40-character folder names
+    let header = out.lines().next().unwrap();
+    assert!(header.contains("lr=0.01") && header.contains("lr=0.001") && !header.contains("-t-"), "{out}");
+    // grouped by fit; a one-epoch fit has single values, the two-epoch fit final and best
+    let pos = |s: &str| out.find(s).unwrap_or_else(|| panic!("no `{s}` in\n{out}"));
+    assert!(pos("\nfit 1\n") < pos("\n  valid_loss ") && pos("\n  valid_loss ") < pos("\nfit 2\n"), "{out}");
+    assert!(pos("\nfit 2\n") < pos("\n  valid_loss (final)"), "{out}");
+    assert!(!out[..pos("\nfit 2\n")].contains("(final)"), "no (final)/(best) for single values: {out}");
+    // the logged `accuracy` is its own row, never mixed with the fits' accuracy columns
+    let logged = out.lines().find(|l| l.starts_with("accuracy ")).unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(logged.split_whitespace().skip(1).collect::<Vec<_>>(), ["0.2500", "0.2500"], "{out}");
+    // the best run of a differing metric is marked
+    assert!(out.contains(" *") && out.contains("* best of these runs"), "{out}");
+
+    let r = sb.run(&["compare", &id, "--json"]);
+    r.ok();
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["labels"], serde_json::json!(["lr=0.01", "lr=0.001"]));
+    for i in 0..2 {
+        assert_eq!(v["metrics"]["accuracy"][i]["best"], 0.25, "{}", r.stdout);
+    }
+    assert!(v["metrics"]["fit 2 accuracy"][0]["final"].is_number());
+
+    // the overlay plot: one chart per curve, readable size
+    let r = sb.run(&["compare", &id, "--plot", "curves.png"]);
+    r.ok();
+    let img = image::open(sb.path().join("curves.png")).unwrap();
+    assert!(img.width() >= 1800 && img.height() >= 1000, "{}x{}", img.width(), img.height());
+    if let Ok(keep) = std::env::var("RUNNER_KEEP_PNG") {
+        std::fs::create_dir_all(&keep).unwrap();
+        std::fs::copy(sb.path().join("curves.png"), format!("{keep}/curves.png")).unwrap();
+        let run = sb.last_run();
+        for f in ["batch.png", "lr_find.png", "loss_fit2.png", "loss_fit3.png"] {
+            let _ = std::fs::copy(run.join(f), format!("{keep}/{f}"));
+        }
+    }
+    // batch.png: 32 px images magnified so their titles are readable
+    let batch = image::open(sb.last_run().join("batch.png")).unwrap();
+    assert!(batch.width() >= 3 * 2 * 160, "batch.png is {}x{}", batch.width(), batch.height());
+
+    // the report: one page, rendered offline by a real browser
+    let r = sb.run(&["report", &id, "-o", "report.html"]);
+    r.ok();
+    let page = sb.path().join("report.html");
+    let keep = std::env::var("RUNNER_KEEP_PNG").ok();
+    let shot = keep.as_ref().map(|k| std::path::PathBuf::from(k).join("report.png"));
+    let dom = rendered_dom(&page, shot.as_deref());
+    if let Some(keep) = &keep {
+        std::fs::copy(&page, format!("{keep}/report.html")).unwrap();
+        std::fs::write(format!("{keep}/report.dom.html"), &dom).unwrap();
+    }
+    // one Vega chart per curve (train loss by batch; valid_loss and accuracy of 2 fits), drawn as SVG marks
+    let charts = dom.matches("class=\"chart ").count();
+    assert_eq!(charts, 5, "{dom:.3000}");
+    assert!(dom.matches("<svg").count() >= charts && dom.matches("role=\"graphics-symbol\"").count() > 20, "charts rendered: {dom:.3000}");
+    assert!(dom.contains(">lr=0.01<") && dom.contains(">lr=0.001<"), "runs labelled by the differing param");
+    assert!(dom.contains(">fit 2 valid_loss (best)<") && dom.contains("class=\"best\""), "metric columns, best marked");
+    assert_eq!(dom.matches("src=\"data:image/png;base64,").count(), 2 * 4, "batch, lr_find and 2 loss plots per run");
+}
+
+/// Chromium (Debian's package, installed by `scripts/chromium` when missing).
+fn chromium() -> String {
+    let out = std::process::Command::new(common::project_root().join("scripts/chromium")).output().unwrap();
+    assert!(out.status.success(), "scripts/chromium failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// The page's DOM after its scripts ran, as headless Chromium sees it (nothing reachable
+/// but the file: a page that needed the network would lack its charts).
+fn rendered_dom(page: &std::path::Path, screenshot: Option<&std::path::Path>) -> String {
+    let chrome = chromium();
+    let base = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--virtual-time-budget=20000"];
+    let url = format!("file://{}", page.display());
+    let out = std::process::Command::new(&chrome).args(base).arg("--dump-dom").arg(&url).output().unwrap();
+    assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
+    if let Some(shot) = screenshot {
+        let size = "--window-size=1400,2600";
+        let st = std::process::Command::new(&chrome).args(base).arg(size).arg(format!("--screenshot={}", shot.display())).arg(&url).output().unwrap();
+        assert!(st.status.success() && shot.is_file(), "screenshot failed: {}", String::from_utf8_lossy(&st.stderr));
+    }
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn report_page_shows_failed_runs_and_their_errors() {
+    let sb = Sandbox::new();
+    let hello = common::project_root().join("experiments/hello.rhai").display().to_string();
+    sb.run(&[&hello, "--set", "n=10"]).ok();
+    sb.write("bad.rhai", "let n = param(\"n\", 3);\nlog_metric(\"mean\", 0.5);\nlet x = create_body(\"resnet35\");\n");
+    assert_eq!(sb.run(&["bad.rhai"]).code, 1);
+    let r = sb.run(&["report", "last~1", "last", "-o", "r.html"]);
+    r.ok();
+    let page = sb.path().join("r.html");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(!html.contains("<link") && !html.contains("src=\"http"), "the page loads nothing from elsewhere");
+    let dom = rendered_dom(&page, None);
+    assert!(dom.contains("status-failed") && dom.contains("unknown arch `resnet35`"), "the failed run and its error are shown");
+    assert!(dom.contains(">n=10 scale=1.0<") && dom.contains(">n=3 scale=-<"), "runs labelled by the differing params: {dom:.3000}");
+    assert!(dom.contains("These runs logged no curves."), "single values make no charts");
+    let r = sb.run(&["report", "nosuchrun"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("no run named `nosuchrun`"), "{}", r.stderr);
+}
+
+/// A fresh machine without network: no data folder, an empty cache, downloads refused.
+fn offline(sb: &Sandbox, args: &[&str]) -> common::Ran {
+    let empty = sb.path().join("empty-data");
+    std::fs::create_dir_all(&empty).unwrap();
+    sb.command(args).env("RUNNER_DATA", &empty).env("RUNNER_CACHE", sb.path().join("cache")).env("RUNNER_OFFLINE", "1").output().unwrap().into()
+}
+
+#[test]
+fn first_experiment_runs_offline_on_the_bundled_sample_and_says_so() {
+    let sb = Sandbox::new();
+    let pets = common::project_root().join("experiments/pets_siamese.rhai").display().to_string();
+    let smoke = ["--set", "size=32", "--set", "bs=16", "--set", "epochs=1", "--set", "arch=resnet18", "--set", "lr_find_iters=8", "--device", "cpu"];
+    let r = offline(&sb, &[&[pets.as_str()][..], &smoke[..]].concat());
+    r.ok();
+    assert!(r.stderr.contains("device: cpu ("), "the device is named at the start: {}", r.stderr);
+    assert!(r.stderr.contains("using the bundled 148-photo sample") && r.stderr.contains("the full set: https://"), "loudly: {}", r.stderr);
+    assert!(r.stdout.contains("valid_accuracy: 0."), "{}", r.stdout);
+    let rec = sb.record(&sb.last_run());
+    let data = rec["data"].as_array().expect("run.toml records the data");
+    assert_eq!(data.len(), 1);
+    assert_eq!(data[0]["name"].as_str(), Some("pets"));
+    assert_eq!(data[0]["source"].as_str(), Some("bundled sample"));
+    assert_eq!(data[0]["files"].as_integer(), Some(149), "148 photos and the README with their licence");
+    assert!(data[0]["folder"].as_str().unwrap().ends_with("assets/data/oxford-iiit-pet-sample148"));
+
+    // the same script on other data: compare says so
+    sb.write("count.rhai", "let files = get_image_files(untar_data(\"pets\") + \"/images\");\nprint(`${files.len()} photos`);\n");
+    let r = offline(&sb, &["count.rhai"]);
+    r.ok();
+    assert!(r.stdout.contains("148 photos"), "{}", r.stdout);
+    let r = sb.run(&["count.rhai"]);
+    r.ok();
+    assert!(r.stdout.contains("370 photos"), "the shared 370-photo sample: {}", r.stdout);
+    let r = sb.run(&["compare", "last~1", "last"]);
+    r.ok();
+    assert!(r.stdout.contains("pets (bundled sample): 149 files") && r.stdout.contains("pets (sample): 370 files"), "{}", r.stdout);
+    assert!(r.stdout.contains("these runs used different data"), "{}", r.stdout);
+
+    // nothing bundled for the other sets: the download error stands
+    sb.write("faces.rhai", "let p = untar_data(\"orl_faces\");\n");
+    let r = offline(&sb, &["faces.rhai"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("RUNNER_OFFLINE is set: not downloading"), "{}", r.stderr);
+}
