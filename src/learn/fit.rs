@@ -2,17 +2,17 @@
 //! `_do_one_batch`) and lets callbacks do the rest; `fit`, `fit_one_cycle`, `fine_tune`
 //! and `lr_find` are this loop with different callbacks.
 use super::callback::{fire, Callback, Cancel, Event};
-use super::state::FitState;
 use super::callbacks::{EarlyStopping, Interrupt, LossPlot, ParamScheduler, ProgressCb, Recorder, SaveBest, SaveLast, TerminateOnNan};
 use super::data::XY;
 use super::learner::{Learner, Lrs};
 use super::schedule::OneCycle;
+use super::state::FitState;
 use anyhow::{bail, Context, Result};
 use std::time::Instant;
 use tch::Tensor;
 
-pub use super::metrics::ExtraMetrics;
 pub use super::callbacks::recorder::SmoothLoss;
+pub use super::metrics::ExtraMetrics;
 
 /// The callbacks a caller adds to a fit (script closures, metric closures, its own).
 pub type Cbs<'a, 'b> = &'a mut [&'b mut dyn Callback];

@@ -1,12 +1,12 @@
 //! `Learner`: a model, its data, a loss, metrics and an optimizer over the splitter's
 //! parameter groups; freezing, learning-rate specs, checkpoints and predictions.
 //! The training loop lives in `fit.rs`, its callbacks in `callbacks/`.
-use super::metrics::ExtraMetrics;
-use super::state::FitState;
 use super::data::LearnData;
 use super::loss::Loss;
+use super::metrics::ExtraMetrics;
 use super::metrics::{Metric, MetricName};
 use super::optimizer::{OptKind, Optimizer, Param};
+use super::state::FitState;
 use crate::model::{Model, Splitter};
 use crate::track::MetricsLog;
 use anyhow::{bail, Context, Result};

@@ -143,7 +143,11 @@ fn register_files(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     reg!(engine, "untar_data", ["name: String", "String"],
         "Folder of a known data set (pets, orl_faces, omniglot_small1, omniglot_small2, omniglot_runs) or an archive URL; found in RUNNER_DATA or downloaded, sha256-checked, extracted; recorded in run.toml (files, fingerprint). Offline, pets falls back to a bundled 148-photo sample, with a warning.",
         move |name: &str| u(name, None));
-    reg!(engine, "untar_data", ["name: String", "options: Map", "String"], "untar_data with options (see Options below).", move |name: &str, opts: Map| -> RhaiResult<String> {
+    reg!(engine, "untar_data", ["name: String", "options: Map", "String"], "untar_data with options (see Options below).", move |name: &str,
+                                                                                                                                 opts: Map|
+          -> RhaiResult<
+        String,
+    > {
         let mut o = Opts::new(&options::UNTAR_DATA, opts);
         let sha = o.opt_string("sha256")?;
         o.finish()?;

@@ -203,6 +203,6 @@ mod tests {
         .unwrap();
         let m = read_metrics(dir.path()).unwrap();
         assert_eq!(m.damaged, vec![(2, "not valid UTF-8".to_string())]);
-        assert_eq!(m.series(), vec![("a".to_string(), vec![1.0, 2.0])]);
+        assert_eq!(m.series(), vec![Series { fit: None, name: "a".to_string(), values: vec![1.0, 2.0] }]);
     }
 }

@@ -1,8 +1,8 @@
 //! Metrics computed outside Rust (script closures `|preds, targets| ...`) as epoch-table
 //! columns after the built-in ones.
 use crate::learn::callback::Callback;
-use crate::learn::Learner;
 use crate::learn::metrics::ExtraMetrics;
+use crate::learn::Learner;
 use anyhow::Result;
 
 /// Adds extra metrics' columns and values to the recorder's.
