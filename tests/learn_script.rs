@@ -46,7 +46,7 @@ fn bad_fit_arguments_point_at_the_line() {
         ("learn.fit_one_cycle(1, 1e-3, #{ pct: 0.3 });", "unknown fit_one_cycle option `pct`"),
         ("learn.fit_one_cycle(1, [1e-3, 1e-4, 1e-5]);", "3 learning rates given for 1 parameter groups"),
         ("learn.fit(1, \"fast\");", "learning rate must be a number"),
-        ("let l2 = learner(dls, siamese_model(body, \"l1\"), #{ loss: \"cross_entropy\" });", "does not fit a model that outputs Logit"),
+        ("let l2 = learner(dls, siamese_model(body, \"l1\"), #{ loss: \"cross_entropy\" });", "does not fit a model that outputs [N] logit of same"),
         ("let l2 = learner(dls, siamese_model(body, \"l1\"), #{ metrics: [\"acuracy\"] });", "unknown metric `acuracy`"),
     ];
     for (i, (line, want)) in cases.iter().enumerate() {
