@@ -21,6 +21,7 @@ fn closures_early_stopping_save_best_and_predict() {
 let learn = learner(dls, siamese_model(body, \"l1\"), #{{ metrics: [\"accuracy\", |p, t| p.max()], loss: \"bce\" }});
 learn.fit(6, 0.0, #{{ early_stopping: #{{ monitor: \"accuracy\", patience: 2 }}, save_best: \"valid_loss\" }});
 let v = learn.validate();
+print(learn.summary());
 print(`closure metric ${{v.metric1}}`);
 let p = learn.predict([files[0], files[1]]);
 print(`predict ${{p.label}} ${{p.probs.len()}}`);
@@ -30,6 +31,7 @@ print(`predict ${{p.label}} ${{p.probs.len()}}`);
     let r = sb.run(&["l.rhai"]);
     r.ok();
     assert!(r.stdout.contains("metric1"), "closure metric column: {}", r.stdout);
+    assert!(r.stdout.contains("inputs of 2 x 1 x 48 x 48)"), "summary at the loaders' size: {}", r.stdout);
     assert!(r.stdout.contains("No improvement in accuracy for 2 epochs: stopping at epoch 2"), "{}", r.stdout);
     assert!(r.stdout.contains("predict same 2") || r.stdout.contains("predict different 2"), "{}", r.stdout);
     let run = sb.last_run();

@@ -19,6 +19,11 @@ pub trait LearnData {
     fn train_len(&self) -> usize;
     /// Class names for targets (`["different", "same"]` for pairs).
     fn vocab(&self) -> Vec<String>;
+    /// One input item's shape `[channels, height, width]`, when the data knows it (so a
+    /// summary shows what the loaders really feed the model).
+    fn input_shape(&self) -> Option<Vec<i64>> {
+        None
+    }
     /// Image files through the validation transforms, as one batch (for predictions).
     fn encode_files(&self, _files: &[std::path::PathBuf]) -> Result<Tensor> {
         anyhow::bail!("this data cannot encode image files (use DataLoaders from image_loaders or pair_loaders)")
@@ -37,6 +42,9 @@ impl LearnData for crate::data::loader::DataLoaders {
     }
     fn vocab(&self) -> Vec<String> {
         self.vocab.clone()
+    }
+    fn input_shape(&self) -> Option<Vec<i64>> {
+        Some(vec![self.channels as i64, self.size as i64, self.size as i64])
     }
     fn encode_files(&self, files: &[std::path::PathBuf]) -> Result<Tensor> {
         crate::data::loader::DataLoaders::encode_files(self, files)

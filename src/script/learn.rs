@@ -321,10 +321,11 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         engine,
         "summary",
         ["learn: Learner", "String"],
-        "The model summary, with frozen/trainable counts.",
+        "The model summary for the loaders' input size, with frozen/trainable counts.",
         |l: &mut ScriptLearner| -> RhaiResult<String> {
             let learn = l.get()?;
-            learn.model.summary(&learn.model.body.default_input()).or_script()
+            let input = learn.data.input_shape().unwrap_or_else(|| learn.model.body.default_input());
+            learn.model.summary(&input).or_script()
         }
     );
     reg!(
