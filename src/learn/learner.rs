@@ -185,6 +185,11 @@ impl Learner {
         self.metrics.iter().map(|m| m.name()).collect()
     }
 
+    /// The built-in metrics over validation probabilities and targets, in `metric_names` order.
+    pub fn metric_values(&self, probs: &Tensor, targets: &Tensor) -> Vec<f64> {
+        self.metrics.iter().map(|m| m.compute(probs, targets)).collect()
+    }
+
     /// Logs one record to metrics.jsonl when the learner runs inside a run.
     pub fn record(&self, m: serde_json::Map<String, serde_json::Value>) -> Result<()> {
         match &self.out.metrics {
@@ -277,7 +282,7 @@ impl Learner {
     pub fn evaluate(&self, extra: Option<&dyn ExtraMetrics>) -> Result<Vec<(String, f64)>> {
         let (loss, probs, targets) = self.validate()?;
         let mut out = vec![("valid_loss".to_string(), loss)];
-        out.extend(self.metrics.iter().map(|m| (m.name(), m.compute(&probs, &targets))));
+        out.extend(self.metric_names().into_iter().zip(self.metric_values(&probs, &targets)));
         if let Some(e) = extra {
             out.extend(e.names().into_iter().zip(e.compute(&probs, &targets)?));
         }

@@ -69,7 +69,7 @@ impl Callback for Recorder {
     fn after_validate(&mut self, l: &mut Learner) -> Result<()> {
         let Some((valid_loss, probs, targets)) = &l.state.valid else { return Ok(()) };
         let mut values = vec![self.smooth.value(), *valid_loss];
-        values.extend(l.metrics.iter().map(|m| m.compute(probs, targets)));
+        values.extend(l.metric_values(probs, targets));
         l.state.values = values;
         Ok(())
     }
