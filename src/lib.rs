@@ -16,6 +16,7 @@ pub mod report;
 pub mod script;
 pub mod seed;
 pub mod session;
+pub mod sweep;
 pub mod text_table;
 pub mod torch_errors;
 pub mod torch_ext;

@@ -8,7 +8,7 @@ use rand::Rng;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::time::Instant;
 use tch::Device;
@@ -70,8 +70,47 @@ pub struct RunSpec {
     pub device: Device,
     pub runs_dir: PathBuf,
     pub command: Vec<String>,
-    pub sweep: Option<String>,
+    pub sweep: Option<SweepPoint>,
     pub rerun_of: Option<String>,
+}
+
+/// The sweep point a run is, and which attempt at it.
+#[derive(Debug, Clone)]
+pub struct SweepPoint {
+    pub id: String,
+    pub index: usize,
+    pub attempt: usize,
+}
+
+/// Makes a new run folder `<runs>/<timestamp>-<stem>-<id>/`; the id is fresh for each
+/// attempt and `create_dir` fails on an existing folder, so two runs never share one.
+/// Returns the folder, the id and the folder's name.
+pub fn new_run_dir(runs_dir: &Path, stem: &str) -> Result<(PathBuf, String, String)> {
+    std::fs::create_dir_all(runs_dir).with_context(|| format!("cannot create runs dir {}", runs_dir.display()))?;
+    let now = chrono::Local::now();
+    loop {
+        let id = format!("{:06x}", rand::thread_rng().gen::<u32>() & 0xff_ffff);
+        let name = format!("{}-{stem}-{id}", now.format("%Y%m%d-%H%M%S"));
+        let dir = runs_dir.join(&name);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok((dir, id, name)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| format!("cannot create {}", dir.display())),
+        }
+    }
+}
+
+/// The Slurm job this process runs in (job id, array job and task, restart count, node).
+fn slurm_info() -> Option<toml::Table> {
+    let job = std::env::var("SLURM_JOB_ID").ok()?;
+    let mut t = toml::Table::new();
+    t.insert("job_id".into(), job.parse::<i64>().map(toml::Value::Integer).unwrap_or(toml::Value::String(job)));
+    for (key, var) in [("array_job_id", "SLURM_ARRAY_JOB_ID"), ("array_task_id", "SLURM_ARRAY_TASK_ID"), ("restart_count", "SLURM_RESTART_COUNT"), ("node", "SLURMD_NODENAME")] {
+        if let Ok(v) = std::env::var(var) {
+            t.insert(key.into(), v.parse::<i64>().map(toml::Value::Integer).unwrap_or(toml::Value::String(v)));
+        }
+    }
+    Some(t)
 }
 
 pub struct Session {
@@ -81,26 +120,28 @@ pub struct Session {
     pub metrics: Arc<MetricsLog>,
     record: Mutex<RunRecord>,
     started: Instant,
+    /// Time spent by earlier attempts of a resumed run.
+    earlier_s: f64,
+    /// Fits so far, over all the run's learners (see `RunOut::fits`).
+    pub fits: Arc<AtomicUsize>,
 }
 
 impl Session {
-    /// Creates `runs/<timestamp>-<stem>-<id>/` (the id is fresh for each attempt, and
-    /// `create_dir` fails on an existing folder, so two runs never share one) and writes
+    /// Starts a run in a new folder `runs/<timestamp>-<stem>-<id>/`, or in `into`, a folder
+    /// made for it beforehand (a sweep point's, which holds its Slurm output), and writes
     /// the first `running` record.
-    pub fn start(spec: &RunSpec, params: BTreeMap<String, Param>) -> Result<Session> {
+    pub fn start(spec: &RunSpec, params: BTreeMap<String, Param>, into: Option<&Path>) -> Result<Session> {
         let source = std::fs::read(&spec.script).with_context(|| format!("cannot read script {}", spec.script.display()))?;
         let stem = spec.script.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        std::fs::create_dir_all(&spec.runs_dir).with_context(|| format!("cannot create runs dir {}", spec.runs_dir.display()))?;
         let now = chrono::Local::now();
-        let (dir, id, name) = loop {
-            let id = format!("{:06x}", rand::thread_rng().gen::<u32>() & 0xff_ffff);
-            let name = format!("{}-{stem}-{id}", now.format("%Y%m%d-%H%M%S"));
-            let dir = spec.runs_dir.join(&name);
-            match std::fs::create_dir(&dir) {
-                Ok(()) => break (dir, id, name),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e).with_context(|| format!("cannot create {}", dir.display())),
+        let (dir, id, name) = match into {
+            Some(dir) => {
+                let name = dir.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+                let id = name.rsplit('-').next().unwrap_or_default().to_string();
+                std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+                (dir.to_path_buf(), id, name)
             }
+            None => new_run_dir(&spec.runs_dir, &stem)?,
         };
         let (git_commit, git_dirty) = git_state(&spec.script);
         let mut extra = toml::Table::new();
@@ -110,6 +151,13 @@ impl Session {
             extra.insert("pid_start".into(), toml::Value::Integer(t as i64));
         }
         extra.insert("deterministic".into(), toml::Value::Boolean(crate::torch_ext::deterministic()));
+        if let Some(slurm) = slurm_info() {
+            extra.insert("slurm".into(), toml::Value::Table(slurm));
+        }
+        if let Some(sweep) = &spec.sweep {
+            extra.insert("sweep_index".into(), toml::Value::Integer(sweep.index as i64));
+            extra.insert("attempt".into(), toml::Value::Integer(sweep.attempt as i64));
+        }
         let record = RunRecord {
             format_version: crate::track::record::FORMAT_VERSION,
             id,
@@ -130,7 +178,7 @@ impl Session {
             started: now.to_rfc3339(),
             ended: None,
             duration_s: None,
-            sweep: spec.sweep.clone(),
+            sweep: spec.sweep.as_ref().map(|s| s.id.clone()),
             rerun_of: spec.rerun_of.clone(),
             sources: vec![],
             params,
@@ -139,7 +187,40 @@ impl Session {
         };
         record.write(&dir)?;
         let metrics = Arc::new(MetricsLog::create(&dir)?);
-        Ok(Session { dir, seed: spec.seed, device: spec.device, metrics, record: Mutex::new(record), started: Instant::now() })
+        Ok(Session { dir, seed: spec.seed, device: spec.device, metrics, record: Mutex::new(record), started: Instant::now(), earlier_s: 0.0, fits: Arc::default() })
+    }
+
+    /// Reopens an interrupted (or killed) run's folder to resume it: the record goes back
+    /// to `running` with this process's pid and one more entry in `resumed`, and
+    /// metrics.jsonl keeps what the last checkpoint had written.
+    pub fn resume(dir: &Path, device: Device, sweep: Option<&SweepPoint>) -> Result<Session> {
+        let mut record = RunRecord::read(dir)?;
+        let keep = crate::learn::resume::metrics_lines_kept(dir)?;
+        let mut extra = std::mem::take(&mut record.extra);
+        extra.insert("pid".into(), toml::Value::Integer(std::process::id() as i64));
+        match crate::track::runs::process_start_time(std::process::id()) {
+            Some(t) => extra.insert("pid_start".into(), toml::Value::Integer(t as i64)),
+            None => extra.remove("pid_start"),
+        };
+        extra.remove("signal");
+        if let Some(slurm) = slurm_info() {
+            extra.insert("slurm".into(), toml::Value::Table(slurm));
+        }
+        if let Some(sweep) = sweep {
+            extra.insert("attempt".into(), toml::Value::Integer(sweep.attempt as i64));
+        }
+        let mut resumed = extra.get("resumed").and_then(|v| v.as_array()).cloned().unwrap_or_default();
+        resumed.push(toml::Value::String(chrono::Local::now().to_rfc3339()));
+        extra.insert("resumed".into(), toml::Value::Array(resumed));
+        record.extra = extra;
+        record.status = Status::Running;
+        record.error = None;
+        record.ended = None;
+        record.host = crate::track::runs::host_name();
+        let earlier_s = record.duration_s.take().unwrap_or(0.0);
+        record.write(dir)?;
+        let metrics = Arc::new(MetricsLog::resume(dir, keep)?);
+        Ok(Session { dir: dir.to_path_buf(), seed: record.seed, device, metrics, record: Mutex::new(record), started: Instant::now(), earlier_s, fits: Arc::default() })
     }
 
     pub fn record(&self) -> RunRecord {
@@ -191,7 +272,7 @@ impl Session {
             rec.extra.insert("signal".into(), toml::Value::String(sig.into()));
         }
         rec.ended = Some(chrono::Local::now().to_rfc3339());
-        rec.duration_s = Some((self.started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0);
+        rec.duration_s = Some(((self.earlier_s + self.started.elapsed().as_secs_f64()) * 1000.0).round() / 1000.0);
         rec.write(&self.dir)
     }
 }

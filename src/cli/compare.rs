@@ -1,6 +1,6 @@
-//! `runner compare`, `runner rerun` and `runner sweep`: put runs side by side, repeat a
-//! run exactly from its record, and run a grid of params as one group.
-use super::run::{check, execute};
+//! `runner compare`, `runner rerun` and `runner resume`: put runs side by side, repeat a
+//! run exactly from its record, and continue a stopped run in its own folder.
+use super::run::{execute, Folder, Launch};
 use super::{RunOptions, TrackArgs};
 use crate::plot::{Chart, Series};
 use crate::track::compare::{compare, curves, run_labels};
@@ -26,7 +26,7 @@ pub fn compare_cmd(root: &Path, names: &[String], a: &CompareArgs) -> Result<()>
     print_comparison(&runs, a)
 }
 
-fn print_comparison(runs: &[RunEntry], a: &CompareArgs) -> Result<()> {
+pub(super) fn print_comparison(runs: &[RunEntry], a: &CompareArgs) -> Result<()> {
     let c = compare(runs, a.all)?;
     for (run, line, e) in &c.damaged {
         eprintln!("runner: {run}/metrics.jsonl line {line} is damaged and was skipped ({e})");
@@ -71,9 +71,9 @@ fn plot(runs: &[RunEntry], path: &Path) -> Result<()> {
     crate::plot::charts(path, &charts)
 }
 
-/// Runs the recorded copy of the script with the recorded params and seed.
-pub fn rerun_cmd(root: &Path, name: &str, device: Option<String>, track: TrackArgs) -> Result<i32> {
-    let old = find_run(root, name)?;
+/// The recorded copy of a run's script and the options that run it again exactly: the
+/// recorded params and seed, on `device` (default: the recorded one when it is cpu, else auto).
+pub fn recorded_run(root: &Path, old: &RunEntry, device: Option<String>, track: TrackArgs) -> Result<(PathBuf, RunOptions)> {
     let script_rel = old
         .record
         .sources
@@ -84,20 +84,7 @@ pub fn rerun_cmd(root: &Path, name: &str, device: Option<String>, track: TrackAr
     if !script.is_file() {
         bail!("{} has no copy of its script ({script_rel})", old.dir.display());
     }
-    let sets: Vec<String> = old
-        .record
-        .params
-        .iter()
-        .map(|(k, p)| {
-            format!(
-                "{k}={}",
-                match &p.value {
-                    toml::Value::String(s) => s.clone(),
-                    v => v.to_string(),
-                }
-            )
-        })
-        .collect();
+    let sets: Vec<String> = old.record.params.iter().map(|(k, p)| format!("{k}={}", crate::track::record::value_string(&p.value))).collect();
     let opts = RunOptions {
         sets,
         config: None,
@@ -107,9 +94,16 @@ pub fn rerun_cmd(root: &Path, name: &str, device: Option<String>, track: TrackAr
         track,
         ..RunOptions::with_default_limits()
     };
+    Ok((script, opts))
+}
+
+/// Runs the recorded copy of the script with the recorded params and seed.
+pub fn rerun_cmd(root: &Path, name: &str, device: Option<String>, track: TrackArgs) -> Result<i32> {
+    let old = find_run(root, name)?;
+    let (script, opts) = recorded_run(root, &old, device, track)?;
     let mut command = vec!["runner".to_string(), "rerun".into(), name.into()];
     command.extend(opts.sets.iter().flat_map(|s| ["--set".to_string(), s.clone()]));
-    let out = execute(&script, &opts, command, None, Some(old.folder()));
+    let out = execute(&script, &opts, Launch { rerun_of: Some(old.folder()), ..Launch::new(command) });
     let Some(dir) = out.dir else { return Ok(out.code) };
     let new = find_run(root, &dir.display().to_string())?;
     println!();
@@ -119,59 +113,21 @@ pub fn rerun_cmd(root: &Path, name: &str, device: Option<String>, track: TrackAr
     Ok(out.code)
 }
 
-/// One run per combination of `--grid name=v1,v2` values, grouped under a sweep id.
-pub fn sweep_cmd(script: &Path, grids: &[String], base: &RunOptions) -> Result<i32> {
-    let mut axes: Vec<(String, Vec<String>)> = Vec::new();
-    for g in grids {
-        let Some((k, vs)) = g.split_once('=') else { bail!("--grid `{g}`: expected name=v1,v2,...") };
-        let values: Vec<String> = vs.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect();
-        if values.is_empty() {
-            bail!("--grid `{g}` has no values");
-        }
-        let k = k.trim().to_string();
-        if axes.iter().any(|(a, _)| *a == k) {
-            bail!("--grid names `{k}` twice: give all its values in one --grid {k}=v1,v2,...");
-        }
-        axes.push((k, values));
+/// `runner resume <run>`: continues a stopped run (interrupted, or killed) in its own
+/// folder from its last checkpointed epoch.
+pub fn resume_cmd(root: &Path, name: &str, device: Option<String>, track: TrackArgs) -> Result<i32> {
+    let old = find_run(root, name)?;
+    match old.shown_status().as_str() {
+        "completed" => bail!("{} completed: nothing to resume (`runner rerun` runs it again)", old.folder()),
+        "running" => bail!("{} is still running (pid {})", old.folder(), old.record.extra.get("pid").map(|p| p.to_string()).unwrap_or_default()),
+        _ => {}
     }
-    if axes.is_empty() {
-        bail!("give at least one --grid name=v1,v2");
-    }
-    let mut combos: Vec<Vec<String>> = vec![vec![]];
-    for (k, vs) in &axes {
-        combos = combos.iter().flat_map(|c| vs.iter().map(move |v| [c.clone(), vec![format!("{k}={v}")]].concat())).collect();
-    }
-    // Every point is checked before the first starts: a bad value fails the sweep, not its tenth run.
-    let points: Vec<RunOptions> = combos
-        .iter()
-        .map(|combo| {
-            let mut opts = base.clone();
-            opts.sets.extend(combo.iter().cloned());
-            opts
-        })
-        .collect();
-    for (combo, opts) in combos.iter().zip(&points) {
-        if let Err(out) = check(script, opts) {
-            eprintln!("runner: sweep point {} refused; no run started", combo.join(" "));
-            return Ok(out.code);
-        }
-    }
-    let id = format!("sweep-{}-{:04x}", chrono::Local::now().format("%Y%m%d-%H%M%S"), rand::random::<u16>());
-    eprintln!("{id}: {} runs", combos.len());
-    let mut dirs = Vec::new();
-    let mut worst = 0;
-    for (combo, opts) in combos.iter().zip(&points) {
-        let mut command = vec!["runner".to_string(), "sweep".into(), script.display().to_string()];
-        command.extend(combo.iter().flat_map(|s| ["--set".to_string(), s.clone()]));
-        let out = execute(script, opts, command, Some(id.clone()), None);
-        if out.code == 2 {
-            return Ok(2);
-        }
-        worst = worst.max(out.code);
-        dirs.extend(out.dir);
-    }
-    let runs: Vec<RunEntry> = dirs.iter().map(|d| find_run(&base.runs_dir, &d.display().to_string())).collect::<Result<_>>()?;
-    println!("\n{id} (`runner compare {id}`, `runner runs --sweep {id}`, `runner report {id}`)");
-    print_comparison(&runs, &CompareArgs { all: false, plot: None, markdown: false, json: false })?;
-    Ok(worst)
+    let (script, opts) = recorded_run(root, &old, device, track)?;
+    let sweep = old.record.sweep.clone().map(|id| crate::session::SweepPoint {
+        id,
+        index: old.record.extra.get("sweep_index").and_then(|v| v.as_integer()).unwrap_or(0) as usize,
+        attempt: old.record.extra.get("attempt").and_then(|v| v.as_integer()).unwrap_or(1) as usize,
+    });
+    let command = old.record.command.clone();
+    Ok(execute(&script, &opts, Launch { sweep, rerun_of: old.record.rerun_of.clone(), folder: Folder::Resume(old.dir.clone()), command }).code)
 }

@@ -5,6 +5,7 @@ mod compare;
 mod report;
 mod run;
 mod runs;
+mod sweep;
 mod sync;
 mod weights;
 
@@ -99,6 +100,26 @@ impl RunOptions {
         }
     }
 
+    /// The command-line arguments that give these options back (what sweep tasks run with).
+    pub fn to_args(&self) -> Vec<String> {
+        let mut a: Vec<String> = self.sets.iter().flat_map(|s| ["--set".to_string(), s.clone()]).collect();
+        if let Some(c) = &self.config {
+            a.extend(["--config".to_string(), c.display().to_string()]);
+        }
+        a.extend(["--seed".to_string(), self.seed.to_string(), "--device".into(), self.device.clone()]);
+        a.extend(["--max-operations".to_string(), self.max_operations.to_string()]);
+        a.extend(["--max-array-size".to_string(), self.max_array_size.to_string()]);
+        a.extend(["--max-string-size".to_string(), self.max_string_size.to_string()]);
+        a.extend(["--max-map-size".to_string(), self.max_map_size.to_string()]);
+        if let Some(uri) = &self.track.uri {
+            a.extend(["--track".to_string(), uri.clone()]);
+        }
+        if self.track.track_models {
+            a.push("--track-models".into());
+        }
+        a
+    }
+
     pub fn limits(&self) -> Limits {
         Limits { operations: self.max_operations, array_size: self.max_array_size, string_size: self.max_string_size, map_size: self.max_map_size }
     }
@@ -180,14 +201,24 @@ enum Command {
         #[command(flatten)]
         track: TrackArgs,
     },
-    /// One run per combination of --grid values, grouped under a sweep id.
-    Sweep {
-        script: PathBuf,
-        /// name=v1,v2,... (repeat for more axes)
-        #[arg(long = "grid", value_name = "NAME=V1,V2")]
-        grids: Vec<String>,
+    /// Continue a stopped run (interrupted, killed, preempted) in its folder from its last epoch.
+    Resume {
+        run: String,
         #[command(flatten)]
-        common: RunOptions,
+        dir: RunsDir,
+        /// Device (default: the recorded one when it is cpu, else auto).
+        #[arg(long)]
+        device: Option<String>,
+        #[command(flatten)]
+        track: TrackArgs,
+    },
+    /// One run per combination of --grid values, grouped under a sweep id; here or on Slurm.
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Sweep {
+        #[command(subcommand)]
+        action: Option<SweepAction>,
+        #[command(flatten)]
+        start: SweepStart,
     },
     /// Send runs to the MLflow tracking server: whatever it lacks (the server was down, the run crashed).
     Sync {
@@ -214,6 +245,73 @@ enum Command {
     },
 }
 
+#[derive(Args)]
+struct SweepStart {
+    /// The experiment script.
+    #[arg(required = true)]
+    script: Option<PathBuf>,
+    /// name=v1,v2,... (repeat for more axes)
+    #[arg(long = "grid", value_name = "NAME=V1,V2")]
+    grids: Vec<String>,
+    /// Where the points run: here (`local`) or as one Slurm job array (`slurm`).
+    #[arg(long, default_value = "local", value_parser = ["local", "slurm"])]
+    on: String,
+    /// Points run at once on this machine (each on its own GPU when there are several).
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// Options for sbatch, passed through: "--partition=gpu --gres=gpu:1 --time=02:00:00".
+    #[arg(long, value_name = "OPTIONS", allow_hyphen_values = true)]
+    sbatch: Option<String>,
+    /// At most this many array tasks run at once (`--array=0-N%P`).
+    #[arg(long, value_name = "P")]
+    max_parallel: Option<usize>,
+    /// Print what would be submitted (the batch scripts) and submit nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// After submitting, wait as `runner sweep wait` does.
+    #[arg(long)]
+    wait: bool,
+    #[command(flatten)]
+    common: RunOptions,
+}
+
+#[derive(Subcommand)]
+enum SweepAction {
+    /// One row per point: params, state (pending, running, completed, failed, missing), run, job, attempts.
+    Status {
+        sweep: String,
+        #[command(flatten)]
+        dir: RunsDir,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Wait until no point is pending or running; non-zero exit if any failed or is missing.
+    Wait {
+        sweep: String,
+        #[command(flatten)]
+        dir: RunsDir,
+    },
+    /// Run the failed and missing points again, same params and seed (interrupted ones resume).
+    Resubmit {
+        sweep: String,
+        #[command(flatten)]
+        dir: RunsDir,
+        /// Then wait as `runner sweep wait` does.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Run one point of a submission (what each Slurm array task or local job runs).
+    #[command(hide = true)]
+    Task {
+        sweep_dir: PathBuf,
+        #[arg(long)]
+        array: usize,
+        /// The task index (default: SLURM_ARRAY_TASK_ID).
+        #[arg(long)]
+        task: Option<usize>,
+    },
+}
+
 #[derive(Subcommand)]
 enum WeightsAction {
     /// Convert a PyTorch state_dict (.pth/.pt) to .safetensors with the project's venv.
@@ -231,7 +329,7 @@ pub fn main() -> i32 {
             return code;
         }
     };
-    let runs_a_script = matches!(cli.command, None | Some(Command::Rerun { .. } | Command::Sweep { .. }));
+    let runs_a_script = matches!(cli.command, None | Some(Command::Rerun { .. } | Command::Resume { .. } | Command::Sweep { action: None | Some(SweepAction::Task { .. }), .. }));
     if cli.version || !runs_a_script {
         die_quietly_on_closed_pipe();
     }
@@ -252,7 +350,24 @@ pub fn main() -> i32 {
         Some(Command::Report { runs, dir, output }) => report::report(&dir.runs_dir, &runs, &output),
         Some(Command::Rerun { run, dir, device, track }) => return exit_code(compare::rerun_cmd(&dir.runs_dir, &run, device, track)),
         Some(Command::Sync { run, all, dir, track }) => return exit_code(sync::sync_cmd(&dir.runs_dir, run.as_deref(), all, &track)),
-        Some(Command::Sweep { script, grids, common }) => return exit_code(compare::sweep_cmd(&script, &grids, &common)),
+        Some(Command::Resume { run, dir, device, track }) => return exit_code(compare::resume_cmd(&dir.runs_dir, &run, device, track)),
+        Some(Command::Sweep { action: Some(action), .. }) => return exit_code(sweep_action(action)),
+        Some(Command::Sweep { action: None, start }) => {
+            let Some(script) = start.script else { return 2 };
+            let on = start.on.parse().unwrap_or(crate::sweep::Backend::Local);
+            let args = sweep::SweepArgs {
+                script,
+                grids: start.grids,
+                on,
+                jobs: start.jobs,
+                sbatch: start.sbatch,
+                max_parallel: start.max_parallel,
+                dry_run: start.dry_run,
+                wait: start.wait,
+                common: start.common,
+            };
+            return exit_code(sweep::sweep_cmd(args));
+        }
         Some(Command::Weights { action: WeightsAction::Convert { input, output } }) => weights::convert(&input, &output),
         None => match &cli.run.script {
             Some(script) => return run::run_command(script, &cli.run.common, argv),
@@ -279,6 +394,15 @@ fn die_quietly_on_closed_pipe() {
     // SAFETY: setting a signal's disposition to the default before any thread is started.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+fn sweep_action(a: SweepAction) -> anyhow::Result<i32> {
+    match a {
+        SweepAction::Status { sweep, dir, json } => sweep::status_cmd(&dir.runs_dir, &sweep, json),
+        SweepAction::Wait { sweep, dir } => sweep::wait_cmd(&dir.runs_dir, &sweep),
+        SweepAction::Resubmit { sweep, dir, wait } => sweep::resubmit_cmd(&dir.runs_dir, &sweep, wait),
+        SweepAction::Task { sweep_dir, array, task } => sweep::task_cmd(&sweep_dir, array, task),
     }
 }
 

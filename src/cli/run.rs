@@ -2,7 +2,7 @@
 //! and close the record with the right status whatever happens.
 use super::RunOptions;
 use crate::script::{declared_params, format_script_error, new_engine, ParamInputs, ScriptCtx};
-use crate::session::{interrupt_exit_code, interrupted, RunSpec, Session};
+use crate::session::{interrupt_exit_code, interrupted, RunSpec, Session, SweepPoint};
 use crate::track::mlflow::Mirror;
 use crate::track::Status;
 use rhai::{Scope, AST};
@@ -26,7 +26,31 @@ impl Outcome {
 }
 
 pub fn run_command(script: &Path, opts: &RunOptions, argv: Vec<String>) -> i32 {
-    execute(script, opts, argv, None, None).code
+    execute(script, opts, Launch::new(argv)).code
+}
+
+/// Where a run's record goes.
+pub enum Folder {
+    /// A new run folder.
+    New,
+    /// A folder made for the run beforehand (a sweep point's, holding its Slurm output).
+    Made(PathBuf),
+    /// A stopped run's own folder: the run resumes there from its checkpoints.
+    Resume(PathBuf),
+}
+
+/// How a run was started, for its record.
+pub struct Launch {
+    pub command: Vec<String>,
+    pub sweep: Option<SweepPoint>,
+    pub rerun_of: Option<String>,
+    pub folder: Folder,
+}
+
+impl Launch {
+    pub fn new(command: Vec<String>) -> Launch {
+        Launch { command, sweep: None, rerun_of: None, folder: Folder::New }
+    }
 }
 
 static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
@@ -75,8 +99,8 @@ pub fn check(script: &Path, opts: &RunOptions) -> Result<Checked, Outcome> {
     Ok(Checked { ast, inputs, device })
 }
 
-/// Runs one script into a new run folder. Shared by `run`, `rerun` and `sweep`.
-pub fn execute(script: &Path, opts: &RunOptions, command: Vec<String>, sweep: Option<String>, rerun_of: Option<String>) -> Outcome {
+/// Runs one script into its run folder. Shared by `run`, `rerun`, `resume` and sweep tasks.
+pub fn execute(script: &Path, opts: &RunOptions, launch: Launch) -> Outcome {
     install_handlers();
     let Checked { ast, inputs, device } = match check(script, opts) {
         Ok(c) => c,
@@ -88,13 +112,19 @@ pub fn execute(script: &Path, opts: &RunOptions, command: Vec<String>, sweep: Op
     };
     let limits = opts.limits();
 
+    let Launch { command, sweep, rerun_of, folder } = launch;
     let spec = RunSpec { script: script.to_path_buf(), seed: opts.seed, device, runs_dir: opts.runs_dir.clone(), command, sweep, rerun_of };
     crate::seed::seed_torch(opts.seed);
     if let Err(e) = crate::torch_ext::set_deterministic(device) {
         eprintln!("runner: {e:#}");
         return Outcome { dir: None, code: 1 };
     }
-    let session = match Session::start(&spec, BTreeMap::new()) {
+    let started = match &folder {
+        Folder::New => Session::start(&spec, BTreeMap::new(), None),
+        Folder::Made(dir) => Session::start(&spec, BTreeMap::new(), Some(dir)),
+        Folder::Resume(dir) => Session::resume(dir, device, spec.sweep.as_ref()),
+    };
+    let session = match started {
         Ok(s) => Arc::new(s),
         Err(e) => {
             eprintln!("runner: {e:#}");
@@ -104,12 +134,16 @@ pub fn execute(script: &Path, opts: &RunOptions, command: Vec<String>, sweep: Op
     if let Err(e) = crate::logging::log_to(&session.dir) {
         eprintln!("runner: cannot open the run log: {e:#}");
     }
-    let file_name = script.file_name().map(PathBuf::from).unwrap_or_default();
-    if let Err(e) = session.keep_source(script, &file_name) {
-        eprintln!("runner: {e:#}");
+    // A resumed run runs the copy it already keeps.
+    if !matches!(folder, Folder::Resume(_)) {
+        let file_name = script.file_name().map(PathBuf::from).unwrap_or_default();
+        if let Err(e) = session.keep_source(script, &file_name) {
+            eprintln!("runner: {e:#}");
+        }
     }
     let mirror = tracking.map(|t| Mirror::start(&session.dir, t));
-    eprintln!("run {} (seed {})", session.dir.display(), opts.seed);
+    let verb = if matches!(folder, Folder::Resume(_)) { "resuming run" } else { "run" };
+    eprintln!("{verb} {} (seed {})", session.dir.display(), opts.seed);
     eprintln!("device: {}", crate::device::describe(device));
     tracing::info!(script = %script.display(), seed = opts.seed, "run started");
 
@@ -142,6 +176,9 @@ pub fn execute(script: &Path, opts: &RunOptions, command: Vec<String>, sweep: Op
     tracing::info!(status = %status, "run finished");
     if let Err(e) = session.finish(status, error) {
         eprintln!("runner: cannot write the run record: {e:#}");
+    }
+    if status == Status::Completed {
+        crate::learn::resume::discard(&session.dir);
     }
     let secs = session.record().duration_s.unwrap_or(0.0);
     eprintln!("run {}: {status} in {secs:.1}s", session.dir.display());

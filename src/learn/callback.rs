@@ -57,6 +57,14 @@ pub trait Callback {
     fn order(&self) -> i32 {
         0
     }
+    /// What this callback must keep across an interruption (see `learn::resume`).
+    fn state(&self) -> Option<serde_json::Value> {
+        None
+    }
+    /// Takes back what `state` gave, when a fit resumes from its checkpoint.
+    fn restore(&mut self, v: &serde_json::Value) -> Result<()> {
+        Ok(())
+    }
     fn before_fit(&mut self, l: &mut Learner) -> Result<()> {
         Ok(())
     }

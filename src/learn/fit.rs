@@ -2,9 +2,10 @@
 //! `_do_one_batch`) and lets callbacks do the rest; `fit`, `fit_one_cycle`, `fine_tune`
 //! and `lr_find` are this loop with different callbacks.
 use super::callback::{fire, Callback, Cancel, Event};
-use super::callbacks::{EarlyStopping, Interrupt, LossPlot, ParamScheduler, ProgressCb, Recorder, SaveBest, SaveLast, TerminateOnNan};
+use super::callbacks::{EarlyStopping, Interrupt, LossPlot, ParamScheduler, ProgressCb, Recorder, SaveBest, TerminateOnNan};
 use super::data::XY;
 use super::learner::{Learner, Lrs};
+use super::resume;
 use super::schedule::OneCycle;
 use super::state::FitState;
 use anyhow::{bail, Context, Result};
@@ -77,10 +78,10 @@ impl Learner {
         }
         self.fits += 1;
         let (mut scheduler, mut recorder, mut progress) = (ParamScheduler { sched }, Recorder::new(true), ProgressCb::epochs());
-        let (mut interrupt, mut nan, mut last, mut plot) = (Interrupt { save: true }, TerminateOnNan, SaveLast, LossPlot::default());
+        let (mut interrupt, mut nan, mut plot) = (Interrupt { save: true }, TerminateOnNan, LossPlot::default());
         let mut best = opts.save_best.as_deref().map(|c| SaveBest(super::callbacks::tracker::Watch::new(c)));
         let mut early = opts.early_stopping.as_ref().map(|(c, p)| EarlyStopping::new(c, *p));
-        let mut all: Vec<&mut dyn Callback> = vec![&mut scheduler, &mut recorder, &mut progress, &mut interrupt, &mut nan, &mut last, &mut plot];
+        let mut all: Vec<&mut dyn Callback> = vec![&mut scheduler, &mut recorder, &mut progress, &mut interrupt, &mut nan, &mut plot];
         if let Some(b) = best.as_mut() {
             all.push(b);
         }
@@ -96,24 +97,55 @@ impl Learner {
     }
 
     /// The loop: `n_epoch` epochs of training then validation, firing every event on `cbs`
-    /// in their `order`. A `Cancel` error skips the rest of its part of the loop.
+    /// in their `order`. A `Cancel` error skips the rest of its part of the loop. Inside a
+    /// run, a fit (`fit` > 0; lr_find passes 0) checkpoints after every epoch and at its
+    /// end, and a resumed run restores those checkpoints instead of training again.
     pub fn run_fit(&mut self, fit: usize, n_epoch: usize, opts: &FitOptions, cbs: Cbs) -> Result<()> {
         let n_iter = self.data.train_len();
         if n_iter == 0 {
             bail!("no training batches: the training set is smaller than one batch (drop_last)");
         }
         cbs.sort_by_key(|c| c.order());
+        let seq = self.out.next_fit();
         self.state = FitState::new(fit, n_epoch, n_iter);
+        let checkpoints = fit > 0 && self.out.metrics.is_some();
+        let restored = if checkpoints { resume::read(&self.out.dir, seq)? } else { None };
+        if let Some(c) = restored.as_ref().filter(|c| c.done) {
+            self.restore_checkpoint(c, cbs)?;
+            resume::reseed(self.seed, seq, n_epoch);
+            return Ok(());
+        }
+        // Whether the weights changed since the last checkpoint (an early stop, a reload of `best`).
+        let mut unsaved = false;
         self.with_events(cbs, Event::BeforeFit, Event::AfterFit, Cancel::Fit, |l, cbs| {
-            for epoch in 0..n_epoch {
+            let start = match &restored {
+                Some(c) => {
+                    l.restore_checkpoint(c, cbs)?;
+                    c.epochs
+                }
+                None => 0,
+            };
+            for epoch in start..n_epoch {
+                resume::reseed(l.seed, seq, epoch);
+                unsaved = true;
                 l.state.epoch = epoch;
                 l.state.epoch_start = Instant::now();
                 l.state.values.clear();
                 l.state.valid = None;
                 l.with_events(cbs, Event::BeforeEpoch, Event::AfterEpoch, Cancel::Epoch, |l, cbs| l.one_epoch(cbs, opts))?;
+                if checkpoints {
+                    l.write_checkpoint(seq, epoch + 1, false, true, cbs)?;
+                    unsaved = false;
+                }
             }
             Ok(())
-        })
+        })?;
+        if checkpoints {
+            let epochs = if n_epoch == 0 { 0 } else { self.state.epoch + 1 };
+            self.write_checkpoint(seq, epochs, true, unsaved || opts.save_best.is_some(), cbs)?;
+        }
+        resume::reseed(self.seed, seq, n_epoch);
+        Ok(())
     }
 
     fn one_epoch(&mut self, cbs: Cbs, opts: &FitOptions) -> Result<()> {

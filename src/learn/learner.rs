@@ -10,8 +10,9 @@ use super::state::FitState;
 use crate::model::{Model, Splitter};
 use crate::track::MetricsLog;
 use anyhow::{bail, Context, Result};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tch::Tensor;
 
@@ -80,12 +81,19 @@ pub struct RunOut {
     pub dir: PathBuf,
     pub metrics: Option<Arc<MetricsLog>>,
     pub interrupted: fn() -> Option<&'static str>,
+    /// Fits of the run so far, over all its learners (names their resume checkpoints).
+    pub fits: Arc<AtomicUsize>,
 }
 
 impl RunOut {
     /// Outside a run: no folder of its own, no log, never interrupted.
     pub fn detached(dir: impl Into<PathBuf>) -> RunOut {
-        RunOut { dir: dir.into(), metrics: None, interrupted: || None }
+        RunOut { dir: dir.into(), metrics: None, interrupted: || None, fits: Arc::default() }
+    }
+
+    /// Numbers a new fit of the run: 1, 2, ...
+    pub fn next_fit(&self) -> usize {
+        self.fits.fetch_add(1, Ordering::SeqCst) + 1
     }
 }
 
@@ -198,26 +206,39 @@ impl Learner {
         }
     }
 
-    fn checkpoint_paths(&self, name: &str) -> (PathBuf, PathBuf) {
-        let model = crate::track::paths::model_file(Some(&self.out.dir), name);
-        let opt = crate::track::paths::optimizer_file(&model);
-        (model, opt)
+    fn checkpoint_path(&self, name: &str) -> PathBuf {
+        crate::track::paths::model_file(Some(&self.out.dir), name)
     }
 
     /// Saves model and optimizer state (`models/<name>.safetensors` in the run folder).
     pub fn save(&self, name: &str) -> Result<PathBuf> {
-        let (model, opt) = self.checkpoint_paths(name);
-        self.model.save(&model)?;
+        let model = self.checkpoint_path(name);
+        self.save_to(&model)?;
+        Ok(model)
+    }
+
+    /// Saves the weights to `model` and the optimizer state beside it, each written to a
+    /// temporary file first: a process killed while saving leaves the previous checkpoint.
+    pub fn save_to(&self, model: &Path) -> Result<()> {
+        let opt = crate::track::paths::optimizer_file(model);
+        let tmp = |p: &Path| p.with_extension("tmp.safetensors");
+        self.model.save(&tmp(model))?;
         let state: Vec<(String, Tensor)> =
             self.opt.state_tensors().into_iter().map(|(k, t)| (k, t.to_device(tch::Device::Cpu).contiguous())).collect();
-        Tensor::write_safetensors(&state, &opt).with_context(|| format!("cannot save {}", opt.display()))?;
-        Ok(model)
+        Tensor::write_safetensors(&state, tmp(&opt)).with_context(|| format!("cannot save {}", opt.display()))?;
+        std::fs::rename(tmp(model), model).with_context(|| format!("cannot write {}", model.display()))?;
+        std::fs::rename(tmp(&opt), &opt).with_context(|| format!("cannot write {}", opt.display()))
     }
 
     /// Restores what `save` wrote (the optimizer state when present).
     pub fn load(&mut self, name: &str) -> Result<()> {
-        let (model, opt) = self.checkpoint_paths(name);
-        self.model.load(&model)?;
+        self.load_from(&self.checkpoint_path(name))
+    }
+
+    /// Restores what `save_to` wrote.
+    pub fn load_from(&mut self, model: &Path) -> Result<()> {
+        let opt = crate::track::paths::optimizer_file(model);
+        self.model.load(model)?;
         if opt.is_file() {
             let t = Tensor::read_safetensors(&opt).with_context(|| format!("cannot read {}", opt.display()))?;
             self.opt.load_state(t)?;

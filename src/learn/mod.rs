@@ -10,6 +10,7 @@ pub mod lr_find;
 pub mod metrics;
 pub mod oneshot;
 pub mod optimizer;
+pub mod resume;
 pub mod progress;
 pub mod schedule;
 pub mod state;

@@ -16,21 +16,69 @@ pub struct MetricsLog {
     path: PathBuf,
     file: Mutex<File>,
     steps: Mutex<HashMap<String, u64>>,
+    replay: Mutex<Replay>,
+}
+
+/// A resumed run replays its script: the lines its last checkpoint had already written
+/// are kept, and the replay's writes of them are checked against them instead of
+/// appended again, so the finished file equals an uninterrupted run's.
+#[derive(Default)]
+struct Replay {
+    kept: Vec<String>,
+    /// Lines written (or replayed) so far.
+    written: usize,
+    diverged: bool,
 }
 
 impl MetricsLog {
     pub fn create(dir: &Path) -> Result<MetricsLog> {
+        Self::open(dir, Vec::new())
+    }
+
+    /// Reopens a run's log to resume it: keeps its first `keep` lines (what the last
+    /// checkpoint had written) and drops the rest.
+    pub fn resume(dir: &Path, keep: usize) -> Result<MetricsLog> {
+        let path = dir.join(METRICS_FILE);
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let kept: Vec<String> = text.split_inclusive('\n').filter(|l| l.ends_with('\n')).take(keep).map(String::from).collect();
+        std::fs::write(&path, kept.concat()).with_context(|| format!("cannot rewrite {}", path.display()))?;
+        Self::open(dir, kept)
+    }
+
+    fn open(dir: &Path, kept: Vec<String>) -> Result<MetricsLog> {
         let path = dir.join(METRICS_FILE);
         let file = std::fs::OpenOptions::new().create(true).append(true).open(&path).with_context(|| format!("cannot open {}", path.display()))?;
-        Ok(MetricsLog { path, file: Mutex::new(file), steps: Mutex::new(HashMap::new()) })
+        let replay = Replay { kept, written: 0, diverged: false };
+        Ok(MetricsLog { path, file: Mutex::new(file), steps: Mutex::new(HashMap::new()), replay: Mutex::new(replay) })
     }
 
     /// Writes one record (a JSON object) as a line.
     pub fn write(&self, record: Map<String, Value>) -> Result<()> {
         let mut line = serde_json::to_string(&Value::Object(record))?;
         line.push('\n');
+        let mut r = self.replay.lock().unwrap();
+        r.written += 1;
+        if let Some(old) = r.kept.get(r.written - 1) {
+            if *old != line && !r.diverged {
+                r.diverged = true;
+                tracing::warn!("the resumed run replays differently from the first attempt at metrics.jsonl line {}", r.written);
+            }
+            return Ok(());
+        }
         let mut f = self.file.lock().unwrap();
         f.write_all(line.as_bytes()).and_then(|_| f.flush()).with_context(|| format!("cannot append to {}", self.path.display()))
+    }
+
+    /// Where the log stands (lines written, `log_metric` steps), for a checkpoint.
+    pub fn position(&self) -> (usize, HashMap<String, u64>) {
+        (self.replay.lock().unwrap().written, self.steps.lock().unwrap().clone())
+    }
+
+    /// Jumps to a checkpoint's position: a resumed fit skips the epochs it restores, and
+    /// with them the lines they wrote.
+    pub fn restore_position(&self, written: usize, steps: HashMap<String, u64>) {
+        self.replay.lock().unwrap().written = written;
+        *self.steps.lock().unwrap() = steps;
     }
 
     /// A named scalar, numbered per name: `{"kind":"metric","name":..,"step":..,"value":..}`.

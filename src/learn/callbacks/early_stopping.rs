@@ -21,6 +21,14 @@ impl Callback for EarlyStopping {
     fn order(&self) -> i32 {
         72
     }
+    fn state(&self) -> Option<serde_json::Value> {
+        Some(serde_json::json!({ "watch": self.watch.state(), "since_best": self.since_best }))
+    }
+    fn restore(&mut self, v: &serde_json::Value) -> Result<()> {
+        self.watch.restore(&v["watch"])?;
+        self.since_best = v["since_best"].as_u64().unwrap_or(0) as usize;
+        Ok(())
+    }
     fn after_epoch(&mut self, l: &mut Learner) -> Result<()> {
         if self.watch.improved(&l.state)? {
             self.since_best = 0;

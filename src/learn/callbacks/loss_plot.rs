@@ -5,7 +5,7 @@ use crate::learn::Learner;
 use crate::plot::{line_chart, Series};
 use anyhow::Result;
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub struct LossPlot {
     train: Vec<(f64, f64)>,
     valid: Vec<(f64, f64)>,
@@ -14,6 +14,14 @@ pub struct LossPlot {
 impl Callback for LossPlot {
     fn order(&self) -> i32 {
         90
+    }
+    fn state(&self) -> Option<serde_json::Value> {
+        serde_json::to_value(self).ok()
+    }
+    fn restore(&mut self, v: &serde_json::Value) -> Result<()> {
+        // JSON holds no NaN: a curve with one is drawn from the resumed epochs only.
+        *self = serde_json::from_value(v.clone()).unwrap_or_default();
+        Ok(())
     }
     fn after_batch(&mut self, l: &mut Learner) -> Result<()> {
         if l.state.stepped {

@@ -10,11 +10,15 @@
 //! | 51 | `ExtraMetricsCb` | metrics computed outside Rust (script closures) |
 //! | 55 | `LrFinder` | the LR finder's exponential schedule and stop rule |
 //! | 60 | `ProgressCb` | bars or plain progress lines, fastai's epoch table |
-//! | 70 | `SaveLast` | `models/last` after every epoch |
 //! | 71 | `SaveBest` | `models/best` when a column improves, reloaded at the end |
 //! | 72 | `EarlyStopping` | stop when a column stops improving |
 //! | 80 | script callbacks | Rhai closures (`after_epoch(|e| ...)`) |
 //! | 90 | `LossPlot` | the loss curves PNG of the fit |
+//!
+//! After every epoch (once all its callbacks ran) the loop itself writes the fit's resume
+//! checkpoint and `models/last` (see `learn::resume`); callbacks with state to keep across
+//! an interruption (the smoothed loss, the best value so far) give it through
+//! `Callback::state` and take it back through `Callback::restore`.
 pub mod early_stopping;
 pub mod interrupt;
 pub mod loss_plot;
@@ -35,5 +39,5 @@ pub use metrics::ExtraMetricsCb;
 pub use nan_guard::TerminateOnNan;
 pub use progress::ProgressCb;
 pub use recorder::Recorder;
-pub use save::{SaveBest, SaveLast};
+pub use save::SaveBest;
 pub use scheduler::ParamScheduler;

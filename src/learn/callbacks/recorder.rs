@@ -7,7 +7,7 @@ use anyhow::Result;
 use serde_json::Map;
 
 /// fastai's `AvgSmoothLoss`: exponential moving average (beta 0.98), debiased.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub struct SmoothLoss {
     val: f64,
     count: i32,
@@ -45,6 +45,13 @@ impl Callback for Recorder {
         self.smooth = SmoothLoss::default();
         l.state.columns = ["train_loss".to_string(), "valid_loss".into()].into_iter().chain(l.metric_names()).collect();
         l.state.lower_is_better = [true, true].into_iter().chain(l.metrics.iter().map(|m| m.lower_is_better())).collect();
+        Ok(())
+    }
+    fn state(&self) -> Option<serde_json::Value> {
+        serde_json::to_value(&self.smooth).ok()
+    }
+    fn restore(&mut self, v: &serde_json::Value) -> Result<()> {
+        self.smooth = serde_json::from_value(v.clone())?;
         Ok(())
     }
     fn after_batch(&mut self, l: &mut Learner) -> Result<()> {

@@ -1,24 +1,9 @@
-//! Checkpoints: `models/last` after every epoch (what an interrupted or crashed run
-//! resumes from) and fastai's `SaveModelCallback` (`models/best` whenever a column
-//! improves, reloaded when the fit ends).
+//! fastai's `SaveModelCallback`: `models/best` whenever a column improves, reloaded when
+//! the fit ends. (`models/last` and the resume checkpoints are the loop's, see `learn::resume`.)
 use super::tracker::Watch;
 use crate::learn::callback::Callback;
 use crate::learn::Learner;
 use anyhow::Result;
-
-pub struct SaveLast;
-
-impl Callback for SaveLast {
-    fn order(&self) -> i32 {
-        70
-    }
-    fn after_epoch(&mut self, l: &mut Learner) -> Result<()> {
-        if l.out.metrics.is_some() {
-            l.save("last")?;
-        }
-        Ok(())
-    }
-}
 
 pub struct SaveBest(pub Watch);
 
@@ -31,6 +16,12 @@ impl Callback for SaveBest {
             l.save("best")?;
         }
         Ok(())
+    }
+    fn state(&self) -> Option<serde_json::Value> {
+        Some(self.0.state())
+    }
+    fn restore(&mut self, v: &serde_json::Value) -> Result<()> {
+        self.0.restore(v)
     }
     fn after_fit(&mut self, l: &mut Learner) -> Result<()> {
         if self.0.best.is_some() {

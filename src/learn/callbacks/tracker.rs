@@ -13,6 +13,16 @@ impl Watch {
         Watch { column: column.to_string(), best: None }
     }
 
+    /// The best value so far, for a resume checkpoint.
+    pub fn state(&self) -> serde_json::Value {
+        serde_json::json!({ "best": self.best })
+    }
+
+    pub fn restore(&mut self, v: &serde_json::Value) -> Result<()> {
+        self.best = v.get("best").and_then(|b| b.as_f64());
+        Ok(())
+    }
+
     /// Whether this epoch's value beats the best so far (lower for losses and error rates).
     pub fn improved(&mut self, s: &FitState) -> Result<bool> {
         let Some(i) = s.columns.iter().position(|c| *c == self.column) else {

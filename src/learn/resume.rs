@@ -1,0 +1,141 @@
+//! Resuming a stopped run where it stopped. A resumed run replays its script from the
+//! start (scripts are deterministic given the seed); each fit that has a checkpoint here
+//! restores it instead of training again: model, optimizer, data order (the learner's
+//! epoch count), schedule position, its callbacks' state and the metrics log's position,
+//! then continues with the next epoch. The torch generator is reseeded from the run seed
+//! at every epoch and at the end of every fit, so what follows a restored epoch draws the
+//! same numbers as the uninterrupted run did.
+//!
+//! Layout: `models/resume/fit<N>.json` (N counts every fit of the run, lr_find included)
+//! beside `fit<N>.safetensors` and `fit<N>.opt.safetensors`; `models/last` is the newest.
+use super::callback::Callback;
+use super::learner::Learner;
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+pub const RESUME_DIR: &str = "models/resume";
+
+/// What a fit had done when its checkpoint was written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FitCheckpoint {
+    /// The fit's number in the run.
+    pub seq: usize,
+    /// Epochs of this fit done.
+    pub epochs: usize,
+    /// The fit has ended (every epoch, or stopped early); the state is its final one.
+    pub done: bool,
+    /// The learner's epoch count (it varies shuffles and augmentations).
+    pub epochs_done: usize,
+    /// metrics.jsonl lines written by then, and `log_metric` steps.
+    pub metrics_lines: usize,
+    pub metric_steps: HashMap<String, u64>,
+    /// Callback state by the callback's order.
+    pub callbacks: BTreeMap<String, Value>,
+}
+
+pub fn checkpoint_json(run_dir: &Path, seq: usize) -> PathBuf {
+    run_dir.join(RESUME_DIR).join(format!("fit{seq}.json"))
+}
+
+pub fn checkpoint_model(run_dir: &Path, seq: usize) -> PathBuf {
+    run_dir.join(RESUME_DIR).join(format!("fit{seq}.safetensors"))
+}
+
+/// The checkpoint of fit `seq`, if the run has one.
+pub fn read(run_dir: &Path, seq: usize) -> Result<Option<FitCheckpoint>> {
+    let path = checkpoint_json(run_dir, seq);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(Some(serde_json::from_str(&text).with_context(|| format!("{} is damaged", path.display()))?))
+}
+
+fn write(run_dir: &Path, c: &FitCheckpoint) -> Result<()> {
+    let path = checkpoint_json(run_dir, c.seq);
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(c)?).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// How many metrics.jsonl lines a resumed run keeps: those its newest checkpoint had
+/// written (none without a checkpoint: the run starts over in its folder).
+pub fn metrics_lines_kept(run_dir: &Path) -> Result<usize> {
+    let Ok(rd) = std::fs::read_dir(run_dir.join(RESUME_DIR)) else { return Ok(0) };
+    let newest = rd
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.strip_prefix("fit")?.strip_suffix(".json")?.parse::<usize>().ok())
+        .max();
+    Ok(match newest {
+        Some(seq) => read(run_dir, seq)?.map(|c| c.metrics_lines).unwrap_or(0),
+        None => 0,
+    })
+}
+
+/// A completed run needs no resume state; `models/last` stays.
+pub fn discard(run_dir: &Path) {
+    let _ = std::fs::remove_dir_all(run_dir.join(RESUME_DIR));
+}
+
+/// Seeds torch for one epoch of one fit (or, with `epoch` = the fit's length, for what
+/// follows the fit), from the run seed alone.
+pub fn reseed(run_seed: u64, seq: usize, epoch: usize) {
+    crate::seed::seed_torch(crate::seed::derive(run_seed, &format!("fit{seq}/epoch{epoch}")));
+}
+
+impl Learner {
+    /// Writes fit `seq`'s checkpoint after `epochs` epochs; the weights only when
+    /// `weights` (they are unchanged since the last epoch's otherwise).
+    pub(crate) fn write_checkpoint(&self, seq: usize, epochs: usize, done: bool, weights: bool, cbs: &[&mut dyn Callback]) -> Result<()> {
+        let Some(log) = &self.out.metrics else { return Ok(()) };
+        let dir = &self.out.dir;
+        let model = checkpoint_model(dir, seq);
+        if weights || !model.is_file() {
+            std::fs::create_dir_all(dir.join(RESUME_DIR))?;
+            self.save_to(&model)?;
+            link_last(&model, &crate::track::paths::model_file(Some(dir), "last"))?;
+        }
+        let (metrics_lines, metric_steps) = log.position();
+        let callbacks = cbs.iter().filter_map(|c| c.state().map(|v| (c.order().to_string(), v))).collect();
+        write(dir, &FitCheckpoint { seq, epochs, done, epochs_done: self.epochs_done, metrics_lines, metric_steps, callbacks })
+    }
+
+    /// Restores fit `seq` from its checkpoint: weights, optimizer, epoch counts, callbacks, log position.
+    pub(crate) fn restore_checkpoint(&mut self, c: &FitCheckpoint, cbs: &mut [&mut dyn Callback]) -> Result<()> {
+        self.load_from(&checkpoint_model(&self.out.dir, c.seq))?;
+        self.epochs_done = c.epochs_done;
+        self.state.epoch = c.epochs;
+        self.state.train_iter = c.epochs * self.state.n_iter;
+        if let Some(log) = &self.out.metrics {
+            log.restore_position(c.metrics_lines, c.metric_steps.clone());
+        }
+        for cb in cbs.iter_mut() {
+            if let Some(v) = c.callbacks.get(&cb.order().to_string()) {
+                cb.restore(v)?;
+            }
+        }
+        let what = if c.done { "its end".to_string() } else { format!("epoch {} of {}", c.epochs, self.state.n_epoch) };
+        eprintln!("fit {}: resumed from its checkpoint at {what}", self.state.fit);
+        tracing::info!(fit = self.state.fit, epochs = c.epochs, done = c.done, "fit restored from checkpoint");
+        Ok(())
+    }
+}
+
+/// `models/last` is the newest checkpoint: a hard link to it (a copy where links fail).
+fn link_last(model: &Path, last: &Path) -> Result<()> {
+    for (from, to) in [(model.to_path_buf(), last.to_path_buf()), (crate::track::paths::optimizer_file(model), crate::track::paths::optimizer_file(last))] {
+        if !from.is_file() {
+            continue;
+        }
+        let tmp = to.with_extension("link.tmp");
+        let _ = std::fs::remove_file(&tmp);
+        if std::fs::hard_link(&from, &tmp).is_err() {
+            std::fs::copy(&from, &tmp).with_context(|| format!("cannot copy {} to {}", from.display(), tmp.display()))?;
+        }
+        std::fs::rename(&tmp, &to).with_context(|| format!("cannot write {}", to.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,147 @@
+//! `sweep.toml`: what a sweep is (script copy, grid, seed, the options every point runs
+//! with) and where each point's attempts went (run folder, array submission, task index).
+//! It lives in `<runs>/sweeps/<id>/`, written only by the commands that submit, read by
+//! the tasks and by `sweep status`; the run folders stay the truth about how points ended.
+use super::grid::Axis;
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+pub const MANIFEST_FILE: &str = "sweep.toml";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Local,
+    Slurm,
+}
+
+impl std::str::FromStr for Backend {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Backend, String> {
+        match s {
+            "local" => Ok(Backend::Local),
+            "slurm" => Ok(Backend::Slurm),
+            _ => Err(format!("unknown backend `{s}` (local, slurm)")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    pub id: String,
+    pub created: String,
+    /// The script as the user named it; tasks run `script_copy`, so later edits do not leak in.
+    pub script: String,
+    /// The copy, relative to the sweep folder.
+    pub script_copy: String,
+    pub seed: u64,
+    pub backend: Backend,
+    /// Absolute runs dir of the points' run folders.
+    pub runs_dir: String,
+    /// Command-line options every point runs with (`--set`, `--device`, limits, tracking).
+    pub run_args: Vec<String>,
+    /// Options passed through to `sbatch`.
+    #[serde(default)]
+    pub sbatch: Vec<String>,
+    /// At most this many points run at once (`%N` of the array, `--jobs` locally).
+    #[serde(default)]
+    pub max_parallel: Option<usize>,
+    pub grid: Vec<Axis>,
+    pub points: Vec<Point>,
+    #[serde(default)]
+    pub arrays: Vec<ArraySub>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Point {
+    pub index: usize,
+    /// `name=value` settings of this point.
+    pub sets: Vec<String>,
+    #[serde(default)]
+    pub attempts: Vec<Attempt>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Attempt {
+    /// The run folder's name under the runs dir.
+    pub run: String,
+    /// Which submission (`arrays[i]`) ran it, and its task index there.
+    pub array: usize,
+    pub task: usize,
+}
+
+/// One submission: a Slurm job array (or a local batch) over some points, task `i`
+/// running `points[i]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ArraySub {
+    /// The Slurm array job id (none for local batches).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
+    pub points: Vec<usize>,
+    pub submitted: String,
+    /// The local process that runs this batch, to tell pending from missing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_start: Option<u64>,
+}
+
+impl Point {
+    pub fn params(&self) -> Vec<(String, String)> {
+        self.sets.iter().map(|s| s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).unwrap_or((s.clone(), String::new()))).collect()
+    }
+}
+
+impl Manifest {
+    pub fn read(sweep_dir: &Path) -> Result<Manifest> {
+        let path = sweep_dir.join(MANIFEST_FILE);
+        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("{} is not a valid sweep manifest", path.display()))
+    }
+
+    /// Written atomically (temp file + rename): tasks reading it never see half a manifest.
+    pub fn write(&self, sweep_dir: &Path) -> Result<()> {
+        let text = toml::to_string_pretty(self).context("cannot serialise the sweep manifest")?;
+        let tmp = sweep_dir.join(format!(".{MANIFEST_FILE}.tmp"));
+        std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, sweep_dir.join(MANIFEST_FILE)).with_context(|| format!("cannot write {}", sweep_dir.join(MANIFEST_FILE).display()))
+    }
+
+    pub fn runs_dir(&self) -> PathBuf {
+        PathBuf::from(&self.runs_dir)
+    }
+
+    /// The point that task `task` of submission `array` runs, and its attempt there.
+    pub fn task(&self, array: usize, task: usize) -> Result<(&Point, &Attempt, usize)> {
+        let Some(sub) = self.arrays.get(array) else { bail!("sweep {} has no submission {array}", self.id) };
+        let Some(&index) = sub.points.get(task) else { bail!("submission {array} of sweep {} has no task {task}", self.id) };
+        let point = &self.points[index];
+        let (n, attempt) =
+            point.attempts.iter().enumerate().find(|(_, a)| a.array == array && a.task == task).context("the manifest has no attempt for this task")?;
+        Ok((point, attempt, n + 1))
+    }
+}
+
+/// Where sweeps keep their manifests: `<runs>/sweeps/<id>/`.
+pub fn sweeps_dir(runs_dir: &Path) -> PathBuf {
+    runs_dir.join("sweeps")
+}
+
+/// Resolves a sweep id (or a unique prefix) to its folder.
+pub fn find_sweep(runs_dir: &Path, name: &str) -> Result<PathBuf> {
+    let direct = Path::new(name);
+    if direct.join(MANIFEST_FILE).is_file() {
+        return Ok(direct.to_path_buf());
+    }
+    let root = sweeps_dir(runs_dir);
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&root)
+        .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.join(MANIFEST_FILE).is_file()).collect())
+        .unwrap_or_default();
+    found.retain(|p| p.file_name().and_then(|f| f.to_str()).is_some_and(|f| f.starts_with(name)));
+    match found.len() {
+        1 => Ok(found.remove(0)),
+        0 => bail!("no sweep named `{name}` under {} (sweeps started with --on slurm or --on local have one)", root.display()),
+        _ => bail!("`{name}` is ambiguous: it starts {} sweeps", found.len()),
+    }
+}
