@@ -1,27 +1,8 @@
 //! Every example in the README runs, so the README cannot rot: each ```rhai block as a
-//! script (its params at smoke settings), then each `runner ...` line of the ```sh blocks.
+//! script (its params at smoke settings), then each `runner ...` line of the ```sh blocks
+//! (those that submit to Slurm run on the test cluster, in tests/slurm.rs).
 mod common;
-use common::Sandbox;
-
-fn blocks(readme: &str, lang: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut cur: Option<String> = None;
-    for line in readme.lines() {
-        match &mut cur {
-            None if line.trim() == format!("```{lang}") => cur = Some(String::new()),
-            Some(b) if line.trim() == "```" => {
-                out.push(std::mem::take(b));
-                cur = None;
-            }
-            Some(b) => {
-                b.push_str(line);
-                b.push('\n');
-            }
-            None => {}
-        }
-    }
-    out
-}
+use common::{readme_blocks as blocks, Sandbox};
 
 /// Smoke values for the params a README example declares.
 const SMOKE: [(&str, &str); 4] = [("size", "32"), ("epochs", "1"), ("arch", "resnet18"), ("n", "10")];
@@ -51,6 +32,10 @@ fn readme_examples_run() {
         for line in block.lines() {
             let cmd = line.split(" #").next().unwrap().trim();
             let Some(rest) = cmd.strip_prefix("runner ") else { continue };
+            // Submitting to Slurm needs the test cluster: tests/slurm.rs runs those lines there.
+            if cmd.contains("--on slurm") && !cmd.contains("--dry-run") {
+                continue;
+            }
             let rest = rest.replace("experiments/", &experiments);
             let args: Vec<&str> = rest.split_whitespace().collect();
             let r = sb.run(&args);

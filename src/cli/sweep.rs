@@ -86,7 +86,9 @@ pub fn sweep_cmd(a: SweepArgs) -> Result<i32> {
                 let script = dir.join("arrays").join(sub.array.to_string()).join("batch.sh");
                 println!("# {}:", script.display());
                 println!("{}", submit::batch_script(&m, &dir, sub.array, &runner));
-                println!("# submitted with: sbatch --parsable {}{}\n", shlex::try_join(m.sbatch.iter().map(String::as_str)).unwrap_or_default(), script.display());
+                let script = script.display().to_string();
+                let command: Vec<&str> = ["sbatch", "--parsable"].into_iter().chain(m.sbatch.iter().map(String::as_str)).chain([script.as_str()]).collect();
+                println!("# submitted with: {}\n", shlex::try_join(command).unwrap_or_default());
             }
             println!("dry run: sweep {} ({} points) was not submitted", m.id, m.points.len());
             Ok(0)
@@ -182,7 +184,13 @@ pub fn task_cmd(dir: &Path, array: usize, task: Option<usize>) -> Result<i32> {
             eprintln!("{}: already completed", run_dir.display());
             return Ok(0);
         }
-        Ok(_) => Folder::Resume(run_dir),
+        Ok(r) => {
+            let entry = RunEntry { dir: run_dir.clone(), record: r };
+            if entry.shown_status() == "running" {
+                bail!("{} is still running (pid {}): not starting a second process in it", run_dir.display(), entry.record.extra.get("pid").map(|p| p.to_string()).unwrap_or_default());
+            }
+            Folder::Resume(run_dir)
+        }
         Err(_) => Folder::Made(run_dir),
     };
     let command = vec!["runner".into(), "sweep".into(), "task".into(), dir.display().to_string(), "--array".into(), array.to_string(), "--task".into(), task.to_string()];

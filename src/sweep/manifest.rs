@@ -128,7 +128,7 @@ pub fn sweeps_dir(runs_dir: &Path) -> PathBuf {
     runs_dir.join("sweeps")
 }
 
-/// Resolves a sweep id (or a unique prefix) to its folder.
+/// Resolves a sweep id (or a unique prefix, or `last` for the newest) to its folder.
 pub fn find_sweep(runs_dir: &Path, name: &str) -> Result<PathBuf> {
     let direct = Path::new(name);
     if direct.join(MANIFEST_FILE).is_file() {
@@ -138,6 +138,10 @@ pub fn find_sweep(runs_dir: &Path, name: &str) -> Result<PathBuf> {
     let mut found: Vec<PathBuf> = std::fs::read_dir(&root)
         .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.join(MANIFEST_FILE).is_file()).collect())
         .unwrap_or_default();
+    if name == "last" {
+        // Ids start with their creation time, so the newest sorts last.
+        return found.into_iter().max().with_context(|| format!("no sweeps under {}", root.display()));
+    }
     found.retain(|p| p.file_name().and_then(|f| f.to_str()).is_some_and(|f| f.starts_with(name)));
     match found.len() {
         1 => Ok(found.remove(0)),

@@ -111,8 +111,12 @@ fn point_status(m: &Manifest, p: &Point, queue: &HashMap<(String, usize), Queued
             (PointState::Failed, Some(format!("interrupted by {sig}; `runner sweep resubmit` resumes it from its last epoch")))
         }
         (Some(r), None) => {
+            // The queue no longer runs it, but its process may still be closing its record
+            // (a cancelled task writing its checkpoint): alive on this host means running.
+            // On another host, a record the queue has let go of is a dead task.
+            let here = r.host == crate::track::runs::host_name();
             let entry = RunEntry { dir: dir.clone(), record: r };
-            if m.backend == Backend::Local && entry.shown_status() == "running" {
+            if here && entry.shown_status() == "running" {
                 (PointState::Running, None)
             } else {
                 let slurm = queued.map(|q| format!(" (Slurm: {})", q.state)).unwrap_or_default();

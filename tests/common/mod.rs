@@ -73,10 +73,10 @@ impl Sandbox {
         self.command(args).output().unwrap().into()
     }
 
-    /// Run folders, oldest first.
+    /// Run folders (those with a record; not `runs/sweeps`), oldest first.
     pub fn runs(&self) -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> =
-            std::fs::read_dir(self.path().join("runs")).map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect()).unwrap_or_default();
+            std::fs::read_dir(self.path().join("runs")).map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.join("run.toml").is_file()).collect()).unwrap_or_default();
         v.sort_by_key(|p| {
             let t = std::fs::read_to_string(p.join("run.toml")).unwrap_or_default();
             let started = t.lines().find(|l| l.starts_with("started")).unwrap_or("").to_string();
@@ -92,4 +92,45 @@ impl Sandbox {
     pub fn record(&self, run: &Path) -> toml::Table {
         toml::from_str(&std::fs::read_to_string(run.join("run.toml")).unwrap()).unwrap()
     }
+}
+
+/// The README's fenced blocks in `lang`, each as its text.
+pub fn readme_blocks(readme: &str, lang: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur: Option<String> = None;
+    for line in readme.lines() {
+        match &mut cur {
+            None if line.trim() == format!("```{lang}") => cur = Some(String::new()),
+            Some(b) if line.trim() == "```" => {
+                out.push(std::mem::take(b));
+                cur = None;
+            }
+            Some(b) => {
+                b.push_str(line);
+                b.push('\n');
+            }
+            None => {}
+        }
+    }
+    out
+}
+
+/// Asserts two files are equal byte for byte, naming the first line where they differ.
+pub fn assert_same_file(a: &Path, b: &Path, what: &str) {
+    let (x, y) = (std::fs::read_to_string(a).unwrap(), std::fs::read_to_string(b).unwrap());
+    if x == y {
+        return;
+    }
+    let (xl, yl): (Vec<&str>, Vec<&str>) = (x.lines().collect(), y.lines().collect());
+    let i = (0..xl.len().max(yl.len())).find(|&i| xl.get(i) != yl.get(i)).unwrap_or(0);
+    panic!(
+        "{what}: {} ({} lines) and {} ({} lines) differ first at line {}:\n  {}\n  {}",
+        a.display(),
+        xl.len(),
+        b.display(),
+        yl.len(),
+        i + 1,
+        xl.get(i).unwrap_or(&"<end>"),
+        yl.get(i).unwrap_or(&"<end>")
+    );
 }

@@ -1,0 +1,125 @@
+//! Sweeps on this machine and resuming stopped runs, through the real binary: points run
+//! side by side (`--jobs 2`), status from the records, resubmit, and a run stopped by
+//! SIGTERM mid-epoch that `runner resume` finishes with metrics.jsonl equal to an
+//! uninterrupted run's, byte for byte.
+mod common;
+use common::Sandbox;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub fn orl() -> String {
+    common::project_root().join("experiments/orl_faces.rhai").display().to_string()
+}
+
+/// ORL at smoke settings, long enough (6 epochs) to stop in the middle.
+pub const ORL_SMOKE: [&str; 10] = ["--device", "cpu", "--set", "size=48", "--set", "eval_repeats=2", "--set", "bs=16", "--seed", "42"];
+
+fn status_json(sb: &Sandbox, id: &str) -> Vec<Value> {
+    let r = sb.run(&["sweep", "status", id, "--json"]);
+    r.ok();
+    serde_json::from_str::<Value>(&r.stdout).unwrap().as_array().unwrap().clone()
+}
+
+fn sweep_id(stdout: &str) -> String {
+    stdout.split_whitespace().find(|w| w.starts_with("sweep-")).expect("the sweep prints its id").trim_end_matches(':').to_string()
+}
+
+/// Waits until `path` holds `needle` (a run writing its metrics), at most `secs`.
+pub fn wait_for_text(path: &Path, needle: &str, secs: u64) {
+    let t = Instant::now();
+    while !std::fs::read_to_string(path).unwrap_or_default().contains(needle) {
+        assert!(t.elapsed() < Duration::from_secs(secs), "{} never showed {needle}", path.display());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The newest run folder other than `not`, once it exists.
+fn new_run(sb: &Sandbox, not: &[PathBuf]) -> PathBuf {
+    let t = Instant::now();
+    loop {
+        if let Some(r) = sb.runs().into_iter().find(|r| !not.contains(r)) {
+            return r;
+        }
+        assert!(t.elapsed() < Duration::from_secs(60), "no new run folder");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn local_sweep_runs_points_side_by_side_and_resubmits_failures() {
+    let sb = Sandbox::new();
+    // Point n=2 fails until the folder `needed` exists (it lists images there).
+    sb.write("t.rhai", "let n = param(\"n\", 1);\nif n == 2 { let f = get_image_files(\"needed\"); }\nlog_metric(\"n\", n);\n");
+    let r = sb.run(&["sweep", "t.rhai", "--grid", "n=1,2,3", "--jobs", "2"]);
+    assert_eq!(r.code, 1, "a failed point fails the sweep:\n{}\n{}", r.stdout, r.stderr);
+    let id = sweep_id(&r.stdout);
+    assert!(r.stdout.contains("3 runs on this machine, 2 at a time"), "{}", r.stdout);
+    let rows = status_json(&sb, &id);
+    let states: Vec<&str> = rows.iter().map(|r| r["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["completed", "failed", "completed"]);
+    assert!(rows[1]["reason"].as_str().unwrap().contains("needed"), "the error's first line says why: {}", rows[1]);
+    for row in &rows {
+        let run = sb.path().join("runs").join(row["run"].as_str().unwrap());
+        assert!(run.join("output.log").is_file(), "side-by-side points keep their console output");
+        assert_eq!(sb.record(&run)["sweep"].as_str(), Some(id.as_str()));
+    }
+    let failed_run = rows[1]["run"].as_str().unwrap().to_string();
+
+    std::fs::create_dir(sb.path().join("needed")).unwrap();
+    std::fs::copy(common::datasets().join("oxford-iiit-pet-sample/images").read_dir().unwrap().flatten().next().unwrap().path(), sb.path().join("needed/a.jpg"))
+        .unwrap();
+    let r = sb.run(&["sweep", "resubmit", &id]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("running point 1 again"), "{}", r.stdout);
+    let rows = status_json(&sb, &id);
+    assert!(rows.iter().all(|r| r["state"] == "completed"), "{rows:?}");
+    let attempts: Vec<u64> = rows.iter().map(|r| r["attempts"].as_u64().unwrap()).collect();
+    assert_eq!(attempts, [1, 2, 1], "only the failed point ran again");
+    assert_ne!(rows[1]["run"].as_str().unwrap(), failed_run, "a failed attempt keeps its own folder and record");
+    let old = sb.path().join("runs").join(&failed_run);
+    assert_eq!(sb.record(&old)["status"].as_str(), Some("failed"));
+    assert_eq!(sb.record(&sb.path().join("runs").join(rows[1]["run"].as_str().unwrap()))["attempt"].as_integer(), Some(2));
+    let r = sb.run(&["sweep", "resubmit", &id]);
+    assert!(r.stdout.contains("nothing to resubmit"), "{}", r.stdout);
+    let r = sb.run(&["compare", &id]);
+    r.ok();
+}
+
+#[test]
+fn sigterm_mid_epoch_then_resume_equals_the_uninterrupted_run() {
+    let sb = Sandbox::new();
+    let args = |extra: &[&str]| -> Vec<String> { [orl()].into_iter().chain(ORL_SMOKE.iter().map(|s| s.to_string())).chain(extra.iter().map(|s| s.to_string())).collect() };
+    let whole = args(&["--set", "epochs=6"]);
+    sb.run(&whole.iter().map(String::as_str).collect::<Vec<_>>()).ok();
+    let reference = sb.last_run();
+
+    let child = sb.command(&whole.iter().map(String::as_str).collect::<Vec<_>>()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let run = new_run(&sb, &[reference.clone()]);
+    // Mid-epoch: after epoch 1's row and a few batches of epoch 2.
+    wait_for_text(&run.join("metrics.jsonl"), "\"epoch\":1,", 120);
+    std::thread::sleep(Duration::from_millis(400));
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143), "SIGTERM exits 128+15:\n{}", String::from_utf8_lossy(&out.stderr));
+    let rec = sb.record(&run);
+    assert_eq!(rec["status"].as_str(), Some("interrupted"));
+    assert_eq!(rec["signal"].as_str(), Some("SIGTERM"));
+    assert!(run.join("models/resume/fit1.json").is_file(), "the fit checkpointed its epochs");
+    let partial = std::fs::read(run.join("metrics.jsonl")).unwrap();
+    assert!(partial.len() < std::fs::read(reference.join("metrics.jsonl")).unwrap().len(), "stopped part-way");
+
+    let r = sb.run(&["resume", &run.display().to_string()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("resumed from its checkpoint at epoch"), "it skipped the done epochs:\n{}", r.stderr);
+    let rec = sb.record(&run);
+    assert_eq!(rec["status"].as_str(), Some("completed"));
+    assert_eq!(rec["resumed"].as_array().map(|a| a.len()), Some(1));
+    common::assert_same_file(&run.join("metrics.jsonl"), &reference.join("metrics.jsonl"), "the resumed run's metrics.jsonl equals the uninterrupted run's");
+    assert!(!run.join("models/resume").exists(), "a completed run drops its resume state");
+    assert!(run.join("models/last.safetensors").is_file());
+    let r = sb.run(&["resume", &run.display().to_string()]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("nothing to resume"), "{}", r.stderr);
+}
