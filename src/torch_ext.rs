@@ -1,5 +1,6 @@
 //! Safe wrappers over `csrc/torch_ext.cpp`, the libtorch switches tch does not expose:
-//! deterministic algorithms and bf16 autocast (tch's own autocast is CUDA fp16 only).
+//! deterministic algorithms, cuDNN benchmark, TF32, bf16 autocast (tch's own autocast is
+//! CUDA fp16 only), and libtorch's warnings printed once each and counted.
 use anyhow::{bail, Result};
 use std::ffi::{c_char, c_int, CStr};
 use tch::Device;
@@ -11,6 +12,12 @@ extern "C" {
     fn runner_ext_autocast_enter(cuda: c_int, prev_enabled: *mut c_int, prev_dtype: *mut c_int) -> c_int;
     fn runner_ext_autocast_exit(cuda: c_int, prev_enabled: c_int, prev_dtype: c_int) -> c_int;
     fn runner_ext_autocast_enabled(cuda: c_int) -> c_int;
+    fn runner_ext_set_fill_uninitialized(on: c_int);
+    fn runner_ext_set_cudnn_benchmark(on: c_int);
+    fn runner_ext_set_tf32(on: c_int);
+    fn runner_ext_tf32() -> c_int;
+    fn runner_ext_warn_once();
+    fn runner_ext_warnings(buf: *mut c_char, len: usize) -> usize;
 }
 
 fn check(rc: c_int, what: &str) -> Result<()> {
@@ -22,16 +29,86 @@ fn check(rc: c_int, what: &str) -> Result<()> {
     bail!("{what}: {msg}")
 }
 
-/// Makes libtorch use deterministic kernels: bit-identical runs on CPU. On CUDA a few
-/// backward kernels (adaptive pooling among them) have no deterministic version, so
-/// there libtorch warns about them instead of failing the run.
+/// How strictly a run asks libtorch for reproducible kernels (`RUNNER_DETERMINISTIC`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Determinism {
+    /// Deterministic kernels only: an op without one fails the run (the CPU default).
+    Strict,
+    /// Deterministic kernels where they exist; each op without one is reported once and
+    /// recorded in run.toml (the CUDA default: the head's adaptive max pooling has no
+    /// deterministic CUDA backward).
+    Warn,
+    /// The fastest kernels, cuDNN benchmark on: for speed runs.
+    Off,
+}
+
+impl Determinism {
+    /// `RUNNER_DETERMINISTIC` (strict, warn or off), else the device's default.
+    pub fn from_env(device: Device) -> Result<Determinism> {
+        Ok(match std::env::var("RUNNER_DETERMINISTIC").as_deref() {
+            Ok("strict") => Determinism::Strict,
+            Ok("warn") => Determinism::Warn,
+            Ok("off") => Determinism::Off,
+            Ok(other) => bail!("RUNNER_DETERMINISTIC is `{other}`: use strict, warn or off"),
+            Err(_) if device.is_cuda() => Determinism::Warn,
+            Err(_) => Determinism::Strict,
+        })
+    }
+}
+
+/// Sets libtorch up for a run on `device`: determinism as `RUNNER_DETERMINISTIC` asks
+/// (bit-identical runs on CPU by default), TF32 as `RUNNER_TF32` asks (libtorch's default
+/// otherwise: TF32 for float32 convolutions on CUDA, not for matmuls), and every libtorch
+/// warning printed once.
 pub fn set_deterministic(device: Device) -> Result<()> {
-    if device.is_cuda() && std::env::var_os("CUBLAS_WORKSPACE_CONFIG").is_none() {
+    let mode = Determinism::from_env(device)?;
+    if device.is_cuda() && mode != Determinism::Off && std::env::var_os("CUBLAS_WORKSPACE_CONFIG").is_none() {
         // cuBLAS is deterministic only with a fixed workspace; read at its first use.
         std::env::set_var("CUBLAS_WORKSPACE_CONFIG", ":4096:8");
     }
-    // SAFETY: plain FFI call; exceptions are caught on the C++ side.
-    check(unsafe { runner_ext_set_deterministic(1, device.is_cuda() as c_int) }, "cannot turn on deterministic algorithms")
+    match std::env::var("RUNNER_TF32").as_deref() {
+        Ok("1") => set_tf32(true),
+        Ok("0") => set_tf32(false),
+        Ok(other) => bail!("RUNNER_TF32 is `{other}`: use 1 (TF32 for float32 convolutions and matmuls on CUDA) or 0 (full float32)"),
+        Err(_) => {}
+    }
+    // SAFETY: plain FFI calls; exceptions are caught on the C++ side.
+    unsafe {
+        runner_ext_warn_once();
+        runner_ext_set_fill_uninitialized((mode == Determinism::Strict) as c_int);
+        runner_ext_set_cudnn_benchmark((mode == Determinism::Off) as c_int);
+        let (on, warn_only) = (mode != Determinism::Off, mode == Determinism::Warn);
+        check(runner_ext_set_deterministic(on as c_int, warn_only as c_int), "cannot set deterministic algorithms")
+    }
+}
+
+/// TF32 tensor-core math for float32 convolutions and matmuls on CUDA (about 3 decimal
+/// digits, several times faster on recent GPUs); no effect on the CPU.
+pub fn set_tf32(on: bool) {
+    // SAFETY: sets two flags.
+    unsafe { runner_ext_set_tf32(on as c_int) }
+}
+
+pub fn tf32() -> bool {
+    // SAFETY: reads a flag.
+    unsafe { runner_ext_tf32() != 0 }
+}
+
+/// The distinct libtorch warnings seen so far (since `set_deterministic`), with how many
+/// times each was raised.
+pub fn warnings() -> Vec<(u64, String)> {
+    // SAFETY: a null buffer of length 0 only asks for the length.
+    let len = unsafe { runner_ext_warnings(std::ptr::null_mut(), 0) };
+    let mut buf = vec![0 as c_char; len + 1];
+    // SAFETY: `buf` holds `len + 1` bytes, room for the text and its NUL.
+    unsafe { runner_ext_warnings(buf.as_mut_ptr(), buf.len()) };
+    let text = unsafe { CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned();
+    text.split('\u{1e}').filter_map(|r| r.split_once('\u{1f}')).map(|(n, m)| (n.parse().unwrap_or(0), m.to_string())).collect()
+}
+
+/// The ops that ran without a deterministic implementation (libtorch's alerts in `Warn` mode).
+pub fn nondeterministic_ops() -> Vec<String> {
+    warnings().into_iter().filter_map(|(_, m)| m.split_once(" does not have a deterministic implementation").map(|(op, _)| op.to_string())).collect()
 }
 
 pub fn deterministic() -> bool {
@@ -96,8 +173,22 @@ mod tests {
     }
 
     #[test]
-    fn deterministic_switch_sticks() {
+    fn deterministic_switch_sticks_and_alerts_are_counted_once_each() {
         set_deterministic(Device::Cpu).unwrap();
         assert!(deterministic());
+        assert_eq!(Determinism::from_env(Device::Cpu).unwrap(), Determinism::Strict);
+        // In the same test (the mode is global): put_ without accumulate has no
+        // deterministic kernel, on the CPU too; warn mode reports it.
+        // SAFETY: plain FFI call.
+        unsafe { runner_ext_set_deterministic(1, 1) };
+        let mut x = Tensor::zeros([4], (Kind::Float, Device::Cpu));
+        for _ in 0..3 {
+            let _ = x.put_(&Tensor::from_slice(&[1i64]), &Tensor::from_slice(&[2f32]), false);
+        }
+        set_deterministic(Device::Cpu).unwrap();
+        let put: Vec<(u64, String)> = warnings().into_iter().filter(|(_, m)| m.contains("put_")).collect();
+        assert_eq!(put.len(), 1, "{put:?}");
+        assert_eq!(put[0].0, 3, "raised three times, stored (and printed) once");
+        assert!(nondeterministic_ops().iter().any(|op| op.contains("put_")), "{:?}", nondeterministic_ops());
     }
 }

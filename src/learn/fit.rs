@@ -129,7 +129,13 @@ impl Learner {
 
     fn all_batches(&mut self, cbs: Cbs, opts: &FitOptions) -> Result<()> {
         let data = self.data.clone();
-        for (i, batch) in data.train(self.epochs_done)?.enumerate() {
+        let start = Instant::now();
+        (self.state.data_wait, self.state.train_time) = Default::default();
+        let mut batches = data.train(self.epochs_done)?.enumerate();
+        loop {
+            let waiting = Instant::now();
+            let Some((i, batch)) = batches.next() else { break };
+            self.state.data_wait += waiting.elapsed();
             self.state.iter = i;
             self.state.training = true;
             let batch = batch?;
@@ -139,6 +145,7 @@ impl Learner {
             self.state.stepped = false;
             self.with_events(cbs, Event::BeforeBatch, Event::AfterBatch, Cancel::Batch, |l, cbs| l.one_batch(cbs, opts.grad_clip))?;
             self.state.train_iter += 1;
+            self.state.train_time = start.elapsed();
         }
         Ok(())
     }
@@ -147,6 +154,9 @@ impl Learner {
     fn one_batch(&mut self, cbs: Cbs, grad_clip: Option<f64>) -> Result<()> {
         let batch = self.state.batch.as_ref().context("no batch to train on")?;
         let pred = self.forward(&batch.xs, true)?;
+        if self.state.train_iter == 0 {
+            self.check_output(&pred)?;
+        }
         self.state.pred = Some(pred);
         self.fire(cbs, Event::AfterPred)?;
         let (pred, batch) = (self.state.pred.as_ref().context("no prediction")?, self.state.batch.as_ref().context("no batch")?);

@@ -154,6 +154,19 @@ impl Learner {
         })
     }
 
+    /// A class head must output one logit per class: checked on the host before the first
+    /// loss, since on CUDA a target past the logits is a device-side assert that poisons
+    /// the process.
+    pub fn check_output(&self, pred: &Tensor) -> Result<()> {
+        let n_classes = self.data.vocab().len() as i64;
+        match (self.model.output, pred.size().as_slice()) {
+            (crate::model::Output::Logits, [_, n]) if *n != n_classes => {
+                bail!("the model outputs {n} logits per item, but the data has {n_classes} classes: give create_head n_out = {n_classes}")
+            }
+            _ => Ok(()),
+        }
+    }
+
     pub fn n_groups(&self) -> usize {
         self.opt.groups.len()
     }
