@@ -5,8 +5,20 @@
 // and returns them as a message, since unwinding through Rust is undefined.
 #include <ATen/Context.h>
 #include <ATen/autocast_mode.h>
+#include <ATen/ops/_foreach_add.h>
+#include <ATen/ops/_foreach_addcdiv.h>
+#include <ATen/ops/_foreach_addcmul.h>
+#include <ATen/ops/_foreach_div.h>
+#include <ATen/ops/_foreach_lerp.h>
+#include <ATen/ops/_foreach_mul.h>
+#include <ATen/ops/_foreach_norm.h>
+#include <ATen/ops/_foreach_sqrt.h>
+#include <ATen/ops/_foreach_sub.h>
+#include <ATen/ops/stack.h>
+#include <c10/core/GradMode.h>
 #include <c10/util/Exception.h>
 #include <algorithm>
+#include <vector>
 #include <cstring>
 #include <exception>
 #include <map>
@@ -38,6 +50,16 @@ class OnceHandler : public c10::WarningHandler {
 };
 
 OnceHandler once;
+
+// tch's tensors are `at::Tensor*` behind opaque pointers; copies share their storage.
+std::vector<at::Tensor> tensors(void* const* p, size_t n) {
+  std::vector<at::Tensor> v;
+  v.reserve(n);
+  for (size_t i = 0; i < n; i++) v.push_back(*static_cast<at::Tensor*>(p[i]));
+  return v;
+}
+
+std::vector<at::Scalar> scalars(const double* p, size_t n) { return std::vector<at::Scalar>(p, p + n); }
 }  // namespace
 
 extern "C" {
@@ -85,6 +107,62 @@ size_t runner_ext_warnings(char* buf, size_t len) {
     buf[n] = 0;
   }
   return text.size();
+}
+
+// fastai's Adam step over n parameters as multi-tensor (foreach) ops: a few fused kernels
+// per group on CUDA instead of about ten per parameter, and on the CPU the very ops, in the
+// same order, as the per-parameter loop it replaces (same numbers). `decayed` (n_decayed
+// weights) are first multiplied by `decay` (1 - lr * wd); `step_size[i]` = -lr / debias1,
+// `debias2_sqrt[i]` = sqrt(debias2) of parameter i's step count.
+int runner_ext_adam_step(void* const* ws, void* const* grads, void* const* avgs, void* const* sqs, size_t n, void* const* decayed, size_t n_decayed,
+                         double decay, const double* step_size, const double* debias2_sqrt, double mom, double sqr_mom, double eps) {
+  try {
+    c10::AutoGradMode no_grad(false);
+    auto w = tensors(ws, n), g = tensors(grads, n), a = tensors(avgs, n), s = tensors(sqs, n);
+    if (n_decayed > 0) at::_foreach_mul_(tensors(decayed, n_decayed), decay);
+    at::_foreach_lerp_(a, g, 1.0 - mom);
+    at::_foreach_mul_(s, sqr_mom);
+    at::_foreach_addcmul_(s, g, at::_foreach_mul(g, 1.0 - sqr_mom));
+    auto denom = at::_foreach_sqrt(s);
+    at::_foreach_div_(denom, scalars(debias2_sqrt, n));
+    at::_foreach_add_(denom, eps);
+    at::_foreach_addcdiv_(w, at::_foreach_mul(a, scalars(step_size, n)), denom);
+    return 0;
+  } catch (const std::exception& e) {
+    return fail(e);
+  }
+}
+
+// SGD with momentum, foreach as above: avg = mom * avg + g; w -= lr * avg.
+int runner_ext_sgd_step(void* const* ws, void* const* grads, void* const* avgs, size_t n, void* const* decayed, size_t n_decayed, double decay, double lr,
+                        double mom) {
+  try {
+    c10::AutoGradMode no_grad(false);
+    auto w = tensors(ws, n), g = tensors(grads, n), a = tensors(avgs, n);
+    if (n_decayed > 0) at::_foreach_mul_(tensors(decayed, n_decayed), decay);
+    at::_foreach_mul_(a, mom);
+    at::_foreach_add_(a, g);
+    at::_foreach_sub_(w, at::_foreach_mul(a, lr));
+    return 0;
+  } catch (const std::exception& e) {
+    return fail(e);
+  }
+}
+
+// Scales n gradients so that their global L2 norm is at most `max`, without reading the
+// norm back to the host: the clip coefficient stays on the device.
+int runner_ext_clip_grad_norm(void* const* grads, size_t n, double max) {
+  try {
+    c10::AutoGradMode no_grad(false);
+    if (n == 0) return 0;
+    auto g = tensors(grads, n);
+    auto total = at::stack(at::_foreach_norm(g, 2, at::kDouble)).norm();
+    auto coef = total.add(1e-6).reciprocal().mul(max).clamp_max(1.0);
+    at::_foreach_mul_(g, coef);
+    return 0;
+  } catch (const std::exception& e) {
+    return fail(e);
+  }
 }
 
 // Turns bf16 autocast on for one device type; `prev_*` receive the state to restore.

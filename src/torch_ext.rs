@@ -2,8 +2,8 @@
 //! deterministic algorithms, cuDNN benchmark, TF32, bf16 autocast (tch's own autocast is
 //! CUDA fp16 only), and libtorch's warnings printed once each and counted.
 use anyhow::{bail, Result};
-use std::ffi::{c_char, c_int, CStr};
-use tch::Device;
+use std::ffi::{c_char, c_int, c_void, CStr};
+use tch::{Device, Tensor};
 
 extern "C" {
     fn runner_ext_last_error() -> *const c_char;
@@ -18,6 +18,95 @@ extern "C" {
     fn runner_ext_tf32() -> c_int;
     fn runner_ext_warn_once();
     fn runner_ext_warnings(buf: *mut c_char, len: usize) -> usize;
+    fn runner_ext_adam_step(
+        ws: *const *mut c_void,
+        grads: *const *mut c_void,
+        avgs: *const *mut c_void,
+        sqs: *const *mut c_void,
+        n: usize,
+        decayed: *const *mut c_void,
+        n_decayed: usize,
+        decay: f64,
+        step_size: *const f64,
+        debias2_sqrt: *const f64,
+        mom: f64,
+        sqr_mom: f64,
+        eps: f64,
+    ) -> c_int;
+    fn runner_ext_sgd_step(
+        ws: *const *mut c_void,
+        grads: *const *mut c_void,
+        avgs: *const *mut c_void,
+        n: usize,
+        decayed: *const *mut c_void,
+        n_decayed: usize,
+        decay: f64,
+        lr: f64,
+        mom: f64,
+    ) -> c_int;
+    fn runner_ext_clip_grad_norm(grads: *const *mut c_void, n: usize, max: f64) -> c_int;
+}
+
+/// The shim's view of tensors: their `at::Tensor*` handles.
+fn handles(ts: &[&Tensor]) -> Vec<*mut c_void> {
+    ts.iter().map(|t| t.as_ptr() as *mut c_void).collect()
+}
+
+/// The tensors of one foreach optimizer step (equal lengths, same devices).
+pub struct StepTensors<'a> {
+    pub weights: Vec<&'a Tensor>,
+    pub grads: Vec<&'a Tensor>,
+    pub avgs: Vec<&'a Tensor>,
+    /// Adam's squared averages (empty for SGD).
+    pub sqr_avgs: Vec<&'a Tensor>,
+    /// The weights that get weight decay, multiplied by `decay` first.
+    pub decayed: Vec<&'a Tensor>,
+    pub decay: f64,
+}
+
+/// fastai's Adam step as multi-tensor ops (see `csrc/torch_ext.cpp`); per parameter,
+/// `step_size` = -lr / debias1 and `debias2_sqrt` = sqrt(debias2).
+pub fn adam_step(t: &StepTensors, step_size: &[f64], debias2_sqrt: &[f64], mom: f64, sqr_mom: f64, eps: f64) -> Result<()> {
+    let n = t.weights.len();
+    assert!([t.grads.len(), t.avgs.len(), t.sqr_avgs.len(), step_size.len(), debias2_sqrt.len()].iter().all(|&l| l == n));
+    let (w, g, a, s, d) = (handles(&t.weights), handles(&t.grads), handles(&t.avgs), handles(&t.sqr_avgs), handles(&t.decayed));
+    // SAFETY: every array holds `n` (or `d.len()`) live tensor handles for the call.
+    let rc = unsafe {
+        runner_ext_adam_step(
+            w.as_ptr(),
+            g.as_ptr(),
+            a.as_ptr(),
+            s.as_ptr(),
+            n,
+            d.as_ptr(),
+            d.len(),
+            t.decay,
+            step_size.as_ptr(),
+            debias2_sqrt.as_ptr(),
+            mom,
+            sqr_mom,
+            eps,
+        )
+    };
+    check(rc, "Adam step failed")
+}
+
+/// SGD with momentum as multi-tensor ops: avg = mom * avg + g; w -= lr * avg.
+pub fn sgd_step(t: &StepTensors, lr: f64, mom: f64) -> Result<()> {
+    let n = t.weights.len();
+    assert!(t.grads.len() == n && t.avgs.len() == n);
+    let (w, g, a, d) = (handles(&t.weights), handles(&t.grads), handles(&t.avgs), handles(&t.decayed));
+    // SAFETY: as in `adam_step`.
+    let rc = unsafe { runner_ext_sgd_step(w.as_ptr(), g.as_ptr(), a.as_ptr(), n, d.as_ptr(), d.len(), t.decay, lr, mom) };
+    check(rc, "SGD step failed")
+}
+
+/// Scales `grads` in place so that their global L2 norm is at most `max`; the norm and the
+/// coefficient stay on the device (no host sync).
+pub fn clip_grad_norm(grads: &[&Tensor], max: f64) -> Result<()> {
+    let g = handles(grads);
+    // SAFETY: `g` holds live tensor handles for the call.
+    check(unsafe { runner_ext_clip_grad_norm(g.as_ptr(), g.len(), max) }, "gradient clipping failed")
 }
 
 fn check(rc: c_int, what: &str) -> Result<()> {
@@ -156,7 +245,7 @@ pub fn maybe_bf16<T>(on: bool, device: Device, f: impl FnOnce() -> Result<T>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tch::{Kind, Tensor};
+    use tch::Kind;
 
     #[test]
     fn bf16_autocast_runs_matmul_in_bf16_and_restores() {
@@ -170,6 +259,21 @@ mod tests {
         assert_eq!(k, Kind::BFloat16);
         assert!(!autocast_enabled(Device::Cpu));
         assert_eq!(a.matmul(&a).kind(), Kind::Float);
+    }
+
+    #[test]
+    fn clip_grad_norm_scales_to_the_max_norm_only_when_above() {
+        tch::manual_seed(3);
+        let grads: Vec<Tensor> = [[4i64, 3], [7, 1]].iter().map(|s| Tensor::randn(*s, (Kind::Float, Device::Cpu)) * 5.0).collect();
+        let norm = |gs: &[Tensor]| gs.iter().map(|g| g.square().sum(Kind::Double).double_value(&[])).sum::<f64>().sqrt();
+        let before = norm(&grads);
+        let copies: Vec<Tensor> = grads.iter().map(Tensor::copy).collect();
+        clip_grad_norm(&copies.iter().collect::<Vec<_>>(), before * 2.0).unwrap();
+        assert!(copies.iter().zip(&grads).all(|(a, b)| a.equal(b)), "below the max: untouched");
+        clip_grad_norm(&copies.iter().collect::<Vec<_>>(), 1.0).unwrap();
+        assert!((norm(&copies) - 1.0).abs() < 1e-5, "clipped to norm {}", norm(&copies));
+        let want = &grads[0] * (1.0 / (before + 1e-6));
+        assert!(copies[0].allclose(&want, 1e-6, 1e-7, false));
     }
 
     #[test]

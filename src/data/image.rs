@@ -279,6 +279,25 @@ mod tests {
     }
 
     #[test]
+    fn decode_for_shrinks_jpegs_only_as_far_as_the_resize_allows() {
+        let photo = pets().join("Abyssinian_101.jpg");
+        let full = decode(&photo, 3).unwrap();
+        let (w, h) = (full.width, full.height);
+        for (method, size) in [(Method::Crop, 100), (Method::Squish, 100), (Method::Pad(PadMode::Zeros), 100), (Method::Crop, 20)] {
+            let p = decode_for(&photo, 3, method, size).unwrap();
+            assert!(p.width < w && p.height < h, "{method:?} {size}: decoded at {}x{} of {w}x{h}", p.width, p.height);
+            let side = if matches!(method, Method::Pad(_)) { p.width.max(p.height) } else { p.width.min(p.height) };
+            assert!(side >= size, "{method:?} {size}: {}x{} does not cover it", p.width, p.height);
+        }
+        let big = decode_for(&photo, 3, Method::Crop, w.max(h) * 2).unwrap();
+        assert_eq!((big.width, big.height), (w, h), "never below the full size");
+        let d = tempfile::tempdir().unwrap();
+        let png = d.path().join("grey.png");
+        image::GrayImage::from_fn(40, 30, |x, y| image::Luma([(x * 6 + y) as u8])).save(&png).unwrap();
+        assert_eq!(decode_for(&png, 1, Method::Crop, 8).unwrap(), decode(&png, 1).unwrap(), "other formats decode in full");
+    }
+
+    #[test]
     fn corrupt_file_error_names_it() {
         let d = tempfile::tempdir().unwrap();
         let f = d.path().join("broken.jpg");

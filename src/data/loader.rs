@@ -317,8 +317,12 @@ impl DataLoaders {
         let mut skipped = 0;
         let mut cache = None;
         if cfg.cache || cfg.skip_bad {
-            let decoded: Vec<Result<Pixels>> =
-                pool.install(|| paths.par_iter().map(|p| decode_for(p, cfg.channels, cfg.method, cfg.size).and_then(|px| shrink_for(px, cfg.method, cfg.size))).collect());
+            let decoded: Vec<Result<Pixels>> = pool.install(|| {
+                paths
+                    .par_iter()
+                    .map(|p| decode_for(p, cfg.channels, cfg.method, cfg.size).and_then(|px| shrink_for(px, cfg.method, cfg.size)))
+                    .collect()
+            });
             let bad: Vec<usize> = (0..paths.len()).filter(|&i| decoded[i].is_err()).collect();
             if let Some(&first) = bad.first() {
                 if !cfg.skip_bad {
@@ -401,8 +405,9 @@ impl DataLoaders {
     pub fn encode_files(&self, files: &[PathBuf]) -> Result<Tensor> {
         let v = &self.valid;
         let img = &v.images;
-        let rendered: Vec<Result<Pixels>> =
-            v.pool.install(|| files.par_iter().map(|f| resize(&decode_for(f, img.channels, img.method, img.size)?, img.method, img.size, (0.5, 0.5))).collect());
+        let rendered: Vec<Result<Pixels>> = v.pool.install(|| {
+            files.par_iter().map(|f| resize(&decode_for(f, img.channels, img.method, img.size)?, img.method, img.size, (0.5, 0.5))).collect()
+        });
         let mut buf = Vec::with_capacity(files.len() * (img.size as usize).pow(2) * img.channels);
         for r in rendered {
             buf.extend_from_slice(&r?.data);

@@ -166,9 +166,10 @@ impl Learner {
         self.opt.zero_grad();
         loss.f_backward().map_err(|e| anyhow::anyhow!("backward failed: {e}"))?;
         if let Some(max) = grad_clip {
-            clip_grad_norm(&self.opt, max);
+            let grads: Vec<Tensor> = self.opt.groups.iter().flatten().map(|p| p.tensor.grad()).filter(|g| g.defined()).collect();
+            crate::torch_ext::clip_grad_norm(&grads.iter().collect::<Vec<_>>(), max)?;
         }
-        self.opt.step();
+        self.opt.step()?;
         self.state.loss = loss.double_value(&[]);
         self.state.stepped = true;
         self.fire(cbs, Event::AfterStep)
@@ -202,17 +203,4 @@ impl Learner {
         }
         self.fire(cbs, after)
     }
-}
-
-fn clip_grad_norm(opt: &super::optimizer::Optimizer, max: f64) {
-    tch::no_grad(|| {
-        let grads: Vec<Tensor> = opt.groups.iter().flatten().map(|p| p.tensor.grad()).filter(|g| g.defined()).collect();
-        let total: f64 = grads.iter().map(|g| g.square().sum(tch::Kind::Double).double_value(&[])).sum::<f64>().sqrt();
-        if total > max {
-            let scale = max / (total + 1e-6);
-            for mut g in grads {
-                let _ = g.g_mul_scalar_(scale);
-            }
-        }
-    });
 }

@@ -248,8 +248,8 @@ impl Learner {
 
     /// The validation loss (batch-size weighted), probabilities and targets.
     pub fn validate(&self) -> Result<(f64, Tensor, Tensor)> {
-        let mut total = 0.0;
-        let mut n = 0i64;
+        // Batch losses stay on the device and are read back together: one sync, not one per batch.
+        let (mut losses, mut sizes) = (Vec::new(), Vec::new());
         let mut probs = Vec::new();
         let mut targets = Vec::new();
         tch::no_grad(|| -> Result<()> {
@@ -257,18 +257,19 @@ impl Learner {
                 let b = b?;
                 let y = super::data::as_targets(&b.y);
                 let out = self.forward(&b.xs, false)?;
-                let bs = y.size()[0];
-                total += self.loss.compute(&out, &y).double_value(&[]) * bs as f64;
-                n += bs;
+                sizes.push(y.size()[0]);
+                losses.push(self.loss.compute(&out, &y));
                 probs.push(self.loss.probs(&out));
                 targets.push(y);
             }
             Ok(())
         })?;
-        if n == 0 {
+        if losses.is_empty() {
             bail!("the validation set is empty");
         }
-        Ok((total / n as f64, Tensor::cat(&probs, 0), Tensor::cat(&targets, 0)))
+        let losses = Vec::<f64>::try_from(Tensor::stack(&losses, 0).to_kind(tch::Kind::Double))?;
+        let total = losses.iter().zip(&sizes).fold(0.0, |t, (l, &bs)| t + l * bs as f64);
+        Ok((total / sizes.iter().sum::<i64>() as f64, Tensor::cat(&probs, 0), Tensor::cat(&targets, 0)))
     }
 
     /// Probabilities for inputs given as tensors (one batch per model input).
