@@ -6,6 +6,11 @@ use std::path::Path;
 use std::process::Command;
 
 fn main() {
+    // JPEG decoding with DCT scaling through the system's libjpeg-turbo (Debian:
+    // libjpeg62-turbo-dev, which scripts/bootstrap installs when jpeglib.h is missing).
+    cc::Build::new().file("csrc/jpeg.c").compile("runner_jpeg");
+    println!("cargo:rustc-link-lib=jpeg");
+    println!("cargo:rerun-if-changed=csrc/jpeg.c");
     if let Ok(lib) = std::env::var("DEP_TCH_LIBTORCH_LIB") {
         let include = Path::new(&lib).join("../include");
         cc::Build::new()

@@ -1,7 +1,9 @@
 """Pillow reference for `scripts/bench pipeline`: decode + centre crop-resize to 224
 (bilinear, antialiased) + u8->float + ImageNet normalisation, batches of 64, with N
 worker threads decoding ahead of the main thread (as the runner's loader does).
-    .venv/bin/python benches/pipeline.py <image folder> 1 2
+`--draft` first asks Pillow for JPEG DCT scaling (`Image.draft`), which fastai does not
+use, so that the runner's own DCT scaling is also compared with Pillow's.
+    .venv/bin/python benches/pipeline.py [--draft] <image folder> 1 2
 """
 import os
 import sys
@@ -16,8 +18,14 @@ STD = np.array([0.229, 0.224, 0.225], np.float32)[:, None, None]
 EXTS = {".jpg", ".jpeg", ".png", ".pgm", ".bmp", ".webp"}
 
 
+DRAFT = False
+
+
 def load(path, size=224):
-    im = Image.open(path).convert("RGB")
+    im = Image.open(path)
+    if DRAFT:  # the smallest scale whose both sides still cover `size`
+        im.draft("RGB", (size, size))
+    im = im.convert("RGB")
     w, h = im.size
     s = min(w, h)
     left, top = (w - s) / 2, (h - s) / 2
@@ -37,7 +45,11 @@ def epoch(files, pool, bs=64):
 
 
 def main():
-    folder, threads = sys.argv[1], [int(a) for a in sys.argv[2:]]
+    global DRAFT
+    args = sys.argv[1:]
+    DRAFT = args[0] == "--draft"
+    args = args[1:] if DRAFT else args
+    folder, threads = args[0], [int(a) for a in args[1:]]
     files = sorted(os.path.join(folder, f) for f in os.listdir(folder) if os.path.splitext(f)[1].lower() in EXTS)
     for n in threads:
         with ThreadPoolExecutor(n) as pool:

@@ -271,6 +271,10 @@ impl Session {
         if let (Status::Interrupted, Some(sig)) = (status, interrupt_signal()) {
             rec.extra.insert("signal".into(), toml::Value::String(sig.into()));
         }
+        let ops = crate::torch_ext::nondeterministic_ops();
+        if !ops.is_empty() {
+            rec.extra.insert("nondeterministic_ops".into(), toml::Value::Array(ops.into_iter().map(toml::Value::String).collect()));
+        }
         rec.ended = Some(chrono::Local::now().to_rfc3339());
         rec.duration_s = Some(((self.earlier_s + self.started.elapsed().as_secs_f64()) * 1000.0).round() / 1000.0);
         rec.write(&self.dir)

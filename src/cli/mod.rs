@@ -50,7 +50,7 @@ pub struct RunOptions {
     #[arg(long, default_value_t = crate::seed::DEFAULT_SEED)]
     pub seed: u64,
     /// auto (CUDA when present), cpu, cuda or cuda:N.
-    #[arg(long, default_value = "auto")]
+    #[arg(long, default_value = "auto", env = "RUNNER_DEVICE")]
     pub device: String,
     /// Where run folders go.
     #[arg(long, env = "RUNNER_RUNS_DIR", default_value = "runs")]

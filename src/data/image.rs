@@ -91,29 +91,42 @@ pub fn verify_images(files: &[PathBuf]) -> Vec<PathBuf> {
     files.par_iter().filter(|f| decode(f, 3).is_err()).cloned().collect()
 }
 
-/// Decodes an image file to 1 (grey) or 3 (RGB) channels; errors name the file. Every
-/// image the runner reads comes through here, so damaged files are caught in one place.
+/// Decodes an image file to 1 (grey) or 3 (RGB) channels at full size; errors name the
+/// file. Every image the runner reads comes through here or `decode_for`, so damaged files
+/// are caught in one place.
 pub fn decode(path: &Path, channels: usize) -> Result<Pixels> {
+    decode_scaled(path, channels, |_, _| false)
+}
+
+/// Decodes an image file for `method` at `size`: JPEGs at the smallest DCT scale that still
+/// holds every pixel the resize reads (see `jpeg`), other formats at full size.
+pub fn decode_for(path: &Path, channels: usize, method: Method, size: u32) -> Result<Pixels> {
+    decode_scaled(path, channels, |w, h| match method {
+        Method::Crop | Method::Squish => w.min(h) >= size,
+        Method::Pad(_) => w.max(h) >= size,
+    })
+}
+
+fn decode_scaled(path: &Path, channels: usize, covers: impl Fn(u32, u32) -> bool) -> Result<Pixels> {
+    if channels != 1 && channels != 3 {
+        bail!("channels must be 1 or 3, got {channels}");
+    }
     let bytes = std::fs::read(path).with_context(|| format!("cannot read image {}", path.display()))?;
-    let img = decode_bytes(bytes).with_context(|| format!("cannot decode image {}", path.display()))?;
+    let jpeg = image::guess_format(&bytes).ok() == Some(ImageFormat::Jpeg);
+    let scaled = if jpeg { super::jpeg::decode(&bytes, channels, covers) } else { Ok(None) };
+    let px = scaled.transpose().unwrap_or_else(|| decode_bytes(bytes, jpeg, channels));
+    px.with_context(|| format!("cannot decode image {}", path.display()))
+}
+
+/// The `image` crate's decoders (and strict zune-jpeg for the CMYK JPEGs libjpeg leaves).
+fn decode_bytes(bytes: Vec<u8>, jpeg: bool, channels: usize) -> Result<Pixels> {
+    let img = if jpeg { decode_jpeg(&bytes)? } else { image::load_from_memory(&bytes)? };
     let (width, height) = (img.width(), img.height());
-    let data = match channels {
-        1 => img.into_luma8().into_raw(),
-        3 => img.into_rgb8().into_raw(),
-        c => bail!("channels must be 1 or 3, got {c}"),
-    };
+    let data = if channels == 1 { img.into_luma8().into_raw() } else { img.into_rgb8().into_raw() };
     Ok(Pixels { width, height, channels, data })
 }
 
-fn decode_bytes(bytes: Vec<u8>) -> Result<DynamicImage> {
-    let reader = image::ImageReader::new(std::io::Cursor::new(bytes)).with_guessed_format()?;
-    if reader.format() == Some(ImageFormat::Jpeg) {
-        return decode_jpeg(reader.into_inner().get_ref());
-    }
-    Ok(reader.decode()?)
-}
-
-/// JPEGs are decoded strictly: a lenient decoder (the `image` crate's default) fills a
+/// CMYK JPEGs are decoded strictly: a lenient decoder (the `image` crate's default) fills a
 /// truncated file or broken entropy-coded data with grey and reports success, and the run
 /// would train on that garbage. Same decoder and colour handling as `image`, strict mode on.
 fn decode_jpeg(bytes: &[u8]) -> Result<DynamicImage> {
@@ -263,6 +276,25 @@ mod tests {
         assert_eq!((g.width, g.height, g.data.len()), (92, 112, 92 * 112));
         let rgb = decode(&face, 3).unwrap();
         assert_eq!(&rgb.data[..3], &[g.data[0]; 3], "grey is repeated into 3 channels");
+    }
+
+    #[test]
+    fn decode_for_shrinks_jpegs_only_as_far_as_the_resize_allows() {
+        let photo = pets().join("Abyssinian_101.jpg");
+        let full = decode(&photo, 3).unwrap();
+        let (w, h) = (full.width, full.height);
+        for (method, size) in [(Method::Crop, 100), (Method::Squish, 100), (Method::Pad(PadMode::Zeros), 100), (Method::Crop, 20)] {
+            let p = decode_for(&photo, 3, method, size).unwrap();
+            assert!(p.width < w && p.height < h, "{method:?} {size}: decoded at {}x{} of {w}x{h}", p.width, p.height);
+            let side = if matches!(method, Method::Pad(_)) { p.width.max(p.height) } else { p.width.min(p.height) };
+            assert!(side >= size, "{method:?} {size}: {}x{} does not cover it", p.width, p.height);
+        }
+        let big = decode_for(&photo, 3, Method::Crop, w.max(h) * 2).unwrap();
+        assert_eq!((big.width, big.height), (w, h), "never below the full size");
+        let d = tempfile::tempdir().unwrap();
+        let png = d.path().join("grey.png");
+        image::GrayImage::from_fn(40, 30, |x, y| image::Luma([(x * 6 + y) as u8])).save(&png).unwrap();
+        assert_eq!(decode_for(&png, 1, Method::Crop, 8).unwrap(), decode(&png, 1).unwrap(), "other formats decode in full");
     }
 
     #[test]

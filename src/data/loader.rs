@@ -1,12 +1,14 @@
 //! Loaders: items (1 or 2 image files and a class) to normalised NCHW batches on the device.
 //!
 //! Worker threads (a rayon pool, all cores by default) decode, resize and augment each
-//! batch into u8 buffers ahead of the consumer through a bounded channel; the consumer
-//! uploads u8 and converts and normalises on the device. Every random choice of an item
+//! batch into u8 buffers ahead of the consumer through a bounded channel; the loader thread
+//! stages them as u8 host tensors (page-locked for CUDA), and the consumer copies bytes to
+//! the device (asynchronously on CUDA) and converts and normalises there, as fastai's
+//! `batch_tfms` do: a quarter of float32's bytes cross the bus. Every random choice of an item
 //! (crop position, augmentation) comes from (seed, epoch, item index), never from the
 //! thread that happens to run it, so batches are identical whatever the thread count.
 use super::augment::Augment;
-use super::image::{decode, resize, shrink_for, Method, Pixels};
+use super::image::{decode_for, resize, shrink_for, Method, Pixels};
 use super::pairs::Redraw;
 pub use super::render::Item;
 use super::render::{channel_stats, produce, Images, RawBatch};
@@ -159,6 +161,7 @@ impl DataLoader {
         let (tx, rx) = crossbeam_channel::bounded(self.prefetch.max(1));
         let stop = Arc::new(AtomicBool::new(false));
         let (images, pool, stop2, train, n_inputs) = (self.images.clone(), self.pool.clone(), stop.clone(), self.train, self.n_inputs);
+        let (shape, device) = (self.pixel_shape(), self.device);
         let handle = std::thread::Builder::new()
             .name("runner-loader".into())
             .spawn(move || {
@@ -166,7 +169,7 @@ impl DataLoader {
                     if stop2.load(Ordering::Relaxed) {
                         break;
                     }
-                    let raw = pool.install(|| produce(&images, &items, &b, n_inputs, epoch, train));
+                    let raw = pool.install(|| produce(&images, &items, &b, n_inputs, epoch, train)).and_then(|r| stage(r, shape, device));
                     let failed = raw.is_err();
                     if tx.send(raw).is_err() || failed {
                         break;
@@ -193,26 +196,57 @@ impl DataLoader {
         })
     }
 
-    /// u8 NHWC -> normalised float NCHW on the device: the u8 transpose is cheap, and
+    /// One image's (height, width, channels).
+    fn pixel_shape(&self) -> [i64; 3] {
+        let s = self.images.size as i64;
+        [s, s, self.images.channels as i64]
+    }
+
+    /// u8 NHWC host tensor -> normalised float NCHW on the device: the bytes go over
+    /// (without waiting, from page-locked memory), the u8 transpose is cheap, and
     /// `shift + x * scale` converts and normalises in a single pass over the floats.
-    fn to_tensor(&self, buf: &[u8], n: usize) -> Result<Tensor> {
-        let (s, c) = (self.images.size as i64, self.images.channels as i64);
-        let t = Tensor::f_from_slice(buf)?.f_view([n as i64, s, s, c])?.f_to_device(self.device)?.f_permute([0, 3, 1, 2])?.f_contiguous()?;
+    fn to_tensor(&self, host: &Tensor) -> Result<Tensor> {
+        let t = to_device(host, self.device)?.f_permute([0, 3, 1, 2])?.f_contiguous()?;
         Ok(self.shift.f_addcmul(&t, &self.scale)?)
     }
 
-    fn to_batch(&self, raw: RawBatch) -> Result<Batch> {
-        let n = raw.y.len();
-        let xs = raw.xs.iter().map(|b| self.to_tensor(b, n)).collect::<Result<Vec<_>>>()?;
-        let y = Tensor::f_from_slice(&raw.y)?.f_to_device(self.device)?;
-        Ok(Batch { xs, y })
+    fn to_batch(&self, host: HostBatch) -> Result<Batch> {
+        let xs = host.xs.iter().map(|x| self.to_tensor(x)).collect::<Result<Vec<_>>>()?;
+        Ok(Batch { xs, y: to_device(&host.y, self.device)? })
     }
+}
+
+/// A batch on the host: u8 NHWC pixels per input and int64 classes, page-locked when
+/// bound for CUDA so that the copy to the device runs asynchronously.
+struct HostBatch {
+    xs: Vec<Tensor>,
+    y: Tensor,
+}
+
+/// Copies `buf` into a host tensor of `shape`, page-locked when bound for CUDA.
+fn host_tensor<T: tch::kind::Element>(buf: &[T], shape: &[i64], device: Device) -> Result<Tensor> {
+    let t = Tensor::f_from_slice(buf)?.f_view(shape)?;
+    Ok(if device.is_cuda() { t.f_pin_memory(device)? } else { t })
+}
+
+/// Runs in the loader thread, so the training loop finds its batch ready to copy.
+fn stage(raw: RawBatch, pixel: [i64; 3], device: Device) -> Result<HostBatch> {
+    let n = raw.y.len() as i64;
+    let shape = [n, pixel[0], pixel[1], pixel[2]];
+    let xs = raw.xs.iter().map(|b| host_tensor(b, &shape, device)).collect::<Result<Vec<_>>>()?;
+    Ok(HostBatch { xs, y: host_tensor(&raw.y, &[n], device)? })
+}
+
+/// A non-blocking copy to `device` (a no-op on the CPU): the caching host allocator keeps
+/// a pinned source alive until the copy has run.
+fn to_device(host: &Tensor, device: Device) -> Result<Tensor> {
+    Ok(host.f_to_device_(device, host.kind(), true, false)?)
 }
 
 /// One epoch's batches, prepared ahead by the worker threads.
 pub struct BatchIter<'a> {
     loader: &'a DataLoader,
-    rx: Option<crossbeam_channel::Receiver<Result<RawBatch>>>,
+    rx: Option<crossbeam_channel::Receiver<Result<HostBatch>>>,
     handle: Option<std::thread::JoinHandle<()>>,
     stop: Arc<AtomicBool>,
 }
@@ -283,8 +317,12 @@ impl DataLoaders {
         let mut skipped = 0;
         let mut cache = None;
         if cfg.cache || cfg.skip_bad {
-            let decoded: Vec<Result<Pixels>> =
-                pool.install(|| paths.par_iter().map(|p| decode(p, cfg.channels).and_then(|px| shrink_for(px, cfg.method, cfg.size))).collect());
+            let decoded: Vec<Result<Pixels>> = pool.install(|| {
+                paths
+                    .par_iter()
+                    .map(|p| decode_for(p, cfg.channels, cfg.method, cfg.size).and_then(|px| shrink_for(px, cfg.method, cfg.size)))
+                    .collect()
+            });
             let bad: Vec<usize> = (0..paths.len()).filter(|&i| decoded[i].is_err()).collect();
             if let Some(&first) = bad.first() {
                 if !cfg.skip_bad {
@@ -367,13 +405,15 @@ impl DataLoaders {
     pub fn encode_files(&self, files: &[PathBuf]) -> Result<Tensor> {
         let v = &self.valid;
         let img = &v.images;
-        let rendered: Vec<Result<Pixels>> =
-            v.pool.install(|| files.par_iter().map(|f| resize(&decode(f, img.channels)?, img.method, img.size, (0.5, 0.5))).collect());
+        let rendered: Vec<Result<Pixels>> = v.pool.install(|| {
+            files.par_iter().map(|f| resize(&decode_for(f, img.channels, img.method, img.size)?, img.method, img.size, (0.5, 0.5))).collect()
+        });
         let mut buf = Vec::with_capacity(files.len() * (img.size as usize).pow(2) * img.channels);
         for r in rendered {
             buf.extend_from_slice(&r?.data);
         }
-        v.to_tensor(&buf, files.len())
+        let [h, w, c] = v.pixel_shape();
+        v.to_tensor(&host_tensor(&buf, &[files.len() as i64, h, w, c], v.device)?)
     }
 }
 

@@ -6,6 +6,7 @@ pub mod blocks;
 pub mod datasets;
 pub mod files;
 pub mod image;
+pub mod jpeg;
 pub mod labels;
 pub mod loader;
 pub mod oneshot;

@@ -2,7 +2,7 @@
 //! cache), resize, augment, and gather a batch's u8 buffers; also the channel statistics
 //! for `normalize: "stats"`. Each item's random choices come from (seed, epoch, index).
 use super::augment::Augment;
-use super::image::{decode, resize, Method, Pixels};
+use super::image::{decode_for, resize, Method, Pixels};
 use anyhow::{Context, Result};
 use rand::Rng;
 use rayon::prelude::*;
@@ -33,7 +33,7 @@ impl Images {
     pub fn load(&self, id: usize) -> Result<Cow<'_, Pixels>> {
         match &self.cache {
             Some(c) => Ok(Cow::Borrowed(&c[id])),
-            None => decode(&self.paths[id], self.channels).map(Cow::Owned),
+            None => decode_for(&self.paths[id], self.channels, self.method, self.size).map(Cow::Owned),
         }
     }
 

@@ -161,7 +161,13 @@ impl Learner {
 
     fn all_batches(&mut self, cbs: Cbs, opts: &FitOptions) -> Result<()> {
         let data = self.data.clone();
-        for (i, batch) in data.train(self.epochs_done)?.enumerate() {
+        let start = Instant::now();
+        (self.state.data_wait, self.state.train_time) = Default::default();
+        let mut batches = data.train(self.epochs_done)?.enumerate();
+        loop {
+            let waiting = Instant::now();
+            let Some((i, batch)) = batches.next() else { break };
+            self.state.data_wait += waiting.elapsed();
             self.state.iter = i;
             self.state.training = true;
             let batch = batch?;
@@ -171,6 +177,7 @@ impl Learner {
             self.state.stepped = false;
             self.with_events(cbs, Event::BeforeBatch, Event::AfterBatch, Cancel::Batch, |l, cbs| l.one_batch(cbs, opts.grad_clip))?;
             self.state.train_iter += 1;
+            self.state.train_time = start.elapsed();
         }
         Ok(())
     }
@@ -179,6 +186,9 @@ impl Learner {
     fn one_batch(&mut self, cbs: Cbs, grad_clip: Option<f64>) -> Result<()> {
         let batch = self.state.batch.as_ref().context("no batch to train on")?;
         let pred = self.forward(&batch.xs, true)?;
+        if self.state.train_iter == 0 {
+            self.check_output(&pred)?;
+        }
         self.state.pred = Some(pred);
         self.fire(cbs, Event::AfterPred)?;
         let (pred, batch) = (self.state.pred.as_ref().context("no prediction")?, self.state.batch.as_ref().context("no batch")?);
@@ -188,9 +198,10 @@ impl Learner {
         self.opt.zero_grad();
         loss.f_backward().map_err(|e| anyhow::anyhow!("backward failed: {e}"))?;
         if let Some(max) = grad_clip {
-            clip_grad_norm(&self.opt, max);
+            let grads: Vec<Tensor> = self.opt.groups.iter().flatten().map(|p| p.tensor.grad()).filter(|g| g.defined()).collect();
+            crate::torch_ext::clip_grad_norm(&grads.iter().collect::<Vec<_>>(), max)?;
         }
-        self.opt.step();
+        self.opt.step()?;
         self.state.loss = loss.double_value(&[]);
         self.state.stepped = true;
         self.fire(cbs, Event::AfterStep)
@@ -224,17 +235,4 @@ impl Learner {
         }
         self.fire(cbs, after)
     }
-}
-
-fn clip_grad_norm(opt: &super::optimizer::Optimizer, max: f64) {
-    tch::no_grad(|| {
-        let grads: Vec<Tensor> = opt.groups.iter().flatten().map(|p| p.tensor.grad()).filter(|g| g.defined()).collect();
-        let total: f64 = grads.iter().map(|g| g.square().sum(tch::Kind::Double).double_value(&[])).sum::<f64>().sqrt();
-        if total > max {
-            let scale = max / (total + 1e-6);
-            for mut g in grads {
-                let _ = g.g_mul_scalar_(scale);
-            }
-        }
-    });
 }

@@ -162,6 +162,19 @@ impl Learner {
         })
     }
 
+    /// A class head must output one logit per class: checked on the host before the first
+    /// loss, since on CUDA a target past the logits is a device-side assert that poisons
+    /// the process.
+    pub fn check_output(&self, pred: &Tensor) -> Result<()> {
+        let n_classes = self.data.vocab().len() as i64;
+        match (self.model.output, pred.size().as_slice()) {
+            (crate::model::Output::Logits, [_, n]) if *n != n_classes => {
+                bail!("the model outputs {n} logits per item, but the data has {n_classes} classes: give create_head n_out = {n_classes}")
+            }
+            _ => Ok(()),
+        }
+    }
+
     pub fn n_groups(&self) -> usize {
         self.opt.groups.len()
     }
@@ -256,8 +269,8 @@ impl Learner {
 
     /// The validation loss (batch-size weighted), probabilities and targets.
     pub fn validate(&self) -> Result<(f64, Tensor, Tensor)> {
-        let mut total = 0.0;
-        let mut n = 0i64;
+        // Batch losses stay on the device and are read back together: one sync, not one per batch.
+        let (mut losses, mut sizes) = (Vec::new(), Vec::new());
         let mut probs = Vec::new();
         let mut targets = Vec::new();
         tch::no_grad(|| -> Result<()> {
@@ -265,18 +278,19 @@ impl Learner {
                 let b = b?;
                 let y = super::data::as_targets(&b.y);
                 let out = self.forward(&b.xs, false)?;
-                let bs = y.size()[0];
-                total += self.loss.compute(&out, &y).double_value(&[]) * bs as f64;
-                n += bs;
+                sizes.push(y.size()[0]);
+                losses.push(self.loss.compute(&out, &y));
                 probs.push(self.loss.probs(&out));
                 targets.push(y);
             }
             Ok(())
         })?;
-        if n == 0 {
+        if losses.is_empty() {
             bail!("the validation set is empty");
         }
-        Ok((total / n as f64, Tensor::cat(&probs, 0), Tensor::cat(&targets, 0)))
+        let losses = Vec::<f64>::try_from(Tensor::stack(&losses, 0).to_kind(tch::Kind::Double))?;
+        let total = losses.iter().zip(&sizes).fold(0.0, |t, (l, &bs)| t + l * bs as f64);
+        Ok((total / sizes.iter().sum::<i64>() as f64, Tensor::cat(&probs, 0), Tensor::cat(&targets, 0)))
     }
 
     /// Probabilities for inputs given as tensors (one batch per model input).

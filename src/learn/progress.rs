@@ -113,11 +113,12 @@ pub struct EpochTable {
 }
 
 impl EpochTable {
-    /// Prints the header: `epoch`, the value columns (train_loss, valid_loss, metrics), `time`.
+    /// Prints the header: `epoch`, the value columns (train_loss, valid_loss, metrics), `time`,
+    /// and `data_wait`: how much of the training phase went to waiting for batches.
     pub fn new(value_columns: &[String]) -> EpochTable {
         let mut columns = vec!["epoch".to_string()];
         columns.extend(value_columns.iter().cloned());
-        columns.push("time".into());
+        columns.extend(["time".into(), "data_wait".into()]);
         let t = EpochTable { columns };
         println!("{}", t.line(&t.columns));
         t
@@ -127,12 +128,18 @@ impl EpochTable {
         cells.iter().zip(&self.columns).map(|(c, h)| format!("{c:<w$}", w = h.len().max(10))).collect::<Vec<_>>().join("  ").trim_end().to_string()
     }
 
-    pub fn row(&self, epoch: usize, values: &[f64], secs: f64) {
+    pub fn row(&self, epoch: usize, values: &[f64], secs: f64, wait: Duration, train: Duration) {
         let mut cells = vec![epoch.to_string()];
         cells.extend(values.iter().map(|v| format!("{v:.6}")));
-        cells.push(clock(secs));
+        cells.extend([clock(secs), data_wait(wait, train)]);
         println!("{}", self.line(&cells));
     }
+}
+
+/// The time spent waiting for batches and its share of the training phase: `0.4s 12%`.
+pub fn data_wait(wait: Duration, train: Duration) -> String {
+    let pct = 100.0 * wait.as_secs_f64() / train.as_secs_f64().max(1e-9);
+    format!("{:.1}s {:.0}%", wait.as_secs_f64(), pct.min(100.0))
 }
 
 #[cfg(test)]
@@ -147,6 +154,12 @@ mod tests {
         p.tick(0.25);
         let line = p.line();
         assert!(line.starts_with("fit 1 epoch 1/2: batch 2/4, loss 0.2500, 00:00 elapsed, ETA 00:00"), "{line}");
+    }
+
+    #[test]
+    fn data_wait_gives_seconds_and_share() {
+        assert_eq!(data_wait(Duration::from_millis(400), Duration::from_secs(4)), "0.4s 10%");
+        assert_eq!(data_wait(Duration::ZERO, Duration::ZERO), "0.0s 0%");
     }
 
     #[test]

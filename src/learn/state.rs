@@ -1,7 +1,7 @@
 //! What a fit's callbacks see of the loop: its position, the current batch and its loss,
 //! and the epoch's values. It lives on the learner (fastai's `learn.epoch`, `learn.loss`).
 use super::data::XY;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tch::Tensor;
 
 /// Where the loop is and what it has computed, for the callbacks to read (and change:
@@ -39,6 +39,11 @@ pub struct FitState {
     /// This epoch's validation loss, probabilities and targets.
     pub valid: Option<(f64, Tensor, Tensor)>,
     pub epoch_start: Instant,
+    /// This epoch's time blocked waiting for the next training batch (the loader is the
+    /// bottleneck when this is a large part of `train_time`).
+    pub data_wait: Duration,
+    /// This epoch's training phase, batches and waits together.
+    pub train_time: Duration,
 }
 
 impl FitState {
@@ -62,6 +67,8 @@ impl FitState {
             values: vec![],
             valid: None,
             epoch_start: Instant::now(),
+            data_wait: Duration::ZERO,
+            train_time: Duration::ZERO,
         }
     }
 

@@ -105,6 +105,9 @@ impl Callback for Running<'_> {
         for (c, v) in l.state.columns.iter().zip(&l.state.values) {
             m.insert(c.as_str().into(), (*v).into());
         }
+        // Wall-clock, so not reproducible: for timing scripts, not for metrics.
+        m.insert("train_seconds".into(), l.state.train_time.as_secs_f64().into());
+        m.insert("data_wait_seconds".into(), l.state.data_wait.as_secs_f64().into());
         self.call(m)
     }
 }
@@ -115,7 +118,7 @@ pub fn register(engine: &mut Engine) {
         engine,
         "after_epoch",
         ["f: FnPtr", "Callback"],
-        "A fit callback run after each epoch (for `cbs: [...]`): f gets #{fit, epoch, n_epoch, lr, smooth_loss, train_loss, valid_loss, <metrics>}.",
+        "A fit callback run after each epoch (for `cbs: [...]`): f gets #{fit, epoch, n_epoch, lr, smooth_loss, train_loss, valid_loss, <metrics>, train_seconds, data_wait_seconds} (the training phase's wall-clock time and its wait for batches).",
         |f: FnPtr| ScriptCallback { event: ScriptEvent::AfterEpoch, f }
     );
     reg!(

@@ -61,6 +61,8 @@ impl Sandbox {
             .current_dir(self.path())
             .env("RUNNER_RUNS_DIR", self.path().join("runs"))
             .env("RUNNER_DATA", datasets())
+            // Byte-identity assertions hold on the CPU; a GPU machine would otherwise pick CUDA.
+            .env("RUNNER_DEVICE", "cpu")
             // Extracted archives go to one cache per build, shared by the tests (extraction is atomic).
             .env("RUNNER_CACHE", PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("runner-cache"))
             .env_remove("RUST_BACKTRACE")

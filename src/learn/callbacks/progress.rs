@@ -90,7 +90,8 @@ impl Callback for ProgressCb {
     fn after_epoch(&mut self, l: &mut Learner) -> Result<()> {
         if let Some(t) = &self.table {
             if l.state.values.len() == l.state.columns.len() {
-                t.row(l.state.epoch, &l.state.values, l.state.epoch_start.elapsed().as_secs_f64());
+                let s = &l.state;
+                t.row(s.epoch, &s.values, s.epoch_start.elapsed().as_secs_f64(), s.data_wait, s.train_time);
             }
         }
         Ok(())

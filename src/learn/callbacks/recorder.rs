@@ -92,7 +92,15 @@ impl Callback for Recorder {
         for (c, v) in s.columns.iter().zip(&s.values) {
             rec.insert(c.clone(), json_f64(*v));
         }
-        tracing::info!(fit = s.fit, epoch = s.epoch, seconds = s.epoch_start.elapsed().as_secs_f64(), "epoch done");
+        // Timings vary between reruns: they go to log.jsonl, never to metrics.jsonl.
+        tracing::info!(
+            fit = s.fit,
+            epoch = s.epoch,
+            seconds = s.epoch_start.elapsed().as_secs_f64(),
+            train_seconds = s.train_time.as_secs_f64(),
+            data_wait_seconds = s.data_wait.as_secs_f64(),
+            "epoch done"
+        );
         l.record(rec)
     }
 }
