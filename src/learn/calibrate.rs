@@ -1,7 +1,7 @@
 //! Fitting the decision threshold of a two-class (pair) model on its training pairs.
 //! A pair head outputs a score (a logit, or a distance for the contrastive loss);
 //! `accuracy` and every other metric call a pair "same" when p(same) = sigmoid(logit of
-//! same) reaches the threshold, 0.5 by default (for a distance head: d < margin / 2).
+//! same) is above the threshold, 0.5 by default (for a distance head: d < margin / 2).
 //! A head trained on one set of people or characters and used on others is often best
 //! cut elsewhere: `calibrate` finds the cut that classifies the most training pairs right.
 use super::learner::Learner;
@@ -11,7 +11,7 @@ use tch::{Device, Kind, Tensor};
 /// What `calibrate` found: the new threshold and the training accuracy before and after.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Calibration {
-    /// p(same) at or above which a pair is called same.
+    /// p(same) above which a pair is called same.
     pub threshold: f64,
     /// Training-pair accuracy at the threshold used before.
     pub accuracy_before: f64,

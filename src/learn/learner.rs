@@ -298,13 +298,13 @@ impl Learner {
         self.model.output != crate::model::Output::Logits || self.data.vocab().len() == 2
     }
 
-    /// The p(same) at or above which a two-class model says "same" (0.5 unless set).
+    /// The p(same) above which a two-class model says "same" (0.5 unless set).
     pub fn threshold(&self) -> f64 {
         self.threshold.unwrap_or(0.5)
     }
 
     /// Moves the decision point of a two-class model: every metric, prediction and
-    /// interpretation then calls an item "same" (class 1) when p(same) >= `t`.
+    /// interpretation then calls an item "same" (class 1) when p(same) > `t`.
     pub fn set_threshold(&mut self, t: f64) -> Result<()> {
         if !(t > 0.0 && t < 1.0) {
             bail!("threshold must be a probability strictly between 0 and 1, got {t}");

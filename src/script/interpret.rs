@@ -157,7 +157,7 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         engine,
         "set$threshold",
         ["learn: Learner", "t: f64", "()"],
-        "`learn.threshold = t`: every metric, prediction and interpretation then calls a pair same when p(same) >= t.",
+        "`learn.threshold = t`: every metric, prediction and interpretation then calls a pair same when p(same) > t.",
         |l: &mut ScriptLearner, t: Dynamic| -> RhaiResult<()> { l.get()?.set_threshold(to_f64(&t, "threshold")?).or_script() }
     );
 }
