@@ -47,6 +47,8 @@ pub fn markdown() -> Result<String> {
         s.push_str(&format!("- `{}`  \n  {}\n", e.signature, e.doc));
     }
     s.push('\n');
+    s.push_str(&crate::learn::metrics::MetricName::markdown());
+    s.push('\n');
     s.push_str(&crate::script::options::markdown());
     Ok(s)
 }

@@ -185,6 +185,19 @@ impl DataLoader {
     pub fn preview(&self, epoch: usize, n: usize) -> Result<Vec<(Vec<Pixels>, i64)>> {
         let (items, order) = self.plan(epoch);
         let picked: Vec<usize> = order.into_iter().take(n).collect();
+        self.render(&items, &picked, epoch)
+    }
+
+    /// Items by their place in the loader's list (the validation order), as epoch 0
+    /// prepares them (for plot_top_losses).
+    pub fn items_at(&self, picked: &[usize]) -> Result<Vec<(Vec<Pixels>, i64)>> {
+        if let Some(i) = picked.iter().find(|&&i| i >= self.items.len()) {
+            bail!("item {i} is out of range: the loader has {} items", self.items.len());
+        }
+        self.render(&self.items, picked, 0)
+    }
+
+    fn render(&self, items: &[Item], picked: &[usize], epoch: usize) -> Result<Vec<(Vec<Pixels>, i64)>> {
         let (images, n_inputs, train) = (&self.images, self.n_inputs, self.train);
         self.pool.install(|| {
             picked

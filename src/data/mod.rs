@@ -5,6 +5,7 @@ pub mod augment;
 pub mod blocks;
 pub mod datasets;
 pub mod files;
+pub mod grid;
 pub mod image;
 pub mod jpeg;
 pub mod labels;

@@ -28,6 +28,10 @@ pub trait LearnData {
     fn encode_files(&self, _files: &[std::path::PathBuf]) -> Result<Tensor> {
         anyhow::bail!("this data cannot encode image files (use DataLoaders from image_loaders or pair_loaders)")
     }
+    /// Validation items by index, as u8 pixels before normalisation (for pictures).
+    fn valid_images(&self, _indices: &[usize]) -> Result<Vec<Vec<crate::data::image::Pixels>>> {
+        anyhow::bail!("this data has no images to show (use DataLoaders from image_loaders or pair_loaders)")
+    }
 }
 
 impl LearnData for crate::data::loader::DataLoaders {
@@ -48,6 +52,9 @@ impl LearnData for crate::data::loader::DataLoaders {
     }
     fn encode_files(&self, files: &[std::path::PathBuf]) -> Result<Tensor> {
         crate::data::loader::DataLoaders::encode_files(self, files)
+    }
+    fn valid_images(&self, indices: &[usize]) -> Result<Vec<Vec<crate::data::image::Pixels>>> {
+        Ok(self.valid.items_at(indices)?.into_iter().map(|(px, _)| px).collect())
     }
 }
 

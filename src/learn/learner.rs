@@ -58,6 +58,8 @@ pub struct LearnerOptions {
     pub wd: f64,
     pub wd_bn_bias: bool,
     pub train_bn: bool,
+    /// p(same) at which a two-class model says "same" (default 0.5); see `set_threshold`.
+    pub threshold: Option<f64>,
 }
 
 impl Default for LearnerOptions {
@@ -70,6 +72,7 @@ impl Default for LearnerOptions {
             wd: 0.01,
             wd_bn_bias: false,
             train_bn: true,
+            threshold: None,
         }
     }
 }
@@ -95,6 +98,18 @@ impl RunOut {
     pub fn next_fit(&self) -> usize {
         self.fits.fetch_add(1, Ordering::SeqCst) + 1
     }
+}
+
+/// Validation outputs item by item, in the validation set's order.
+pub struct ValidItems {
+    /// Each item's loss `[N]`.
+    pub losses: Tensor,
+    /// Class probabilities `[N, C]` (the threshold applied).
+    pub probs: Tensor,
+    /// Int64 targets `[N]`.
+    pub targets: Tensor,
+    /// The logit of "same" `[N]`, unbiased, for two-class outputs (None otherwise).
+    pub same_logits: Option<Tensor>,
 }
 
 /// One item's prediction: the most likely class, its index, and every class's probability.
@@ -124,6 +139,8 @@ pub struct Learner {
     pub bf16: bool,
     /// The running fit's position and values, for its callbacks.
     pub state: FitState,
+    /// p(same) at which a two-class model says "same"; None means 0.5.
+    threshold: Option<f64>,
 }
 
 impl Learner {
@@ -145,7 +162,7 @@ impl Learner {
             })
             .collect();
         let opt = Optimizer::new(opts.opt, groups, opts.wd);
-        Ok(Learner {
+        let mut learn = Learner {
             model,
             data,
             loss,
@@ -159,7 +176,12 @@ impl Learner {
             seed,
             bf16: false,
             state: FitState::new(0, 0, 0),
-        })
+            threshold: None,
+        };
+        if let Some(t) = opts.threshold {
+            learn.set_threshold(t)?;
+        }
+        Ok(learn)
     }
 
     /// A class head must output one logit per class: checked on the host before the first
@@ -267,35 +289,70 @@ impl Learner {
         Ok((probs, targets))
     }
 
-    /// The validation loss (batch-size weighted), probabilities and targets.
+    /// The validation loss (the mean over items), probabilities and targets.
     pub fn validate(&self) -> Result<(f64, Tensor, Tensor)> {
-        // Batch losses stay on the device and are read back together: one sync, not one per batch.
-        let (mut losses, mut sizes) = (Vec::new(), Vec::new());
-        let mut probs = Vec::new();
-        let mut targets = Vec::new();
+        let v = self.valid_items()?;
+        Ok((v.losses.mean(tch::Kind::Double).double_value(&[]), v.probs, v.targets))
+    }
+
+    /// Losses, probabilities and targets of every validation item, in order.
+    pub fn valid_items(&self) -> Result<ValidItems> {
+        let (mut losses, mut probs, mut targets, mut logits) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let two_class = self.is_two_class();
         tch::no_grad(|| -> Result<()> {
             for b in self.data.valid()? {
                 let b = b?;
                 let y = super::data::as_targets(&b.y);
                 let out = self.forward(&b.xs, false)?;
-                sizes.push(y.size()[0]);
-                losses.push(self.loss.compute(&out, &y));
-                probs.push(self.loss.probs(&out));
+                losses.push(self.loss.per_item(&out, &y));
+                probs.push(self.probs(&out));
+                if two_class {
+                    logits.push(self.loss.same_logit(&out));
+                }
                 targets.push(y);
             }
             Ok(())
         })?;
-        if losses.is_empty() {
+        if targets.is_empty() {
             bail!("the validation set is empty");
         }
-        let losses = Vec::<f64>::try_from(Tensor::stack(&losses, 0).to_kind(tch::Kind::Double))?;
-        let total = losses.iter().zip(&sizes).fold(0.0, |t, (l, &bs)| t + l * bs as f64);
-        Ok((total / sizes.iter().sum::<i64>() as f64, Tensor::cat(&probs, 0), Tensor::cat(&targets, 0)))
+        let same_logits = two_class.then(|| Tensor::cat(&logits, 0));
+        Ok(ValidItems { losses: Tensor::cat(&losses, 0), probs: Tensor::cat(&probs, 0), targets: Tensor::cat(&targets, 0), same_logits })
+    }
+
+    /// Class probabilities of model outputs, the decision threshold applied.
+    pub fn probs(&self, out: &Tensor) -> Tensor {
+        let bias = self.threshold.map_or(0.0, |t| (t / (1.0 - t)).ln());
+        self.loss.probs(out, bias)
+    }
+
+    /// Whether the model answers a yes/no question (pairs: same or different), so that a
+    /// threshold on p(same) means something.
+    pub fn is_two_class(&self) -> bool {
+        self.model.output != crate::model::Output::Logits || self.data.vocab().len() == 2
+    }
+
+    /// The p(same) above which a two-class model says "same" (0.5 unless set).
+    pub fn threshold(&self) -> f64 {
+        self.threshold.unwrap_or(0.5)
+    }
+
+    /// Moves the decision point of a two-class model: every metric, prediction and
+    /// interpretation then calls an item "same" (class 1) when p(same) > `t`.
+    pub fn set_threshold(&mut self, t: f64) -> Result<()> {
+        if !(t > 0.0 && t < 1.0) {
+            bail!("threshold must be a probability strictly between 0 and 1, got {t}");
+        }
+        if !self.is_two_class() {
+            bail!("a threshold needs a two-class model (pairs: same/different); this one has {} classes", self.data.vocab().len());
+        }
+        self.threshold = Some(t);
+        Ok(())
     }
 
     /// Probabilities for inputs given as tensors (one batch per model input).
     pub fn predict(&self, xs: &[Tensor]) -> Result<Tensor> {
-        tch::no_grad(|| Ok(self.loss.probs(&self.forward(xs, false)?)))
+        tch::no_grad(|| Ok(self.probs(&self.forward(xs, false)?)))
     }
 
     /// fastai's `learn.predict` for one item given as image files (one per model input:

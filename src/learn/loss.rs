@@ -55,27 +55,48 @@ impl Loss {
         Ok(())
     }
 
-    /// Mean loss of a batch.
+    /// Mean loss of a batch (libtorch's fused reductions where it has them).
     pub fn compute(&self, out: &Tensor, y: &Tensor) -> Tensor {
         match self {
             Loss::CrossEntropy => out.cross_entropy_for_logits(y),
             Loss::BinaryCrossEntropy => out.binary_cross_entropy_with_logits::<Tensor>(&y.to_kind(Kind::Float), None, None, Reduction::Mean),
+            Loss::Contrastive { .. } => self.per_item(out, y).mean(Kind::Float),
+        }
+    }
+
+    /// Each item's loss `[N]` (fastai's `reduction='none'`), for top losses.
+    pub fn per_item(&self, out: &Tensor, y: &Tensor) -> Tensor {
+        match self {
+            Loss::CrossEntropy => out.cross_entropy_loss::<Tensor>(y, None, Reduction::None, -100, 0.0),
+            Loss::BinaryCrossEntropy => out.binary_cross_entropy_with_logits::<Tensor>(&y.to_kind(Kind::Float), None, None, Reduction::None),
             Loss::Contrastive { margin } => {
                 let y = y.to_kind(Kind::Float);
                 let same: Tensor = &y * out.square();
                 let diff: Tensor = (1.0 - &y) * (*margin - out).clamp_min(0.0).square();
-                ((same + diff) * 0.5).mean(Kind::Float)
+                (same + diff) * 0.5
             }
         }
     }
 
-    /// Class probabilities `[N, C]`; for pair heads C = 2 (column 1 = same).
-    pub fn probs(&self, out: &Tensor) -> Tensor {
+    /// The logit of "same" (class 1) of a two-class output `[N]`: the logit of a pair head,
+    /// `l1 - l0` of two class logits, and `(margin/2 - d) * 10/margin` of a distance, so
+    /// that a distance below half the margin counts as "same".
+    pub fn same_logit(&self, out: &Tensor) -> Tensor {
+        match self {
+            Loss::CrossEntropy => out.select(1, 1) - out.select(1, 0),
+            Loss::BinaryCrossEntropy => out.shallow_clone(),
+            Loss::Contrastive { margin } => (*margin / 2.0 - out) * (10.0 / margin),
+        }
+    }
+
+    /// Class probabilities `[N, C]`; for pair heads C = 2 (column 1 = same). `bias` is
+    /// subtracted from the logit of "same" (two-class outputs only): the decision
+    /// `argmax` makes then flips where the unbiased p(same) is `sigmoid(bias)`.
+    pub fn probs(&self, out: &Tensor, bias: f64) -> Tensor {
         let p_same = match self {
-            Loss::CrossEntropy => return out.softmax(-1, Kind::Float),
-            Loss::BinaryCrossEntropy => out.sigmoid(),
-            // Below half the margin counts as "same".
-            Loss::Contrastive { margin } => ((*margin / 2.0 - out) * (10.0 / margin)).sigmoid(),
+            Loss::CrossEntropy if bias == 0.0 => return out.softmax(-1, Kind::Float),
+            Loss::CrossEntropy => return (out - Tensor::from_slice(&[0.0, bias as f32]).to_device(out.device())).softmax(-1, Kind::Float),
+            _ => (self.same_logit(out) - bias).sigmoid(),
         };
         Tensor::stack(&[1.0 - &p_same, p_same], 1)
     }

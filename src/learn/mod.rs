@@ -1,9 +1,13 @@
 //! The learner: fastai's training loop driven by callbacks, and its pieces, each usable
-//! alone: optimizer, schedules, losses, metrics, lr_find suggestions, progress, checkpoints.
+//! alone: optimizer, schedules, losses, metrics, lr_find suggestions, progress, checkpoints,
+//! interpretation (confusion matrix, top losses) and threshold calibration.
+pub mod calibrate;
 pub mod callback;
 pub mod callbacks;
+pub mod confusion_plot;
 pub mod data;
 pub mod fit;
+pub mod interpret;
 pub mod learner;
 pub mod loss;
 pub mod lr_find;

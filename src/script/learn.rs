@@ -31,7 +31,7 @@ pub struct ScriptLearner {
 }
 
 impl ScriptLearner {
-    fn get(&self) -> RhaiResult<std::cell::RefMut<'_, Learner>> {
+    pub(crate) fn get(&self) -> RhaiResult<std::cell::RefMut<'_, Learner>> {
         self.inner.try_borrow_mut().map_err(|_| script_err("the learner is busy (called from inside its own fit?)"))
     }
 }
@@ -128,7 +128,12 @@ fn new_learner(ctx: &ScriptCtx, data: Dynamic, model: ScriptModel, o: Map) -> Rh
     let data = learn_data(&data)?;
     let mut o = Opts::new(&options::LEARNER, o);
     let margin = o.f64("margin")?;
-    let loss = o.opt_string("loss")?.map(|l| Loss::parse(&l, margin)).transpose().or_script()?;
+    // A margin alone means the contrastive loss with it (rather than being ignored).
+    let loss = match o.opt_string("loss")? {
+        Some(l) => Some(Loss::parse(&l, margin).or_script()?),
+        None if o.get("margin")?.is_some() => Some(Loss::Contrastive { margin }),
+        None => None,
+    };
     let mut metrics = Vec::new();
     let mut custom = Vec::new();
     if let Some(v) = o.get("metrics")? {
@@ -150,6 +155,7 @@ fn new_learner(ctx: &ScriptCtx, data: Dynamic, model: ScriptModel, o: Map) -> Rh
         wd: o.f64("wd")?,
         wd_bn_bias: o.bool("wd_bn_bias")?,
         train_bn: o.bool("train_bn")?,
+        threshold: o.opt_f64("threshold")?,
     };
     let cbs = o.get("cbs")?.map(|v| script_callbacks(&v)).transpose()?.unwrap_or_default();
     o.finish()?;
@@ -332,15 +338,18 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         engine,
         "predict",
         ["learn: Learner", "files: Array", "Map"],
-        "Prediction for one item: [file] for a classifier, [file1, file2] for a Siamese model; #{label, probs}.",
+        "fastai's predict for one item: [file] for a classifier, [file1, file2] for a Siamese model; #{label, index, probs: Tensor [C]} (probs.argmax() == index, probs[i], probs.to_array()).",
         |l: &mut ScriptLearner, files: Array| -> RhaiResult<Map> {
             let files: Vec<std::path::PathBuf> = files.iter().map(|f| to_string(f, "file").map(Into::into)).collect::<RhaiResult<_>>()?;
-            let p = l.get()?.predict_files(&files).or_script()?;
-            let mut m = Map::new();
-            m.insert("label".into(), p.label.into());
-            m.insert("probs".into(), Dynamic::from_array(p.probs.into_iter().map(Dynamic::from).collect()));
-            Ok(m)
+            predict(l, &files)
         }
+    );
+    reg!(
+        engine,
+        "predict",
+        ["learn: Learner", "file: String", "Map"],
+        "predict for one image file (a classifier); as predict([file]).",
+        |l: &mut ScriptLearner, file: &str| -> RhaiResult<Map> { predict(l, &[file.into()]) }
     );
     reg!(engine, "one_shot_eval", ["learn: Learner", "runs_dir: String", "Map"],
         "N-way one-shot accuracy on Omniglot-style runs (runNN/class_labels.txt): each query picks the support image scored most \"same\"; #{accuracy, runs: #{name: accuracy}}.",
@@ -358,6 +367,15 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     reg!(engine, "model", ["learn: Learner", "Model"], "The learner's model.", |l: &mut ScriptLearner| -> RhaiResult<ScriptModel> {
         Ok(ScriptModel(l.get()?.model.clone()))
     });
+}
+
+fn predict(l: &ScriptLearner, files: &[std::path::PathBuf]) -> RhaiResult<Map> {
+    let p = l.get()?.predict_files(files).or_script()?;
+    let mut m = Map::new();
+    m.insert("label".into(), p.label.into());
+    m.insert("index".into(), (p.index as i64).into());
+    m.insert("probs".into(), Dynamic::from(ScriptTensor::new(Tensor::from_slice(&p.probs))));
+    Ok(m)
 }
 
 fn one_shot_map(model: &crate::model::Model, data: &dyn LearnData, dir: &str) -> RhaiResult<Map> {

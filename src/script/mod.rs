@@ -7,6 +7,7 @@ pub mod ctx;
 pub mod data;
 pub mod errors;
 pub mod host;
+pub mod interpret;
 pub mod learn;
 pub mod limits;
 pub mod model;

@@ -176,7 +176,7 @@ pub const LEARNER: OptTable = OptTable {
     function: "learner",
     groups: &[&[
         opt("loss", "String", Def::Text("the model's"), "cross_entropy, bce or contrastive; by default what the model's output calls for"),
-        opt("margin", "f64", Def::F(1.0), "the contrastive loss's margin"),
+        opt("margin", "f64", Def::F(1.0), "the contrastive loss's margin (given alone, it selects the contrastive loss)"),
         opt("metrics", "Array", Def::None, "metric names (accuracy, error_rate, roc_auc, precision, recall, f1) or |preds, targets| closures"),
         opt("splitter", "String", Def::S("body_head"), "parameter groups: body_head, resnet (fastai's three) or none"),
         opt("opt", "String", Def::S("adam"), "adam (fastai's defaults) or sgd"),
@@ -184,6 +184,12 @@ pub const LEARNER: OptTable = OptTable {
         opt("wd_bn_bias", "bool", Def::B(false), "also decay BatchNorm and bias parameters"),
         opt("train_bn", "bool", Def::B(true), "BatchNorm keeps training while its group is frozen"),
         opt("cbs", "Array", Def::None, "callbacks for every fit: after_epoch(|e| ...), after_batch(|b| ...)"),
+        opt(
+            "threshold",
+            "f64",
+            Def::F(0.5),
+            "two-class (pair) models: p(same) at which a pair counts as same, for every metric and prediction (see learn.calibrate())",
+        ),
     ]],
 };
 
@@ -233,6 +239,14 @@ pub const LR_FIND: OptTable = OptTable {
     ]],
 };
 
+pub const MOST_CONFUSED: OptTable =
+    OptTable { function: "most_confused", groups: &[&[opt("min_val", "i64", Def::I(1), "leave out cells with fewer items than this")]] };
+
+pub const PLOT_CONFUSION_MATRIX: OptTable = OptTable {
+    function: "plot_confusion_matrix",
+    groups: &[&[opt("normalize", "bool", Def::B(false), "show each actual class's row as shares (summing to 1) instead of counts")]],
+};
+
 /// Every table, for the reference.
 pub const ALL: &[&OptTable] = &[
     &UNTAR_DATA,
@@ -255,6 +269,8 @@ pub const ALL: &[&OptTable] = &[
     &FINE_TUNE,
     &EARLY_STOPPING,
     &LR_FIND,
+    &MOST_CONFUSED,
+    &PLOT_CONFUSION_MATRIX,
 ];
 
 /// The options reference as Markdown: one table per function.

@@ -78,6 +78,31 @@ pub fn register(engine: &mut Engine) {
         .and_then(|d| d.f_std(true))));
     reg!(engine, "max", ["t: Tensor", "f64"], "Largest element.", |t: &mut ScriptTensor| reduce("max", &t.0, Tensor::f_max));
     reg!(engine, "min", ["t: Tensor", "f64"], "Smallest element.", |t: &mut ScriptTensor| reduce("min", &t.0, Tensor::f_min));
+    reg!(
+        engine,
+        "argmax",
+        ["t: Tensor", "i64"],
+        "Index of the largest element (of the flattened tensor; first of equals).",
+        |t: &mut ScriptTensor| { torch("argmax", t.0.f_argmax(None, false).and_then(|i| i.f_int64_value(&[]))) }
+    );
+    reg!(engine, "len", ["t: Tensor", "i64"], "The size of the first dimension (1 for a number).", |t: &mut ScriptTensor| -> i64 {
+        t.0.size().first().copied().unwrap_or(1)
+    });
+    reg!(
+        engine,
+        "index$get$",
+        ["t: Tensor", "i: i64", "Dynamic"],
+        "`t[i]`: row i (negative counts from the end); a number when t is 1-d.",
+        |t: &mut ScriptTensor, i: i64| -> RhaiResult<Dynamic> {
+            let n = t.0.size().first().copied().ok_or_else(|| script_err("a 0-d tensor cannot be indexed (use .max() or .sum())"))?;
+            let at = if i < 0 { n + i } else { i };
+            if !(0..n).contains(&at) {
+                return Err(script_err(format!("index {i} is out of range for a tensor of {n} rows")));
+            }
+            let row = torch("index", t.0.f_get(at))?;
+            Ok(if row.dim() == 0 { Dynamic::from(reduce("index", &row, |r| Ok(r.shallow_clone()))?) } else { Dynamic::from(ScriptTensor::new(row)) })
+        }
+    );
     reg!(engine, "shape", ["t: Tensor", "Array"], "The tensor's dimensions.", |t: &mut ScriptTensor| -> Array {
         t.0.size().into_iter().map(Dynamic::from).collect()
     });

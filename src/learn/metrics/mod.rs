@@ -40,14 +40,42 @@ pub enum MetricName {
 }
 
 impl MetricName {
-    pub const ALL: [(&'static str, MetricName); 6] = [
-        ("accuracy", MetricName::Accuracy),
-        ("error_rate", MetricName::ErrorRate),
-        ("roc_auc", MetricName::RocAuc),
-        ("precision", MetricName::Precision),
-        ("recall", MetricName::Recall),
-        ("f1", MetricName::F1),
+    /// Name, metric, and what it measures (for the reference).
+    pub const ALL: [(&'static str, MetricName, &'static str); 6] = [
+        (
+            "accuracy",
+            MetricName::Accuracy,
+            "share of items whose most probable class is the target; a pair counts as same when p(same) > learn.threshold",
+        ),
+        ("error_rate", MetricName::ErrorRate, "1 - accuracy"),
+        (
+            "roc_auc",
+            MetricName::RocAuc,
+            "two classes: the chance that a random positive (same) pair scores above a random negative one; needs no threshold",
+        ),
+        ("precision", MetricName::Precision, "two classes: of the items called positive (same), the share that are"),
+        ("recall", MetricName::Recall, "two classes: of the positive (same) items, the share called positive"),
+        ("f1", MetricName::F1, "two classes: the harmonic mean of precision and recall"),
     ];
+
+    /// The metrics reference as Markdown, with how pair models decide same/different.
+    pub fn markdown() -> String {
+        let mut s = String::from(concat!(
+            "## Metrics\n\n",
+            "`learner(dls, model, #{ metrics: [...] })` accepts these names (and closures `|probs, targets| ...` ",
+            "returning a number). Every model's output becomes class probabilities `[N, C]` first; for pair models ",
+            "C = 2 (0 = different, 1 = same) and p(same) is the sigmoid of the head's logit (`l1`; `cosine`, whose ",
+            "logit is `scale * cos + shift`, both learned), the softmax of a concat head's two logits, or ",
+            "`sigmoid((margin/2 - d) * 10/margin)` of a `distance` head's distance d. A pair is called same when ",
+            "p(same) > `learn.threshold`: 0.5 unless set (`learner` option `threshold`, `learn.threshold = t`) ",
+            "or fitted on the training pairs with `learn.calibrate()`; at 0.5 a distance head calls a pair same ",
+            "when d < margin/2.\n\n| metric | meaning |\n|---|---|\n",
+        ));
+        for (name, _, doc) in MetricName::ALL {
+            s.push_str(&format!("| `{name}` | {doc} |\n"));
+        }
+        s
+    }
 
     pub fn build(self) -> Box<dyn Metric> {
         match self {
@@ -64,8 +92,8 @@ impl MetricName {
 impl std::str::FromStr for MetricName {
     type Err = anyhow::Error;
     fn from_str(s: &str) -> Result<MetricName> {
-        match MetricName::ALL.iter().find(|(n, _)| *n == s) {
-            Some((_, m)) => Ok(*m),
+        match MetricName::ALL.iter().find(|(n, _, _)| *n == s) {
+            Some((_, m, _)) => Ok(*m),
             None => bail!("unknown metric `{s}`: use accuracy, error_rate, roc_auc, precision, recall, f1, or a closure |preds, targets|"),
         }
     }
