@@ -78,7 +78,21 @@ fn orl_faces_learns_unseen_people_and_repeats_exactly() {
 #[test]
 fn omniglot_oneshot_scores_the_official_runs() {
     let sb = Sandbox::new();
-    let r = sb.run(&[&experiment("omniglot_oneshot.rhai"), "--set", "epochs=1", "--set", "max_files=300", "--set", "bs=32", "--set", "val_chars=0.2", "--set", "val_way=2", "--set", "val_episodes=10"]);
+    let r = sb.run(&[
+        &experiment("omniglot_oneshot.rhai"),
+        "--set",
+        "epochs=1",
+        "--set",
+        "max_files=300",
+        "--set",
+        "bs=32",
+        "--set",
+        "val_chars=0.2",
+        "--set",
+        "val_way=2",
+        "--set",
+        "val_episodes=10",
+    ]);
     r.ok();
     assert!(r.stdout.contains("run20: "), "{}", r.stdout);
     let line = last_line(&r.stdout);
