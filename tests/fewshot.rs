@@ -108,7 +108,7 @@ for m in ["euclidean", "cosine"] {
     );
     let r = sb.run(&[script.to_str().unwrap(), "--device", "cpu"]);
     r.ok();
-    assert_eq!(values(&r.stdout, "protos "), ["9.5,0,0,9.5,-9.5,-9.5"], "class means");
+    assert_eq!(values(&r.stdout, "protos "), ["9.5,0.0,0.0,9.5,-9.5,-9.5"], "class means");
     for m in ["euclidean ", "cosine "] {
         let line = values(&r.stdout, m)[0];
         let (pred, loss) = line.split_once(" loss ").unwrap();
