@@ -78,14 +78,28 @@ fn orl_faces_learns_unseen_people_and_repeats_exactly() {
 #[test]
 fn omniglot_oneshot_scores_the_official_runs() {
     let sb = Sandbox::new();
-    let r = sb.run(&[&experiment("omniglot_oneshot.rhai"), "--set", "epochs=1", "--set", "max_files=300", "--set", "bs=32"]);
+    let r = sb.run(&[
+        &experiment("omniglot_oneshot.rhai"),
+        "--set",
+        "epochs=1",
+        "--set",
+        "max_files=300",
+        "--set",
+        "bs=32",
+        "--set",
+        "val_chars=0.2",
+        "--set",
+        "val_way=2",
+        "--set",
+        "val_episodes=10",
+    ]);
     r.ok();
     assert!(r.stdout.contains("run20: "), "{}", r.stdout);
     let line = last_line(&r.stdout);
     let acc: f64 = line.strip_prefix("oneshot_accuracy: ").expect(line).parse().unwrap();
     assert!((0.0..=1.0).contains(&acc));
     let m = std::fs::read_to_string(sb.last_run().join("metrics.jsonl")).unwrap();
-    assert!(m.contains("\"oneshot_accuracy\""));
+    assert!(m.contains("\"oneshot_accuracy\"") && m.contains("\"val_oneshot_accuracy\""));
 }
 
 #[test]

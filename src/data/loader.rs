@@ -20,6 +20,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tch::{Device, Tensor};
 
+/// Test-time augmentation pass `n` draws as epoch `TTA_EPOCHS + n` would.
+const TTA_EPOCHS: usize = 1 << 40;
+
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 
@@ -156,11 +159,22 @@ impl DataLoader {
     /// Batches of one epoch; `epoch` varies the shuffle (train), the augmentation and the
     /// pair redraw when enabled. Dropping the iterator early stops the workers.
     pub fn iter(&self, epoch: usize) -> Result<BatchIter<'_>> {
+        self.iter_with(epoch, self.train)
+    }
+
+    /// The items in the loader's order with the training augmentation of pass `n`, for
+    /// test-time augmentation (fastai's `tta` puts the training transforms on the
+    /// validation set); its random draws are apart from every training epoch's.
+    pub fn iter_augmented(&self, n: usize) -> Result<BatchIter<'_>> {
+        self.iter_with(TTA_EPOCHS + n, true)
+    }
+
+    fn iter_with(&self, epoch: usize, augment: bool) -> Result<BatchIter<'_>> {
         let (items, order) = self.plan(epoch);
         let batches: Vec<Vec<usize>> = order.chunks(self.bs).filter(|c| !self.train || c.len() == self.bs).map(<[usize]>::to_vec).collect();
         let (tx, rx) = crossbeam_channel::bounded(self.prefetch.max(1));
         let stop = Arc::new(AtomicBool::new(false));
-        let (images, pool, stop2, train, n_inputs) = (self.images.clone(), self.pool.clone(), stop.clone(), self.train, self.n_inputs);
+        let (images, pool, stop2, train, n_inputs) = (self.images.clone(), self.pool.clone(), stop.clone(), augment, self.n_inputs);
         let (shape, device) = (self.pixel_shape(), self.device);
         let handle = std::thread::Builder::new()
             .name("runner-loader".into())
@@ -416,11 +430,28 @@ impl DataLoaders {
     /// Valid-mode transforms (centre crop, normalise) of arbitrary image files, as one NCHW
     /// batch on the device: for predict and the N-way one-shot evaluation.
     pub fn encode_files(&self, files: &[PathBuf]) -> Result<Tensor> {
+        self.encode(files, &vec![0; files.len()], None)
+    }
+
+    /// `encode_files` with each image turned by `turns[i]` quarter turns (as `quarter_turns`
+    /// rows are) and, for test-time augmentation pass `Some(n)`, the training augmentation.
+    pub fn encode(&self, files: &[PathBuf], turns: &[u8], tta: Option<usize>) -> Result<Tensor> {
+        if turns.len() != files.len() {
+            bail!("{} files but {} quarter-turn counts", files.len(), turns.len());
+        }
         let v = &self.valid;
         let img = &v.images;
-        let rendered: Vec<Result<Pixels>> = v.pool.install(|| {
-            files.par_iter().map(|f| resize(&decode_for(f, img.channels, img.method, img.size)?, img.method, img.size, (0.5, 0.5))).collect()
-        });
+        let render = |i: usize| -> Result<Pixels> {
+            let mut px = resize(&decode_for(&files[i], img.channels, img.method, img.size)?, img.method, img.size, (0.5, 0.5))?;
+            if turns[i] != 0 {
+                px = px.rot90(turns[i]);
+            }
+            if let Some(n) = tta {
+                img.augment.apply(&mut px, &mut crate::seed::rng(img.seed, &format!("tta/{n}/{i}")));
+            }
+            Ok(px)
+        };
+        let rendered: Vec<Result<Pixels>> = v.pool.install(|| (0..files.len()).into_par_iter().map(render).collect());
         let mut buf = Vec::with_capacity(files.len() * (img.size as usize).pow(2) * img.channels);
         for r in rendered {
             buf.extend_from_slice(&r?.data);

@@ -4,6 +4,7 @@
 pub mod augment;
 pub mod blocks;
 pub mod datasets;
+pub mod episodes;
 pub mod files;
 pub mod grid;
 pub mod image;

@@ -24,13 +24,22 @@ pub trait LearnData {
     fn input_shape(&self) -> Option<Vec<i64>> {
         None
     }
-    /// Image files through the validation transforms, as one batch (for predictions).
-    fn encode_files(&self, _files: &[std::path::PathBuf]) -> Result<Tensor> {
+    /// Image files through the validation transforms, each turned by its quarter turns, as
+    /// one batch; with `tta: Some(n)` also through pass `n` of the training augmentation.
+    fn encode(&self, _files: &[std::path::PathBuf], _turns: &[u8], _tta: Option<usize>) -> Result<Tensor> {
         anyhow::bail!("this data cannot encode image files (use DataLoaders from image_loaders or pair_loaders)")
     }
     /// Validation items by index, as u8 pixels before normalisation (for pictures).
     fn valid_images(&self, _indices: &[usize]) -> Result<Vec<Vec<crate::data::image::Pixels>>> {
         anyhow::bail!("this data has no images to show (use DataLoaders from image_loaders or pair_loaders)")
+    }
+    /// Image files through the validation transforms, as one batch (for predictions).
+    fn encode_files(&self, files: &[std::path::PathBuf]) -> Result<Tensor> {
+        self.encode(files, &vec![0; files.len()], None)
+    }
+    /// The validation batches through pass `n` of the training augmentation (for `tta`).
+    fn valid_augmented(&self, _n: usize) -> Result<Batches<'_>> {
+        anyhow::bail!("this data has no training augmentation to apply at test time (use DataLoaders)")
     }
 }
 
@@ -50,8 +59,11 @@ impl LearnData for crate::data::loader::DataLoaders {
     fn input_shape(&self) -> Option<Vec<i64>> {
         Some(vec![self.channels as i64, self.size as i64, self.size as i64])
     }
-    fn encode_files(&self, files: &[std::path::PathBuf]) -> Result<Tensor> {
-        crate::data::loader::DataLoaders::encode_files(self, files)
+    fn encode(&self, files: &[std::path::PathBuf], turns: &[u8], tta: Option<usize>) -> Result<Tensor> {
+        crate::data::loader::DataLoaders::encode(self, files, turns, tta)
+    }
+    fn valid_augmented(&self, n: usize) -> Result<Batches<'_>> {
+        Ok(Box::new(self.valid.iter_augmented(n)?.map(|b| b.map(|b| XY { xs: b.xs, y: b.y }))))
     }
     fn valid_images(&self, indices: &[usize]) -> Result<Vec<Vec<crate::data::image::Pixels>>> {
         Ok(self.valid.items_at(indices)?.into_iter().map(|(px, _)| px).collect())

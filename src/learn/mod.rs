@@ -16,9 +16,11 @@ pub mod oneshot;
 pub mod optimizer;
 pub mod resume;
 pub mod progress;
+pub mod protonet;
 pub mod schedule;
 pub mod state;
 pub mod suggest;
+pub mod tta;
 
 pub use data::{LearnData, TensorData, XY};
 pub use learner::{Learner, LearnerOptions, Lrs};

@@ -1,9 +1,16 @@
 //! N-way one-shot evaluation (Lake et al.'s Omniglot protocol): for each query, the
 //! model scores it against every support image; the most "same" support is its answer.
+//! `n_way_eval_embeddings` does the same for any model with a body and any N-way K-shot
+//! tasks (the official runs, or episodes drawn from a Table), by prototypes of embeddings.
 use super::data::LearnData;
+use super::protonet::{proto_predict, Metric};
+use super::tta::{embed_files, Tta};
+use crate::data::episodes::Episode;
 use crate::data::oneshot::OneShotRun;
+use crate::data::table::{Column, Table};
 use crate::model::{Model, Output};
 use anyhow::{bail, Result};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tch::{Kind, Tensor};
 
@@ -75,4 +82,77 @@ pub fn one_shot_eval(model: &Model, data: &dyn LearnData, runs_dir: &Path) -> Re
     let runs = crate::data::oneshot::read_oneshot_runs(runs_dir)?;
     let trials = runs.iter().map(|r| NWayTrial::from_run(r, data)).collect::<Result<Vec<_>>>()?;
     n_way_eval(model, &trials)
+}
+
+/// An N-way K-shot task as image files: support class-major (K per class), queries with
+/// their class index; `turns` quarter-turn each image (rotated classes).
+pub struct NWayTask {
+    pub name: String,
+    pub n_way: usize,
+    pub support: Vec<(PathBuf, u8)>,
+    pub queries: Vec<(PathBuf, u8, usize)>,
+}
+
+impl NWayTask {
+    pub fn from_run(run: &OneShotRun) -> NWayTask {
+        NWayTask {
+            name: run.name.clone(),
+            n_way: run.support.len(),
+            support: run.support.iter().map(|f| (f.clone(), 0)).collect(),
+            queries: run.queries.iter().map(|(f, y)| (f.clone(), 0, *y)).collect(),
+        }
+    }
+
+    /// Episode `i` over `table` (its `file` column and, when present, `turns`).
+    pub fn from_episode(table: &Table, ep: &Episode, i: usize) -> Result<NWayTask> {
+        let files = table.strs("file")?;
+        let turns: Vec<u8> = match table.column("turns") {
+            Ok(Column::Int(t)) => t.iter().map(|&t| t.rem_euclid(4) as u8).collect(),
+            _ => vec![0; table.len()],
+        };
+        let item = |r: usize| (PathBuf::from(&files[r]), turns[r]);
+        Ok(NWayTask {
+            name: format!("episode{i}"),
+            n_way: ep.n_way(),
+            support: ep.support.iter().map(|&r| item(r)).collect(),
+            queries: ep.query.iter().zip(&ep.query_y).map(|(&r, &y)| (item(r).0, item(r).1, y)).collect(),
+        })
+    }
+}
+
+/// N-way accuracy of any model with a body: each image is embedded once (averaged over
+/// `tta`), each query goes to the nearest prototype (`protonet`). Also the 95% confidence
+/// half-width of the mean over tasks, which episode-sampled figures should carry.
+pub fn n_way_eval_embeddings(model: &Model, data: &dyn LearnData, tasks: &[NWayTask], metric: Metric, tta: Tta) -> Result<(NWayResult, f64)> {
+    let mut index: HashMap<(PathBuf, u8), usize> = HashMap::new();
+    let mut images: Vec<(PathBuf, u8)> = Vec::new();
+    for t in tasks {
+        for key in t.support.iter().cloned().chain(t.queries.iter().map(|(f, r, _)| (f.clone(), *r))) {
+            index.entry(key.clone()).or_insert_with(|| {
+                images.push(key);
+                images.len() - 1
+            });
+        }
+    }
+    let (files, turns): (Vec<PathBuf>, Vec<u8>) = images.into_iter().unzip();
+    let emb = embed_files(model, data, &files, &turns, tta)?;
+    let rows = |keys: Vec<(PathBuf, u8)>| Tensor::from_slice(&keys.iter().map(|k| index[k] as i64).collect::<Vec<_>>()).to_device(emb.device());
+    let mut per_trial = Vec::new();
+    let (mut right, mut total) = (0usize, 0usize);
+    for t in tasks {
+        let support = emb.index_select(0, &rows(t.support.clone()));
+        let queries = emb.index_select(0, &rows(t.queries.iter().map(|(f, r, _)| (f.clone(), *r)).collect()));
+        let pred = proto_predict(&support, &queries, t.n_way, metric)?;
+        let ok = pred.iter().zip(&t.queries).filter(|(p, q)| **p == q.2).count();
+        right += ok;
+        total += t.queries.len();
+        per_trial.push((t.name.clone(), ok as f64 / t.queries.len().max(1) as f64));
+    }
+    if total == 0 {
+        bail!("no N-way queries to evaluate");
+    }
+    let n = per_trial.len() as f64;
+    let mean = per_trial.iter().map(|p| p.1).sum::<f64>() / n;
+    let var = per_trial.iter().map(|p| (p.1 - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    Ok((NWayResult { per_trial, accuracy: right as f64 / total as f64 }, 1.96 * (var / n).sqrt()))
 }

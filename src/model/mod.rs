@@ -353,6 +353,12 @@ impl Model {
         }
     }
 
+    /// One embedding vector per image: the body's output, average-pooled when it is a
+    /// feature map (what cosine and prototype comparisons measure).
+    pub fn embedding(&self, x: &Tensor, train: bool) -> Tensor {
+        embed(self.features(x, train), self.body.outputs_feature_map())
+    }
+
     pub fn is_bn(&self, name: &str) -> bool {
         self.bn_params.contains(name)
     }

@@ -48,6 +48,7 @@ pub fn new_engine(ctx: Rc<ScriptCtx>, max_operations: u64) -> Engine {
     super::model::register(&mut engine, &ctx);
     super::learn::register(&mut engine, &ctx);
     super::interpret::register(&mut engine, &ctx);
+    super::fewshot::register(&mut engine, &ctx);
     super::callbacks::register(&mut engine);
     engine
 }

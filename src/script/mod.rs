@@ -6,6 +6,7 @@ pub mod core;
 pub mod ctx;
 pub mod data;
 pub mod errors;
+pub mod fewshot;
 pub mod host;
 pub mod interpret;
 pub mod learn;

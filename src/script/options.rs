@@ -245,6 +245,35 @@ pub const MOST_CONFUSED: OptTable =
 pub const PLOT_CONFUSION_MATRIX: OptTable = OptTable {
     function: "plot_confusion_matrix",
     groups: &[&[opt("normalize", "bool", Def::B(false), "show each actual class's row as shares (summing to 1) instead of counts")]],
+pub const EPISODES: OptTable = OptTable {
+    function: "episodes",
+    groups: &[&[
+        opt("n_way", "i64", Def::I(5), "classes per episode"),
+        opt("k_shot", "i64", Def::I(1), "support images per class"),
+        opt("n_query", "i64", Def::I(1), "query images per class"),
+        opt("n_episodes", "i64", Def::I(100), "episodes to draw"),
+        opt("split", "String", Def::S("valid"), "rows to draw from: train, valid (the is_valid column) or all"),
+        opt("label", "String", Def::S("label"), "the column of classes"),
+        SEED,
+    ]],
+};
+
+const TTA_OPTS: &[Opt] = &[
+    opt("tta", "i64", Def::I(0), "test-time augmentation: passes of the training augmentation averaged in (0: none)"),
+    opt("beta", "f64", Def::F(0.25), "with tta: the weight of the plain prediction, lerp(augmented mean, plain, beta)"),
+];
+
+pub const N_WAY_EVAL: OptTable = OptTable {
+    function: "n_way_eval",
+    groups: &[&[opt("metric", "String", Def::S("cosine"), "closeness of a query to a class prototype: cosine or euclidean")], TTA_OPTS],
+};
+
+pub const TTA: OptTable = OptTable {
+    function: "tta",
+    groups: &[&[
+        opt("n", "i64", Def::I(4), "passes of the training augmentation"),
+        opt("beta", "f64", Def::F(0.25), "the weight of the plain prediction, lerp(augmented mean, plain, beta)"),
+    ]],
 };
 
 /// Every table, for the reference.
@@ -271,6 +300,9 @@ pub const ALL: &[&OptTable] = &[
     &LR_FIND,
     &MOST_CONFUSED,
     &PLOT_CONFUSION_MATRIX,
+    &EPISODES,
+    &N_WAY_EVAL,
+    &TTA,
 ];
 
 /// The options reference as Markdown: one table per function.

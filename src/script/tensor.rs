@@ -71,6 +71,19 @@ pub fn register(engine: &mut Engine) {
         let xs: Vec<f32> = v.iter().map(|x| to_f64(x, "tensor value").map(|f| f as f32)).collect::<RhaiResult<_>>()?;
         torch("tensor", Tensor::f_from_slice(&xs)).map(ScriptTensor::new)
     });
+    reg!(
+        engine,
+        "reshape",
+        ["t: Tensor", "shape: Array", "Tensor"],
+        "The same elements in a new shape (one -1 is inferred).",
+        |t: &mut ScriptTensor, s: Array| -> RhaiResult<ScriptTensor> {
+            let shape: Vec<i64> = s
+                .iter()
+                .map(|d| d.as_int().map_err(|_| script_err(format!("reshape: dimensions must be integers, got {d}"))))
+                .collect::<RhaiResult<_>>()?;
+            torch("reshape", t.0.f_reshape(shape)).map(ScriptTensor::new)
+        }
+    );
     reg!(engine, "mean", ["t: Tensor", "f64"], "Mean of all elements.", |t: &mut ScriptTensor| reduce("mean", &t.0, |t| t.f_mean(Kind::Double)));
     reg!(engine, "sum", ["t: Tensor", "f64"], "Sum of all elements.", |t: &mut ScriptTensor| reduce("sum", &t.0, |t| t.f_sum(Kind::Double)));
     reg!(engine, "std", ["t: Tensor", "f64"], "Standard deviation of all elements (unbiased).", |t: &mut ScriptTensor| reduce("std", &t.0, |t| t

@@ -1,0 +1,117 @@
+//! N-way K-shot episodes over a Table's classes (learn2learn's `TaskDataset`, torchmeta's
+//! `ClassSplitter`): each episode draws `n_way` classes of one split, then `k_shot` support
+//! rows and `n_query` query rows of each. Seeded per split and episode, so one seed gives
+//! the same episodes whatever else the run draws.
+use super::table::Table;
+use anyhow::{bail, Result};
+use rand::seq::index::sample;
+use std::collections::BTreeMap;
+
+/// Which rows of the table episodes draw from (its `is_valid` column), or all of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    Train,
+    Valid,
+    All,
+}
+
+impl std::str::FromStr for Part {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Part> {
+        Ok(match s {
+            "train" => Part::Train,
+            "valid" => Part::Valid,
+            "all" => Part::All,
+            other => bail!("unknown split `{other}`: use train, valid or all"),
+        })
+    }
+}
+
+impl std::fmt::Display for Part {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Part::Train => "train",
+            Part::Valid => "valid",
+            Part::All => "all",
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpisodeSpec {
+    pub n_way: usize,
+    pub k_shot: usize,
+    pub n_query: usize,
+    pub n_episodes: usize,
+    pub part: Part,
+    pub seed: u64,
+}
+
+/// One task: rows of the table, support class-major (`k_shot` rows of class 0, then of
+/// class 1, ...), queries with the index of their class in `classes`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Episode {
+    pub classes: Vec<String>,
+    pub support: Vec<usize>,
+    pub query: Vec<usize>,
+    pub query_y: Vec<usize>,
+}
+
+impl Episode {
+    pub fn n_way(&self) -> usize {
+        self.classes.len()
+    }
+
+    pub fn k_shot(&self) -> usize {
+        self.support.len() / self.classes.len().max(1)
+    }
+}
+
+/// Draws `spec.n_episodes` episodes from the classes of column `label` (its printed values)
+/// among the rows of `spec.part`. Classes with fewer than `k_shot + n_query` rows there
+/// are never drawn; too few usable classes is an error that gives the counts.
+pub fn sample_episodes(table: &Table, label: &str, spec: &EpisodeSpec) -> Result<Vec<Episode>> {
+    if spec.n_way < 2 || spec.k_shot < 1 || spec.n_query < 1 {
+        bail!("an episode needs n_way >= 2, k_shot >= 1 and n_query >= 1, got {}-way {}-shot with {} queries", spec.n_way, spec.k_shot, spec.n_query);
+    }
+    let col = table.column(label)?;
+    let keep: Vec<bool> = match spec.part {
+        Part::All => vec![true; table.len()],
+        Part::Train => table.bools("is_valid")?.iter().map(|v| !v).collect(),
+        Part::Valid => table.bools("is_valid")?.to_vec(),
+    };
+    let mut by_class: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for i in (0..table.len()).filter(|&i| keep[i]) {
+        by_class.entry(col.get(i).to_string()).or_default().push(i);
+    }
+    let need = spec.k_shot + spec.n_query;
+    let usable: Vec<(&String, &Vec<usize>)> = by_class.iter().filter(|(_, rows)| rows.len() >= need).collect();
+    if usable.len() < spec.n_way {
+        bail!(
+            "{}-way episodes need {} classes with at least {need} rows ({} shot + {} query) in split `{}`; it has {} such classes out of {}",
+            spec.n_way,
+            spec.n_way,
+            spec.k_shot,
+            spec.n_query,
+            spec.part,
+            usable.len(),
+            by_class.len()
+        );
+    }
+    let episodes = (0..spec.n_episodes)
+        .map(|e| {
+            let mut rng = crate::seed::rng(spec.seed, &format!("episodes/{}/{e}", spec.part));
+            let mut ep = Episode { classes: Vec::new(), support: Vec::new(), query: Vec::new(), query_y: Vec::new() };
+            for (c, ci) in sample(&mut rng, usable.len(), spec.n_way).into_iter().enumerate() {
+                let (name, rows) = usable[ci];
+                let picked: Vec<usize> = sample(&mut rng, rows.len(), need).into_iter().map(|r| rows[r]).collect();
+                ep.classes.push(name.clone());
+                ep.support.extend_from_slice(&picked[..spec.k_shot]);
+                ep.query.extend_from_slice(&picked[spec.k_shot..]);
+                ep.query_y.extend(std::iter::repeat_n(c, spec.n_query));
+            }
+            ep
+        })
+        .collect();
+    Ok(episodes)
+}

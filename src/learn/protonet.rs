@@ -1,0 +1,66 @@
+//! Prototypical networks (Snell et al. 2017): a class is the mean of its support
+//! embeddings (its prototype), and a query belongs to the nearest prototype. With one shot
+//! and the cosine metric this is exactly the Siamese cosine model's nearest support image.
+use anyhow::{bail, Result};
+use tch::{Kind, Tensor};
+
+/// How a query's closeness to a prototype is measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Metric {
+    /// Negative squared Euclidean distance (Snell et al.).
+    Euclidean,
+    /// Cosine similarity (what a cosine classifier trains embeddings for).
+    Cosine,
+}
+
+impl std::str::FromStr for Metric {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Metric> {
+        Ok(match s {
+            "euclidean" => Metric::Euclidean,
+            "cosine" => Metric::Cosine,
+            other => bail!("unknown metric `{other}`: use cosine or euclidean"),
+        })
+    }
+}
+
+/// `[N, D]` prototypes from `[N * K, D]` support embeddings ordered class-major.
+pub fn prototypes(support: &Tensor, n_way: usize) -> Result<Tensor> {
+    let (rows, d) = match support.size()[..] {
+        [r, d] => (r, d),
+        ref s => bail!("support embeddings must be [N * K, D], got {s:?}"),
+    };
+    if n_way == 0 || rows % n_way as i64 != 0 || rows == 0 {
+        bail!("{rows} support embeddings do not split into {n_way} classes of equal size");
+    }
+    Ok(support.view([n_way as i64, rows / n_way as i64, d]).mean_dim(1, false, Kind::Float))
+}
+
+/// `[Q, N]` scores of queries `[Q, D]` against prototypes `[N, D]`, higher = closer: the
+/// logits of the prototypical loss.
+pub fn proto_logits(protos: &Tensor, queries: &Tensor, metric: Metric) -> Tensor {
+    match metric {
+        Metric::Euclidean => {
+            let d = queries.unsqueeze(1) - protos.unsqueeze(0);
+            -d.square().sum_dim_intlist(2, false, Kind::Float)
+        }
+        Metric::Cosine => unit_rows(queries).matmul(&unit_rows(protos).tr()),
+    }
+}
+
+fn unit_rows(x: &Tensor) -> Tensor {
+    x / x.norm_scalaropt_dim(2, [1], true).clamp_min(1e-12)
+}
+
+/// The prototypical loss of one episode: cross-entropy of the query logits (scaled by
+/// `scale`, which a cosine metric needs to be trainable) against each query's class.
+pub fn proto_loss(support: &Tensor, queries: &Tensor, query_y: &Tensor, n_way: usize, metric: Metric, scale: f64) -> Result<Tensor> {
+    let logits = proto_logits(&prototypes(support, n_way)?, queries, metric) * scale;
+    Ok(logits.cross_entropy_for_logits(query_y))
+}
+
+/// Each query's class: the index of its nearest prototype.
+pub fn proto_predict(support: &Tensor, queries: &Tensor, n_way: usize, metric: Metric) -> Result<Vec<usize>> {
+    let best = proto_logits(&prototypes(support, n_way)?, queries, metric).argmax(1, false);
+    Ok(Vec::<i64>::try_from(best.to_device(tch::Device::Cpu))?.into_iter().map(|i| i as usize).collect())
+}
