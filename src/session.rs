@@ -105,7 +105,12 @@ fn slurm_info() -> Option<toml::Table> {
     let job = std::env::var("SLURM_JOB_ID").ok()?;
     let mut t = toml::Table::new();
     t.insert("job_id".into(), job.parse::<i64>().map(toml::Value::Integer).unwrap_or(toml::Value::String(job)));
-    for (key, var) in [("array_job_id", "SLURM_ARRAY_JOB_ID"), ("array_task_id", "SLURM_ARRAY_TASK_ID"), ("restart_count", "SLURM_RESTART_COUNT"), ("node", "SLURMD_NODENAME")] {
+    for (key, var) in [
+        ("array_job_id", "SLURM_ARRAY_JOB_ID"),
+        ("array_task_id", "SLURM_ARRAY_TASK_ID"),
+        ("restart_count", "SLURM_RESTART_COUNT"),
+        ("node", "SLURMD_NODENAME"),
+    ] {
         if let Ok(v) = std::env::var(var) {
             t.insert(key.into(), v.parse::<i64>().map(toml::Value::Integer).unwrap_or(toml::Value::String(v)));
         }
@@ -187,7 +192,16 @@ impl Session {
         };
         record.write(&dir)?;
         let metrics = Arc::new(MetricsLog::create(&dir)?);
-        Ok(Session { dir, seed: spec.seed, device: spec.device, metrics, record: Mutex::new(record), started: Instant::now(), earlier_s: 0.0, fits: Arc::default() })
+        Ok(Session {
+            dir,
+            seed: spec.seed,
+            device: spec.device,
+            metrics,
+            record: Mutex::new(record),
+            started: Instant::now(),
+            earlier_s: 0.0,
+            fits: Arc::default(),
+        })
     }
 
     /// Reopens an interrupted (or killed) run's folder to resume it: the record goes back
@@ -220,7 +234,16 @@ impl Session {
         let earlier_s = record.duration_s.take().unwrap_or(0.0);
         record.write(dir)?;
         let metrics = Arc::new(MetricsLog::resume(dir, keep)?);
-        Ok(Session { dir: dir.to_path_buf(), seed: record.seed, device, metrics, record: Mutex::new(record), started: Instant::now(), earlier_s, fits: Arc::default() })
+        Ok(Session {
+            dir: dir.to_path_buf(),
+            seed: record.seed,
+            device,
+            metrics,
+            record: Mutex::new(record),
+            started: Instant::now(),
+            earlier_s,
+            fits: Arc::default(),
+        })
     }
 
     pub fn record(&self) -> RunRecord {

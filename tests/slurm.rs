@@ -18,7 +18,10 @@ fn cluster() -> Option<&'static Path> {
     CONF.get_or_init(|| {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("slurm-test-{}", std::process::id()));
         let root = unsafe { libc::geteuid() } == 0;
-        let installed = Command::new("sh").args(["-c", "command -v slurmctld && command -v sbatch && command -v munged"]).output().is_ok_and(|o| o.status.success());
+        let installed = Command::new("sh")
+            .args(["-c", "command -v slurmctld && command -v sbatch && command -v munged"])
+            .output()
+            .is_ok_and(|o| o.status.success());
         if !root {
             eprintln!("SKIPPED: the Slurm tests start munged, slurmctld and slurmd, which needs root (installed: {installed})");
             return None;
@@ -90,7 +93,11 @@ fn a_three_point_sweep_is_one_array_whose_records_outlive_squeue() {
         assert!(slurm["job_id"].as_integer().is_some());
         assert_eq!(rec["attempt"].as_integer(), Some(1));
         assert_eq!(rec["sweep"].as_str(), Some(id.as_str()));
-        let out = std::fs::read_dir(&dir).unwrap().flatten().find(|e| e.file_name().to_string_lossy().starts_with("slurm-")).expect("the task's Slurm output is in its run folder");
+        let out = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().starts_with("slurm-"))
+            .expect("the task's Slurm output is in its run folder");
         assert!(std::fs::read_to_string(out.path()).unwrap().contains("hello from runner"));
     }
     // MinJobAge=2: finished jobs leave squeue; the records still say how the points ended.
@@ -140,7 +147,11 @@ fn sweeps_larger_than_max_array_size_are_chunked() {
     let Some((sb, conf)) = sandbox() else { return };
     let r = run(&sb, conf, &["sweep", &hello(), "--grid", "n=10,20", "--grid", "scale=1,2", "--on", "slurm", "--wait"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("4 runs submitted as Slurm jobs") && r.stdout.contains("(array 0-2)") && r.stdout.contains("(array 0-0)"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("4 runs submitted as Slurm jobs") && r.stdout.contains("(array 0-2)") && r.stdout.contains("(array 0-0)"),
+        "{}",
+        r.stdout
+    );
     let id = sweep_id(&r.stdout);
     let rows = status(&sb, conf, &id);
     assert_eq!(states(&rows), ["completed"; 4]);
@@ -244,14 +255,19 @@ fn sigterm_on_the_cluster_then_resubmit_resumes_byte_identical() {
     sb.run(&plain).ok();
     let reference = sb.last_run();
     assert_ne!(reference, dir);
-    common::assert_same_file(&dir.join("metrics.jsonl"), &reference.join("metrics.jsonl"), "preempted, resubmitted and resumed, the run's metrics.jsonl equals an uninterrupted run's");
+    common::assert_same_file(
+        &dir.join("metrics.jsonl"),
+        &reference.join("metrics.jsonl"),
+        "preempted, resubmitted and resumed, the run's metrics.jsonl equals an uninterrupted run's",
+    );
 }
 
 #[test]
 fn the_readme_cluster_example_runs_on_the_cluster() {
     let Some((sb, conf)) = sandbox() else { return };
     let readme = std::fs::read_to_string(common::project_root().join("README.md")).unwrap();
-    let block = common::readme_blocks(&readme, "sh").into_iter().find(|b| b.contains("--on slurm --max-parallel")).expect("the README's cluster example");
+    let block =
+        common::readme_blocks(&readme, "sh").into_iter().find(|b| b.contains("--on slurm --max-parallel")).expect("the README's cluster example");
     let experiments = format!("{}/experiments/", common::project_root().display());
     let mut ran = 0;
     for line in block.lines() {

@@ -67,8 +67,11 @@ fn local_sweep_runs_points_side_by_side_and_resubmits_failures() {
     let failed_run = rows[1]["run"].as_str().unwrap().to_string();
 
     std::fs::create_dir(sb.path().join("needed")).unwrap();
-    std::fs::copy(common::datasets().join("oxford-iiit-pet-sample/images").read_dir().unwrap().flatten().next().unwrap().path(), sb.path().join("needed/a.jpg"))
-        .unwrap();
+    std::fs::copy(
+        common::datasets().join("oxford-iiit-pet-sample/images").read_dir().unwrap().flatten().next().unwrap().path(),
+        sb.path().join("needed/a.jpg"),
+    )
+    .unwrap();
     let r = sb.run(&["sweep", "resubmit", &id]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("running point 1 again"), "{}", r.stdout);
@@ -89,12 +92,19 @@ fn local_sweep_runs_points_side_by_side_and_resubmits_failures() {
 #[test]
 fn sigterm_mid_epoch_then_resume_equals_the_uninterrupted_run() {
     let sb = Sandbox::new();
-    let args = |extra: &[&str]| -> Vec<String> { [orl()].into_iter().chain(ORL_SMOKE.iter().map(|s| s.to_string())).chain(extra.iter().map(|s| s.to_string())).collect() };
+    let args = |extra: &[&str]| -> Vec<String> {
+        [orl()].into_iter().chain(ORL_SMOKE.iter().map(|s| s.to_string())).chain(extra.iter().map(|s| s.to_string())).collect()
+    };
     let whole = args(&["--set", "epochs=6"]);
     sb.run(&whole.iter().map(String::as_str).collect::<Vec<_>>()).ok();
     let reference = sb.last_run();
 
-    let child = sb.command(&whole.iter().map(String::as_str).collect::<Vec<_>>()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let child = sb
+        .command(&whole.iter().map(String::as_str).collect::<Vec<_>>())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let run = new_run(&sb, &[reference.clone()]);
     // Mid-epoch: after epoch 1's row and a few batches of epoch 2.
     wait_for_text(&run.join("metrics.jsonl"), "\"epoch\":1,", 120);
@@ -116,7 +126,11 @@ fn sigterm_mid_epoch_then_resume_equals_the_uninterrupted_run() {
     let rec = sb.record(&run);
     assert_eq!(rec["status"].as_str(), Some("completed"));
     assert_eq!(rec["resumed"].as_array().map(|a| a.len()), Some(1));
-    common::assert_same_file(&run.join("metrics.jsonl"), &reference.join("metrics.jsonl"), "the resumed run's metrics.jsonl equals the uninterrupted run's");
+    common::assert_same_file(
+        &run.join("metrics.jsonl"),
+        &reference.join("metrics.jsonl"),
+        "the resumed run's metrics.jsonl equals the uninterrupted run's",
+    );
     assert!(!run.join("models/resume").exists(), "a completed run drops its resume state");
     assert!(run.join("models/last.safetensors").is_file());
     let r = sb.run(&["resume", &run.display().to_string()]);

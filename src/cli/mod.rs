@@ -329,7 +329,10 @@ pub fn main() -> i32 {
             return code;
         }
     };
-    let runs_a_script = matches!(cli.command, None | Some(Command::Rerun { .. } | Command::Resume { .. } | Command::Sweep { action: None | Some(SweepAction::Task { .. }), .. }));
+    let runs_a_script = matches!(
+        cli.command,
+        None | Some(Command::Rerun { .. } | Command::Resume { .. } | Command::Sweep { action: None | Some(SweepAction::Task { .. }), .. })
+    );
     if cli.version || !runs_a_script {
         die_quietly_on_closed_pipe();
     }

@@ -87,7 +87,8 @@ pub fn sweep_cmd(a: SweepArgs) -> Result<i32> {
                 println!("# {}:", script.display());
                 println!("{}", submit::batch_script(&m, &dir, sub.array, &runner));
                 let script = script.display().to_string();
-                let command: Vec<&str> = ["sbatch", "--parsable"].into_iter().chain(m.sbatch.iter().map(String::as_str)).chain([script.as_str()]).collect();
+                let command: Vec<&str> =
+                    ["sbatch", "--parsable"].into_iter().chain(m.sbatch.iter().map(String::as_str)).chain([script.as_str()]).collect();
                 println!("# submitted with: {}\n", shlex::try_join(command).unwrap_or_default());
             }
             println!("dry run: sweep {} ({} points) was not submitted", m.id, m.points.len());
@@ -187,13 +188,26 @@ pub fn task_cmd(dir: &Path, array: usize, task: Option<usize>) -> Result<i32> {
         Ok(r) => {
             let entry = RunEntry { dir: run_dir.clone(), record: r };
             if entry.shown_status() == "running" {
-                bail!("{} is still running (pid {}): not starting a second process in it", run_dir.display(), entry.record.extra.get("pid").map(|p| p.to_string()).unwrap_or_default());
+                bail!(
+                    "{} is still running (pid {}): not starting a second process in it",
+                    run_dir.display(),
+                    entry.record.extra.get("pid").map(|p| p.to_string()).unwrap_or_default()
+                );
             }
             Folder::Resume(run_dir)
         }
         Err(_) => Folder::Made(run_dir),
     };
-    let command = vec!["runner".into(), "sweep".into(), "task".into(), dir.display().to_string(), "--array".into(), array.to_string(), "--task".into(), task.to_string()];
+    let command = vec![
+        "runner".into(),
+        "sweep".into(),
+        "task".into(),
+        dir.display().to_string(),
+        "--array".into(),
+        array.to_string(),
+        "--task".into(),
+        task.to_string(),
+    ];
     let sweep = Some(SweepPoint { id: m.id.clone(), index: point.index, attempt: n });
     Ok(execute(&dir.join(&m.script_copy), &opts, Launch { command, sweep, rerun_of: None, folder }).code)
 }

@@ -65,10 +65,7 @@ fn write(run_dir: &Path, c: &FitCheckpoint) -> Result<()> {
 /// written (none without a checkpoint: the run starts over in its folder).
 pub fn metrics_lines_kept(run_dir: &Path) -> Result<usize> {
     let Ok(rd) = std::fs::read_dir(run_dir.join(RESUME_DIR)) else { return Ok(0) };
-    let newest = rd
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.strip_prefix("fit")?.strip_suffix(".json")?.parse::<usize>().ok())
-        .max();
+    let newest = rd.flatten().filter_map(|e| e.file_name().to_str()?.strip_prefix("fit")?.strip_suffix(".json")?.parse::<usize>().ok()).max();
     Ok(match newest {
         Some(seq) => read(run_dir, seq)?.map(|c| c.metrics_lines).unwrap_or(0),
         None => 0,
@@ -126,7 +123,9 @@ impl Learner {
 
 /// `models/last` is the newest checkpoint: a hard link to it (a copy where links fail).
 fn link_last(model: &Path, last: &Path) -> Result<()> {
-    for (from, to) in [(model.to_path_buf(), last.to_path_buf()), (crate::track::paths::optimizer_file(model), crate::track::paths::optimizer_file(last))] {
+    for (from, to) in
+        [(model.to_path_buf(), last.to_path_buf()), (crate::track::paths::optimizer_file(model), crate::track::paths::optimizer_file(last))]
+    {
         if !from.is_file() {
             continue;
         }

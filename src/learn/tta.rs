@@ -64,7 +64,7 @@ pub fn learner_tta(learn: &Learner, tta: Tta) -> Result<(Tensor, Tensor)> {
         let mut probs = Vec::new();
         tch::no_grad(|| -> Result<()> {
             for b in learn.data.valid_augmented(i)? {
-                probs.push(learn.loss.probs(&learn.forward(&b?.xs, false)?));
+                probs.push(learn.probs(&learn.forward(&b?.xs, false)?));
             }
             Ok(())
         })?;

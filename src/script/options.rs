@@ -245,6 +245,8 @@ pub const MOST_CONFUSED: OptTable =
 pub const PLOT_CONFUSION_MATRIX: OptTable = OptTable {
     function: "plot_confusion_matrix",
     groups: &[&[opt("normalize", "bool", Def::B(false), "show each actual class's row as shares (summing to 1) instead of counts")]],
+};
+
 pub const EPISODES: OptTable = OptTable {
     function: "episodes",
     groups: &[&[

@@ -30,7 +30,12 @@ pub fn run(m: &Manifest, sweep_dir: &Path, array: usize, jobs: usize, runner: &P
                 let log = m.runs_dir().join(&attempt.run).join(OUTPUT_FILE);
                 let f = std::fs::File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
                 c.stdout(Stdio::from(f.try_clone()?)).stderr(Stdio::from(f));
-                eprintln!("point {} ({}): started, output in {}", m.arrays[array].points[next], m.points[m.arrays[array].points[next]].sets.join(" "), log.display());
+                eprintln!(
+                    "point {} ({}): started, output in {}",
+                    m.arrays[array].points[next],
+                    m.points[m.arrays[array].points[next]].sets.join(" "),
+                    log.display()
+                );
             }
             let child = c.spawn().with_context(|| format!("cannot start {}", runner.display()))?;
             running.push((next, slot, child));
@@ -43,7 +48,11 @@ pub fn run(m: &Manifest, sweep_dir: &Path, array: usize, jobs: usize, runner: &P
                 codes[task] = status.code().unwrap_or(1);
                 if jobs > 1 {
                     let index = m.arrays[array].points[task];
-                    eprintln!("point {index} ({}): {}", m.points[index].sets.join(" "), if codes[task] == 0 { "completed".to_string() } else { format!("exit code {}", codes[task]) });
+                    eprintln!(
+                        "point {index} ({}): {}",
+                        m.points[index].sets.join(" "),
+                        if codes[task] == 0 { "completed".to_string() } else { format!("exit code {}", codes[task]) }
+                    );
                 }
             } else {
                 i += 1;

@@ -117,8 +117,12 @@ impl Manifest {
         let Some(sub) = self.arrays.get(array) else { bail!("sweep {} has no submission {array}", self.id) };
         let Some(&index) = sub.points.get(task) else { bail!("submission {array} of sweep {} has no task {task}", self.id) };
         let point = &self.points[index];
-        let (n, attempt) =
-            point.attempts.iter().enumerate().find(|(_, a)| a.array == array && a.task == task).context("the manifest has no attempt for this task")?;
+        let (n, attempt) = point
+            .attempts
+            .iter()
+            .enumerate()
+            .find(|(_, a)| a.array == array && a.task == task)
+            .context("the manifest has no attempt for this task")?;
         Ok((point, attempt, n + 1))
     }
 }
@@ -135,9 +139,8 @@ pub fn find_sweep(runs_dir: &Path, name: &str) -> Result<PathBuf> {
         return Ok(direct.to_path_buf());
     }
     let root = sweeps_dir(runs_dir);
-    let mut found: Vec<PathBuf> = std::fs::read_dir(&root)
-        .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.join(MANIFEST_FILE).is_file()).collect())
-        .unwrap_or_default();
+    let mut found: Vec<PathBuf> =
+        std::fs::read_dir(&root).map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.join(MANIFEST_FILE).is_file()).collect()).unwrap_or_default();
     if name == "last" {
         // Ids start with their creation time, so the newest sorts last.
         return found.into_iter().max().with_context(|| format!("no sweeps under {}", root.display()));

@@ -14,7 +14,8 @@ fn slurm(cmd: &str) -> Command {
 }
 
 fn run(mut c: Command, what: &str) -> Result<String> {
-    let out = c.output().with_context(|| format!("cannot run {what}: is Slurm installed? (scripts/slurm-local up starts a one-node test cluster)"))?;
+    let out =
+        c.output().with_context(|| format!("cannot run {what}: is Slurm installed? (scripts/slurm-local up starts a one-node test cluster)"))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         bail!("{what} failed ({}): {}", out.status, err.trim());
@@ -63,7 +64,17 @@ impl Queued {
     pub fn active(&self) -> bool {
         matches!(
             self.state.as_str(),
-            "PENDING" | "RUNNING" | "CONFIGURING" | "COMPLETING" | "REQUEUED" | "REQUEUE_HOLD" | "REQUEUE_FED" | "RESIZING" | "SUSPENDED" | "STOPPED" | "SIGNALING"
+            "PENDING"
+                | "RUNNING"
+                | "CONFIGURING"
+                | "COMPLETING"
+                | "REQUEUED"
+                | "REQUEUE_HOLD"
+                | "REQUEUE_FED"
+                | "RESIZING"
+                | "SUSPENDED"
+                | "STOPPED"
+                | "SIGNALING"
         )
     }
     pub fn pending(&self) -> bool {

@@ -148,7 +148,9 @@ fn last_output_line(run_dir: &Path) -> String {
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
         if name.starts_with("slurm-") || name == super::local::OUTPUT_FILE {
-            if let Some(l) = std::fs::read_to_string(e.path()).ok().and_then(|t| t.lines().rev().map(str::trim).find(|l| !l.is_empty()).map(String::from)) {
+            if let Some(l) =
+                std::fs::read_to_string(e.path()).ok().and_then(|t| t.lines().rev().map(str::trim).find(|l| !l.is_empty()).map(String::from))
+            {
                 last = format!(": {l}");
             }
         }

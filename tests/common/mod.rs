@@ -77,8 +77,9 @@ impl Sandbox {
 
     /// Run folders (those with a record; not `runs/sweeps`), oldest first.
     pub fn runs(&self) -> Vec<PathBuf> {
-        let mut v: Vec<PathBuf> =
-            std::fs::read_dir(self.path().join("runs")).map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.join("run.toml").is_file()).collect()).unwrap_or_default();
+        let mut v: Vec<PathBuf> = std::fs::read_dir(self.path().join("runs"))
+            .map(|rd| rd.flatten().map(|e| e.path()).filter(|p| p.join("run.toml").is_file()).collect())
+            .unwrap_or_default();
         v.sort_by_key(|p| {
             let t = std::fs::read_to_string(p.join("run.toml")).unwrap_or_default();
             let started = t.lines().find(|l| l.starts_with("started")).unwrap_or("").to_string();
