@@ -105,7 +105,7 @@ fn sigterm_mid_epoch_then_resume_equals_the_uninterrupted_run() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let run = new_run(&sb, &[reference.clone()]);
+    let run = new_run(&sb, std::slice::from_ref(&reference));
     // Mid-epoch: after epoch 1's row and a few batches of epoch 2.
     wait_for_text(&run.join("metrics.jsonl"), "\"epoch\":1,", 120);
     std::thread::sleep(Duration::from_millis(400));

@@ -218,7 +218,7 @@ enum Command {
         #[command(subcommand)]
         action: Option<SweepAction>,
         #[command(flatten)]
-        start: SweepStart,
+        start: Box<SweepStart>,
     },
     /// Send runs to the MLflow tracking server: whatever it lacks (the server was down, the run crashed).
     Sync {
@@ -356,6 +356,7 @@ pub fn main() -> i32 {
         Some(Command::Resume { run, dir, device, track }) => return exit_code(compare::resume_cmd(&dir.runs_dir, &run, device, track)),
         Some(Command::Sweep { action: Some(action), .. }) => return exit_code(sweep_action(action)),
         Some(Command::Sweep { action: None, start }) => {
+            let start = *start;
             let Some(script) = start.script else { return 2 };
             let on = start.on.parse().unwrap_or(crate::sweep::Backend::Local);
             let args = sweep::SweepArgs {

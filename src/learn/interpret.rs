@@ -93,7 +93,7 @@ impl Interpretation {
                 }
             }
         }
-        out.sort_by(|x, y| y.2.cmp(&x.2));
+        out.sort_by_key(|y| std::cmp::Reverse(y.2));
         out
     }
 
