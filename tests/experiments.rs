@@ -47,11 +47,17 @@ fn pets_siamese_tutorial_runs_and_leaves_every_artifact() {
 #[test]
 fn gpu_check_script_runs_on_cpu() {
     let sb = Sandbox::new();
-    let r = sb.run(&[&experiment("gpu_check.rhai"), "--set", "size=32", "--set", "bs=16", "--set", "arch=resnet18"]);
+    let small = ["--set", "size=32", "--set", "bs=16", "--set", "arch=resnet18", "--set", "n_pairs=64", "--set", "epochs=2"];
+    let r = sb.run(&[[experiment("gpu_check.rhai").as_str()].as_slice(), &small].concat());
     r.ok();
     assert!(r.stdout.contains("device: cpu, bf16: true, channels_last: true"), "{}", r.stdout);
-    let pairs: f64 = last_line(&r.stdout).strip_prefix("pairs_per_second: ").expect(&r.stdout).parse().unwrap();
-    assert!(pairs > 0.0);
+    let value = |key: &str| -> f64 {
+        let line = r.stdout.lines().find_map(|l| l.strip_prefix(key)).unwrap_or_else(|| panic!("no {key} in\n{}", r.stdout));
+        line.split_whitespace().next().unwrap().trim_end_matches('%').parse().unwrap()
+    };
+    assert!(value("pairs_per_second: ") > 0.0);
+    let wait = value("data_wait_share: ");
+    assert!((0.0..=100.0).contains(&wait), "{wait}");
     let record = std::fs::read_to_string(sb.last_run().join("run.toml")).unwrap();
     assert!(record.contains("deterministic = true"), "{record}");
 }

@@ -20,7 +20,7 @@ log_metric("accuracy", 0.25);
 "#;
 
 fn sweep_id(stdout: &str) -> String {
-    stdout.split_whitespace().find(|w| w.starts_with("sweep-")).expect("the sweep prints its id").to_string()
+    stdout.split_whitespace().find(|w| w.starts_with("sweep-")).expect("the sweep prints its id").trim_end_matches(':').to_string()
 }
 
 #[test]
