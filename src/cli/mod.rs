@@ -191,27 +191,9 @@ enum Command {
         output: PathBuf,
     },
     /// Run a recorded run again (its script copy, params and seed) and compare.
-    Rerun {
-        run: String,
-        #[command(flatten)]
-        dir: RunsDir,
-        /// Device for the new run (default: the recorded one when it is cpu, else auto).
-        #[arg(long)]
-        device: Option<String>,
-        #[command(flatten)]
-        track: TrackArgs,
-    },
+    Rerun(RecordedRun),
     /// Continue a stopped run (interrupted, killed, preempted) in its folder from its last epoch.
-    Resume {
-        run: String,
-        #[command(flatten)]
-        dir: RunsDir,
-        /// Device (default: the recorded one when it is cpu, else auto).
-        #[arg(long)]
-        device: Option<String>,
-        #[command(flatten)]
-        track: TrackArgs,
-    },
+    Resume(RecordedRun),
     /// One run per combination of --grid values, grouped under a sweep id; here or on Slurm.
     #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Sweep {
@@ -243,6 +225,19 @@ enum Command {
         #[arg(long)]
         markdown: bool,
     },
+}
+
+/// A logged run to run again from its record (`rerun`, `resume`).
+#[derive(Args)]
+struct RecordedRun {
+    run: String,
+    #[command(flatten)]
+    dir: RunsDir,
+    /// Device (default: the recorded one when it is cpu, else auto).
+    #[arg(long)]
+    device: Option<String>,
+    #[command(flatten)]
+    track: TrackArgs,
 }
 
 #[derive(Args)]
@@ -331,7 +326,7 @@ pub fn main() -> i32 {
     };
     let runs_a_script = matches!(
         cli.command,
-        None | Some(Command::Rerun { .. } | Command::Resume { .. } | Command::Sweep { action: None | Some(SweepAction::Task { .. }), .. })
+        None | Some(Command::Rerun(_) | Command::Resume(_) | Command::Sweep { action: None | Some(SweepAction::Task { .. }), .. })
     );
     if cli.version || !runs_a_script {
         die_quietly_on_closed_pipe();
@@ -351,9 +346,9 @@ pub fn main() -> i32 {
             compare::compare_cmd(&dir.runs_dir, &runs, &compare::CompareArgs { all, plot, markdown, json })
         }
         Some(Command::Report { runs, dir, output }) => report::report(&dir.runs_dir, &runs, &output),
-        Some(Command::Rerun { run, dir, device, track }) => return exit_code(compare::rerun_cmd(&dir.runs_dir, &run, device, track)),
+        Some(Command::Rerun(RecordedRun { run, dir, device, track })) => return exit_code(compare::rerun_cmd(&dir.runs_dir, &run, device, track)),
         Some(Command::Sync { run, all, dir, track }) => return exit_code(sync::sync_cmd(&dir.runs_dir, run.as_deref(), all, &track)),
-        Some(Command::Resume { run, dir, device, track }) => return exit_code(compare::resume_cmd(&dir.runs_dir, &run, device, track)),
+        Some(Command::Resume(RecordedRun { run, dir, device, track })) => return exit_code(compare::resume_cmd(&dir.runs_dir, &run, device, track)),
         Some(Command::Sweep { action: Some(action), .. }) => return exit_code(sweep_action(action)),
         Some(Command::Sweep { action: None, start }) => {
             let start = *start;

@@ -55,10 +55,7 @@ pub fn read(run_dir: &Path, seq: usize) -> Result<Option<FitCheckpoint>> {
 }
 
 fn write(run_dir: &Path, c: &FitCheckpoint) -> Result<()> {
-    let path = checkpoint_json(run_dir, c.seq);
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(c)?).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))
+    crate::track::record::write_atomic(&checkpoint_json(run_dir, c.seq), &serde_json::to_string_pretty(c)?)
 }
 
 /// How many metrics.jsonl lines a resumed run keeps: those its newest checkpoint had

@@ -103,9 +103,7 @@ impl Manifest {
     /// Written atomically (temp file + rename): tasks reading it never see half a manifest.
     pub fn write(&self, sweep_dir: &Path) -> Result<()> {
         let text = toml::to_string_pretty(self).context("cannot serialise the sweep manifest")?;
-        let tmp = sweep_dir.join(format!(".{MANIFEST_FILE}.tmp"));
-        std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
-        std::fs::rename(&tmp, sweep_dir.join(MANIFEST_FILE)).with_context(|| format!("cannot write {}", sweep_dir.join(MANIFEST_FILE).display()))
+        crate::track::record::write_atomic(&sweep_dir.join(MANIFEST_FILE), &text)
     }
 
     pub fn runs_dir(&self) -> PathBuf {

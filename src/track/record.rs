@@ -109,16 +109,22 @@ impl RunRecord {
 
     /// Writes `run.toml` atomically: readers see the old or the new record, never a mix.
     pub fn write(&self, dir: &Path) -> Result<()> {
-        let text = toml::to_string_pretty(self).context("cannot serialise run record")?;
-        let tmp: PathBuf = dir.join(format!(".{RECORD_FILE}.tmp"));
-        std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
-        std::fs::rename(&tmp, dir.join(RECORD_FILE)).with_context(|| format!("cannot write {}", dir.join(RECORD_FILE).display()))
+        write_atomic(&dir.join(RECORD_FILE), &toml::to_string_pretty(self).context("cannot serialise run record")?)
     }
 
     /// Param values as plain strings, for tables.
     pub fn param_strings(&self) -> BTreeMap<String, String> {
         self.params.iter().map(|(k, p)| (k.clone(), value_string(&p.value))).collect()
     }
+}
+
+/// Writes `path` through a temporary file and a rename, so that readers (and a crash
+/// half-way) see the old or the new text, never a mix.
+pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
+    let name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp: PathBuf = path.with_file_name(format!(".{name}.tmp"));
+    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
 }
 
 pub fn value_string(v: &toml::Value) -> String {
