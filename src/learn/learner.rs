@@ -233,6 +233,11 @@ impl Learner {
         self.metrics.iter().map(|m| m.compute(probs, targets)).collect()
     }
 
+    /// The built-in metrics by name, over any probabilities and targets (validation, tta).
+    pub fn named_metrics(&self, probs: &Tensor, targets: &Tensor) -> Vec<(String, f64)> {
+        self.metric_names().into_iter().zip(self.metric_values(probs, targets)).collect()
+    }
+
     /// Logs one record to metrics.jsonl when the learner runs inside a run.
     pub fn record(&self, m: serde_json::Map<String, serde_json::Value>) -> Result<()> {
         match &self.out.metrics {
@@ -374,7 +379,7 @@ impl Learner {
     pub fn evaluate(&self, extra: Option<&dyn ExtraMetrics>) -> Result<Vec<(String, f64)>> {
         let (loss, probs, targets) = self.validate()?;
         let mut out = vec![("valid_loss".to_string(), loss)];
-        out.extend(self.metric_names().into_iter().zip(self.metric_values(&probs, &targets)));
+        out.extend(self.named_metrics(&probs, &targets));
         if let Some(e) = extra {
             out.extend(e.names().into_iter().zip(e.compute(&probs, &targets)?));
         }

@@ -156,7 +156,7 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
             o.finish()?;
             let learn = l.inner.try_borrow().map_err(|_| script_err("the learner is busy (called from inside its own fit?)"))?;
             let (probs, targets) = learner_tta(&learn, tta).or_script()?;
-            Ok(learn.metric_names().into_iter().zip(learn.metric_values(&probs, &targets)).map(|(k, v)| (k.into(), v.into())).collect())
+            Ok(learn.named_metrics(&probs, &targets).into_iter().map(|(k, v)| (k.into(), v.into())).collect())
         }
     );
     reg!(
