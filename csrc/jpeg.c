@@ -35,8 +35,12 @@ static void on_message(j_common_ptr cinfo, int level) {
 // (CMYK, YCCK), for the caller's other decoder.
 // With `out` NULL only the header is read: `*width`, `*height` get the full size.
 // `channels` 1 asks for grey (the luma plane), 3 for RGB; `num` in 1..=8 is the scale num/8.
-int runner_jpeg_decode(const unsigned char* data, size_t len, int num, int channels, unsigned char* out, size_t cap, int* width, int* height,
-                       char* msg, size_t msg_len) {
+// `box` (x, y, width, height in the scaled image; width 0: all of it) limits the decode to
+// those rows and to columns widened to iMCU boundaries (`*x` gets where they start): the
+// rows outside are still entropy-decoded (and the last one read), so damage anywhere in the
+// file is still found.
+int runner_jpeg_decode(const unsigned char* data, size_t len, int num, int channels, const unsigned int box[4], unsigned char* out, size_t cap,
+                       int* x, int* width, int* height, char* msg, size_t msg_len) {
   struct jpeg_decompress_struct cinfo;
   struct failure f;
   volatile int status = 0;
@@ -68,17 +72,39 @@ int runner_jpeg_decode(const unsigned char* data, size_t len, int num, int chann
   // Pillow's and libjpeg's default: the accurate integer IDCT, smooth (fancy) upsampling.
   cinfo.dct_method = JDCT_ISLOW;
   jpeg_start_decompress(&cinfo);
+  JDIMENSION left = 0, top = 0, rows = cinfo.output_height;
+  if (box[2] > 0) {
+    JDIMENSION cols = box[2];
+    left = box[0];
+    top = box[1];
+    rows = box[3];
+    if (top + rows > cinfo.output_height || left + cols > cinfo.output_width) {
+      snprintf(msg, msg_len, "box outside the decoded image (%ux%u)", cinfo.output_width, cinfo.output_height);
+      jpeg_destroy_decompress(&cinfo);
+      return 1;
+    }
+    if (cols < cinfo.output_width) jpeg_crop_scanline(&cinfo, &left, &cols);
+    if (top > 0) jpeg_skip_scanlines(&cinfo, top);
+  }
   size_t stride = (size_t)cinfo.output_width * (size_t)cinfo.output_components;
-  if (stride * cinfo.output_height > cap) {
-    snprintf(msg, msg_len, "decoded image (%ux%u) larger than its buffer", cinfo.output_width, cinfo.output_height);
+  if (stride * rows > cap) {
+    snprintf(msg, msg_len, "decoded image (%ux%u) larger than its buffer", cinfo.output_width, rows);
     status = 1;
   } else {
-    while (cinfo.output_scanline < cinfo.output_height) {
-      JSAMPROW row = out + stride * cinfo.output_scanline;
+    for (JDIMENSION r = 0; r < rows; r++) {
+      JSAMPROW row = out + stride * r;
       jpeg_read_scanlines(&cinfo, &row, 1);
     }
+    // Skipping to the end would not read the rest of the file; reading the last row does.
+    JDIMENSION rest = cinfo.output_height - cinfo.output_scanline;
+    if (rest > 0) {
+      if (rest > 1) jpeg_skip_scanlines(&cinfo, rest - 1);
+      JSAMPARRAY scratch = (*cinfo.mem->alloc_sarray)((j_common_ptr)&cinfo, JPOOL_IMAGE, (JDIMENSION)stride, 1);
+      jpeg_read_scanlines(&cinfo, scratch, 1);
+    }
+    *x = (int)left;
     *width = (int)cinfo.output_width;
-    *height = (int)cinfo.output_height;
+    *height = (int)rows;
     jpeg_finish_decompress(&cinfo);
   }
   jpeg_destroy_decompress(&cinfo);

@@ -95,26 +95,67 @@ pub fn verify_images(files: &[PathBuf]) -> Vec<PathBuf> {
 /// file. Every image the runner reads comes through here or `decode_for`, so damaged files
 /// are caught in one place.
 pub fn decode(path: &Path, channels: usize) -> Result<Pixels> {
-    decode_scaled(path, channels, |_, _| false)
+    Ok(decode_scaled(path, channels, |_, _| false, |_, _| None)?.pixels)
 }
 
 /// Decodes an image file for `method` at `size`: JPEGs at the smallest DCT scale that still
 /// holds every pixel the resize reads (see `jpeg`), other formats at full size.
 pub fn decode_for(path: &Path, channels: usize, method: Method, size: u32) -> Result<Pixels> {
-    decode_scaled(path, channels, |w, h| match method {
-        Method::Crop | Method::Squish => w.min(h) >= size,
-        Method::Pad(_) => w.max(h) >= size,
-    })
+    Ok(decode_scaled(path, channels, |w, h| covers(method, size, w, h), |_, _| None)?.pixels)
 }
 
-fn decode_scaled(path: &Path, channels: usize, covers: impl Fn(u32, u32) -> bool) -> Result<Pixels> {
+/// One image file as the loader needs it: decoded and resized to `size` by `method`, the
+/// crop at `at`. A JPEG's crop decodes only the rows and columns that its box and the
+/// resize filter reach (a 4:3 photo skips a quarter of its inverse DCT).
+pub fn load_resized(path: &Path, channels: usize, method: Method, size: u32, at: (f64, f64)) -> Result<Pixels> {
+    let resized = |r: Result<Pixels>| r.with_context(|| format!("cannot resize {}", path.display()));
+    if method != Method::Crop {
+        return resized(resize(&decode_for(path, channels, method, size)?, method, size, at));
+    }
+    let reach = |w: u32, h: u32| {
+        let (left, top, side) = square(w as f64, h as f64, at);
+        // The bilinear filter reads up to `side / size` pixels beyond the box.
+        let margin = (side / size as f64).ceil() + 1.0;
+        let span = |from: f64, limit: u32| {
+            let (a, b) = ((from - margin).floor().max(0.0) as u32, ((from + side + margin).ceil() as u32).min(limit));
+            (a, b - a)
+        };
+        let ((x, width), (y, height)) = (span(left, w), span(top, h));
+        Some(super::jpeg::Rect { x, y, width, height })
+    };
+    let d = decode_scaled(path, channels, |w, h| covers(method, size, w, h), reach)?;
+    let (left, top, side) = square(d.full.0 as f64, d.full.1 as f64, at);
+    resized(resize_box(&d.pixels, (left - d.x as f64, top - d.y as f64, side, side), size, size))
+}
+
+/// Whether a decode of `w` x `h` holds every pixel `method` reads at `size`.
+fn covers(method: Method, size: u32, w: u32, h: u32) -> bool {
+    match method {
+        Method::Crop | Method::Squish => w.min(h) >= size,
+        Method::Pad(_) => w.max(h) >= size,
+    }
+}
+
+/// The largest square of a `w` x `h` image at `at` (fractions): (left, top, side).
+fn square(w: f64, h: f64, at: (f64, f64)) -> (f64, f64, f64) {
+    let side = w.min(h);
+    ((w - side) * at.0, (h - side) * at.1, side)
+}
+
+fn decode_scaled(
+    path: &Path,
+    channels: usize,
+    covers: impl Fn(u32, u32) -> bool,
+    region: impl Fn(u32, u32) -> Option<super::jpeg::Rect>,
+) -> Result<super::jpeg::Decoded> {
     if channels != 1 && channels != 3 {
         bail!("channels must be 1 or 3, got {channels}");
     }
     let bytes = std::fs::read(path).with_context(|| format!("cannot read image {}", path.display()))?;
     let jpeg = image::guess_format(&bytes).ok() == Some(ImageFormat::Jpeg);
-    let scaled = if jpeg { super::jpeg::decode(&bytes, channels, covers) } else { Ok(None) };
-    let px = scaled.transpose().unwrap_or_else(|| decode_bytes(bytes, jpeg, channels));
+    let scaled = if jpeg { super::jpeg::decode(&bytes, channels, covers, region) } else { Ok(None) };
+    let whole = |pixels: Pixels| super::jpeg::Decoded { full: (pixels.width, pixels.height), pixels, x: 0, y: 0 };
+    let px = scaled.transpose().unwrap_or_else(|| decode_bytes(bytes, jpeg, channels).map(whole));
     px.with_context(|| format!("cannot decode image {}", path.display()))
 }
 
@@ -180,8 +221,8 @@ pub fn resize(src: &Pixels, method: Method, size: u32, at: (f64, f64)) -> Result
     match method {
         Method::Squish => resize_box(src, (0.0, 0.0, w, h), size, size),
         Method::Crop => {
-            let side = w.min(h);
-            resize_box(src, ((w - side) * at.0, (h - side) * at.1, side, side), size, size)
+            let (left, top, side) = square(w, h, at);
+            resize_box(src, (left, top, side, side), size, size)
         }
         Method::Pad(mode) => {
             let scale = size as f64 / w.max(h);
@@ -295,6 +336,29 @@ mod tests {
         let png = d.path().join("grey.png");
         image::GrayImage::from_fn(40, 30, |x, y| image::Luma([(x * 6 + y) as u8])).save(&png).unwrap();
         assert_eq!(decode_for(&png, 1, Method::Crop, 8).unwrap(), decode(&png, 1).unwrap(), "other formats decode in full");
+    }
+
+    #[test]
+    fn load_resized_decodes_only_the_crop_and_gives_the_same_picture() {
+        // A landscape and a portrait photo, crops at the edges and in between, and squish.
+        for name in ["Abyssinian_101.jpg", "Abyssinian_12.jpg"] {
+            let photo = pets().join(name);
+            for (method, at) in [
+                (Method::Crop, (0.5, 0.5)),
+                (Method::Crop, (0.0, 1.0)),
+                (Method::Crop, (1.0, 0.0)),
+                (Method::Crop, (0.3, 0.8)),
+                (Method::Squish, (0.5, 0.5)),
+            ] {
+                for (size, channels) in [(224, 3), (100, 3), (64, 1)] {
+                    let want = resize(&decode_for(&photo, channels, method, size).unwrap(), method, size, at).unwrap();
+                    let got = load_resized(&photo, channels, method, size, at).unwrap();
+                    assert_eq!((got.width, got.height, got.channels), (size, size, channels));
+                    let worst = got.data.iter().zip(&want.data).map(|(a, b)| a.abs_diff(*b)).max().unwrap();
+                    assert!(worst <= 1, "{name} {method:?} at {at:?}, {size} px: pixels differ by up to {worst}");
+                }
+            }
+        }
     }
 
     #[test]

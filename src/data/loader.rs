@@ -8,7 +8,7 @@
 //! (crop position, augmentation) comes from (seed, epoch, item index), never from the
 //! thread that happens to run it, so batches are identical whatever the thread count.
 use super::augment::Augment;
-use super::image::{decode_for, resize, shrink_for, Method, Pixels};
+use super::image::{decode_for, load_resized, shrink_for, Method, Pixels};
 use super::pairs::Redraw;
 pub use super::render::Item;
 use super::render::{channel_stats, produce, Images, RawBatch};
@@ -22,6 +22,9 @@ use tch::{Device, Tensor};
 
 /// Test-time augmentation pass `n` draws as epoch `TTA_EPOCHS + n` would.
 const TTA_EPOCHS: usize = 1 << 40;
+
+/// Batches the workers render at the same time.
+const IN_FLIGHT: usize = 2;
 
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
@@ -179,13 +182,25 @@ impl DataLoader {
         let handle = std::thread::Builder::new()
             .name("runner-loader".into())
             .spawn(move || {
-                for b in batches {
-                    if stop2.load(Ordering::Relaxed) {
-                        break;
+                // Two batches render at once, so that the workers start on the next batch while
+                // one finishes and is staged (one at a time left them idle at every boundary).
+                let mut rendering = std::collections::VecDeque::new();
+                let mut batches = batches.into_iter();
+                loop {
+                    while rendering.len() < IN_FLIGHT {
+                        let Some(b) = batches.next() else { break };
+                        let (done, rendered) = crossbeam_channel::bounded(1);
+                        let (images, items, stop) = (images.clone(), items.clone(), stop2.clone());
+                        pool.spawn(move || {
+                            if !stop.load(Ordering::Relaxed) {
+                                let _ = done.send(produce(&images, &items, &b, n_inputs, epoch, train).and_then(|r| stage(r, shape, device)));
+                            }
+                        });
+                        rendering.push_back(rendered);
                     }
-                    let raw = pool.install(|| produce(&images, &items, &b, n_inputs, epoch, train)).and_then(|r| stage(r, shape, device));
+                    let Some(Ok(raw)) = rendering.pop_front().map(|r| r.recv()) else { break };
                     let failed = raw.is_err();
-                    if tx.send(raw).is_err() || failed {
+                    if stop2.load(Ordering::Relaxed) || tx.send(raw).is_err() || failed {
                         break;
                     }
                 }
@@ -442,7 +457,7 @@ impl DataLoaders {
         let v = &self.valid;
         let img = &v.images;
         let render = |i: usize| -> Result<Pixels> {
-            let mut px = resize(&decode_for(&files[i], img.channels, img.method, img.size)?, img.method, img.size, (0.5, 0.5))?;
+            let mut px = load_resized(&files[i], img.channels, img.method, img.size, (0.5, 0.5))?;
             if turns[i] != 0 {
                 px = px.rot90(turns[i]);
             }

@@ -2,11 +2,10 @@
 //! cache), resize, augment, and gather a batch's u8 buffers; also the channel statistics
 //! for `normalize: "stats"`. Each item's random choices come from (seed, epoch, index).
 use super::augment::Augment;
-use super::image::{decode_for, resize, Method, Pixels};
+use super::image::{load_resized, resize, Method, Pixels};
 use anyhow::{Context, Result};
 use rand::Rng;
 use rayon::prelude::*;
-use std::borrow::Cow;
 use std::path::PathBuf;
 
 /// An item: ids of its 1 or 2 images in the image list, its class index, and the
@@ -30,10 +29,11 @@ pub(crate) struct Images {
 }
 
 impl Images {
-    pub fn load(&self, id: usize) -> Result<Cow<'_, Pixels>> {
+    /// Image `id` at the loader's size, the crop at `at` (fractions).
+    pub fn sized(&self, id: usize, at: (f64, f64)) -> Result<Pixels> {
         match &self.cache {
-            Some(c) => Ok(Cow::Borrowed(&c[id])),
-            None => decode_for(&self.paths[id], self.channels, self.method, self.size).map(Cow::Owned),
+            Some(c) => resize(&c[id], self.method, self.size, at).with_context(|| format!("cannot resize {}", self.paths[id].display())),
+            None => load_resized(&self.paths[id], self.channels, self.method, self.size, at),
         }
     }
 
@@ -48,8 +48,7 @@ impl Images {
         };
         (0..n_inputs)
             .map(|slot| {
-                let mut px = resize(self.load(item.ids[slot])?.as_ref(), self.method, self.size, at)
-                    .with_context(|| format!("cannot resize {}", self.paths[item.ids[slot]].display()))?;
+                let mut px = self.sized(item.ids[slot], at)?;
                 if item.turns != 0 {
                     px = px.rot90(item.turns);
                 }
@@ -91,7 +90,7 @@ pub(crate) fn channel_stats(images: &Images, train: &[Item], n_inputs: usize) ->
     let sums: Vec<Result<Vec<f64>>> = picked
         .par_iter()
         .map(|&id| {
-            let px = resize(images.load(id)?.as_ref(), images.method, images.size, (0.5, 0.5))?;
+            let px = images.sized(id, (0.5, 0.5))?;
             let mut s = vec![0f64; 2 * c];
             for p in px.data.chunks_exact(c) {
                 for k in 0..c {
