@@ -55,6 +55,17 @@ fn broadcast(a: &[i64], b: &[i64]) -> Option<Vec<i64>> {
         .collect()
 }
 
+/// Where an operation on tensors from devices `a` and `b` runs: tensors a script makes
+/// (`tensor`, `randn`) live on the CPU, predictions and metric arguments on the model's
+/// device, so the accelerator wins.
+fn common_device(a: Device, b: Device) -> Device {
+    if a == Device::Cpu {
+        b
+    } else {
+        a
+    }
+}
+
 pub fn register(engine: &mut Engine) {
     engine.register_type_with_name::<ScriptTensor>("Tensor");
     reg!(engine, "randn", ["shape: Array", "Tensor"], "Normal(0, 1) random tensor, seeded by the run seed.", |s: Array| new_tensor(
@@ -147,7 +158,10 @@ pub fn register(engine: &mut Engine) {
             if let Some(out) = broadcast(&a.0.size(), &b.0.size()) {
                 check_alloc(&out, a.0.kind()).map_err(|e| script_err(format!("`{op}`: {e}")))?;
             }
-            torch(&format!("`{op}` of shapes {:?} and {:?}", a.0.size(), b.0.size()), f(&a.0, &b.0)).map(ScriptTensor::new)
+            let what = format!("`{op}` of shapes {:?} and {:?}", a.0.size(), b.0.size());
+            let d = common_device(a.0.device(), b.0.device());
+            let on = |t: &Tensor| torch(&what, t.f_to_device_(d, t.kind(), false, false));
+            torch(&what, f(&on(&a.0)?, &on(&b.0)?)).map(ScriptTensor::new)
         });
         reg!(
             engine,
@@ -165,6 +179,13 @@ pub fn register(engine: &mut Engine) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mixed_operands_go_to_the_accelerator() {
+        assert_eq!(common_device(Device::Cpu, Device::Cuda(1)), Device::Cuda(1));
+        assert_eq!(common_device(Device::Cuda(0), Device::Cpu), Device::Cuda(0));
+        assert_eq!(common_device(Device::Cpu, Device::Cpu), Device::Cpu);
+    }
 
     #[test]
     fn broadcast_shapes_follow_numpy() {
