@@ -223,7 +223,7 @@ fn within_parent_episodes_keep_to_one_alphabet_and_need_enough_classes_in_one() 
     let parents = |ep: &runner::data::episodes::Episode| ep.classes.iter().map(|c| class_parent(c).to_string()).collect::<BTreeSet<_>>();
     assert!(within.iter().all(|ep| parents(ep).len() == 1 && ep.classes.len() == 5), "one alphabet per episode");
     assert!(mixed.iter().any(|ep| parents(ep).len() > 1), "without the option, episodes mix alphabets");
-    let used: BTreeSet<String> = within.iter().flat_map(|ep| parents(ep)).collect();
+    let used: BTreeSet<String> = within.iter().flat_map(parents).collect();
     assert_eq!(used.len(), 4, "every alphabet with enough classes gets episodes");
     assert_eq!(within, sample_episodes(&t, "label", &spec(5, true)).unwrap(), "seeded");
     // 8 classes exist, but no alphabet has 7 of them.
