@@ -194,3 +194,90 @@ print(`validate ${learn.validate().accuracy} tta1 ${learn.tta(#{ n: 2, beta: 1.0
     let a: f64 = v[4].parse().unwrap();
     assert!((0.0..=1.0).contains(&a));
 }
+
+/// A table of `alphabets x chars` classes with `rows` rows each, all in the validation split.
+fn alphabet_table(alphabets: usize, chars: usize, rows: usize) -> runner::data::table::Table {
+    use runner::data::table::{Column, Table};
+    let mut labels = Vec::new();
+    for a in 0..alphabets {
+        for c in 0..chars {
+            labels.extend(std::iter::repeat_n(format!("alpha{a}/char{c:02}"), rows));
+        }
+    }
+    let n = labels.len();
+    Table::new(vec![
+        ("file".into(), Column::Str((0..n).map(|i| format!("f{i}.png")).collect())),
+        ("label".into(), Column::Str(labels)),
+        ("is_valid".into(), Column::Bool(vec![true; n])),
+    ])
+    .unwrap()
+}
+
+#[test]
+fn within_parent_episodes_keep_to_one_alphabet_and_need_enough_classes_in_one() {
+    use runner::data::episodes::{class_parent, sample_episodes, EpisodeSpec, Part};
+    let t = alphabet_table(4, 6, 3);
+    let spec = |n_way, within_parent| EpisodeSpec { n_way, k_shot: 1, n_query: 2, n_episodes: 40, part: Part::Valid, seed: 5, within_parent };
+    let mixed = sample_episodes(&t, "label", &spec(5, false)).unwrap();
+    let within = sample_episodes(&t, "label", &spec(5, true)).unwrap();
+    let parents = |ep: &runner::data::episodes::Episode| ep.classes.iter().map(|c| class_parent(c).to_string()).collect::<BTreeSet<_>>();
+    assert!(within.iter().all(|ep| parents(ep).len() == 1 && ep.classes.len() == 5), "one alphabet per episode");
+    assert!(mixed.iter().any(|ep| parents(ep).len() > 1), "without the option, episodes mix alphabets");
+    let used: BTreeSet<String> = within.iter().flat_map(parents).collect();
+    assert_eq!(used.len(), 4, "every alphabet with enough classes gets episodes");
+    assert_eq!(within, sample_episodes(&t, "label", &spec(5, true)).unwrap(), "seeded");
+    // 8 classes exist, but no alphabet has 7 of them.
+    let e = sample_episodes(&t, "label", &spec(7, true)).unwrap_err().to_string();
+    assert!(e.contains("7-way episodes need 7 classes") && e.contains("under one parent"), "{e}");
+    assert!(sample_episodes(&t, "label", &spec(7, false)).is_ok());
+    assert_eq!((class_parent("Greek/character03"), class_parent("s1")), ("Greek", ""));
+}
+
+#[test]
+fn a_cosine_margin_selects_cosface_and_leaves_predictions_alone() {
+    use runner::learn::loss::Loss;
+    use runner::model::convnet::{ConvNetSpec, Padding};
+    use runner::model::{BodySpec, Model, Output};
+    let body = BodySpec::ConvNet(ConvNetSpec {
+        in_channels: 1,
+        channels: vec![4],
+        kernels: vec![3],
+        pool: vec![true],
+        batch_norm: false,
+        embed: 8,
+        sigmoid: false,
+        input: (8, 8),
+        padding: Padding::Valid,
+    });
+    let plain = Model::cosine_classifier(&body, 3, 16.0, tch::Device::Cpu).unwrap();
+    assert_eq!(plain.default_loss(), Loss::default_for(Output::Logits));
+    let x = tch::Tensor::randn([2, 1, 8, 8], (tch::Kind::Float, tch::Device::Cpu));
+    let before = plain.forward(&[x.shallow_clone()], false).unwrap();
+    let m = plain.with_cos_margin(0.25).unwrap();
+    match m.default_loss() {
+        Loss::MarginCrossEntropy { margin } => assert!((margin - 4.0).abs() < 1e-9, "scale * m = {margin}"),
+        other => panic!("a margin should select CosFace, got {other}"),
+    }
+    assert!(m.forward(&[x], false).unwrap().equal(&before), "the margin is for the loss only");
+    let again = Model::cosine_classifier(&body, 3, 16.0, tch::Device::Cpu).unwrap();
+    let e = again.with_cos_margin(1.0).err().expect("a margin of 1 is refused").to_string();
+    assert!(e.contains("[0, 1)"), "{e}");
+}
+
+#[test]
+fn the_margin_comes_off_the_target_logit_only_in_the_loss() {
+    use runner::learn::loss::Loss;
+    use runner::model::Output;
+    use tch::{Kind, Tensor};
+    let out = Tensor::from_slice(&[2.0f32, 1.0, 0.0, 0.5, 0.5, 3.0]).view([2, 3]);
+    let y = Tensor::from_slice(&[0i64, 2]);
+    let m = Loss::MarginCrossEntropy { margin: 0.5 };
+    let shifted = Tensor::from_slice(&[1.5f32, 1.0, 0.0, 0.5, 0.5, 2.5]).view([2, 3]);
+    let want = Loss::CrossEntropy.per_item(&shifted, &y);
+    assert!(m.per_item(&out, &y).allclose(&want, 1e-6, 1e-6, false));
+    assert!((m.compute(&out, &y).double_value(&[]) - want.mean(Kind::Float).double_value(&[])).abs() < 1e-6);
+    // A margin makes the loss larger than plain cross-entropy; predictions ignore it.
+    assert!(m.compute(&out, &y).double_value(&[]) > Loss::CrossEntropy.compute(&out, &y).double_value(&[]));
+    assert!(m.probs(&out, 0.0).allclose(&out.softmax(-1, Kind::Float), 1e-6, 1e-6, false));
+    assert!(m.check(Output::Logits).is_ok() && m.check(Output::Logit).is_err());
+}

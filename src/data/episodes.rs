@@ -1,10 +1,13 @@
 //! N-way K-shot episodes over a Table's classes (learn2learn's `TaskDataset`, torchmeta's
 //! `ClassSplitter`): each episode draws `n_way` classes of one split, then `k_shot` support
 //! rows and `n_query` query rows of each. Seeded per split and episode, so one seed gives
-//! the same episodes whatever else the run draws.
+//! the same episodes whatever else the run draws. `within_parent` draws all the classes of
+//! an episode from one parent (`Greek` of `Greek/character03`), as Omniglot's official
+//! runs draw within one alphabet, which is harder than classes from mixed alphabets.
 use super::table::Table;
 use anyhow::{bail, Result};
 use rand::seq::index::sample;
+use rand::Rng;
 use std::collections::BTreeMap;
 
 /// Which rows of the table episodes draw from (its `is_valid` column), or all of them.
@@ -45,6 +48,14 @@ pub struct EpisodeSpec {
     pub n_episodes: usize,
     pub part: Part,
     pub seed: u64,
+    /// All of an episode's classes share the parent of their name (the text before its
+    /// last `/`); the parent is drawn uniformly among those with `n_way` usable classes.
+    pub within_parent: bool,
+}
+
+/// The parent of a class name: the text before its last `/` (empty when it has none).
+pub fn class_parent(class: &str) -> &str {
+    class.rsplit_once('/').map_or("", |(p, _)| p)
 }
 
 /// One task: rows of the table, support class-major (`k_shot` rows of class 0, then of
@@ -86,14 +97,21 @@ pub fn sample_episodes(table: &Table, label: &str, spec: &EpisodeSpec) -> Result
     }
     let need = spec.k_shot + spec.n_query;
     let usable: Vec<(&String, &Vec<usize>)> = by_class.iter().filter(|(_, rows)| rows.len() >= need).collect();
-    if usable.len() < spec.n_way {
+    // The pools an episode's classes come from: all usable classes, or one parent's.
+    let mut pools: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, (name, _)) in usable.iter().enumerate() {
+        pools.entry(if spec.within_parent { class_parent(name) } else { "" }).or_default().push(i);
+    }
+    let pools: Vec<Vec<usize>> = pools.into_values().filter(|p| p.len() >= spec.n_way).collect();
+    if pools.is_empty() {
         bail!(
-            "{}-way episodes need {} classes with at least {need} rows ({} shot + {} query) in split `{}`; it has {} such classes out of {}",
+            "{}-way episodes need {} classes with at least {need} rows ({} shot + {} query) in split `{}`{}; it has {} such classes out of {}",
             spec.n_way,
             spec.n_way,
             spec.k_shot,
             spec.n_query,
             spec.part,
+            if spec.within_parent { " under one parent" } else { "" },
             usable.len(),
             by_class.len()
         );
@@ -101,9 +119,10 @@ pub fn sample_episodes(table: &Table, label: &str, spec: &EpisodeSpec) -> Result
     let episodes = (0..spec.n_episodes)
         .map(|e| {
             let mut rng = crate::seed::rng(spec.seed, &format!("episodes/{}/{e}", spec.part));
+            let pool = if pools.len() == 1 { &pools[0] } else { &pools[rng.gen_range(0..pools.len())] };
             let mut ep = Episode { classes: Vec::new(), support: Vec::new(), query: Vec::new(), query_y: Vec::new() };
-            for (c, ci) in sample(&mut rng, usable.len(), spec.n_way).into_iter().enumerate() {
-                let (name, rows) = usable[ci];
+            for (c, pi) in sample(&mut rng, pool.len(), spec.n_way).into_iter().enumerate() {
+                let (name, rows) = usable[pool[pi]];
                 let picked: Vec<usize> = sample(&mut rng, rows.len(), need).into_iter().map(|r| rows[r]).collect();
                 ep.classes.push(name.clone());
                 ep.support.extend_from_slice(&picked[..spec.k_shot]);

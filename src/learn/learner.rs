@@ -145,7 +145,7 @@ pub struct Learner {
 
 impl Learner {
     pub fn new(model: Rc<Model>, data: Rc<dyn LearnData>, opts: LearnerOptions, out: RunOut, seed: u64) -> Result<Learner> {
-        let loss = opts.loss.unwrap_or_else(|| Loss::default_for(model.output));
+        let loss = opts.loss.unwrap_or_else(|| model.default_loss());
         loss.check(model.output)?;
         let metrics = opts.metrics.iter().map(|m| m.build()).collect();
         let groups = model.split(opts.splitter)?;

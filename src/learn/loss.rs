@@ -7,6 +7,12 @@ use tch::{Kind, Reduction, Tensor};
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Loss {
     CrossEntropy,
+    /// CosFace (Wang et al. 2018): cross-entropy after `margin` (in logits, a cosine
+    /// head's `scale * m`) is taken off each item's target-class logit, so that training
+    /// asks for a margin between classes that predictions (no margin) then enjoy.
+    MarginCrossEntropy {
+        margin: f64,
+    },
     BinaryCrossEntropy,
     /// Hadsell et al.: same pairs pulled together, different pairs pushed past `margin`.
     Contrastive {
@@ -19,6 +25,7 @@ impl std::fmt::Display for Loss {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Loss::CrossEntropy => f.write_str("cross_entropy"),
+            Loss::MarginCrossEntropy { margin } => write!(f, "cross_entropy (target-class margin {margin})"),
             Loss::BinaryCrossEntropy => f.write_str("bce"),
             Loss::Contrastive { margin } => write!(f, "contrastive (margin {margin})"),
         }
@@ -47,7 +54,9 @@ impl Loss {
     pub fn check(&self, output: Output) -> Result<()> {
         let ok = matches!(
             (self, output),
-            (Loss::CrossEntropy, Output::Logits) | (Loss::BinaryCrossEntropy, Output::Logit) | (Loss::Contrastive { .. }, Output::Distance)
+            (Loss::CrossEntropy | Loss::MarginCrossEntropy { .. }, Output::Logits)
+                | (Loss::BinaryCrossEntropy, Output::Logit)
+                | (Loss::Contrastive { .. }, Output::Distance)
         );
         if !ok {
             bail!("loss `{self}` does not fit a model that outputs {output} (logits: cross_entropy, logit: bce, distance: contrastive)");
@@ -59,6 +68,7 @@ impl Loss {
     pub fn compute(&self, out: &Tensor, y: &Tensor) -> Tensor {
         match self {
             Loss::CrossEntropy => out.cross_entropy_for_logits(y),
+            Loss::MarginCrossEntropy { margin } => with_target_margin(out, y, *margin).cross_entropy_for_logits(y),
             Loss::BinaryCrossEntropy => out.binary_cross_entropy_with_logits::<Tensor>(&y.to_kind(Kind::Float), None, None, Reduction::Mean),
             Loss::Contrastive { .. } => self.per_item(out, y).mean(Kind::Float),
         }
@@ -68,6 +78,9 @@ impl Loss {
     pub fn per_item(&self, out: &Tensor, y: &Tensor) -> Tensor {
         match self {
             Loss::CrossEntropy => out.cross_entropy_loss::<Tensor>(y, None, Reduction::None, -100, 0.0),
+            Loss::MarginCrossEntropy { margin } => {
+                with_target_margin(out, y, *margin).cross_entropy_loss::<Tensor>(y, None, Reduction::None, -100, 0.0)
+            }
             Loss::BinaryCrossEntropy => out.binary_cross_entropy_with_logits::<Tensor>(&y.to_kind(Kind::Float), None, None, Reduction::None),
             Loss::Contrastive { margin } => {
                 let y = y.to_kind(Kind::Float);
@@ -83,7 +96,7 @@ impl Loss {
     /// that a distance below half the margin counts as "same".
     pub fn same_logit(&self, out: &Tensor) -> Tensor {
         match self {
-            Loss::CrossEntropy => out.select(1, 1) - out.select(1, 0),
+            Loss::CrossEntropy | Loss::MarginCrossEntropy { .. } => out.select(1, 1) - out.select(1, 0),
             Loss::BinaryCrossEntropy => out.shallow_clone(),
             Loss::Contrastive { margin } => (*margin / 2.0 - out) * (10.0 / margin),
         }
@@ -94,12 +107,19 @@ impl Loss {
     /// `argmax` makes then flips where the unbiased p(same) is `sigmoid(bias)`.
     pub fn probs(&self, out: &Tensor, bias: f64) -> Tensor {
         let p_same = match self {
-            Loss::CrossEntropy if bias == 0.0 => return out.softmax(-1, Kind::Float),
-            Loss::CrossEntropy => return (out - Tensor::from_slice(&[0.0, bias as f32]).to_device(out.device())).softmax(-1, Kind::Float),
+            Loss::CrossEntropy | Loss::MarginCrossEntropy { .. } if bias == 0.0 => return out.softmax(-1, Kind::Float),
+            Loss::CrossEntropy | Loss::MarginCrossEntropy { .. } => {
+                return (out - Tensor::from_slice(&[0.0, bias as f32]).to_device(out.device())).softmax(-1, Kind::Float)
+            }
             _ => (self.same_logit(out) - bias).sigmoid(),
         };
         Tensor::stack(&[1.0 - &p_same, p_same], 1)
     }
+}
+
+/// Logits `[N, C]` with `margin` subtracted from each row's target class `y` `[N]`.
+fn with_target_margin(out: &Tensor, y: &Tensor, margin: f64) -> Tensor {
+    out - out.zeros_like().scatter_value(1, &y.unsqueeze(1), margin)
 }
 
 #[cfg(test)]

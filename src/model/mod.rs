@@ -8,6 +8,7 @@ pub mod resnet;
 pub mod summary;
 pub mod weights;
 
+use crate::learn::loss::Loss;
 use anyhow::{bail, Context, Result};
 use convnet::ConvNetSpec;
 use head::HeadSpec;
@@ -159,14 +160,15 @@ enum ClassHead {
     /// `scale * cos(embedding, class weight)`, a cosine classifier: it trains embeddings that
     /// separate classes by angle, so a Siamese cosine head over the same body can compare
     /// classes it never saw (classification pretraining for one-shot learning).
-    Cosine { pool: bool, weight: Tensor, scale: f64 },
+    /// `margin` (a cosine, CosFace's `m`) is for training only: see `Model::default_loss`.
+    Cosine { pool: bool, weight: Tensor, scale: f64, margin: f64 },
 }
 
 impl ClassHead {
     fn forward(&self, features: Tensor, train: bool) -> Tensor {
         match self {
             ClassHead::Fastai(h) => h.forward_t(&features, train),
-            ClassHead::Cosine { pool, weight, scale } => unit_rows(&embed(features, *pool)).matmul(&unit_rows(weight).tr()) * *scale,
+            ClassHead::Cosine { pool, weight, scale, .. } => unit_rows(&embed(features, *pool)).matmul(&unit_rows(weight).tr()) * *scale,
         }
     }
 }
@@ -225,8 +227,35 @@ impl Model {
         let vs = nn::VarStore::new(device);
         let b = body.build(&(vs.root() / "body"))?;
         let weight = (vs.root() / "head").var("weight", &[n_out, body.out_channels()], nn::Init::Randn { mean: 0.0, stdev: 0.01 });
-        let head = ClassHead::Cosine { pool: body.outputs_feature_map(), weight, scale };
+        let head = ClassHead::Cosine { pool: body.outputs_feature_map(), weight, scale, margin: 0.0 };
         Model::finish(vs, Net::Classifier { body: b, head }, Output::Logits, body, "CosineClassifier")
+    }
+
+    /// A cosine classifier trained with CosFace's additive margin `m` (a cosine, in [0, 1)):
+    /// its default loss takes `scale * m` off each image's own-class logit, so that
+    /// embeddings of one class gather tighter than the plain cosine classifier gathers them.
+    pub fn with_cos_margin(mut self, m: f64) -> Result<Model> {
+        match &mut self.net {
+            Net::Classifier { head: ClassHead::Cosine { margin, .. }, .. } => {
+                if !(0.0..1.0).contains(&m) {
+                    bail!("a cosine margin must be in [0, 1), got {m}");
+                }
+                *margin = m;
+                Ok(self)
+            }
+            _ => bail!("a margin needs a cosine classifier, this is a {}", self.kind),
+        }
+    }
+
+    /// The loss a learner uses when the script names none: what the output calls for,
+    /// with a cosine classifier's margin (CosFace) when it has one.
+    pub fn default_loss(&self) -> Loss {
+        match &self.net {
+            Net::Classifier { head: ClassHead::Cosine { scale, margin, .. }, .. } if *margin > 0.0 => {
+                Loss::MarginCrossEntropy { margin: scale * margin }
+            }
+            _ => Loss::default_for(self.output),
+        }
     }
 
     /// A Siamese model over this model's body, its trained weights copied: after

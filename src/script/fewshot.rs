@@ -73,6 +73,7 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
                 n_episodes: o.usize("n_episodes")?,
                 part: o.choice("split")?,
                 seed: o.opt_u64("seed")?.unwrap_or(c.seed),
+                within_parent: o.bool("within_parent")?,
             };
             let label = o.string("label")?;
             o.finish()?;

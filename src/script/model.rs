@@ -86,9 +86,11 @@ fn cosine_classifier(ctx: &ScriptCtx, body: BodySpec, head: &str, n_out: Dynamic
     }
     let mut o = Opts::new(&options::CLASSIFIER_MODEL, o);
     let scale = o.f64("scale")?;
+    let margin = o.f64("margin")?;
     o.finish()?;
     let n_out = to_i64(&n_out, "n_out")?;
-    Ok(ScriptModel(Rc::new(Model::cosine_classifier(&body, n_out, scale, ctx.device).or_script()?)))
+    let model = Model::cosine_classifier(&body, n_out, scale, ctx.device).and_then(|m| m.with_cos_margin(margin)).or_script()?;
+    Ok(ScriptModel(Rc::new(model)))
 }
 
 pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {

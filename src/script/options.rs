@@ -164,8 +164,13 @@ pub const CREATE_HEAD: OptTable = OptTable {
     ]],
 };
 
-pub const CLASSIFIER_MODEL: OptTable =
-    OptTable { function: "classifier_model", groups: &[&[opt("scale", "f64", Def::F(20.0), "the cosine head's logit scale")]] };
+pub const CLASSIFIER_MODEL: OptTable = OptTable {
+    function: "classifier_model",
+    groups: &[&[
+        opt("scale", "f64", Def::F(20.0), "the cosine head's logit scale"),
+        opt("margin", "f64", Def::F(0.0), "CosFace's additive cosine margin m: training takes scale * m off each image's own-class logit"),
+    ]],
+};
 
 pub const SUMMARY: OptTable = OptTable {
     function: "summary",
@@ -256,6 +261,12 @@ pub const EPISODES: OptTable = OptTable {
         opt("n_episodes", "i64", Def::I(100), "episodes to draw"),
         opt("split", "String", Def::S("valid"), "rows to draw from: train, valid (the is_valid column) or all"),
         opt("label", "String", Def::S("label"), "the column of classes"),
+        opt(
+            "within_parent",
+            "bool",
+            Def::B(false),
+            "draw all of an episode's classes from one parent (Greek of Greek/character03), as Omniglot's runs keep to one alphabet",
+        ),
         SEED,
     ]],
 };
