@@ -70,6 +70,15 @@ impl PadMode {
 }
 
 impl Method {
+    /// The side the resize brings to the target size: the shorter for crop and squish (so
+    /// that both axes still hold that many pixels), the longer for pad.
+    fn fitted_side(self, w: u32, h: u32) -> u32 {
+        match self {
+            Method::Crop | Method::Squish => w.min(h),
+            Method::Pad(_) => w.max(h),
+        }
+    }
+
     pub fn parse(method: &str, pad_mode: PadMode) -> Result<Method> {
         Ok(match method {
             "crop" => Method::Crop,
@@ -101,7 +110,7 @@ pub fn decode(path: &Path, channels: usize) -> Result<Pixels> {
 /// Decodes an image file for `method` at `size`: JPEGs at the smallest DCT scale that still
 /// holds every pixel the resize reads (see `jpeg`), other formats at full size.
 pub fn decode_for(path: &Path, channels: usize, method: Method, size: u32) -> Result<Pixels> {
-    Ok(decode_scaled(path, channels, |w, h| covers(method, size, w, h), |_, _| None)?.pixels)
+    Ok(decode_scaled(path, channels, covers(method, size), |_, _| None)?.pixels)
 }
 
 /// One image file as the loader needs it: decoded and resized to `size` by `method`, the
@@ -123,17 +132,14 @@ pub fn load_resized(path: &Path, channels: usize, method: Method, size: u32, at:
         let ((x, width), (y, height)) = (span(left, w), span(top, h));
         Some(super::jpeg::Rect { x, y, width, height })
     };
-    let d = decode_scaled(path, channels, |w, h| covers(method, size, w, h), reach)?;
+    let d = decode_scaled(path, channels, covers(method, size), reach)?;
     let (left, top, side) = square(d.full.0 as f64, d.full.1 as f64, at);
     resized(resize_box(&d.pixels, (left - d.x as f64, top - d.y as f64, side, side), size, size))
 }
 
 /// Whether a decode of `w` x `h` holds every pixel `method` reads at `size`.
-fn covers(method: Method, size: u32, w: u32, h: u32) -> bool {
-    match method {
-        Method::Crop | Method::Squish => w.min(h) >= size,
-        Method::Pad(_) => w.max(h) >= size,
-    }
+fn covers(method: Method, size: u32) -> impl Fn(u32, u32) -> bool + Copy {
+    move |w, h| method.fitted_side(w, h) >= size
 }
 
 /// The largest square of a `w` x `h` image at `at` (fractions): (left, top, side).
@@ -275,10 +281,7 @@ pub fn reflect(i: i64, n: i64) -> i64 {
 /// in-memory cache of big photos); small images are returned unchanged.
 pub fn shrink_for(src: Pixels, method: Method, size: u32) -> Result<Pixels> {
     let (w, h) = (src.width as f64, src.height as f64);
-    let scale = match method {
-        Method::Crop | Method::Squish => size as f64 / w.min(h),
-        Method::Pad(_) => size as f64 / w.max(h),
-    };
+    let scale = size as f64 / method.fitted_side(src.width, src.height) as f64;
     if scale >= 1.0 {
         return Ok(src);
     }
