@@ -1,6 +1,7 @@
 //! Each callback of the training loop on a toy learner, without Rhai: the scheduler gives
 //! fastai's closed forms, early stopping stops at the right epoch, the LR finder restores
-//! every weight, cancelling a batch skips its step, interruption keeps a checkpoint.
+//! every weight, cancelling a batch skips its step, interruption keeps a checkpoint, every
+//! batch loss is read back once, one batch late.
 use anyhow::Result;
 use runner::learn::callback::{Callback, Cancel, Event};
 use runner::learn::callbacks::{EarlyStopping, LrFinder, Recorder};
@@ -65,6 +66,7 @@ struct Spy {
     epochs: Vec<usize>,
     after_batches: usize,
     stepped: usize,
+    losses_read: usize,
     events: Vec<Event>,
 }
 
@@ -85,6 +87,10 @@ impl Callback for Spy {
     fn after_batch(&mut self, l: &mut Learner) -> Result<()> {
         self.after_batches += 1;
         self.stepped += l.state.stepped as usize;
+        Ok(())
+    }
+    fn after_loss_read(&mut self, _: &mut Learner) -> Result<()> {
+        self.losses_read += 1;
         Ok(())
     }
     fn after_fit(&mut self, _: &mut Learner) -> Result<()> {
@@ -223,13 +229,13 @@ fn interruption_stops_at_a_batch_boundary_with_a_checkpoint() {
     assert!(dir.path().join("models/last.safetensors").is_file());
 }
 
-/// Makes the third batch's loss NaN, as a diverging step would.
+/// Makes the third batch's loss NaN (and so its gradients and weights), as a diverging step would.
 struct NanAtThirdBatch;
 
 impl Callback for NanAtThirdBatch {
-    fn after_step(&mut self, l: &mut Learner) -> Result<()> {
+    fn after_loss(&mut self, l: &mut Learner) -> Result<()> {
         if l.state.iter == 2 {
-            l.state.loss = f64::NAN;
+            l.state.loss_t = l.state.loss_t.as_ref().map(|t| t * f64::NAN);
         }
         Ok(())
     }
@@ -242,5 +248,55 @@ fn nan_loss_stops_the_fit_naming_where() {
     let mut spy = Spy::default();
     let err = l.fit(2, &Lrs::One(1e-3), &FitOptions::default(), &mut [&mut NanAtThirdBatch, &mut spy]).unwrap_err().to_string();
     assert!(err.starts_with("loss is NaN at epoch 0, batch 2 (lr 1.000e-3); training stopped"), "{err}");
-    assert_eq!(spy.after_batches, 2, "the guard runs before later callbacks see the bad batch");
+    assert_eq!(spy.losses_read, 2, "the guard runs before later callbacks see the bad loss");
+    assert_eq!(spy.after_batches, 3, "the bad loss is read while the next batch steps");
+}
+
+/// Reads every batch's loss at once (as the loop did before it read them late) and keeps
+/// what `after_loss_read` later gets; cancels the fit at `cancel_after` batches, if set.
+#[derive(Default)]
+struct LateLossSpy {
+    at_once: Vec<(usize, usize, f64, f64)>,
+    read: Vec<(usize, usize, f64, f64)>,
+    /// How many batches had finished (`after_batch`) when each loss was read.
+    finished_at_read: Vec<usize>,
+    finished: usize,
+    cancel_after: Option<usize>,
+}
+
+impl Callback for LateLossSpy {
+    fn after_step(&mut self, l: &mut Learner) -> Result<()> {
+        let loss = l.state.loss_t.as_ref().unwrap().double_value(&[]);
+        self.at_once.push((l.state.epoch, l.state.iter, l.opt.lrs[0], loss));
+        Ok(())
+    }
+    fn after_batch(&mut self, _: &mut Learner) -> Result<()> {
+        self.finished += 1;
+        match self.cancel_after {
+            Some(n) if self.at_once.len() == n => Err(Cancel::Fit.into()),
+            _ => Ok(()),
+        }
+    }
+    fn after_loss_read(&mut self, l: &mut Learner) -> Result<()> {
+        let b = l.state.loss.unwrap();
+        self.read.push((b.epoch, b.iter, b.lr, b.loss));
+        self.finished_at_read.push(self.finished);
+        Ok(())
+    }
+}
+
+#[test]
+fn every_batch_loss_is_read_once_one_batch_late_with_its_own_lr() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut l = toy(dir.path());
+    let mut spy = LateLossSpy::default();
+    l.fit_one_cycle(2, &Lrs::One(1e-2), OneCycle::new(1e-2), &FitOptions::default(), &mut [&mut spy]).unwrap();
+    assert_eq!(spy.at_once.len(), 12);
+    assert_eq!(spy.read, spy.at_once, "same batches, positions, learning rates and losses, the last of each epoch included");
+    let late: Vec<usize> = (1..=12).collect();
+    assert_eq!(spy.finished_at_read, late, "batch j's loss is read after batch j is over: while batch j + 1 steps, or at the epoch's end");
+    // A fit cancelled after a batch still reads that batch's loss.
+    let mut spy = LateLossSpy { cancel_after: Some(4), ..Default::default() };
+    l.fit(1, &Lrs::One(1e-3), &FitOptions::default(), &mut [&mut spy]).unwrap();
+    assert_eq!((spy.at_once.len(), spy.read), (4, spy.at_once.clone()));
 }

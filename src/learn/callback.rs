@@ -18,6 +18,10 @@ pub enum Event {
     AfterLoss,
     AfterStep,
     AfterBatch,
+    /// A stepped training batch's loss was read back (`state.loss`): after the next batch,
+    /// or at the end of the training phase for its last batch. Reading it one batch late
+    /// keeps the next step queued on the device while the host waits for the value.
+    AfterLossRead,
     AfterTrain,
     BeforeValidate,
     AfterValidate,
@@ -89,6 +93,9 @@ pub trait Callback {
     fn after_batch(&mut self, l: &mut Learner) -> Result<()> {
         Ok(())
     }
+    fn after_loss_read(&mut self, l: &mut Learner) -> Result<()> {
+        Ok(())
+    }
     fn after_train(&mut self, l: &mut Learner) -> Result<()> {
         Ok(())
     }
@@ -117,6 +124,7 @@ pub fn fire(cb: &mut dyn Callback, event: Event, l: &mut Learner) -> Result<()> 
         Event::AfterLoss => cb.after_loss(l),
         Event::AfterStep => cb.after_step(l),
         Event::AfterBatch => cb.after_batch(l),
+        Event::AfterLossRead => cb.after_loss_read(l),
         Event::AfterTrain => cb.after_train(l),
         Event::BeforeValidate => cb.before_validate(l),
         Event::AfterValidate => cb.after_validate(l),

@@ -7,7 +7,7 @@ use super::data::XY;
 use super::learner::{Learner, Lrs};
 use super::resume;
 use super::schedule::OneCycle;
-use super::state::FitState;
+use super::state::{BatchLoss, FitState};
 use anyhow::{bail, Context, Result};
 use std::time::Instant;
 use tch::Tensor;
@@ -63,7 +63,8 @@ impl Learner {
     pub fn train_step(&mut self, xs: &[Tensor], y: &Tensor, grad_clip: Option<f64>) -> Result<f64> {
         self.state.batch = Some(XY { xs: xs.iter().map(Tensor::shallow_clone).collect(), y: y.shallow_clone() });
         self.one_batch(&mut [], grad_clip)?;
-        Ok(self.state.loss)
+        let (_, loss) = self.state.unread.take().context("the step left no loss")?;
+        Ok(loss.double_value(&[]))
     }
 
     /// A fit with the standard callbacks (schedule `sched(pos)` of the training position in
@@ -149,7 +150,15 @@ impl Learner {
     }
 
     fn one_epoch(&mut self, cbs: Cbs, opts: &FitOptions) -> Result<()> {
-        self.with_events(cbs, Event::BeforeTrain, Event::AfterTrain, Cancel::Train, |l, cbs| l.all_batches(cbs, opts))?;
+        self.with_events(cbs, Event::BeforeTrain, Event::AfterTrain, Cancel::Train, |l, cbs| {
+            let done = l.all_batches(cbs, opts);
+            if done.as_ref().is_err_and(|e| Cancel::of(e).is_none()) {
+                return done;
+            }
+            // The last stepped batch's loss, also when a callback cut the phase short.
+            let read = l.read_loss(cbs);
+            done.and(read)
+        })?;
         self.state.training = false;
         self.state.stepped = false;
         self.epochs_done += 1;
@@ -202,9 +211,20 @@ impl Learner {
             crate::torch_ext::clip_grad_norm(&grads.iter().collect::<Vec<_>>(), max)?;
         }
         self.opt.step()?;
-        self.state.loss = loss.double_value(&[]);
         self.state.stepped = true;
+        // This step is queued: reading the previous one's loss now leaves the device busy.
+        self.read_loss(cbs)?;
+        let s = &self.state;
+        let at = BatchLoss { epoch: s.epoch, iter: s.iter, lr: *self.opt.lrs.last().unwrap_or(&0.0), mom: self.opt.mom, loss: f64::NAN };
+        self.state.unread = Some((at, loss.detach()));
         self.fire(cbs, Event::AfterStep)
+    }
+
+    /// Reads back the unread batch loss, if any, and fires `after_loss_read` with it.
+    fn read_loss(&mut self, cbs: Cbs) -> Result<()> {
+        let Some((at, loss)) = self.state.unread.take() else { return Ok(()) };
+        self.state.loss = Some(BatchLoss { loss: loss.double_value(&[]), ..at });
+        self.fire(cbs, Event::AfterLossRead)
     }
 
     /// Fires `event` on every callback, in order.

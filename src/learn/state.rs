@@ -20,14 +20,16 @@ pub struct FitState {
     pub train_iter: usize,
     /// Whether the current batch is a training batch.
     pub training: bool,
-    /// Whether the current batch's optimizer step ran (false for a cancelled batch), so
-    /// `after_batch` hooks know `loss` is this batch's.
+    /// Whether the current batch's optimizer step ran (false for a cancelled batch).
     pub stepped: bool,
     pub batch: Option<XY>,
     pub pred: Option<Tensor>,
     pub loss_t: Option<Tensor>,
-    /// The current training batch's loss, read back after the step.
-    pub loss: f64,
+    /// The newest training loss read back from the device, for `after_loss_read`.
+    pub loss: Option<BatchLoss>,
+    /// The last stepped batch's loss, not read yet: the loop reads it once the next batch's
+    /// step is queued, so that reading never makes the device wait.
+    pub unread: Option<(BatchLoss, Tensor)>,
     /// fastai's smoothed training loss (kept by the recorder).
     pub smooth_loss: f64,
     /// The epoch table's value columns: train_loss, valid_loss, then every metric.
@@ -46,6 +48,19 @@ pub struct FitState {
     pub train_time: Duration,
 }
 
+/// One training batch's loss and where it was taken: what the recorder, the NaN guard, the
+/// loss plot and the LR finder see of a batch, one batch after it ran.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLoss {
+    pub epoch: usize,
+    /// The batch within the epoch.
+    pub iter: usize,
+    /// The learning rate (last param group) and momentum the step ran with.
+    pub lr: f64,
+    pub mom: f64,
+    pub loss: f64,
+}
+
 impl FitState {
     pub fn new(fit: usize, n_epoch: usize, n_iter: usize) -> FitState {
         FitState {
@@ -60,7 +75,8 @@ impl FitState {
             batch: None,
             pred: None,
             loss_t: None,
-            loss: f64::NAN,
+            loss: None,
+            unread: None,
             smooth_loss: f64::NAN,
             columns: vec![],
             lower_is_better: vec![],

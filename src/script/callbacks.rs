@@ -87,14 +87,16 @@ impl Callback for Running<'_> {
     fn order(&self) -> i32 {
         80
     }
-    fn after_batch(&mut self, l: &mut Learner) -> anyhow::Result<()> {
-        if self.cb.event != ScriptEvent::AfterBatch || !l.state.stepped {
-            return Ok(());
-        }
+    /// A script's `after_batch` runs when the batch's loss is read back (one batch late), so
+    /// that closures never make the device wait.
+    fn after_loss_read(&mut self, l: &mut Learner) -> anyhow::Result<()> {
+        let Some(b) = l.state.loss.filter(|_| self.cb.event == ScriptEvent::AfterBatch) else { return Ok(()) };
         let mut m = position(l);
-        m.insert("iter".into(), (l.state.iter as i64).into());
+        m.insert("epoch".into(), (b.epoch as i64).into());
+        m.insert("lr".into(), b.lr.into());
+        m.insert("iter".into(), (b.iter as i64).into());
         m.insert("n_iter".into(), (l.state.n_iter as i64).into());
-        m.insert("loss".into(), l.state.loss.into());
+        m.insert("loss".into(), b.loss.into());
         self.call(m)
     }
     fn after_epoch(&mut self, l: &mut Learner) -> anyhow::Result<()> {
@@ -125,7 +127,7 @@ pub fn register(engine: &mut Engine) {
         engine,
         "after_batch",
         ["f: FnPtr", "Callback"],
-        "A fit callback run after each training batch: f gets #{fit, epoch, n_epoch, iter, n_iter, lr, loss, smooth_loss}.",
+        "A fit callback run for each training batch once its loss is read back (one batch later, the last at the end of the epoch's training, so the device never waits): f gets #{fit, epoch, n_epoch, iter, n_iter, lr, loss, smooth_loss}.",
         |f: FnPtr| ScriptCallback { event: ScriptEvent::AfterBatch, f }
     );
     reg!(engine, "cancel_fit", ["()"], "Inside a fit callback: end the fit after this step (fastai's CancelFitException).", || -> RhaiResult<()> {

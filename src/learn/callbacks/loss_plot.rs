@@ -23,9 +23,9 @@ impl Callback for LossPlot {
         *self = serde_json::from_value(v.clone()).unwrap_or_default();
         Ok(())
     }
-    fn after_batch(&mut self, l: &mut Learner) -> Result<()> {
-        if l.state.stepped {
-            self.train.push(((l.state.epoch * l.state.n_iter + l.state.iter) as f64, l.state.smooth_loss));
+    fn after_loss_read(&mut self, l: &mut Learner) -> Result<()> {
+        if let Some(b) = l.state.loss {
+            self.train.push(((b.epoch * l.state.n_iter + b.iter) as f64, l.state.smooth_loss));
         }
         Ok(())
     }

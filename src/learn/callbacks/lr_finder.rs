@@ -36,12 +36,13 @@ pub struct LrFinder {
     pub lrs: Vec<f64>,
     pub losses: Vec<f64>,
     best: f64,
+    stopped: bool,
     snapshot: Option<Snapshot>,
 }
 
 impl LrFinder {
     pub fn new(opts: LrFindOptions) -> LrFinder {
-        LrFinder { opts, lrs: vec![], losses: vec![], best: f64::INFINITY, snapshot: None }
+        LrFinder { opts, lrs: vec![], losses: vec![], best: f64::INFINITY, stopped: false, snapshot: None }
     }
 
     /// Puts back what `before_fit` saw; the caller runs it whatever the fit's outcome.
@@ -70,21 +71,21 @@ impl Callback for LrFinder {
         Ok(())
     }
     fn before_batch(&mut self, l: &mut Learner) -> Result<()> {
-        let lr = schedule::exp(self.opts.start_lr, self.opts.end_lr, self.lrs.len() as f64 / self.opts.num_it as f64);
+        let lr = schedule::exp(self.opts.start_lr, self.opts.end_lr, l.state.train_iter as f64 / self.opts.num_it as f64);
         l.opt.lrs = vec![lr; l.n_groups()];
         l.opt.mom = 0.9;
         Ok(())
     }
-    fn after_batch(&mut self, l: &mut Learner) -> Result<()> {
-        if !l.state.stepped {
-            return Ok(());
-        }
+    fn after_loss_read(&mut self, l: &mut Learner) -> Result<()> {
+        // The batch stepped while the stopping one's loss was read comes too late to count.
+        let Some(b) = l.state.loss.filter(|_| !self.stopped) else { return Ok(()) };
         let s = l.state.smooth_loss;
-        self.lrs.push(*l.opt.lrs.last().unwrap_or(&0.0));
+        self.lrs.push(b.lr);
         self.losses.push(s);
         self.best = self.best.min(s);
         let diverged = self.opts.stop_div && (s > 4.0 * self.best || !s.is_finite());
         if diverged || self.lrs.len() >= self.opts.num_it {
+            self.stopped = true;
             return Err(Cancel::Fit.into());
         }
         Ok(())

@@ -10,16 +10,14 @@ impl Callback for TerminateOnNan {
     fn order(&self) -> i32 {
         -9
     }
-    fn after_batch(&mut self, l: &mut Learner) -> Result<()> {
-        let loss = l.state.loss;
-        if !l.state.stepped || loss.is_finite() {
-            return Ok(());
-        }
+    fn after_loss_read(&mut self, l: &mut Learner) -> Result<()> {
+        let Some(b) = l.state.loss.filter(|b| !b.loss.is_finite()) else { return Ok(()) };
         bail!(
-            "loss is {loss} at epoch {}, batch {} (lr {:.3e}); training stopped{}",
-            l.state.epoch,
-            l.state.iter,
-            l.opt.lrs.last().unwrap_or(&0.0),
+            "loss is {} at epoch {}, batch {} (lr {:.3e}); training stopped{}",
+            b.loss,
+            b.epoch,
+            b.iter,
+            b.lr,
             if l.epochs_done > 0 { "; the last good weights are in models/last.safetensors" } else { "" }
         )
     }

@@ -54,11 +54,9 @@ impl Callback for Recorder {
         self.smooth = serde_json::from_value(v.clone())?;
         Ok(())
     }
-    fn after_batch(&mut self, l: &mut Learner) -> Result<()> {
-        if !l.state.stepped {
-            return Ok(());
-        }
-        let s = self.smooth.add(l.state.loss);
+    fn after_loss_read(&mut self, l: &mut Learner) -> Result<()> {
+        let Some(b) = l.state.loss else { return Ok(()) };
+        let s = self.smooth.add(b.loss);
         l.state.smooth_loss = s;
         if !self.log {
             return Ok(());
@@ -66,10 +64,10 @@ impl Callback for Recorder {
         let mut rec = Map::new();
         rec.insert("kind".into(), "batch".into());
         rec.insert("fit".into(), l.state.fit.into());
-        rec.insert("iter".into(), (l.state.epoch * l.state.n_iter + l.state.iter).into());
-        rec.insert("lr".into(), json_f64(*l.opt.lrs.last().unwrap_or(&0.0)));
-        rec.insert("mom".into(), json_f64(l.opt.mom));
-        rec.insert("loss".into(), json_f64(l.state.loss));
+        rec.insert("iter".into(), (b.epoch * l.state.n_iter + b.iter).into());
+        rec.insert("lr".into(), json_f64(b.lr));
+        rec.insert("mom".into(), json_f64(b.mom));
+        rec.insert("loss".into(), json_f64(b.loss));
         rec.insert("smooth_loss".into(), json_f64(s));
         l.record(rec)
     }
