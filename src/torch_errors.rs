@@ -8,6 +8,8 @@ use tch::{Kind, TchError};
 /// The readable part of a libtorch message (raw, or as a panic's `Debug` text with `\n`
 /// escaped): what comes before "Exception raised from" and the frames, in one line.
 pub fn short_message(msg: &str) -> String {
+    // A panic's text from tch wraps the message in its `Debug` form.
+    let msg = msg.trim_start_matches("called `Result::unwrap()` on an `Err` value: ").trim_start_matches("Torch(\"");
     let cut = ["Exception raised from", "\nframe #", "\\nframe #"].iter().filter_map(|m| msg.find(m)).min().unwrap_or(msg.len());
     let head = msg[..cut].replace("\\n", "\n");
     let lines: Vec<&str> = head.lines().map(str::trim).filter(|l| !l.is_empty()).take(2).collect();
@@ -59,7 +61,7 @@ mod tests {
         let raw = "max(): Expected reduction dim to be specified for input.numel() == 0.\nException raised from max at aten.cpp:1:\nframe #0: c10::Error::Error() + 0x1\nframe #1: at::max()";
         assert_eq!(short_message(raw), "max(): Expected reduction dim to be specified for input.numel() == 0.");
         let panic = r#"called `Result::unwrap()` on an `Err` value: Torch("shape '[2]' is invalid\nException raised from x\nframe #0: f")"#;
-        assert_eq!(short_message(panic), r#"called `Result::unwrap()` on an `Err` value: Torch("shape '[2]' is invalid"#);
+        assert_eq!(short_message(panic), "shape '[2]' is invalid");
     }
 
     #[test]

@@ -361,3 +361,30 @@ fn fuzzed_photos_are_decoded_or_named_never_garbage() {
     assert!(refused >= pillow.iter().filter(|ok| !**ok).count());
     assert!(t.elapsed() < Duration::from_secs(60), "fuzz test took {:?}", t.elapsed());
 }
+
+/// A body and loaders that disagree are named at the `learner` line (channels, a flattening
+/// convnet's size) or the fit's line (a forward that libtorch refuses), in one short line without C++ frames.
+#[test]
+fn a_model_that_does_not_fit_its_data_is_named_without_frames() {
+    let sb = Sandbox::new();
+    let script = |channels: i64, size: i64| {
+        format!(
+            "let files = get_image_files(untar_data(\"orl_faces\"));\n\
+             let dls = image_loaders(image_table(files, parent_label(), random_splitter(files, #{{ valid_pct: 0.2 }})), #{{ size: {size}, channels: {channels}, bs: 16 }});\n\
+             let body = convnet(#{{ input: [32, 32], channels: [8, 8, 8], kernels: [3, 3, 3], pool: [true, true, true] }});\n\
+             let learn = learner(dls, classifier_model(body, \"cosine\", dls.vocab.len()), #{{}});\n\
+             learn.fit(1, 1e-3);\n"
+        )
+    };
+    sb.write("t.rhai", &script(3, 32));
+    let e = fails_at(&sb.run(&["t.rhai"]), "t.rhai:4");
+    assert!(e.contains("the convnet body takes 1-channel images, but the loaders give 3 channels"), "{e}");
+    sb.write("t.rhai", &script(1, 8));
+    let e = fails_at(&sb.run(&["t.rhai"]), "t.rhai:4");
+    assert!(e.contains("the convnet was built for 32x32 images (input: [32, 32]), but the loaders give 8x8"), "{e}");
+    // A body that pools globally takes any size, until libtorch finds the map too small.
+    sb.write("t.rhai", &script(1, 8).replace("pool: [true, true, true]", "pool: [true, true, true], embed: 0"));
+    let e = fails_at(&sb.run(&["t.rhai"]), "t.rhai:5");
+    assert!(e.contains("forward failed for inputs [[16, 1, 8, 8]]: Given input size"), "{e}");
+    assert!(e.lines().next().unwrap().len() < 400, "one short line: {e}");
+}

@@ -147,6 +147,9 @@ impl Learner {
     pub fn new(model: Rc<Model>, data: Rc<dyn LearnData>, opts: LearnerOptions, out: RunOut, seed: u64) -> Result<Learner> {
         let loss = opts.loss.unwrap_or_else(|| model.default_loss());
         loss.check(model.output)?;
+        if let Some(shape) = data.input_shape() {
+            model.body.check_input(&shape)?;
+        }
         let metrics = opts.metrics.iter().map(|m| m.build()).collect();
         let groups = model.split(opts.splitter)?;
         let vars = model.vs.variables();

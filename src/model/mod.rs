@@ -50,6 +50,29 @@ impl BodySpec {
         }
     }
 
+    /// Refuses items of `shape` [channels, height, width] that the body cannot take, before
+    /// any batch meets it: the channels it was built for, and the exact size of a convnet
+    /// that flattens into its embedding.
+    pub fn check_input(&self, shape: &[i64]) -> Result<()> {
+        let [c, h, w] = shape else { return Ok(()) };
+        let wants = self.default_input();
+        if *c != wants[0] {
+            bail!(
+                "the {} body takes {}-channel images, but the loaders give {c} channels: set in_channels: {c} in the body, or channels: {} in the loaders",
+                self.name(),
+                wants[0],
+                wants[0]
+            );
+        }
+        if let BodySpec::ConvNet(spec) = self {
+            if spec.embed > 0 && (*h, *w) != spec.input {
+                let (eh, ew) = spec.input;
+                bail!("the convnet was built for {eh}x{ew} images (input: [{eh}, {ew}]), but the loaders give {h}x{w}: make the two agree");
+            }
+        }
+        Ok(())
+    }
+
     /// The input shape `summary` uses when none is given.
     pub fn default_input(&self) -> Vec<i64> {
         match self {
@@ -370,7 +393,12 @@ impl Model {
         // libtorch reports shape errors by panicking through tch; turn them into errors.
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).map_err(|e| {
             let msg = e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
-            anyhow::anyhow!("{} forward failed for inputs {:?}: {}", self.kind, xs.iter().map(|x| x.size()).collect::<Vec<_>>(), first_line(&msg))
+            anyhow::anyhow!(
+                "{} forward failed for inputs {:?}: {}",
+                self.kind,
+                xs.iter().map(|x| x.size()).collect::<Vec<_>>(),
+                crate::torch_errors::short_message(&msg)
+            )
         })
     }
 
@@ -426,10 +454,6 @@ impl Model {
     pub fn load(&self, path: &std::path::Path) -> Result<()> {
         weights::load(&self.vs, path).with_context(|| format!("cannot load {} into this {}", path.display(), self.kind))
     }
-}
-
-fn first_line(s: &str) -> &str {
-    s.lines().find(|l| !l.trim().is_empty()).unwrap_or(s)
 }
 
 fn check_nf(nf: i64, have: i64, body: &BodySpec, what: &str) -> Result<()> {
