@@ -45,22 +45,6 @@ pub fn describe(d: Device) -> String {
     }
 }
 
-/// Re-executes this program with `OMP_WAIT_POLICY=PASSIVE` unless the caller chose a
-/// policy. libtorch's OpenMP threads otherwise spin between kernels and starve the data
-/// loader's decoding threads on small machines (measured on 2 cores: a first epoch that
-/// decodes the pet photos took 94 s spinning, 3 s passive). OpenMP reads the variable
-/// once, when the library loads, so setting it now needs a fresh process image.
-pub fn reexec_with_passive_openmp() {
-    use std::os::unix::process::CommandExt;
-    if std::env::var_os("OMP_WAIT_POLICY").is_some() {
-        return;
-    }
-    let Ok(exe) = std::env::current_exe() else { return };
-    let err = std::process::Command::new(exe).args(std::env::args_os().skip(1)).env("OMP_WAIT_POLICY", "PASSIVE").exec();
-    // Only reached when exec failed: carry on with the default policy.
-    tracing::debug!("cannot re-execute with OMP_WAIT_POLICY=PASSIVE: {err}");
-}
-
 /// Keeps freed memory in the process instead of handing it back to the kernel. glibc
 /// serves every allocation above 128 KB-32 MB with a fresh `mmap`, so each float batch and
 /// each big activation paid for page faults and zeroing on every step (a fifth of the
