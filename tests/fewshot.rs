@@ -281,3 +281,146 @@ fn the_margin_comes_off_the_target_logit_only_in_the_loss() {
     assert!(m.probs(&out, 0.0).allclose(&out.softmax(-1, Kind::Float), 1e-6, 1e-6, false));
     assert!(m.check(Output::Logits).is_ok() && m.check(Output::Logit).is_err());
 }
+
+/// ORL faces by person at 16 px, as the episodic tests load them.
+fn orl_episodes(layout: &runner::data::episodic::EpisodeLayout, seed: u64) -> runner::data::DataLoaders {
+    use runner::data::{blocks, files, labels::Labeller, splitters, LoaderConfig};
+    let root = common::datasets().join("orl_faces");
+    let files = files::get_image_files(&[root]).unwrap().files;
+    let labels: Vec<String> = files.iter().map(|f| Labeller::Parent(1).label(f).unwrap()).collect();
+    let split = splitters::group_splitter(&labels, 0.25, 7).unwrap();
+    let t = blocks::image_table(&files, labels, &split).unwrap();
+    let cfg = LoaderConfig { size: 16, channels: 1, num_workers: 2, seed, cache: true, ..LoaderConfig::default() };
+    runner::data::episodic::episode_loaders(&t, "file", "label", "is_valid", &cfg, layout).unwrap()
+}
+
+fn layout(n_way: usize, k_shot: usize, n_query: usize) -> runner::data::episodic::EpisodeLayout {
+    runner::data::episodic::EpisodeLayout { n_way, k_shot, n_query, episodes: 4, valid_episodes: 3, valid_query: Some(1), within_parent: false }
+}
+
+#[test]
+fn episode_batches_are_class_major_seeded_and_new_each_epoch() {
+    let dls = orl_episodes(&layout(5, 2, 3), 11);
+    assert_eq!((dls.train.len(), dls.valid.len()), (4, 3));
+    let batches: Vec<_> = dls.train.iter(0).unwrap().map(|b| b.unwrap()).collect();
+    assert_eq!(batches.len(), 4);
+    assert_eq!(batches[0].xs[0].size(), [25, 1, 16, 16], "5-way x (2 shots + 3 queries)");
+    assert_eq!(Vec::<i64>::try_from(&batches[0].y).unwrap(), [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4], "queries' episode-local classes");
+    // The first episode's items with their data classes: support class-major, then queries.
+    let items: Vec<i64> = dls.train.preview(0, 25).unwrap().into_iter().map(|(_, y)| y).collect();
+    let ways: Vec<i64> = items.iter().step_by(2).take(5).copied().collect();
+    assert_eq!(ways.iter().collect::<BTreeSet<_>>().len(), 5, "5 distinct people: {items:?}");
+    for (j, y) in items.iter().enumerate() {
+        let way = if j < 10 { j / 2 } else { (j - 10) / 3 };
+        assert_eq!(*y, ways[way], "item {j} of {items:?}");
+    }
+    let valid_people: BTreeSet<i64> = dls.valid.preview(0, 45).unwrap().into_iter().map(|(_, y)| y).collect();
+    assert!(valid_people.len() <= 10 && items.iter().all(|y| !valid_people.contains(y)), "validation episodes are of held-out people");
+    let vb = dls.valid.iter(0).unwrap().next().unwrap().unwrap();
+    assert_eq!((vb.xs[0].size()[0], vb.y.size()), (15, vec![5]), "validation: 2 shots + 1 query");
+    // Seeded: another build draws the same; another epoch draws other episodes.
+    let again = orl_episodes(&layout(5, 2, 3), 11);
+    assert!(again.train.iter(0).unwrap().next().unwrap().unwrap().xs[0].equal(&batches[0].xs[0]));
+    assert_ne!(dls.train.preview(1, 25).unwrap().into_iter().map(|(_, y)| y).collect::<Vec<_>>(), items);
+    use runner::learn::LearnData;
+    assert_eq!(dls.vocab(), ["way0", "way1", "way2", "way3", "way4"], "the learner's classes are the ways");
+    assert_eq!(dls.vocab.len(), 40, "dls.vocab keeps the people");
+}
+
+fn tiny_body() -> runner::model::BodySpec {
+    use runner::model::convnet::{ConvNetSpec, Padding};
+    runner::model::BodySpec::ConvNet(ConvNetSpec {
+        in_channels: 1,
+        channels: vec![8, 16],
+        kernels: vec![3, 3],
+        pool: vec![true, true],
+        batch_norm: true,
+        embed: 16,
+        sigmoid: false,
+        input: (16, 16),
+        padding: Padding::Valid,
+    })
+}
+
+#[test]
+fn protonet_forward_is_scaled_proto_logits_of_its_queries() {
+    use runner::learn::protonet::{proto_logits, prototypes, Metric};
+    use runner::model::{Model, ProtoShape};
+    for metric in [Metric::Euclidean, Metric::Cosine] {
+        let m = Model::protonet(&tiny_body(), ProtoShape { n_way: 3, k_shot: 2, metric, scale: 7.0 }, tch::Device::Cpu).unwrap();
+        let x = tch::Tensor::randn([3 * (2 + 4), 1, 16, 16], (tch::Kind::Float, tch::Device::Cpu));
+        let out = m.forward(&[x.shallow_clone()], false).unwrap();
+        assert_eq!(out.size(), [12, 3]);
+        let e = m.embedding(&x, false);
+        let want = proto_logits(&prototypes(&e.narrow(0, 0, 6), 3).unwrap(), &e.narrow(0, 6, 12), metric) * 7.0;
+        assert!(out.allclose(&want, 1e-5, 1e-5, false), "{metric:?}");
+        let e = m.forward(&[x.narrow(0, 0, 7)], false).unwrap_err().to_string();
+        assert!(e.contains("3-way 2-shot protonet") && e.contains("got 7 images"), "{e}");
+    }
+    let e = Model::protonet(&tiny_body(), ProtoShape { n_way: 3, k_shot: 0, metric: Metric::Cosine, scale: 1.0 }, tch::Device::Cpu).err().unwrap();
+    assert!(e.to_string().contains("k_shot 0"), "{e}");
+}
+
+#[test]
+fn a_few_episodic_steps_lower_the_loss_through_the_training_loop() {
+    let sb = Sandbox::new();
+    let body = r#"
+// 8 people, a third of each one's photos held back: validation episodes of the same people.
+let few = files.extract(0, 80);
+let tiny = image_table(few, person, random_splitter(few, #{ valid_pct: 0.3, seed: 1 }));
+let dls = episode_loaders(tiny, #{ size: 16, method: "squish", channels: 1, normalize: "stats", cache: true,
+                                   n_way: 5, k_shot: 2, n_query: 3, episodes: 8, valid_episodes: 10, valid_query: 1 });
+let body = convnet(#{ input: [16, 16], in_channels: 1, channels: [8, 16], kernels: [3, 3], pool: [true, true], bn: true, embed: 16, sigmoid: false });
+let model = protonet(body, #{ n_way: 5, k_shot: 2, metric: "cosine", scale: 10.0 });
+let learn = learner(dls, model, #{ metrics: ["accuracy"] });
+print(`before ${learn.validate().valid_loss}`);
+learn.fit_one_cycle(4, 1e-2);
+let v = learn.validate();
+print(`people ${dls.vocab.len()}`);
+print(`after ${v.valid_loss} ${v.accuracy}`);
+let eps = episodes(t, #{ n_way: 5, k_shot: 1, n_query: 1, n_episodes: 20 });
+print(`oneshot ${n_way_eval(model, dls, eps, #{ metric: "cosine" }).accuracy}`);
+print(`confused ${learn.interpretation().most_confused().len()}`);
+"#;
+    let out = run(&sb, body, "3");
+    let num = |k: &str| values(&out, k)[0].split(' ').next().unwrap().parse::<f64>().unwrap();
+    let (before, after) = (num("before "), num("after "));
+    assert_eq!(values(&out, "people "), ["8"]);
+    assert!(after < before * 0.8, "episodic training lowers the validation loss: {before} -> {after}\n{out}");
+    assert!(num("oneshot ") > 0.2, "the trained body beats chance (0.2) on 5-way one-shot tasks\n{out}");
+    let run_dir = sb.last_run();
+    let metrics = std::fs::read_to_string(run_dir.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().filter(|l| l.contains("\"kind\":\"epoch\"")).count(), 4, "one record per epoch");
+    assert_eq!(metrics.lines().filter(|l| l.contains("\"kind\":\"batch\"")).count(), 4 * 8, "one record per episode");
+}
+
+#[test]
+fn episodic_misuse_names_the_value_at_fault() {
+    let sb = Sandbox::new();
+    let eps = r#"let dls = episode_loaders(t, #{ size: 16, channels: 1, n_way: N, k_shot: K, n_query: 2, episodes: 4, valid_episodes: 2 });"#;
+    let body = r#"let b = convnet(#{ input: [16, 16], in_channels: 1, channels: [8], kernels: [3], pool: [true], embed: 8, sigmoid: false });"#;
+    let cases = [
+        (eps.replace("N", "5").replace("K", "0"), "k_shot >= 1"),
+        (eps.replace("N", "31").replace("K", "1"), "31-way episodes need 31 classes"),
+        (
+            format!("{}\n{body}\nlearner(dls, protonet(b, #{{ n_way: 5, k_shot: 2 }}), #{{}});", eps.replace("N", "5").replace("K", "1")),
+            "the protonet is 5-way 2-shot but the episode loaders give 5-way 1-shot",
+        ),
+        (
+            format!("{}\n{body}\nlearner(dls, classifier_model(b, \"cosine\", 30), #{{}});", eps.replace("N", "5").replace("K", "1")),
+            "episode loaders feed a protonet",
+        ),
+        (
+            format!("let dls = image_loaders(t, #{{ size: 16, channels: 1, bs: 8 }});\n{body}\nlearner(dls, protonet(b, #{{}}), #{{}});"),
+            "build its data with episode_loaders",
+        ),
+        (eps.replace("N", "5").replace("K", "1").replace("episodes: 4", "episodes: 4, bs: 8"), "unknown episode_loaders option `bs`"),
+    ];
+    for (script, want) in cases {
+        let path = sb.write("bad.rhai", &format!("{SETUP}{script}"));
+        let r = sb.run(&[path.to_str().unwrap(), "--device", "cpu"]);
+        assert_eq!(r.code, 1, "{script}\n{}", r.stderr);
+        assert!(r.stderr.contains(want) && r.stderr.contains("bad.rhai:"), "want `{want}`:\n{}", r.stderr);
+        assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    }
+}

@@ -82,21 +82,36 @@ impl Episode {
 /// among the rows of `spec.part`. Classes with fewer than `k_shot + n_query` rows there
 /// are never drawn; too few usable classes is an error that gives the counts.
 pub fn sample_episodes(table: &Table, label: &str, spec: &EpisodeSpec) -> Result<Vec<Episode>> {
-    if spec.n_way < 2 || spec.k_shot < 1 || spec.n_query < 1 {
-        bail!("an episode needs n_way >= 2, k_shot >= 1 and n_query >= 1, got {}-way {}-shot with {} queries", spec.n_way, spec.k_shot, spec.n_query);
-    }
     let col = table.column(label)?;
     let keep: Vec<bool> = match spec.part {
         Part::All => vec![true; table.len()],
         Part::Train => table.bools("is_valid")?.iter().map(|v| !v).collect(),
         Part::Valid => table.bools("is_valid")?.to_vec(),
     };
-    let mut by_class: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for i in (0..table.len()).filter(|&i| keep[i]) {
-        by_class.entry(col.get(i).to_string()).or_default().push(i);
+    let rows: Vec<usize> = (0..table.len()).filter(|&i| keep[i]).collect();
+    let classes: Vec<String> = rows.iter().map(|&i| col.get(i).to_string()).collect();
+    let mut episodes = draw_episodes(&classes, spec, &format!("episodes/{}", spec.part))?;
+    for ep in &mut episodes {
+        for r in ep.support.iter_mut().chain(ep.query.iter_mut()) {
+            *r = rows[*r];
+        }
+    }
+    Ok(episodes)
+}
+
+/// Draws `spec.n_episodes` episodes over items `0..classes.len()`, item `i` of class
+/// `classes[i]` (`spec.part` only names the split in messages); episode `e` draws from the
+/// random stream `(spec.seed, "{stream}/{e}")`, so a loader can draw new episodes each epoch.
+pub fn draw_episodes(classes: &[String], spec: &EpisodeSpec, stream: &str) -> Result<Vec<Episode>> {
+    if spec.n_way < 2 || spec.k_shot < 1 || spec.n_query < 1 {
+        bail!("an episode needs n_way >= 2, k_shot >= 1 and n_query >= 1, got {}-way {}-shot with {} queries", spec.n_way, spec.k_shot, spec.n_query);
+    }
+    let mut by_class: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, c) in classes.iter().enumerate() {
+        by_class.entry(c).or_default().push(i);
     }
     let need = spec.k_shot + spec.n_query;
-    let usable: Vec<(&String, &Vec<usize>)> = by_class.iter().filter(|(_, rows)| rows.len() >= need).collect();
+    let usable: Vec<(&str, &Vec<usize>)> = by_class.iter().map(|(n, r)| (*n, r)).filter(|(_, rows)| rows.len() >= need).collect();
     // The pools an episode's classes come from: all usable classes, or one parent's.
     let mut pools: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, (name, _)) in usable.iter().enumerate() {
@@ -118,13 +133,13 @@ pub fn sample_episodes(table: &Table, label: &str, spec: &EpisodeSpec) -> Result
     }
     let episodes = (0..spec.n_episodes)
         .map(|e| {
-            let mut rng = crate::seed::rng(spec.seed, &format!("episodes/{}/{e}", spec.part));
+            let mut rng = crate::seed::rng(spec.seed, &format!("{stream}/{e}"));
             let pool = if pools.len() == 1 { &pools[0] } else { &pools[rng.gen_range(0..pools.len())] };
             let mut ep = Episode { classes: Vec::new(), support: Vec::new(), query: Vec::new(), query_y: Vec::new() };
             for (c, pi) in sample(&mut rng, pool.len(), spec.n_way).into_iter().enumerate() {
                 let (name, rows) = usable[pool[pi]];
                 let picked: Vec<usize> = sample(&mut rng, rows.len(), need).into_iter().map(|r| rows[r]).collect();
-                ep.classes.push(name.clone());
+                ep.classes.push(name.to_string());
                 ep.support.extend_from_slice(&picked[..spec.k_shot]);
                 ep.query.extend_from_slice(&picked[spec.k_shot..]);
                 ep.query_y.extend(std::iter::repeat_n(c, spec.n_query));

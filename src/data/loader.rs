@@ -8,6 +8,7 @@
 //! (crop position, augmentation) comes from (seed, epoch, item index), never from the
 //! thread that happens to run it, so batches are identical whatever the thread count.
 use super::augment::Augment;
+use super::episodic::{EpisodeDraw, EpisodeLayout};
 use super::image::{decode_for, load_resized, shrink_for, Method, Pixels};
 use super::pairs::Redraw;
 pub use super::render::Item;
@@ -110,6 +111,8 @@ pub struct DataLoader {
     train: bool,
     bs: usize,
     redraw: Option<Arc<Redraw>>,
+    /// Batches are episodes (see `episodic`).
+    episodes: Option<Arc<EpisodeDraw>>,
     pool: Arc<rayon::ThreadPool>,
     device: Device,
     prefetch: usize,
@@ -121,7 +124,9 @@ pub struct DataLoader {
 impl DataLoader {
     /// Batches per epoch (train drops the last partial batch).
     pub fn len(&self) -> usize {
-        if self.train {
+        if let Some(e) = self.episodes.as_ref().filter(|_| self.train) {
+            e.layout.episodes
+        } else if self.train {
             self.items.len() / self.bs
         } else {
             self.items.len().div_ceil(self.bs)
@@ -140,10 +145,28 @@ impl DataLoader {
         self.bs
     }
 
-    /// The items of `epoch` (redrawn pairs after the first epoch when enabled) and their order.
-    fn plan(&self, epoch: usize) -> (Arc<Vec<Item>>, Vec<usize>) {
-        let items = match &self.redraw {
-            Some(r) if epoch > 0 => {
+    /// The items the loader was built with (an episodic training loader's pool).
+    pub(crate) fn pool(&self) -> &[Item] {
+        &self.items
+    }
+
+    /// Makes the batches episodes: training draws them from its items each epoch;
+    /// validation gets its fixed episodes' items, laid out.
+    pub(crate) fn set_episodes(&mut self, draw: Arc<EpisodeDraw>, items: Option<Vec<Item>>) {
+        self.bs = draw.layout.size();
+        self.episodes = Some(draw);
+        if let Some(items) = items {
+            self.items = Arc::new(items);
+        }
+    }
+
+    /// The items of `epoch` (redrawn pairs after the first epoch when enabled, an
+    /// episodic loader's episodes) and their order.
+    fn plan(&self, epoch: usize) -> Result<(Arc<Vec<Item>>, Vec<usize>)> {
+        let drawn = self.episodes.as_ref().filter(|e| e.classes.is_some());
+        let items = match (&self.redraw, drawn) {
+            (_, Some(e)) => Arc::new(e.draw(&self.items, epoch)?),
+            (Some(r), _) if epoch > 0 => {
                 let (items, fb) = r.draw(self.images.seed, epoch);
                 if fb.total() > 0 {
                     tracing::warn!("epoch {epoch} pairs: {}", fb.describe());
@@ -153,10 +176,10 @@ impl DataLoader {
             _ => self.items.clone(),
         };
         let mut order: Vec<usize> = (0..items.len()).collect();
-        if self.train {
+        if self.train && self.episodes.is_none() {
             order.shuffle(&mut crate::seed::rng(self.images.seed, &format!("shuffle/{epoch}")));
         }
-        (items, order)
+        Ok((items, order))
     }
 
     /// Batches of one epoch; `epoch` varies the shuffle (train), the augmentation and the
@@ -173,7 +196,7 @@ impl DataLoader {
     }
 
     fn iter_with(&self, epoch: usize, augment: bool) -> Result<BatchIter<'_>> {
-        let (items, order) = self.plan(epoch);
+        let (items, order) = self.plan(epoch)?;
         let batches: Vec<Vec<usize>> = order.chunks(self.bs).filter(|c| !self.train || c.len() == self.bs).map(<[usize]>::to_vec).collect();
         let (tx, rx) = crossbeam_channel::bounded(self.prefetch.max(1));
         let stop = Arc::new(AtomicBool::new(false));
@@ -212,14 +235,23 @@ impl DataLoader {
     /// The first `n` items of `epoch` as u8 pixels with their classes, as the loader would
     /// prepare them (for show_batch).
     pub fn preview(&self, epoch: usize, n: usize) -> Result<Vec<(Vec<Pixels>, i64)>> {
-        let (items, order) = self.plan(epoch);
+        let (items, order) = self.plan(epoch)?;
         let picked: Vec<usize> = order.into_iter().take(n).collect();
         self.render(&items, &picked, epoch)
     }
 
-    /// Items by their place in the loader's list (the validation order), as epoch 0
-    /// prepares them (for plot_top_losses).
+    /// Items by their place in the loader's list (the validation order; an episodic
+    /// loader's by their place among the targets, its queries), as epoch 0 prepares them
+    /// (for plot_top_losses).
     pub fn items_at(&self, picked: &[usize]) -> Result<Vec<(Vec<Pixels>, i64)>> {
+        let mapped: Vec<usize>;
+        let picked = match &self.episodes {
+            Some(e) => {
+                mapped = picked.iter().map(|&i| e.layout.item_of_query(i)).collect();
+                &mapped[..]
+            }
+            None => picked,
+        };
         if let Some(i) = picked.iter().find(|&&i| i >= self.items.len()) {
             bail!("item {i} is out of range: the loader has {} items", self.items.len());
         }
@@ -254,7 +286,11 @@ impl DataLoader {
 
     fn to_batch(&self, host: HostBatch) -> Result<Batch> {
         let xs = host.xs.iter().map(|x| self.to_tensor(x)).collect::<Result<Vec<_>>>()?;
-        Ok(Batch { xs, y: to_device(&host.y, self.device)? })
+        let y = match &self.episodes {
+            Some(e) => Tensor::f_from_slice(&e.layout.targets())?.f_to_device(self.device)?,
+            None => to_device(&host.y, self.device)?,
+        };
+        Ok(Batch { xs, y })
     }
 }
 
@@ -327,6 +363,9 @@ pub struct DataLoaders {
     pub std: Vec<f32>,
     /// Items dropped by `skip_bad`.
     pub skipped: usize,
+    /// Episodic loaders' layout (batches are episodes, targets episode-local; `vocab`
+    /// keeps the data's classes).
+    pub episodes: Option<EpisodeLayout>,
 }
 
 /// What `DataLoaders::build` is given: images, items per side, classes.
@@ -421,6 +460,7 @@ impl DataLoaders {
                 train: is_train,
                 bs,
                 redraw: if is_train { redraw.clone() } else { None },
+                episodes: None,
                 pool: pool.clone(),
                 device: cfg.device,
                 prefetch: cfg.prefetch,
@@ -439,6 +479,7 @@ impl DataLoaders {
             mean,
             std,
             skipped,
+            episodes: None,
         })
     }
 

@@ -5,6 +5,7 @@ pub mod augment;
 pub mod blocks;
 pub mod datasets;
 pub mod episodes;
+pub mod episodic;
 pub mod files;
 pub mod grid;
 pub mod image;

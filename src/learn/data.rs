@@ -17,8 +17,13 @@ pub trait LearnData {
     fn train(&self, epoch: usize) -> Result<Batches<'_>>;
     fn valid(&self) -> Result<Batches<'_>>;
     fn train_len(&self) -> usize;
-    /// Class names for targets (`["different", "same"]` for pairs).
+    /// Class names for targets (`["different", "same"]` for pairs, an episode's ways for
+    /// episodic loaders).
     fn vocab(&self) -> Vec<String>;
+    /// The episode layout when batches are N-way K-shot episodes.
+    fn episodes(&self) -> Option<&crate::data::episodic::EpisodeLayout> {
+        None
+    }
     /// One input item's shape `[channels, height, width]`, when the data knows it (so a
     /// summary shows what the loaders really feed the model).
     fn input_shape(&self) -> Option<Vec<i64>> {
@@ -54,7 +59,13 @@ impl LearnData for crate::data::loader::DataLoaders {
         self.train.len()
     }
     fn vocab(&self) -> Vec<String> {
-        self.vocab.clone()
+        match &self.episodes {
+            Some(e) => e.way_names(),
+            None => self.vocab.clone(),
+        }
+    }
+    fn episodes(&self) -> Option<&crate::data::episodic::EpisodeLayout> {
+        self.episodes.as_ref()
     }
     fn input_shape(&self) -> Option<Vec<i64>> {
         Some(vec![self.channels as i64, self.size as i64, self.size as i64])

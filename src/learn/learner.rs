@@ -112,6 +112,21 @@ pub struct ValidItems {
     pub same_logits: Option<Tensor>,
 }
 
+/// Episodes feed a prototypical network of the same shape, and only episodes do: any
+/// other pairing would misread the batch (support images as items, targets per query).
+fn check_episodes(model: &Model, data: &dyn LearnData) -> Result<()> {
+    match (data.episodes(), model.protonet_shape()) {
+        (Some(e), Some((n, k))) if (e.n_way, e.k_shot) != (n, k) => bail!(
+            "the protonet is {n}-way {k}-shot but the episode loaders give {}-way {}-shot episodes: give both the same n_way and k_shot",
+            e.n_way,
+            e.k_shot
+        ),
+        (Some(_), None) => bail!("episode loaders feed a protonet(body, #{{n_way, k_shot}}) model, not a {}", model.kind),
+        (None, Some(_)) => bail!("a protonet model trains on episodes: build its data with episode_loaders(...)"),
+        _ => Ok(()),
+    }
+}
+
 /// One item's prediction: the most likely class, its index, and every class's probability.
 #[derive(Debug, Clone)]
 pub struct Prediction {
@@ -150,6 +165,7 @@ impl Learner {
         if let Some(shape) = data.input_shape() {
             model.body.check_input(&shape)?;
         }
+        check_episodes(&model, data.as_ref())?;
         let metrics = opts.metrics.iter().map(|m| m.build()).collect();
         let groups = model.split(opts.splitter)?;
         let vars = model.vs.variables();

@@ -9,6 +9,7 @@ pub mod summary;
 pub mod weights;
 
 use crate::learn::loss::Loss;
+use crate::learn::protonet::{proto_logits, prototypes, Metric};
 use anyhow::{bail, Context, Result};
 use convnet::ConvNetSpec;
 use head::HeadSpec;
@@ -174,6 +175,17 @@ enum PairHead {
 enum Net {
     Classifier { body: Seq, head: ClassHead },
     Siamese { encoder: Seq, pool: bool, head: PairHead },
+    Prototypes { body: Seq, pool: bool, shape: ProtoShape },
+}
+
+/// What a prototypical network reads from its batch of one episode: `n_way * k_shot`
+/// support images (class-major), then the queries; `scale` multiplies its logits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProtoShape {
+    pub n_way: usize,
+    pub k_shot: usize,
+    pub metric: Metric,
+    pub scale: f64,
 }
 
 /// A classifier's head.
@@ -252,6 +264,33 @@ impl Model {
         let weight = (vs.root() / "head").var("weight", &[n_out, body.out_channels()], nn::Init::Randn { mean: 0.0, stdev: 0.01 });
         let head = ClassHead::Cosine { pool: body.outputs_feature_map(), weight, scale, margin: 0.0 };
         Model::finish(vs, Net::Classifier { body: b, head }, Output::Logits, body, "CosineClassifier")
+    }
+
+    /// A prototypical network (Snell et al.) over `body`: each batch is one episode (see
+    /// `ProtoShape`), and the output is `scale * proto_logits` of its queries against the
+    /// class means of its support embeddings, `[n_way * n_query, n_way]`, so that the
+    /// ordinary cross-entropy and accuracy apply. It has no head: its body is what a
+    /// cosine classifier's body is, for `embedding`, `siamese_from` and N-way evaluation.
+    pub fn protonet(body: &BodySpec, shape: ProtoShape, device: Device) -> Result<Model> {
+        if shape.n_way < 2 || shape.k_shot < 1 || shape.scale <= 0.0 || !shape.scale.is_finite() {
+            bail!(
+                "a protonet needs n_way >= 2, k_shot >= 1 and a positive scale, got n_way {}, k_shot {}, scale {}",
+                shape.n_way,
+                shape.k_shot,
+                shape.scale
+            );
+        }
+        let vs = nn::VarStore::new(device);
+        let b = body.build(&(vs.root() / "body"))?;
+        Model::finish(vs, Net::Prototypes { body: b, pool: body.outputs_feature_map(), shape }, Output::Logits, body, "ProtoNet")
+    }
+
+    /// A protonet's (n_way, k_shot); None for other models.
+    pub fn protonet_shape(&self) -> Option<(usize, usize)> {
+        match &self.net {
+            Net::Prototypes { shape, .. } => Some((shape.n_way, shape.k_shot)),
+            _ => None,
+        }
     }
 
     /// A cosine classifier trained with CosFace's additive margin `m` (a cosine, in [0, 1)):
@@ -343,7 +382,7 @@ impl Model {
 
     pub fn n_inputs(&self) -> usize {
         match self.net {
-            Net::Classifier { .. } => 1,
+            Net::Classifier { .. } | Net::Prototypes { .. } => 1,
             Net::Siamese { .. } => 2,
         }
     }
@@ -369,9 +408,26 @@ impl Model {
         if xs.len() != self.n_inputs() {
             bail!("{} takes {} image batch(es), got {}", self.kind, self.n_inputs(), xs.len());
         }
+        if let Net::Prototypes { shape, .. } = &self.net {
+            let (rows, support) = (xs[0].size().first().copied().unwrap_or(0) as usize, shape.n_way * shape.k_shot);
+            if rows <= support || (rows - support) % shape.n_way != 0 {
+                bail!(
+                    "a {}-way {}-shot protonet reads a batch as one episode ({support} support images, then queries, a multiple of {}); got {rows} images",
+                    shape.n_way,
+                    shape.k_shot,
+                    shape.n_way
+                );
+            }
+        }
         let run = || -> Tensor {
             match &self.net {
                 Net::Classifier { body, head } => head.forward(body.forward_t(&xs[0], train), train),
+                Net::Prototypes { body, pool, shape } => {
+                    let e = embed(body.forward_t(&xs[0], train), *pool);
+                    let support = (shape.n_way * shape.k_shot) as i64;
+                    let protos = prototypes(&e.narrow(0, 0, support), shape.n_way).expect("support rows checked above");
+                    proto_logits(&protos, &e.narrow(0, support, e.size()[0] - support), shape.metric) * shape.scale
+                }
                 Net::Siamese { encoder, pool, head } => {
                     let a = encoder.forward_t(&xs[0], train);
                     let b = encoder.forward_t(&xs[1], train);
@@ -405,7 +461,7 @@ impl Model {
     /// The body (encoder) alone: a feature map or an embedding.
     pub fn features(&self, x: &Tensor, train: bool) -> Tensor {
         match &self.net {
-            Net::Classifier { body, .. } => body.forward_t(x, train),
+            Net::Classifier { body, .. } | Net::Prototypes { body, .. } => body.forward_t(x, train),
             Net::Siamese { encoder, .. } => encoder.forward_t(x, train),
         }
     }

@@ -20,6 +20,18 @@ impl Model {
                     rows.push(("embed".into(), "embedding".into(), embed(f, *pool).size()));
                     rows.push(("head".into(), "scale * cos(e, class weights)".into(), self.forward(&[x.shallow_clone()], false)?.size()));
                 }
+                Net::Prototypes { body, pool, shape } => {
+                    let f = body.trace(&x, false, "body.", &mut rows);
+                    let e = embed(f, *pool);
+                    rows.push(("embed".into(), "embedding".into(), e.size()));
+                    let protos = vec![shape.n_way as i64, e.size()[1]];
+                    rows.push(("protos".into(), format!("class means of {} support embeddings each", shape.k_shot), protos));
+                    rows.push((
+                        "head".into(),
+                        format!("{} * {:?} closeness of each query to each prototype", shape.scale, shape.metric),
+                        vec![-1, shape.n_way as i64],
+                    ));
+                }
                 Net::Siamese { encoder, pool, head } => {
                     let f = encoder.trace(&x, false, "body.", &mut rows);
                     match head {

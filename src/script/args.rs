@@ -86,6 +86,11 @@ impl Opts {
         self.table.get(key).ok_or_else(|| script_err(format!("internal error: {} reads option `{key}` that its table lacks", self.table.function)))
     }
 
+    /// Whether the function's table has option `key`.
+    pub fn has(&self, key: &str) -> bool {
+        self.table.get(key).is_some()
+    }
+
     /// The value given for `key`, if any.
     pub fn get(&mut self, key: &str) -> RhaiResult<Option<Dynamic>> {
         self.spec(key)?;

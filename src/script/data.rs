@@ -5,6 +5,7 @@
 use super::args::{script_err, to_string, Opts, OrScript, RhaiResult};
 use super::ctx::ScriptCtx;
 use super::options;
+use crate::data::episodic::{episode_loaders, EpisodeLayout};
 use crate::data::image::{Method, PadMode};
 use crate::data::labels::{label_all, Labeller};
 use crate::data::loader::Normalize;
@@ -81,6 +82,7 @@ fn flags(ctx: &NativeCallContext, fp: &FnPtr, args: impl Iterator<Item = Dynamic
     .collect()
 }
 
+/// The loader options; `bs` and `val_bs` only where the function has them (not episodes).
 fn loader_config(ctx: &ScriptCtx, o: &mut Opts) -> RhaiResult<LoaderConfig> {
     let d = LoaderConfig::default();
     let pad_mode = PadMode::parse(&o.string("pad_mode")?).or_script()?;
@@ -102,8 +104,8 @@ fn loader_config(ctx: &ScriptCtx, o: &mut Opts) -> RhaiResult<LoaderConfig> {
         size: o.usize("size")? as u32,
         method,
         normalize,
-        bs: o.usize("bs")?,
-        val_bs: o.opt_usize("val_bs")?,
+        bs: if o.has("bs") { o.usize("bs")? } else { d.bs },
+        val_bs: if o.has("val_bs") { o.opt_usize("val_bs")? } else { None },
         channels: o.usize("channels")?,
         augment,
         cache: o.bool("cache")?,
@@ -466,6 +468,29 @@ fn register_loaders(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
             let (x, y, v) = (o.string("x")?, o.string("y")?, o.string("valid_col")?);
             o.finish()?;
             blocks::image_loaders(&t.0, &x, &y, &v, &cfg).map(|d| ScriptDataLoaders(Rc::new(d))).or_script()
+        }
+    );
+    let c = ctx.clone();
+    reg!(
+        engine,
+        "episode_loaders",
+        ["t: Table", "options: Map", "DataLoaders"],
+        "Episodic loaders from a classification table: every batch one N-way K-shot episode (support class-major, then queries), targets the queries' episode-local classes; training episodes drawn afresh each epoch, validation episodes once. Options: see Options below.",
+        move |t: &mut ScriptTable, opts: Map| -> RhaiResult<ScriptDataLoaders> {
+            let mut o = Opts::new(&options::EPISODE_LOADERS, opts);
+            let cfg = loader_config(&c, &mut o)?;
+            let (x, y, v) = (o.string("x")?, o.string("y")?, o.string("valid_col")?);
+            let layout = EpisodeLayout {
+                n_way: o.usize("n_way")?,
+                k_shot: o.usize("k_shot")?,
+                n_query: o.usize("n_query")?,
+                episodes: o.usize("episodes")?,
+                valid_episodes: o.usize("valid_episodes")?,
+                valid_query: o.opt_usize("valid_query")?,
+                within_parent: o.bool("within_parent")?,
+            };
+            o.finish()?;
+            episode_loaders(&t.0, &x, &y, &v, &cfg, &layout).map(|d| ScriptDataLoaders(Rc::new(d))).or_script()
         }
     );
     let c = ctx.clone();

@@ -5,7 +5,7 @@ use super::ctx::ScriptCtx;
 use super::options;
 use crate::model::convnet::ConvNetSpec;
 use crate::model::head::HeadSpec;
-use crate::model::{BodySpec, Model, PairHeadSpec};
+use crate::model::{BodySpec, Model, PairHeadSpec, ProtoShape};
 use crate::reg;
 use rhai::{Array, Dynamic, Engine, Map};
 use std::path::PathBuf;
@@ -158,6 +158,19 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         ["body: Body", "head: String", "n_out: i64", "Model"],
         "An image classifier with a \"cosine\" head: scale * cos(embedding, class weight), scale 20; any body.",
         move |b: BodySpec, h: &str, n: Dynamic| cosine_classifier(&c, b, h, n, Map::new())
+    );
+    let c = ctx.clone();
+    reg!(
+        engine,
+        "protonet",
+        ["body: Body", "options: Map", "Model"],
+        "A prototypical network over body, trained on episode_loaders' episodes: scale * closeness of each query to each class mean of the support embeddings, [n_way * n_query, n_way]. Options: see Options below.",
+        move |b: BodySpec, o: Map| -> RhaiResult<ScriptModel> {
+            let mut o = Opts::new(&options::PROTONET, o);
+            let shape = ProtoShape { n_way: o.usize("n_way")?, k_shot: o.usize("k_shot")?, metric: o.choice("metric")?, scale: o.f64("scale")? };
+            o.finish()?;
+            Ok(ScriptModel(Rc::new(Model::protonet(&b, shape, c.device).or_script()?)))
+        }
     );
     let c = ctx.clone();
     reg!(

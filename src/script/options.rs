@@ -65,8 +65,6 @@ const LOADER: &[Opt] = &[
     opt("method", "String", Def::S("crop"), "resize method: crop (random on training, centre on validation), pad or squish"),
     opt("pad_mode", "String", Def::S("reflection"), "padding for `pad` and the affine warp: reflection, zeros or border"),
     opt("normalize", "String", Def::S("imagenet"), "imagenet statistics, stats (of up to 512 training images) or none (only / 255)"),
-    opt("bs", "i64", Def::I(64), "batch size"),
-    opt("val_bs", "i64", Def::None, "validation batch size (default: bs)"),
     opt("channels", "i64", Def::I(3), "1 (grey) or 3 (RGB)"),
     opt("flip", "bool", Def::B(false), "random horizontal flips on training"),
     opt("rotate", "f64", Def::F(0.0), "random rotation up to this many degrees"),
@@ -83,14 +81,30 @@ const LOADER: &[Opt] = &[
     SEED,
 ];
 
-pub const IMAGE_LOADERS: OptTable = OptTable {
-    function: "image_loaders",
+/// The batch sizes (episode loaders have none: a batch is an episode).
+const BATCH: &[Opt] = &[opt("bs", "i64", Def::I(64), "batch size"), opt("val_bs", "i64", Def::None, "validation batch size (default: bs)")];
+
+const TABLE_COLUMNS: &[Opt] = &[
+    opt("x", "String", Def::S("file"), "the column of image files"),
+    opt("y", "String", Def::S("label"), "the column of labels"),
+    opt("valid_col", "String", Def::S("is_valid"), "the true/false column that marks validation rows"),
+];
+
+pub const IMAGE_LOADERS: OptTable = OptTable { function: "image_loaders", groups: &[LOADER, BATCH, TABLE_COLUMNS] };
+
+pub const EPISODE_LOADERS: OptTable = OptTable {
+    function: "episode_loaders",
     groups: &[
         LOADER,
+        TABLE_COLUMNS,
         &[
-            opt("x", "String", Def::S("file"), "the column of image files"),
-            opt("y", "String", Def::S("label"), "the column of labels"),
-            opt("valid_col", "String", Def::S("is_valid"), "the true/false column that marks validation rows"),
+            opt("n_way", "i64", Def::I(5), "classes per episode"),
+            opt("k_shot", "i64", Def::I(1), "support images per class"),
+            opt("n_query", "i64", Def::I(5), "query images per class"),
+            opt("episodes", "i64", Def::I(100), "training episodes per epoch (drawn afresh each epoch)"),
+            opt("valid_episodes", "i64", Def::I(100), "validation episodes (drawn once)"),
+            opt("valid_query", "i64", Def::Text("n_query"), "query images per class in validation episodes"),
+            opt("within_parent", "bool", Def::B(false), "draw all of an episode's classes from one parent (see episodes)"),
         ],
     ],
 };
@@ -99,6 +113,7 @@ pub const PAIR_LOADERS: OptTable = OptTable {
     function: "pair_loaders",
     groups: &[
         LOADER,
+        BATCH,
         &[
             opt("redraw", "bool", Def::B(false), "draw new training pairs every epoch"),
             opt("p_same", "f64", Def::F(0.5), "with redraw: the share of same-class pairs"),
@@ -169,6 +184,16 @@ pub const CLASSIFIER_MODEL: OptTable = OptTable {
     groups: &[&[
         opt("scale", "f64", Def::F(20.0), "the cosine head's logit scale"),
         opt("margin", "f64", Def::F(0.0), "CosFace's additive cosine margin m: training takes scale * m off each image's own-class logit"),
+    ]],
+};
+
+pub const PROTONET: OptTable = OptTable {
+    function: "protonet",
+    groups: &[&[
+        opt("n_way", "i64", Def::I(5), "classes per episode (as the episode loaders draw them)"),
+        opt("k_shot", "i64", Def::I(1), "support images per class"),
+        opt("metric", "String", Def::S("euclidean"), "closeness of a query to a prototype: euclidean (Snell et al.) or cosine"),
+        opt("scale", "f64", Def::F(1.0), "the logits' scale (cosine needs about 10 to train)"),
     ]],
 };
 
@@ -299,11 +324,13 @@ pub const ALL: &[&OptTable] = &[
     &SIAMESE_PAIRS,
     &OVERSAMPLE,
     &IMAGE_LOADERS,
+    &EPISODE_LOADERS,
     &PAIR_LOADERS,
     &CREATE_BODY,
     &CONVNET,
     &CREATE_HEAD,
     &CLASSIFIER_MODEL,
+    &PROTONET,
     &SUMMARY,
     &LEARNER,
     &FIT_ONE_CYCLE,
