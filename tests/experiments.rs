@@ -98,6 +98,10 @@ fn omniglot_oneshot_scores_the_official_runs() {
         "val_way=2",
         "--set",
         "val_episodes=10",
+        "--set",
+        "pn_episodes=10",
+        "--set",
+        "pn_way=5",
     ]);
     r.ok();
     assert!(r.stdout.contains("run20: "), "{}", r.stdout);
