@@ -98,6 +98,7 @@ pub fn episode_loaders(table: &Table, x: &str, y: &str, valid_col: &str, cfg: &L
     let class_of = |items: &[Item], vocab: &[String]| -> Vec<String> { items.iter().map(|it| vocab[it.y as usize].clone()).collect() };
     let mut dls = blocks::image_loaders(table, x, y, valid_col, &cfg)?;
     let train = EpisodeDraw { layout: layout.clone(), classes: Some(class_of(dls.train.pool(), &dls.vocab)), seed: cfg.seed };
+    // A training split that cannot make an episode fails here, at the script's line, not at the first fit.
     train.draw(dls.train.pool(), 0)?;
     let valid_classes = class_of(dls.valid.pool(), &dls.vocab);
     let valid = EpisodeLayout { n_query: layout.valid_query.unwrap_or(layout.n_query), ..layout.clone() };
