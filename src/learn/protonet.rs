@@ -52,15 +52,21 @@ fn unit_rows(x: &Tensor) -> Tensor {
     x / x.norm_scalaropt_dim(2, [1], true).clamp_min(1e-12)
 }
 
-/// The prototypical loss of one episode: cross-entropy of the query logits (scaled by
-/// `scale`, which a cosine metric needs to be trainable) against each query's class.
+/// One episode's `[Q, N]` query logits: `scale` (which a cosine metric needs to be
+/// trainable) times the closeness of each query to the prototypes of `support`. The
+/// prototypical loss, a protonet model's output and the nearest-prototype answer.
+pub fn episode_logits(support: &Tensor, queries: &Tensor, n_way: usize, metric: Metric, scale: f64) -> Result<Tensor> {
+    Ok(proto_logits(&prototypes(support, n_way)?, queries, metric) * scale)
+}
+
+/// The prototypical loss of one episode: cross-entropy of its query logits against each
+/// query's class.
 pub fn proto_loss(support: &Tensor, queries: &Tensor, query_y: &Tensor, n_way: usize, metric: Metric, scale: f64) -> Result<Tensor> {
-    let logits = proto_logits(&prototypes(support, n_way)?, queries, metric) * scale;
-    Ok(logits.cross_entropy_for_logits(query_y))
+    Ok(episode_logits(support, queries, n_way, metric, scale)?.cross_entropy_for_logits(query_y))
 }
 
 /// Each query's class: the index of its nearest prototype.
 pub fn proto_predict(support: &Tensor, queries: &Tensor, n_way: usize, metric: Metric) -> Result<Vec<usize>> {
-    let best = proto_logits(&prototypes(support, n_way)?, queries, metric).argmax(1, false);
+    let best = episode_logits(support, queries, n_way, metric, 1.0)?.argmax(1, false);
     Ok(Vec::<i64>::try_from(best.to_device(tch::Device::Cpu))?.into_iter().map(|i| i as usize).collect())
 }

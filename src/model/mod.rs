@@ -9,7 +9,7 @@ pub mod summary;
 pub mod weights;
 
 use crate::learn::loss::Loss;
-use crate::learn::protonet::{proto_logits, prototypes, Metric};
+use crate::learn::protonet::{episode_logits, Metric};
 use anyhow::{bail, Context, Result};
 use convnet::ConvNetSpec;
 use head::HeadSpec;
@@ -425,8 +425,8 @@ impl Model {
                 Net::Prototypes { body, pool, shape } => {
                     let e = embed(body.forward_t(&xs[0], train), *pool);
                     let support = (shape.n_way * shape.k_shot) as i64;
-                    let protos = prototypes(&e.narrow(0, 0, support), shape.n_way).expect("support rows checked above");
-                    proto_logits(&protos, &e.narrow(0, support, e.size()[0] - support), shape.metric) * shape.scale
+                    let (s, q) = (e.narrow(0, 0, support), e.narrow(0, support, e.size()[0] - support));
+                    episode_logits(&s, &q, shape.n_way, shape.metric, shape.scale).expect("support rows checked above")
                 }
                 Net::Siamese { encoder, pool, head } => {
                     let a = encoder.forward_t(&xs[0], train);
