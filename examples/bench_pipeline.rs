@@ -2,7 +2,8 @@
 //! 224 + u8->float + ImageNet normalisation, through the real DataLoader, per thread count.
 //!   cargo run --release --example bench_pipeline -- <image folder> 1 2
 use anyhow::{Context, Result};
-use runner::data::loader::{DataLoaders, Item, ItemSet, LoaderConfig};
+use runner::data::dataloaders::{DataLoaders, ItemSet, LoaderConfig, Samplers};
+use runner::data::loader::Item;
 use std::time::Instant;
 
 fn main() -> Result<()> {
@@ -16,9 +17,8 @@ fn main() -> Result<()> {
         tch::set_num_threads(n as i32);
         let cfg = LoaderConfig { size: 224, bs: 64, num_workers: n, ..LoaderConfig::default() };
         // Validation mode (centre crop, in order): the same work as the Pillow reference.
-        let set =
-            ItemSet { paths: files.clone(), train: items.clone(), valid: items.clone(), vocab: vec!["x".into()], n_inputs: 1, train_classes: None };
-        let dls = DataLoaders::build(set, &cfg)?;
+        let set = ItemSet { paths: files.clone(), train: items.clone(), valid: items.clone(), vocab: vec!["x".into()], n_inputs: 1 };
+        let dls = DataLoaders::build(set, &cfg, |kept| Ok(Samplers::shuffled(kept, &cfg)))?;
         let mut best = f64::INFINITY;
         for pass in 0..6 {
             let t = Instant::now();

@@ -283,7 +283,7 @@ fn the_margin_comes_off_the_target_logit_only_in_the_loss() {
 }
 
 /// ORL faces by person at 16 px, as the episodic tests load them.
-fn orl_episodes(layout: &runner::data::episodic::EpisodeLayout, seed: u64) -> runner::data::DataLoaders {
+fn orl_episodes(layout: &runner::data::sampler::EpisodeLayout, seed: u64) -> runner::data::DataLoaders {
     use runner::data::{blocks, files, labels::Labeller, splitters, LoaderConfig};
     let root = common::datasets().join("orl_faces");
     let files = files::get_image_files(&[root]).unwrap().files;
@@ -291,11 +291,11 @@ fn orl_episodes(layout: &runner::data::episodic::EpisodeLayout, seed: u64) -> ru
     let split = splitters::group_splitter(&labels, 0.25, 7).unwrap();
     let t = blocks::image_table(&files, labels, &split).unwrap();
     let cfg = LoaderConfig { size: 16, channels: 1, num_workers: 2, seed, cache: true, ..LoaderConfig::default() };
-    runner::data::episodic::episode_loaders(&t, "file", "label", "is_valid", &cfg, layout).unwrap()
+    runner::data::blocks::episode_loaders(&t, "file", "label", "is_valid", &cfg, layout).unwrap()
 }
 
-fn layout(n_way: usize, k_shot: usize, n_query: usize) -> runner::data::episodic::EpisodeLayout {
-    runner::data::episodic::EpisodeLayout { n_way, k_shot, n_query, episodes: 4, valid_episodes: 3, valid_query: Some(1), within_parent: false }
+fn layout(n_way: usize, k_shot: usize, n_query: usize) -> runner::data::sampler::EpisodeLayout {
+    runner::data::sampler::EpisodeLayout { n_way, k_shot, n_query, episodes: 4, valid_episodes: 3, valid_query: Some(1), within_parent: false }
 }
 
 #[test]

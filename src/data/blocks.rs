@@ -1,12 +1,16 @@
 //! From a table to loaders: fastai's DataBlock step. A classification table has a file
 //! column, a label column and `is_valid`; a pairs table (as `siamese_pairs` makes it) has
-//! `file1`, `file2`, a true/false `label` and `is_valid`.
-use super::loader::{DataLoaders, Item, ItemSet, LoaderConfig};
+//! `file1`, `file2`, a true/false `label` and `is_valid`. Each kind of loaders is its items
+//! plus the samplers that batch them.
+use super::dataloaders::{DataLoaders, ItemSet, LoaderConfig, Samplers};
+use super::loader::Item;
+use super::sampler::{EpisodeLayout, EpisodeSampler, FixedEpisodes, PairRedraw, SequentialSampler};
 use super::splitters::Split;
 use super::table::{Column, Table};
 use anyhow::{bail, Result};
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// fastai's classification table: one row per file with its label and split.
 pub fn image_table(files: &[PathBuf], labels: Vec<String>, split: &Split) -> Result<Table> {
@@ -52,6 +56,14 @@ fn nonempty(table: &Table) -> Result<()> {
 /// Plain images with a class each; the vocabulary is the sorted distinct labels. A
 /// `turns` column (as `quarter_turns` adds) rotates each row's image.
 pub fn image_loaders(table: &Table, x: &str, y: &str, valid_col: &str, cfg: &LoaderConfig) -> Result<DataLoaders> {
+    if cfg.redraw.is_some() {
+        bail!("redraw needs the pairs' classes (columns class1 and class2, as siamese_pairs makes them)");
+    }
+    DataLoaders::build(image_items(table, x, y, valid_col)?, cfg, |kept| Ok(Samplers::shuffled(kept, cfg)))
+}
+
+/// The items of a classification table, split by `valid_col`.
+fn image_items(table: &Table, x: &str, y: &str, valid_col: &str) -> Result<ItemSet> {
     nonempty(table)?;
     let turns: Vec<u8> = match table.column("turns") {
         Ok(Column::Int(t)) => t.iter().map(|&t| t.rem_euclid(4) as u8).collect(),
@@ -81,10 +93,11 @@ pub fn image_loaders(table: &Table, x: &str, y: &str, valid_col: &str, cfg: &Loa
         })
         .collect();
     let (train, valid) = split_items(items, is_valid);
-    DataLoaders::build(ItemSet { paths: paths.paths, train, valid, vocab, n_inputs: 1, train_classes: None }, cfg)
+    Ok(ItemSet { paths: paths.paths, train, valid, vocab, n_inputs: 1 })
 }
 
-/// Pairs of images labelled same (1) or different (0).
+/// Pairs of images labelled same (1) or different (0); with `cfg.redraw`, the training
+/// pairs are drawn anew every epoch after the first.
 pub fn pair_loaders(table: &Table, cfg: &LoaderConfig) -> Result<DataLoaders> {
     nonempty(table)?;
     let (f1, f2) = (table.strs("file1")?, table.strs("file2")?);
@@ -92,7 +105,7 @@ pub fn pair_loaders(table: &Table, cfg: &LoaderConfig) -> Result<DataLoaders> {
     let is_valid = table.bools("is_valid")?;
     let mut paths = Paths::default();
     let items: Vec<Item> = (0..table.len()).map(|i| Item { ids: [paths.id(&f1[i]), paths.id(&f2[i])], y: same[i] as i64, turns: 0 }).collect();
-    let train_classes = match cfg.redraw {
+    let anchor_classes: Option<Vec<String>> = match cfg.redraw {
         Some(_) => {
             let c1 = table.strs("class1")?;
             Some((0..table.len()).filter(|&i| !is_valid[i]).map(|i| c1[i].clone()).collect())
@@ -101,7 +114,45 @@ pub fn pair_loaders(table: &Table, cfg: &LoaderConfig) -> Result<DataLoaders> {
     };
     let (train, valid) = split_items(items, is_valid);
     let vocab = vec!["different".to_string(), "same".to_string()];
-    DataLoaders::build(ItemSet { paths: paths.paths, train, valid, vocab, n_inputs: 2, train_classes }, cfg)
+    let set = ItemSet { paths: paths.paths, train, valid, vocab, n_inputs: 2 };
+    DataLoaders::build(set, cfg, |kept| {
+        Ok(match (cfg.redraw, anchor_classes) {
+            (Some(p), Some(classes)) => {
+                let classes: Vec<String> = kept.train_rows.iter().map(|&r| classes[r].clone()).collect();
+                Samplers {
+                    train: Arc::new(PairRedraw::new(kept.train, &classes, p, cfg.bs, cfg.seed)),
+                    valid: Arc::new(SequentialSampler::new(kept.valid, cfg.val_bs.unwrap_or(cfg.bs))),
+                }
+            }
+            _ => Samplers::shuffled(kept, cfg),
+        })
+    })
+}
+
+/// Episodic loaders over a classification table (as `image_loaders` reads it): training
+/// episodes from the rows of `valid_col` false, validation episodes from the others. The
+/// batch size is the episode's size; `cfg.bs` and `cfg.val_bs` are not read.
+pub fn episode_loaders(table: &Table, x: &str, y: &str, valid_col: &str, cfg: &LoaderConfig, layout: &EpisodeLayout) -> Result<DataLoaders> {
+    if layout.episodes == 0 || layout.valid_episodes == 0 {
+        bail!(
+            "episode loaders need at least one episode per epoch and one validation episode, got {} and {}",
+            layout.episodes,
+            layout.valid_episodes
+        );
+    }
+    let size = layout.size().max(1);
+    let cfg = LoaderConfig { bs: size, val_bs: Some(size), redraw: None, ..cfg.clone() };
+    let set = image_items(table, x, y, valid_col)?;
+    let vocab = set.vocab.clone();
+    let class_of = |items: &[Item]| -> Vec<String> { items.iter().map(|it| vocab[it.y as usize].clone()).collect() };
+    let mut dls = DataLoaders::build(set, &cfg, |kept| {
+        let train_classes = class_of(&kept.train);
+        let train = EpisodeSampler::new(layout, kept.train, train_classes, cfg.seed)?;
+        let valid = FixedEpisodes::new(layout, &kept.valid, &class_of(&kept.valid), cfg.seed)?;
+        Ok(Samplers { train: Arc::new(train), valid: Arc::new(valid) })
+    })?;
+    dls.episodes = Some(layout.clone());
+    Ok(dls)
 }
 
 #[cfg(test)]

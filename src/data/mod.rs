@@ -3,9 +3,9 @@
 //! datasets and oneshot fetch and read the data sets the experiments use.
 pub mod augment;
 pub mod blocks;
+pub mod dataloaders;
 pub mod datasets;
 pub mod episodes;
-pub mod episodic;
 pub mod files;
 pub mod grid;
 pub mod image;
@@ -15,10 +15,12 @@ pub mod loader;
 pub mod oneshot;
 pub mod pairs;
 pub mod render;
+pub mod sampler;
 pub mod show_batch;
 pub mod splitters;
 pub mod table;
 
-pub use loader::{Batch, DataLoader, DataLoaders, LoaderConfig};
+pub use dataloaders::{DataLoaders, LoaderConfig};
+pub use loader::{Batch, DataLoader};
 pub use oneshot::{read_oneshot_runs, OneShotRun};
 pub use table::Table;

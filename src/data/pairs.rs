@@ -6,7 +6,6 @@
 //! Fallbacks, counted and reported: a "same" draw for a class with a single image in the
 //! split becomes a "different" pair; a "different" draw in a split with one class becomes a
 //! "same" pair; a split holding a single file pairs it with itself.
-use super::render::Item;
 use super::splitters::Split;
 use super::table::{Column, Table};
 use anyhow::Result;
@@ -131,50 +130,6 @@ pub fn siamese_pairs(files: &[PathBuf], labels: &[String], split: &Split, p_same
         ("is_valid".into(), Column::Bool(split.is_valid.clone())),
     ])?;
     Ok((table, fb))
-}
-
-/// Training pairs redrawn each epoch: candidates are the training anchors (input 1 of each row).
-pub(crate) struct Redraw {
-    pool: PartnerPool,
-    /// Image id of each candidate.
-    members: Vec<usize>,
-    /// Candidate index of each row's anchor.
-    anchors: Vec<usize>,
-    p_same: f64,
-}
-
-impl Redraw {
-    pub fn new(items: &[Item], classes: &[String], p_same: f64) -> Redraw {
-        let mut members: Vec<usize> = Vec::new();
-        let mut member_classes = Vec::new();
-        let mut index = std::collections::HashMap::new();
-        let anchors = items
-            .iter()
-            .zip(classes)
-            .map(|(it, c)| {
-                *index.entry(it.ids[0]).or_insert_with(|| {
-                    members.push(it.ids[0]);
-                    member_classes.push(c.clone());
-                    members.len() - 1
-                })
-            })
-            .collect();
-        Redraw { pool: PartnerPool::new(member_classes), members, anchors, p_same }
-    }
-
-    pub fn draw(&self, seed: u64, epoch: usize) -> (Vec<Item>, Fallbacks) {
-        let mut rng = crate::seed::rng(seed, &format!("redraw/{epoch}"));
-        let mut fb = Fallbacks::default();
-        let items = self
-            .anchors
-            .iter()
-            .map(|&a| {
-                let (k, same) = self.pool.draw(a, self.p_same, &mut rng, &mut fb);
-                Item { ids: [self.members[a], self.members[k]], y: same as i64, turns: 0 }
-            })
-            .collect();
-        (items, fb)
-    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! for `normalize: "stats"`. Each item's random choices come from (seed, epoch, index).
 use super::augment::Augment;
 use super::image::{load_resized, resize, Method, Pixels};
+use super::sampler::BatchPlan;
 use anyhow::{Context, Result};
 use rand::Rng;
 use rayon::prelude::*;
@@ -29,6 +30,11 @@ pub(crate) struct Images {
 }
 
 impl Images {
+    /// The same transforms over other image files (uncached).
+    pub fn with_paths(&self, paths: Vec<PathBuf>) -> Images {
+        Images { paths, cache: None, size: self.size, method: self.method, channels: self.channels, augment: self.augment.clone(), seed: self.seed }
+    }
+
     /// Image `id` at the loader's size, the crop at `at` (fractions).
     pub fn sized(&self, id: usize, at: (f64, f64)) -> Result<Pixels> {
         match &self.cache {
@@ -61,22 +67,24 @@ impl Images {
     }
 }
 
-/// u8 pixels of one batch, one buffer per input, NHWC.
+/// u8 pixels of one batch, one buffer per input, NHWC, and its targets.
 pub(crate) struct RawBatch {
     pub xs: Vec<Vec<u8>>,
+    pub rows: usize,
     pub y: Vec<i64>,
 }
 
-/// Renders one batch in the pool; the first failing item (in batch order) is reported.
-pub(crate) fn produce(images: &Images, items: &[Item], batch: &[usize], n_inputs: usize, epoch: usize, train: bool) -> Result<RawBatch> {
-    let rendered: Vec<Result<Vec<Pixels>>> = batch.par_iter().map(|&i| images.render(&items[i], n_inputs, i, epoch, train)).collect();
-    let mut xs: Vec<Vec<u8>> = (0..n_inputs).map(|_| Vec::with_capacity(batch.len() * (images.size as usize).pow(2) * images.channels)).collect();
+/// Renders one planned batch in the pool; the first failing item (in batch order) is reported.
+pub(crate) fn produce(images: &Images, plan: &BatchPlan, n_inputs: usize, epoch: usize, train: bool) -> Result<RawBatch> {
+    let rendered: Vec<Result<Vec<Pixels>>> = plan.items.par_iter().map(|d| images.render(&d.item, n_inputs, d.key, epoch, train)).collect();
+    let rows = plan.items.len();
+    let mut xs: Vec<Vec<u8>> = (0..n_inputs).map(|_| Vec::with_capacity(rows * (images.size as usize).pow(2) * images.channels)).collect();
     for r in rendered {
         for (buf, px) in xs.iter_mut().zip(r?) {
             buf.extend_from_slice(&px.data);
         }
     }
-    Ok(RawBatch { xs, y: batch.iter().map(|&i| items[i].y).collect() })
+    Ok(RawBatch { xs, rows, y: plan.targets.clone() })
 }
 
 /// Per-channel mean and std over up to 512 training images (valid-mode transforms).

@@ -1,8 +1,8 @@
 //! `show_batch`: a PNG grid of the first training items as the model will see them
 //! (crop and augmentation included, before normalisation), each titled with its label;
 //! the two images of a pair sit side by side (see `grid`).
+use super::dataloaders::DataLoaders;
 use super::grid::{save_grid, tile_width, wrap, Tile, MIN_SIDE};
-use super::loader::DataLoaders;
 use anyhow::{bail, Result};
 use std::path::Path;
 

@@ -21,7 +21,7 @@ pub trait LearnData {
     /// episodic loaders).
     fn vocab(&self) -> Vec<String>;
     /// The episode layout when batches are N-way K-shot episodes.
-    fn episodes(&self) -> Option<&crate::data::episodic::EpisodeLayout> {
+    fn episodes(&self) -> Option<&crate::data::sampler::EpisodeLayout> {
         None
     }
     /// One input item's shape `[channels, height, width]`, when the data knows it (so a
@@ -48,7 +48,7 @@ pub trait LearnData {
     }
 }
 
-impl LearnData for crate::data::loader::DataLoaders {
+impl LearnData for crate::data::DataLoaders {
     fn train(&self, epoch: usize) -> Result<Batches<'_>> {
         Ok(Box::new(self.train.iter(epoch)?.map(|b| b.map(|b| XY { xs: b.xs, y: b.y }))))
     }
@@ -64,14 +64,14 @@ impl LearnData for crate::data::loader::DataLoaders {
             None => self.vocab.clone(),
         }
     }
-    fn episodes(&self) -> Option<&crate::data::episodic::EpisodeLayout> {
+    fn episodes(&self) -> Option<&crate::data::sampler::EpisodeLayout> {
         self.episodes.as_ref()
     }
     fn input_shape(&self) -> Option<Vec<i64>> {
         Some(vec![self.channels as i64, self.size as i64, self.size as i64])
     }
     fn encode(&self, files: &[std::path::PathBuf], turns: &[u8], tta: Option<usize>) -> Result<Tensor> {
-        crate::data::loader::DataLoaders::encode(self, files, turns, tta)
+        crate::data::DataLoaders::encode(self, files, turns, tta)
     }
     fn valid_augmented(&self, n: usize) -> Result<Batches<'_>> {
         Ok(Box::new(self.valid.iter_augmented(n)?.map(|b| b.map(|b| XY { xs: b.xs, y: b.y }))))

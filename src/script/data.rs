@@ -5,10 +5,11 @@
 use super::args::{script_err, to_string, Opts, OrScript, RhaiResult};
 use super::ctx::ScriptCtx;
 use super::options;
-use crate::data::episodic::{episode_loaders, EpisodeLayout};
+use crate::data::blocks::episode_loaders;
+use crate::data::dataloaders::Normalize;
 use crate::data::image::{Method, PadMode};
 use crate::data::labels::{label_all, Labeller};
-use crate::data::loader::Normalize;
+use crate::data::sampler::EpisodeLayout;
 use crate::data::splitters::{self, Split};
 use crate::data::table::{Table, Value};
 use crate::data::{augment::Augment, blocks, datasets, files, oneshot, pairs, DataLoaders, LoaderConfig};

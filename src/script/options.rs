@@ -362,7 +362,7 @@ pub fn markdown() -> String {
 mod tests {
     use super::*;
     use crate::data::augment::Augment;
-    use crate::data::loader::LoaderConfig;
+    use crate::data::LoaderConfig;
     use crate::learn::lr_find::LrFindOptions;
     use crate::learn::schedule::OneCycle;
 

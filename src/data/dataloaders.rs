@@ -1,0 +1,406 @@
+//! A data set's training and validation loaders, built from its items: fastai's
+//! `DataLoaders`. Building checks the settings, starts the worker pool, decodes ahead for
+//! the cache or `skip_bad`, and computes the normalisation; which items make each batch is
+//! left to the samplers the caller chooses from the items that survived.
+use super::augment::Augment;
+use super::image::{decode_for, shrink_for, Method, Pixels};
+use super::loader::{DataLoader, Item, Renderer};
+use super::render::{channel_stats, Images};
+use super::sampler::{EpisodeLayout, RandomSampler, Sampler, SequentialSampler};
+use anyhow::{bail, Context, Result};
+use rayon::prelude::*;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tch::{Device, Tensor};
+
+pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+impl std::str::FromStr for Normalize {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Normalize> {
+        Ok(match s {
+            "imagenet" => Normalize::Imagenet,
+            "stats" => Normalize::Stats,
+            "none" => Normalize::None,
+            n => anyhow::bail!("unknown normalize `{n}`: use imagenet, stats or none"),
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Normalize {
+    /// ImageNet's mean and std (for pretrained models); grey images use their channel means.
+    Imagenet,
+    /// Per-channel mean and std of (up to 512) training images, computed when the loaders are built.
+    Stats,
+    /// Only `/ 255`.
+    None,
+}
+
+#[derive(Clone, Debug)]
+pub struct LoaderConfig {
+    pub size: u32,
+    pub method: Method,
+    pub normalize: Normalize,
+    pub bs: usize,
+    /// Validation batch size (default: `bs`).
+    pub val_bs: Option<usize>,
+    /// 1 (grey) or 3 (RGB; grey images are repeated).
+    pub channels: usize,
+    pub augment: Augment,
+    /// Keep every image decoded (shrunk to what the resize reads) in memory.
+    pub cache: bool,
+    /// Drop items whose image cannot be decoded (checked when building) instead of failing.
+    pub skip_bad: bool,
+    pub num_workers: usize,
+    pub seed: u64,
+    pub device: Device,
+    /// Redraw the training pairs every epoch after the first, with this `p_same`.
+    pub redraw: Option<f64>,
+    /// Batches prepared ahead of the consumer.
+    pub prefetch: usize,
+}
+
+impl Default for LoaderConfig {
+    fn default() -> LoaderConfig {
+        LoaderConfig {
+            size: 224,
+            method: Method::Crop,
+            normalize: Normalize::Imagenet,
+            bs: 64,
+            val_bs: None,
+            channels: 3,
+            augment: Augment::default(),
+            cache: false,
+            skip_bad: false,
+            num_workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            seed: crate::seed::DEFAULT_SEED,
+            device: Device::Cpu,
+            redraw: None,
+            prefetch: 4,
+        }
+    }
+}
+
+/// The training and validation loaders of one data set, with what a learner needs to know.
+pub struct DataLoaders {
+    pub train: DataLoader,
+    pub valid: DataLoader,
+    /// Class names; for pairs `["different", "same"]` (index 1 = same).
+    pub vocab: Vec<String>,
+    /// 1 (plain images) or 2 (pairs).
+    pub n_inputs: usize,
+    pub device: Device,
+    pub size: u32,
+    pub channels: usize,
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+    /// Items dropped by `skip_bad`.
+    pub skipped: usize,
+    /// Episodic loaders' layout (batches are episodes, targets episode-local; `vocab`
+    /// keeps the data's classes).
+    pub episodes: Option<EpisodeLayout>,
+}
+
+/// What `DataLoaders::build` is given: images, items per side, classes.
+pub struct ItemSet {
+    pub paths: Vec<PathBuf>,
+    pub train: Vec<Item>,
+    pub valid: Vec<Item>,
+    pub vocab: Vec<String>,
+    pub n_inputs: usize,
+}
+
+/// The items left after `skip_bad`, for the samplers: `train_rows[k]` is the place in
+/// the `ItemSet`'s training items of `train[k]`.
+pub struct Kept {
+    pub train: Vec<Item>,
+    pub valid: Vec<Item>,
+    pub train_rows: Vec<usize>,
+}
+
+/// The samplers of the two loaders.
+pub struct Samplers {
+    pub train: Arc<dyn Sampler>,
+    pub valid: Arc<dyn Sampler>,
+}
+
+impl Samplers {
+    /// fastai's defaults: training shuffled each epoch with `drop_last`, validation in order.
+    pub fn shuffled(kept: Kept, cfg: &LoaderConfig) -> Samplers {
+        Samplers {
+            train: Arc::new(RandomSampler::new(kept.train, cfg.bs, cfg.seed)),
+            valid: Arc::new(SequentialSampler::new(kept.valid, cfg.val_bs.unwrap_or(cfg.bs))),
+        }
+    }
+}
+
+impl DataLoaders {
+    /// Loaders over `set`, their batches planned by the samplers `samplers` makes of the
+    /// items that survive `skip_bad`.
+    pub fn build(set: ItemSet, cfg: &LoaderConfig, samplers: impl FnOnce(Kept) -> Result<Samplers>) -> Result<DataLoaders> {
+        let ItemSet { paths, train, valid, vocab, n_inputs } = set;
+        if cfg.size == 0 || cfg.bs == 0 || cfg.val_bs == Some(0) || cfg.num_workers == 0 {
+            bail!("size, bs, val_bs and num_workers must be at least 1");
+        }
+        if cfg.channels != 1 && cfg.channels != 3 {
+            bail!("channels must be 1 or 3, got {}", cfg.channels);
+        }
+        let pool = Arc::new(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(cfg.num_workers)
+                .thread_name(|i| format!("runner-data-{i}"))
+                .build()
+                .context("cannot start the data worker threads")?,
+        );
+        let (kept, cache, skipped) = decode_ahead(&paths, train, valid, n_inputs, cfg, &pool)?;
+        if kept.train.len() < cfg.bs {
+            bail!("the training set has {} item(s), fewer than bs {}: every batch would be dropped (drop_last); lower bs", kept.train.len(), cfg.bs);
+        }
+        let images = Arc::new(Images {
+            paths,
+            cache,
+            size: cfg.size,
+            method: cfg.method,
+            channels: cfg.channels,
+            augment: cfg.augment.clone(),
+            seed: cfg.seed,
+        });
+        let (mean, std) = match cfg.normalize {
+            Normalize::Imagenet if cfg.channels == 1 => (vec![IMAGENET_MEAN.iter().sum::<f32>() / 3.0], vec![IMAGENET_STD.iter().sum::<f32>() / 3.0]),
+            Normalize::Imagenet => (IMAGENET_MEAN.to_vec(), IMAGENET_STD.to_vec()),
+            Normalize::None => (vec![0.0; cfg.channels], vec![1.0; cfg.channels]),
+            Normalize::Stats => pool.install(|| channel_stats(&images, &kept.train, n_inputs))?,
+        };
+        let samplers = samplers(kept)?;
+        let r = Renderer { images, n_inputs, pool, device: cfg.device, prefetch: cfg.prefetch, mean, std };
+        Ok(DataLoaders {
+            train: DataLoader::new(&r, samplers.train, true)?,
+            valid: DataLoader::new(&r, samplers.valid, false)?,
+            vocab,
+            n_inputs,
+            device: cfg.device,
+            size: cfg.size,
+            channels: cfg.channels,
+            mean: r.mean,
+            std: r.std,
+            skipped,
+            episodes: None,
+        })
+    }
+
+    /// Valid-mode transforms (centre crop, normalise) of arbitrary image files, as one NCHW
+    /// batch on the device: for predict and the N-way one-shot evaluation.
+    pub fn encode_files(&self, files: &[PathBuf]) -> Result<Tensor> {
+        self.encode(files, &vec![0; files.len()], None)
+    }
+
+    /// `encode_files` with each image turned by `turns[i]` quarter turns and, for test-time
+    /// augmentation pass `Some(n)`, the training transforms of that pass.
+    pub fn encode(&self, files: &[PathBuf], turns: &[u8], tta: Option<usize>) -> Result<Tensor> {
+        self.valid.render_files(files, turns, tta)
+    }
+}
+
+/// For the cache or `skip_bad`: decodes every image once up front, drops the items of
+/// unreadable ones when `skip_bad` (or names the first), and keeps the decoded pixels
+/// (shrunk to what the resize reads) when `cache`.
+fn decode_ahead(
+    paths: &[PathBuf],
+    train: Vec<Item>,
+    valid: Vec<Item>,
+    n_inputs: usize,
+    cfg: &LoaderConfig,
+    pool: &rayon::ThreadPool,
+) -> Result<(Kept, Option<Vec<Pixels>>, usize)> {
+    let all = Kept { train_rows: (0..train.len()).collect(), train, valid };
+    if !cfg.cache && !cfg.skip_bad {
+        return Ok((all, None, 0));
+    }
+    let decoded: Vec<Result<Pixels>> = pool.install(|| {
+        paths.par_iter().map(|p| decode_for(p, cfg.channels, cfg.method, cfg.size).and_then(|px| shrink_for(px, cfg.method, cfg.size))).collect()
+    });
+    let bad: Vec<usize> = (0..paths.len()).filter(|&i| decoded[i].is_err()).collect();
+    let mut kept = all;
+    let mut skipped = 0;
+    if let Some(&first) = bad.first() {
+        if !cfg.skip_bad {
+            let e = decoded.into_iter().nth(first).and_then(Result::err).expect("a failed image");
+            bail!("{e:#} ({} unreadable image(s) in all; skip_bad: true drops them)", bad.len());
+        }
+        let ok = |it: &Item| it.ids[..n_inputs].iter().all(|id| bad.binary_search(id).is_err());
+        let before = kept.train.len() + kept.valid.len();
+        (kept.train_rows, kept.train) = kept.train_rows.into_iter().zip(kept.train).filter(|(_, it)| ok(it)).unzip();
+        kept.valid.retain(ok);
+        skipped = before - kept.train.len() - kept.valid.len();
+        tracing::warn!("skipped {skipped} item(s) with {} unreadable image(s), e.g. {}", bad.len(), paths[first].display());
+    }
+    let cache = cfg.cache.then(|| decoded.into_iter().map(|r| r.unwrap_or(Pixels { width: 0, height: 0, channels: 0, data: vec![] })).collect());
+    Ok((kept, cache, skipped))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::loader::DataLoader;
+    use crate::data::{blocks, files, labels::Labeller, pairs, splitters};
+    use std::path::Path;
+    use tch::Kind;
+
+    fn orl_pairs() -> crate::data::Table {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/orl_faces");
+        let files = files::get_image_files(&[root]).unwrap().files;
+        let labels: Vec<String> = files.iter().map(|f| Labeller::Parent(1).label(f).unwrap()).collect();
+        let split = splitters::group_splitter(&labels, 0.2, 42).unwrap();
+        pairs::siamese_pairs(&files, &labels, &split, 0.5, 42).unwrap().0
+    }
+
+    fn cfg(workers: usize) -> LoaderConfig {
+        LoaderConfig {
+            size: 24,
+            bs: 16,
+            channels: 1,
+            num_workers: workers,
+            augment: Augment {
+                flip: true,
+                rotate: 10.0,
+                shear: 0.2,
+                scale: 0.1,
+                translate: 0.05,
+                brightness: 0.1,
+                contrast: 0.1,
+                ..Augment::default()
+            },
+            ..LoaderConfig::default()
+        }
+    }
+
+    fn epoch(dl: &DataLoader, e: usize) -> Vec<(Vec<Tensor>, Tensor)> {
+        dl.iter(e).unwrap().map(|b| b.map(|b| (b.xs, b.y)).unwrap()).collect()
+    }
+
+    fn same(a: &[(Vec<Tensor>, Tensor)], b: &[(Vec<Tensor>, Tensor)]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.1.equal(&y.1) && x.0.iter().zip(&y.0).all(|(p, q)| p.equal(q)))
+    }
+
+    #[test]
+    fn batches_are_identical_whatever_the_thread_count() {
+        let t = orl_pairs();
+        let one = blocks::pair_loaders(&t, &cfg(1)).unwrap();
+        let two = blocks::pair_loaders(&t, &cfg(2)).unwrap();
+        let three = blocks::pair_loaders(&t, &cfg(3)).unwrap();
+        let e1 = epoch(&one.train, 1);
+        assert!(same(&e1, &epoch(&two.train, 1)));
+        assert!(same(&e1, &epoch(&three.train, 1)));
+        assert!(same(&epoch(&one.valid, 0), &epoch(&two.valid, 0)));
+        assert!(!same(&e1, &epoch(&one.train, 2)), "epochs differ (shuffle, augmentation)");
+    }
+
+    #[test]
+    fn shapes_drop_last_and_valid_order() {
+        let t = orl_pairs();
+        let dls = blocks::pair_loaders(&t, &cfg(2)).unwrap();
+        assert_eq!((dls.train.n_items(), dls.valid.n_items()), (320, 80));
+        assert_eq!((dls.train.len(), dls.valid.len()), (20, 5));
+        assert_eq!(dls.vocab, ["different", "same"]);
+        let b = dls.train.iter(0).unwrap().next().unwrap().unwrap();
+        assert_eq!(b.xs.len(), 2);
+        assert_eq!(b.xs[0].size(), [16, 1, 24, 24]);
+        assert_eq!(b.xs[0].kind(), Kind::Float);
+        assert_eq!(b.y.kind(), Kind::Int64);
+        let ys: Vec<i64> = epoch(&dls.valid, 0).iter().flat_map(|b| Vec::<i64>::try_from(&b.1).unwrap()).collect();
+        let want: Vec<i64> = (0..t.len()).filter(|&i| t.bools("is_valid").unwrap()[i]).map(|i| t.bools("label").unwrap()[i] as i64).collect();
+        assert_eq!(ys, want, "valid keeps the table's order");
+        let mut c = cfg(1);
+        c.bs = 400;
+        let e = blocks::pair_loaders(&t, &c).err().unwrap().to_string();
+        assert!(e.contains("fewer than bs 400"), "{e}");
+    }
+
+    #[test]
+    fn stats_normalisation_centres_the_data_and_cache_keeps_batches() {
+        let t = orl_pairs();
+        let mut c = cfg(2);
+        c.normalize = Normalize::Stats;
+        c.augment = Augment::default();
+        let dls = blocks::pair_loaders(&t, &c).unwrap();
+        let x = Tensor::cat(&epoch(&dls.train, 0).iter().map(|b| b.0[0].shallow_clone()).collect::<Vec<_>>(), 0);
+        assert!(x.mean(Kind::Double).double_value(&[]).abs() < 0.1);
+        assert!((x.std(true).double_value(&[]) - 1.0).abs() < 0.1);
+        c.cache = true;
+        c.size = 112; // no shrinking: the cache holds exactly the decoded faces
+        let cached = blocks::pair_loaders(&t, &c).unwrap();
+        c.cache = false;
+        let plain = blocks::pair_loaders(&t, &c).unwrap();
+        assert!(same(&epoch(&cached.valid, 0), &epoch(&plain.valid, 0)));
+    }
+
+    #[test]
+    fn redraw_gives_new_valid_pairs_each_epoch() {
+        let t = orl_pairs();
+        let mut c = cfg(2);
+        c.redraw = Some(0.5);
+        c.augment = Augment::default();
+        let dls = blocks::pair_loaders(&t, &c).unwrap();
+        let items = |e: usize| -> Vec<Item> { dls.train.sampler().plan(e).unwrap().into_iter().flat_map(|p| p.items).map(|d| d.item).collect() };
+        let (a, b) = (items(1), items(2));
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 320);
+        let valid_ids: std::collections::BTreeSet<usize> =
+            dls.valid.sampler().plan(0).unwrap().into_iter().flat_map(|p| p.items).flat_map(|d| d.item.ids).collect();
+        for it in &a {
+            assert_ne!(it.ids[0], it.ids[1], "no self pairs");
+            assert!(!valid_ids.contains(&it.ids[1]), "partners stay in the training split");
+        }
+        assert_eq!(epoch(&dls.train, 1).len(), 20);
+    }
+
+    #[test]
+    fn both_images_of_a_pair_share_the_random_crop() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/oxford-iiit-pet-sample/images");
+        let paths: Vec<PathBuf> = files::get_image_files(&[root]).unwrap().files.into_iter().take(8).collect();
+        let items: Vec<Item> = (0..8).map(|i| Item { ids: [i, i], y: 1, turns: 0 }).collect();
+        let set = ItemSet { paths, train: items.clone(), valid: items, vocab: vec!["different".into(), "same".into()], n_inputs: 2 };
+        let c = LoaderConfig { size: 16, bs: 8, num_workers: 2, ..LoaderConfig::default() };
+        let dls = DataLoaders::build(set, &c, |kept| Ok(Samplers::shuffled(kept, &c))).unwrap();
+        let train = epoch(&dls.train, 0);
+        assert!(train[0].0[0].equal(&train[0].0[1]), "same file, same crop fractions, same pixels");
+        assert!(!train[0].0[0].equal(&epoch(&dls.train, 1)[0].0[0]), "the crop position changes with the epoch");
+    }
+
+    #[test]
+    fn corrupt_image_is_named_or_skipped_and_counted() {
+        let d = tempfile::tempdir().unwrap();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/orl_faces/s1");
+        let mut files = Vec::new();
+        for i in 1..=9 {
+            let f = d.path().join(format!("{i}.pgm"));
+            std::fs::copy(src.join(format!("{i}.pgm")), &f).unwrap();
+            files.push(f);
+        }
+        let bad = d.path().join("bad.pgm");
+        std::fs::write(&bad, b"P5\n92 112\n255\nshort").unwrap();
+        files.push(bad);
+        let table = crate::data::Table::new(vec![
+            ("file".into(), crate::data::table::Column::Str(files.iter().map(|f| f.display().to_string()).collect())),
+            ("label".into(), crate::data::table::Column::Str((0..10).map(|i| format!("c{}", i % 2)).collect())),
+            ("is_valid".into(), crate::data::table::Column::Bool((0..10).map(|i| i == 0).collect())),
+        ])
+        .unwrap();
+        let mut c = cfg(2);
+        c.bs = 3;
+        let dls = blocks::image_loaders(&table, "file", "label", "is_valid", &c).unwrap();
+        let e = dls.train.iter(0).unwrap().find_map(|b| b.err()).map(|e| format!("{e:#}")).unwrap();
+        assert!(e.contains("bad.pgm"), "{e}");
+        c.cache = true;
+        let e = blocks::image_loaders(&table, "file", "label", "is_valid", &c).err().map(|e| format!("{e:#}")).unwrap();
+        assert!(e.contains("bad.pgm") && e.contains("skip_bad"), "{e}");
+        c.skip_bad = true;
+        let dls = blocks::image_loaders(&table, "file", "label", "is_valid", &c).unwrap();
+        assert_eq!((dls.skipped, dls.train.n_items()), (1, 8));
+        assert_eq!(epoch(&dls.train, 0).len(), 2);
+        let x = dls.encode_files(&files[..3]).unwrap();
+        assert_eq!(x.size(), [3, 1, 24, 24]);
+    }
+}
