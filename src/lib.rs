@@ -4,7 +4,8 @@
 //! Layers: `data` (files, labels, splits, pairs, tables, loaders), `model` (bodies,
 //! heads, Siamese models), `learn` (optimizer, schedules, fit loop, callbacks) and `track`
 //! (run records) and `report` (one HTML page over runs) are plain Rust APIs; `script`
-//! binds them into Rhai; `cli` is a thin shell.
+//! binds them into Rhai; `run` is a run's lifecycle from a `RunConfig` (and `sweep` runs
+//! many); `cli` is a thin shell that parses, dispatches and maps exit codes.
 pub mod cli;
 pub mod data;
 pub mod device;
@@ -13,6 +14,7 @@ pub mod logging;
 pub mod model;
 pub mod plot;
 pub mod report;
+pub mod run;
 pub mod script;
 pub mod seed;
 pub mod session;

@@ -26,9 +26,9 @@ pub fn interrupt_signal() -> Option<&'static str> {
     signal_name(INTERRUPT.load(Ordering::Relaxed))
 }
 
-/// The exit code of a run stopped by a signal: 128 + its number (130 SIGINT, 143 SIGTERM).
-pub fn interrupt_exit_code() -> i32 {
-    128 + INTERRUPT.load(Ordering::Relaxed)
+/// The number of the signal that interrupted the run (2 SIGINT, 15 SIGTERM), if one did.
+pub fn interrupt_signal_number() -> Option<i32> {
+    Some(INTERRUPT.load(Ordering::Relaxed)).filter(|&s| s != 0)
 }
 
 fn signal_name(sig: i32) -> Option<&'static str> {

@@ -1,8 +1,9 @@
-//! `runner compare`, `runner rerun` and `runner resume`: put runs side by side, repeat a
-//! run exactly from its record, and continue a stopped run in its own folder.
-use super::run::{execute, Folder, Launch};
-use super::{RunOptions, TrackArgs};
+//! `runner compare`, `runner rerun` and `runner resume`: put runs side by side, and show
+//! a rerun (`crate::run` repeats the run from its record, or resumes it) beside the original.
+use super::run::outcome_code;
+use super::TrackArgs;
 use crate::plot::{Chart, Series};
+use crate::run::{same_metrics, Rerun};
 use crate::track::compare::{compare, curves, run_labels};
 use crate::track::{find_run, find_runs, read_metrics, RunEntry};
 use anyhow::{bail, Result};
@@ -71,63 +72,21 @@ fn plot(runs: &[RunEntry], path: &Path) -> Result<()> {
     crate::plot::charts(path, &charts)
 }
 
-/// The recorded copy of a run's script and the options that run it again exactly: the
-/// recorded params and seed, on `device` (default: the recorded one when it is cpu, else auto).
-pub fn recorded_run(root: &Path, old: &RunEntry, device: Option<String>, track: TrackArgs) -> Result<(PathBuf, RunOptions)> {
-    let script_rel = old
-        .record
-        .sources
-        .first()
-        .cloned()
-        .unwrap_or_else(|| format!("script/{}", Path::new(&old.record.script).file_name().unwrap_or_default().to_string_lossy()));
-    let script = old.dir.join(&script_rel);
-    if !script.is_file() {
-        bail!("{} has no copy of its script ({script_rel})", old.dir.display());
-    }
-    let sets: Vec<String> = old.record.params.iter().map(|(k, p)| format!("{k}={}", crate::track::record::value_string(&p.value))).collect();
-    let opts = RunOptions {
-        sets,
-        config: None,
-        seed: old.record.seed,
-        device: device.unwrap_or_else(|| if old.record.device == "cpu" { "cpu".into() } else { "auto".into() }),
-        runs_dir: root.to_path_buf(),
-        track,
-        ..RunOptions::with_default_limits()
-    };
-    Ok((script, opts))
-}
-
-/// Runs the recorded copy of the script with the recorded params and seed.
+/// `runner rerun <run>`: runs it again, then shows both side by side and whether their
+/// metrics.jsonl are identical.
 pub fn rerun_cmd(root: &Path, name: &str, device: Option<String>, track: TrackArgs) -> Result<i32> {
-    let old = find_run(root, name)?;
-    let (script, opts) = recorded_run(root, &old, device, track)?;
-    let mut command = vec!["runner".to_string(), "rerun".into(), name.into()];
-    command.extend(opts.sets.iter().flat_map(|s| ["--set".to_string(), s.clone()]));
-    let out = execute(&script, &opts, Launch { rerun_of: Some(old.folder()), ..Launch::new(command) });
-    let Some(dir) = out.dir else { return Ok(out.code) };
-    let new = find_run(root, &dir.display().to_string())?;
+    let Rerun { old, outcome } = crate::run::rerun(root, name, device, track.settings())?;
+    let code = outcome_code(&outcome);
+    let Ok(ended) = outcome else { return Ok(code) };
+    let new = find_run(root, &ended.dir.display().to_string())?;
+    let same = same_metrics(&old.dir, &ended.dir);
     println!();
-    print_comparison(&[old.clone_entry()?, new], &CompareArgs { all: false, plot: None, markdown: false, json: false })?;
-    let (a, b) = (std::fs::read(old.dir.join("metrics.jsonl")).unwrap_or_default(), std::fs::read(dir.join("metrics.jsonl")).unwrap_or_default());
-    println!("\nmetrics.jsonl {}", if a == b { "identical to the original run" } else { "differs from the original run" });
-    Ok(out.code)
+    print_comparison(&[old, new], &CompareArgs { all: false, plot: None, markdown: false, json: false })?;
+    println!("\nmetrics.jsonl {}", if same { "identical to the original run" } else { "differs from the original run" });
+    Ok(code)
 }
 
-/// `runner resume <run>`: continues a stopped run (interrupted, or killed) in its own
-/// folder from its last checkpointed epoch.
+/// `runner resume <run>`.
 pub fn resume_cmd(root: &Path, name: &str, device: Option<String>, track: TrackArgs) -> Result<i32> {
-    let old = find_run(root, name)?;
-    match old.shown_status().as_str() {
-        "completed" => bail!("{} completed: nothing to resume (`runner rerun` runs it again)", old.folder()),
-        "running" => bail!("{} is still running (pid {})", old.folder(), old.record.extra.get("pid").map(|p| p.to_string()).unwrap_or_default()),
-        _ => {}
-    }
-    let (script, opts) = recorded_run(root, &old, device, track)?;
-    let sweep = old.record.sweep.clone().map(|id| crate::session::SweepPoint {
-        id,
-        index: old.record.extra.get("sweep_index").and_then(|v| v.as_integer()).unwrap_or(0) as usize,
-        attempt: old.record.extra.get("attempt").and_then(|v| v.as_integer()).unwrap_or(1) as usize,
-    });
-    let command = old.record.command.clone();
-    Ok(execute(&script, &opts, Launch { sweep, rerun_of: old.record.rerun_of.clone(), folder: Folder::Resume(old.dir.clone()), command }).code)
+    Ok(outcome_code(&crate::run::resume(root, name, device, track.settings())?))
 }

@@ -9,6 +9,7 @@ mod sweep;
 mod sync;
 mod weights;
 
+use crate::run::{RunConfig, TrackSettings};
 use crate::script::limits::Limits;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -30,7 +31,7 @@ struct Cli {
     version: bool,
 }
 
-#[derive(Args, Clone, Default)]
+#[derive(Args, Clone)]
 pub struct RunArgs {
     /// The experiment script to run (e.g. experiments/hello.rhai).
     pub script: Option<PathBuf>,
@@ -38,7 +39,7 @@ pub struct RunArgs {
     pub common: RunOptions,
 }
 
-#[derive(Args, Clone, Default)]
+#[derive(Args, Clone)]
 pub struct RunOptions {
     /// Set a script param: --set lr=3e-3 (typed like the param's default).
     #[arg(long = "set", value_name = "NAME=VALUE")]
@@ -71,7 +72,7 @@ pub struct RunOptions {
     pub track: TrackArgs,
 }
 
-#[derive(Args, Clone, Default)]
+#[derive(Args, Clone)]
 pub struct TrackArgs {
     /// Mirror runs to this MLflow tracking server (http://HOST:PORT), live; `runner sync` sends what is missing later.
     #[arg(long = "track", value_name = "URI", env = "MLFLOW_TRACKING_URI")]
@@ -82,46 +83,29 @@ pub struct TrackArgs {
 }
 
 impl TrackArgs {
-    pub fn tracking(&self) -> Result<Option<crate::track::mlflow::Tracking>, String> {
-        crate::track::mlflow::Tracking::from_uri(self.uri.as_deref(), self.track_models)
+    pub fn settings(&self) -> TrackSettings {
+        TrackSettings { uri: self.uri.clone(), models: self.track_models }
     }
 }
 
 impl RunOptions {
-    /// Options with every script limit at its default (for runs not started from the command line).
-    pub fn with_default_limits() -> RunOptions {
-        let l = Limits::default();
-        RunOptions {
-            max_operations: l.operations,
-            max_array_size: l.array_size,
-            max_string_size: l.string_size,
-            max_map_size: l.map_size,
-            ..RunOptions::default()
+    /// The run these flags ask for, of `script`.
+    pub fn config(&self, script: PathBuf) -> RunConfig {
+        RunConfig {
+            script,
+            sets: self.sets.clone(),
+            config: self.config.clone(),
+            seed: self.seed,
+            device: self.device.clone(),
+            runs_dir: self.runs_dir.clone(),
+            limits: Limits {
+                operations: self.max_operations,
+                array_size: self.max_array_size,
+                string_size: self.max_string_size,
+                map_size: self.max_map_size,
+            },
+            tracking: self.track.settings(),
         }
-    }
-
-    /// The command-line arguments that give these options back (what sweep tasks run with).
-    pub fn to_args(&self) -> Vec<String> {
-        let mut a: Vec<String> = self.sets.iter().flat_map(|s| ["--set".to_string(), s.clone()]).collect();
-        if let Some(c) = &self.config {
-            a.extend(["--config".to_string(), c.display().to_string()]);
-        }
-        a.extend(["--seed".to_string(), self.seed.to_string(), "--device".into(), self.device.clone()]);
-        a.extend(["--max-operations".to_string(), self.max_operations.to_string()]);
-        a.extend(["--max-array-size".to_string(), self.max_array_size.to_string()]);
-        a.extend(["--max-string-size".to_string(), self.max_string_size.to_string()]);
-        a.extend(["--max-map-size".to_string(), self.max_map_size.to_string()]);
-        if let Some(uri) = &self.track.uri {
-            a.extend(["--track".to_string(), uri.clone()]);
-        }
-        if self.track.track_models {
-            a.push("--track-models".into());
-        }
-        a
-    }
-
-    pub fn limits(&self) -> Limits {
-        Limits { operations: self.max_operations, array_size: self.max_array_size, string_size: self.max_string_size, map_size: self.max_map_size }
     }
 }
 
@@ -355,7 +339,6 @@ pub fn main() -> i32 {
             let Some(script) = start.script else { return 2 };
             let on = start.on.parse().unwrap_or(crate::sweep::Backend::Local);
             let args = sweep::SweepArgs {
-                script,
                 grids: start.grids,
                 on,
                 jobs: start.jobs,
@@ -363,13 +346,13 @@ pub fn main() -> i32 {
                 max_parallel: start.max_parallel,
                 dry_run: start.dry_run,
                 wait: start.wait,
-                common: start.common,
+                run: start.common.config(script),
             };
             return exit_code(sweep::sweep_cmd(args));
         }
         Some(Command::Weights { action: WeightsAction::Convert { input, output } }) => weights::convert(&input, &output),
         None => match &cli.run.script {
-            Some(script) => return run::run_command(script, &cli.run.common, argv),
+            Some(script) => return run::run_command(&cli.run.common.config(script.clone()), argv),
             None => {
                 eprintln!("runner: give a script to run (runner experiments/hello.rhai) or a command (runner --help)");
                 return 2;

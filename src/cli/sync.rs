@@ -7,7 +7,7 @@ use anyhow::{anyhow, bail, Result};
 use std::path::Path;
 
 pub fn sync_cmd(root: &Path, run: Option<&str>, all: bool, track: &TrackArgs) -> Result<i32> {
-    let Some(tracking) = track.tracking().map_err(|e| anyhow!(e))? else {
+    let Some(tracking) = track.settings().tracking().map_err(|e| anyhow!(e))? else {
         bail!("no tracking server: set MLFLOW_TRACKING_URI or pass --track http://HOST:PORT");
     };
     let runs: Vec<RunEntry> = match (run, all) {

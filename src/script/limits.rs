@@ -4,8 +4,9 @@
 //! moves it. (Tensors are not Rhai values; `torch_errors::check_alloc` guards them.)
 use super::host::DEFAULT_MAX_OPERATIONS;
 use rhai::{Engine, EvalAltResult, Position};
+use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
     pub operations: u64,
     /// Elements of an array, those of nested arrays counted (0: no limit).

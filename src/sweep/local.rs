@@ -2,6 +2,7 @@
 //! `runner sweep task` process (a crash ends one point, not the sweep). With several GPUs,
 //! each job slot gets its own (`CUDA_VISIBLE_DEVICES`).
 use super::manifest::Manifest;
+use super::submit::{add_submission, Submission};
 use anyhow::{Context, Result};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -9,8 +10,21 @@ use std::process::{Child, Command, Stdio};
 /// A point's console output when points run side by side, in its run folder.
 pub const OUTPUT_FILE: &str = "output.log";
 
+/// Runs `points` here as one new submission, this process standing for it (its pid in
+/// the manifest tells pending points from missing ones); returns each task's exit code,
+/// in task order.
+pub fn submit(m: &mut Manifest, sweep_dir: &Path, points: &[usize], jobs: usize, runner: &Path) -> Result<Vec<i32>> {
+    let sub = Submission { array: m.arrays.len(), points: points.to_vec() };
+    add_submission(m, sweep_dir, &sub, false)?;
+    m.arrays[sub.array].pid = Some(std::process::id());
+    m.arrays[sub.array].pid_start = crate::track::runs::process_start_time(std::process::id());
+    m.write(sweep_dir)?;
+    crate::session::handle_stop_signals();
+    run(m, sweep_dir, sub.array, jobs, runner)
+}
+
 /// Runs every task of submission `array`; returns each task's exit code, in task order.
-pub fn run(m: &Manifest, sweep_dir: &Path, array: usize, jobs: usize, runner: &Path) -> Result<Vec<i32>> {
+fn run(m: &Manifest, sweep_dir: &Path, array: usize, jobs: usize, runner: &Path) -> Result<Vec<i32>> {
     let n = m.arrays[array].points.len();
     let jobs = jobs.clamp(1, n.max(1));
     let gpus = if jobs > 1 { tch::Cuda::device_count() as usize } else { 0 };

@@ -1,8 +1,9 @@
-//! `sweep.toml`: what a sweep is (script copy, grid, seed, the options every point runs
+//! `sweep.toml`: what a sweep is (script copy, grid, the `RunConfig` every point runs
 //! with) and where each point's attempts went (run folder, array submission, task index).
 //! It lives in `<runs>/sweeps/<id>/`, written only by the commands that submit, read by
 //! the tasks and by `sweep status`; the run folders stay the truth about how points ended.
 use super::grid::Axis;
+use crate::run::RunConfig;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -31,22 +32,18 @@ impl std::str::FromStr for Backend {
 pub struct Manifest {
     pub id: String,
     pub created: String,
-    /// The script as the user named it; tasks run `script_copy`, so later edits do not leak in.
-    pub script: String,
-    /// The copy, relative to the sweep folder.
+    /// The copy of `run.script` that tasks run, relative to the sweep folder, so that
+    /// later edits do not leak in.
     pub script_copy: String,
-    pub seed: u64,
     pub backend: Backend,
-    /// Absolute runs dir of the points' run folders.
-    pub runs_dir: String,
-    /// Command-line options every point runs with (`--set`, `--device`, limits, tracking).
-    pub run_args: Vec<String>,
     /// Options passed through to `sbatch`.
     #[serde(default)]
     pub sbatch: Vec<String>,
     /// At most this many points run at once (`%N` of the array, `--jobs` locally).
     #[serde(default)]
     pub max_parallel: Option<usize>,
+    /// What every point runs with, its paths absolute; a point adds its `sets`.
+    pub run: RunConfig,
     pub grid: Vec<Axis>,
     pub points: Vec<Point>,
     #[serde(default)]
@@ -97,7 +94,11 @@ impl Manifest {
     pub fn read(sweep_dir: &Path) -> Result<Manifest> {
         let path = sweep_dir.join(MANIFEST_FILE);
         let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("{} is not a valid sweep manifest", path.display()))
+        let table: toml::Table = toml::from_str(&text).with_context(|| format!("{} is not a valid sweep manifest", path.display()))?;
+        if table.contains_key("run_args") && !table.contains_key("run") {
+            bail!("{} was written by an older runner (its points' options are argv, `run_args`): start the sweep again", path.display());
+        }
+        table.try_into().with_context(|| format!("{} is not a valid sweep manifest", path.display()))
     }
 
     /// Written atomically (temp file + rename): tasks reading it never see half a manifest.
@@ -107,7 +108,16 @@ impl Manifest {
     }
 
     pub fn runs_dir(&self) -> PathBuf {
-        PathBuf::from(&self.runs_dir)
+        self.run.runs_dir.clone()
+    }
+
+    /// What task `point` runs: the shared config on the sweep's copy of the script, with
+    /// the point's own settings added.
+    pub fn point_config(&self, sweep_dir: &Path, point: &Point) -> RunConfig {
+        let mut cfg = self.run.clone();
+        cfg.script = sweep_dir.join(&self.script_copy);
+        cfg.sets.extend(point.sets.iter().cloned());
+        cfg
     }
 
     /// The point that task `task` of submission `array` runs, and its attempt there.
@@ -148,5 +158,51 @@ pub fn find_sweep(runs_dir: &Path, name: &str) -> Result<PathBuf> {
         1 => Ok(found.remove(0)),
         0 => bail!("no sweep named `{name}` under {} (sweeps started with --on slurm or --on local have one)", root.display()),
         _ => bail!("`{name}` is ambiguous: it starts {} sweeps", found.len()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::script::limits::Limits;
+
+    fn manifest() -> Manifest {
+        let run = RunConfig {
+            script: "/work/exp/t.rhai".into(),
+            sets: vec!["lr=0.1".into()],
+            config: None,
+            seed: 3,
+            device: "cpu".into(),
+            runs_dir: "/work/runs".into(),
+            limits: Limits { operations: 1000, ..Limits::default() },
+            tracking: Default::default(),
+        };
+        let axes = vec![Axis { name: "n".into(), values: vec!["1".into(), "2".into()] }];
+        let spec = super::super::submit::SweepSpec { run, axes, backend: Backend::Local, sbatch: vec![], max_parallel: Some(2) };
+        super::super::submit::plan(&spec)
+    }
+
+    #[test]
+    fn tasks_read_back_the_config_with_their_point_added() {
+        let d = tempfile::tempdir().unwrap();
+        let m = manifest();
+        m.write(d.path()).unwrap();
+        let back = Manifest::read(d.path()).unwrap();
+        assert_eq!(back.run, m.run);
+        assert_eq!(back.runs_dir(), PathBuf::from("/work/runs"));
+        let cfg = back.point_config(Path::new("/s"), &back.points[1]);
+        assert_eq!(cfg.script, PathBuf::from("/s/script/t.rhai"), "tasks run the sweep's copy");
+        assert_eq!(cfg.sets, ["lr=0.1", "n=2"]);
+        assert_eq!((cfg.seed, cfg.limits.operations), (3, 1000));
+    }
+
+    #[test]
+    fn a_manifest_of_argv_is_refused_with_a_reason() {
+        let d = tempfile::tempdir().unwrap();
+        let text = "id = \"sweep-x\"\ncreated = \"t\"\nscript = \"/a.rhai\"\nscript_copy = \"script/a.rhai\"\nseed = 1\nbackend = \"local\"\n\
+                    runs_dir = \"/r\"\nrun_args = [\"--seed\", \"1\"]\ngrid = []\npoints = []\n";
+        std::fs::write(d.path().join(MANIFEST_FILE), text).unwrap();
+        let e = format!("{:#}", Manifest::read(d.path()).unwrap_err());
+        assert!(e.contains("older runner") && e.contains("start the sweep again"), "{e}");
     }
 }

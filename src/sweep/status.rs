@@ -1,13 +1,15 @@
 //! Where each point of a sweep stands, reconciled from the runner's own records (the
 //! truth: many clusters have no accounting, and finished jobs leave `squeue` within
-//! minutes) and what the queue still says (pending, running, or a finished state).
+//! minutes) and what the queue still says (pending, running, or a finished state); and
+//! what follows from it: what a resubmit runs again, and waiting until all have finished.
 use super::manifest::{Backend, Manifest, Point};
 use super::slurm::{self, Queued};
-use crate::track::{RunEntry, RunRecord, Status};
+use crate::track::{find_run, RunEntry, RunRecord, Status};
 use anyhow::Result;
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -162,6 +164,57 @@ fn local_batch_alive(sub: &super::manifest::ArraySub) -> bool {
     match (sub.pid, sub.pid_start) {
         (Some(pid), Some(start)) => crate::track::runs::process_start_time(pid) == Some(start),
         _ => false,
+    }
+}
+
+/// The points a resubmit runs again (failed and missing), and every point's status.
+pub fn to_resubmit(m: &Manifest) -> Result<(Vec<usize>, Vec<PointStatus>)> {
+    let rows = status(m)?;
+    let points = rows.iter().filter(|r| r.state.needs_resubmit()).map(|r| r.index).collect();
+    Ok((points, rows))
+}
+
+/// The run of each point's latest attempt, where it has a readable record.
+pub fn latest_runs(m: &Manifest) -> Vec<RunEntry> {
+    m.points.iter().filter_map(|p| p.attempts.last()).filter_map(|a| find_run(&m.runs_dir(), &a.run).ok()).collect()
+}
+
+/// How often `wait` looks: `RUNNER_SWEEP_POLL_SECS`, else 5 s.
+fn poll() -> Duration {
+    Duration::from_secs(std::env::var("RUNNER_SWEEP_POLL_SECS").ok().and_then(|v| v.parse().ok()).filter(|&s| s > 0).unwrap_or(5))
+}
+
+/// Waits until no point of the sweep in `sweep_dir` is pending or running, saying on
+/// stderr as each one finishes; returns the manifest and the final rows.
+pub fn wait(sweep_dir: &Path) -> Result<(Manifest, Vec<PointStatus>)> {
+    let poll = poll();
+    let mut last: Vec<PointState> = Vec::new();
+    let mut queue_errors = 0;
+    loop {
+        let m = Manifest::read(sweep_dir)?;
+        let rows = match status(&m) {
+            Ok(r) => r,
+            // squeue can fail for a moment (slurmctld busy or restarting): try again.
+            Err(e) if queue_errors < 5 => {
+                queue_errors += 1;
+                eprintln!("runner: {e:#} (retrying)");
+                std::thread::sleep(poll);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        queue_errors = 0;
+        for r in &rows {
+            if last.get(r.index) != Some(&r.state) && r.state.finished() {
+                let why = r.reason.as_deref().map(|w| format!(": {w}")).unwrap_or_default();
+                eprintln!("point {} ({}): {}{why}", r.index, r.params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "), r.state);
+            }
+        }
+        last = rows.iter().map(|r| r.state).collect();
+        if rows.iter().all(|r| r.state.finished()) {
+            return Ok((m, rows));
+        }
+        std::thread::sleep(poll);
     }
 }
 

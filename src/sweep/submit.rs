@@ -5,21 +5,36 @@
 use super::grid::{points, Axis};
 use super::manifest::{ArraySub, Attempt, Backend, Manifest, Point};
 use super::slurm;
+use crate::run::{check, Refusal, RunConfig};
 use crate::track::{RunRecord, Status};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 
 /// What a new sweep is made of.
 pub struct SweepSpec {
-    pub script: PathBuf,
+    /// What every point runs with, its paths absolute.
+    pub run: RunConfig,
     pub axes: Vec<Axis>,
-    pub seed: u64,
-    /// Absolute.
-    pub runs_dir: PathBuf,
-    pub run_args: Vec<String>,
     pub backend: Backend,
     pub sbatch: Vec<String>,
     pub max_parallel: Option<usize>,
+}
+
+/// Checks every point (the shared config plus its grid values) before the first starts:
+/// a bad value fails the sweep, not its tenth run. An error names the refused point's
+/// settings and why.
+pub fn check_points(base: &RunConfig, axes: &[Axis]) -> Result<(), (Vec<String>, Refusal)> {
+    for combo in points(axes) {
+        let mut cfg = base.clone();
+        cfg.sets.extend(combo.iter().cloned());
+        check(&cfg).map_err(|r| (combo, r))?;
+    }
+    Ok(())
+}
+
+/// The runner binary the sweep's tasks run.
+pub fn runner_exe() -> Result<PathBuf> {
+    std::env::current_exe().context("cannot find the runner binary for the sweep's tasks")
 }
 
 /// A new sweep id: `sweep-<date>-<time>-<4 hex>`.
@@ -29,18 +44,15 @@ pub fn new_id() -> String {
 
 /// The manifest of a new sweep (not yet written).
 pub fn plan(spec: &SweepSpec) -> Manifest {
-    let file = spec.script.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| "script.rhai".into());
+    let file = spec.run.script.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| "script.rhai".into());
     Manifest {
         id: new_id(),
         created: chrono::Local::now().to_rfc3339(),
-        script: spec.script.display().to_string(),
         script_copy: format!("script/{file}"),
-        seed: spec.seed,
         backend: spec.backend,
-        runs_dir: spec.runs_dir.display().to_string(),
-        run_args: spec.run_args.clone(),
         sbatch: spec.sbatch.clone(),
         max_parallel: spec.max_parallel,
+        run: spec.run.clone(),
         grid: spec.axes.clone(),
         points: points(&spec.axes).into_iter().enumerate().map(|(index, sets)| Point { index, sets, attempts: vec![] }).collect(),
         arrays: vec![],
@@ -52,8 +64,9 @@ pub fn sweep_dir(m: &Manifest) -> PathBuf {
 }
 
 /// Writes the sweep's folder: manifest and the copy of the script its tasks run.
-pub fn create(m: &Manifest, script: &Path) -> Result<PathBuf> {
+pub fn create(m: &Manifest) -> Result<PathBuf> {
     let dir = sweep_dir(m);
+    let script = &m.run.script;
     std::fs::create_dir_all(dir.join("script")).with_context(|| format!("cannot create {}", dir.display()))?;
     std::fs::copy(script, dir.join(&m.script_copy)).with_context(|| format!("cannot copy {} into the sweep", script.display()))?;
     m.write(&dir)?;
@@ -130,6 +143,57 @@ pub fn batch_script(m: &Manifest, sweep_dir: &Path, array: usize, runner: &Path)
         runner = q(runner),
         dir = q(sweep_dir),
     )
+}
+
+/// One batch script of a dry run: where it would be written, its text, and the `sbatch`
+/// command line that would submit it.
+pub struct DryBatch {
+    pub path: PathBuf,
+    pub text: String,
+    pub command: String,
+}
+
+/// What `--on slurm --dry-run` would submit (every point); creates nothing.
+pub fn dry_run(m: &mut Manifest, runner: &Path) -> Result<Vec<DryBatch>> {
+    let dir = sweep_dir(m);
+    let chunk = slurm_chunk().unwrap_or(slurm::DEFAULT_MAX_ARRAY_SIZE);
+    let all: Vec<usize> = (0..m.points.len()).collect();
+    let mut batches = Vec::new();
+    for sub in chunks(m, &all, chunk) {
+        add_submission(m, &dir, &sub, true)?;
+        let path = dir.join("arrays").join(sub.array.to_string()).join("batch.sh");
+        let text = batch_script(m, &dir, sub.array, runner);
+        let script = path.display().to_string();
+        let command: Vec<&str> = ["sbatch", "--parsable"].into_iter().chain(m.sbatch.iter().map(String::as_str)).chain([script.as_str()]).collect();
+        batches.push(DryBatch { path, text, command: shlex::try_join(command).unwrap_or_default() });
+    }
+    Ok(batches)
+}
+
+/// Starts a sweep on Slurm: its folder, then every point. Returns the folder and the jobs
+/// as `submit_points` names them.
+pub fn submit_new(m: &mut Manifest, runner: &Path) -> Result<(PathBuf, String)> {
+    let chunk = slurm_chunk()?;
+    let dir = create(m)?;
+    let all: Vec<usize> = (0..m.points.len()).collect();
+    let jobs = submit_points(m, &dir, &all, chunk, runner)?;
+    Ok((dir, jobs))
+}
+
+/// Submits `points` to Slurm as new submissions of at most `chunk` tasks each, the
+/// manifest written before the first `sbatch`; returns how to name the jobs to users.
+pub fn submit_points(m: &mut Manifest, sweep_dir: &Path, points: &[usize], chunk: usize, runner: &Path) -> Result<String> {
+    let from = m.arrays.len();
+    for sub in chunks(m, points, chunk) {
+        add_submission(m, sweep_dir, &sub, false)?;
+    }
+    m.write(sweep_dir)?;
+    let mut named = Vec::new();
+    for k in from..m.arrays.len() {
+        let job = sbatch(m, sweep_dir, k, runner)?;
+        named.push(format!("{job} (array {})", array_spec(m, k)));
+    }
+    Ok(format!("Slurm job{} {}", if named.len() > 1 { "s" } else { "" }, named.join(", ")))
 }
 
 /// Submits one array with `sbatch` and records its job id.

@@ -1,0 +1,191 @@
+//! A run's lifecycle, from a `RunConfig` to a closed record: check the script and its
+//! params, seed and make torch deterministic, open (or reopen) the run folder, keep the
+//! script's copy, log, mirror, run the script with panics caught, and close the record
+//! with the right status whatever happens. `runner <script>`, `rerun`, `resume` and sweep
+//! tasks all go through `execute`; the command line only maps the outcome to an exit code.
+mod config;
+mod recorded;
+
+pub use config::{RunConfig, TrackSettings};
+pub use recorded::{rerun, resume, same_metrics, Rerun};
+
+use crate::script::{declared_params, format_script_error, new_engine, ParamInputs, ScriptCtx};
+use crate::session::{interrupt_signal_number, interrupted, RunSpec, Session, SweepPoint};
+use crate::track::mlflow::Mirror;
+use crate::track::Status;
+use rhai::{Scope, AST};
+use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex, Once};
+use tch::Device;
+
+/// Why a run did not start (nothing was recorded).
+#[derive(Debug)]
+pub enum Refusal {
+    /// Bad input: no such script, a param, device or tracking URI that does not parse.
+    Usage(String),
+    /// The script does not compile: its positioned error, ready to print.
+    Script(String),
+    /// The run could not be set up (determinism, its folder or first record).
+    Setup(anyhow::Error),
+}
+
+/// How a run that started ended; its record says the rest.
+#[derive(Debug)]
+pub struct Ended {
+    pub dir: PathBuf,
+    pub status: Status,
+    /// The number of the signal (SIGINT, SIGTERM) that interrupted it, if one did.
+    pub signal: Option<i32>,
+}
+
+pub type Outcome = Result<Ended, Refusal>;
+
+/// Where a run's record goes.
+pub enum Folder {
+    /// A new run folder.
+    New,
+    /// A folder made for the run beforehand (a sweep point's, holding its Slurm output).
+    Made(PathBuf),
+    /// A stopped run's own folder: the run resumes there from its checkpoints.
+    Resume(PathBuf),
+}
+
+/// How a run was started, for its record.
+pub struct Launch {
+    /// What the user typed (kept as information; runs are repeated from the config).
+    pub command: Vec<String>,
+    pub sweep: Option<SweepPoint>,
+    pub rerun_of: Option<String>,
+    pub folder: Folder,
+}
+
+impl Launch {
+    pub fn new(command: Vec<String>) -> Launch {
+        Launch { command, sweep: None, rerun_of: None, folder: Folder::New }
+    }
+}
+
+static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
+
+/// SIGINT/SIGTERM stop the run at the next step (see `session`). Panics are caught and
+/// reported as failed runs, without a backtrace on the console.
+fn install_handlers() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        crate::session::handle_stop_signals();
+        std::panic::set_hook(Box::new(|info| {
+            let msg = match info.payload().downcast_ref::<&str>() {
+                Some(s) => s.to_string(),
+                None => info.payload().downcast_ref::<String>().cloned().unwrap_or_else(|| "unknown panic".into()),
+            };
+            let at = info.location().map(|l| format!(" ({}:{})", l.file(), l.line())).unwrap_or_default();
+            *LAST_PANIC.lock().unwrap() = Some(format!("{msg}{at}"));
+        }));
+    });
+}
+
+/// A script checked before any run starts: it compiles, and the given params match what
+/// it declares.
+pub struct Checked {
+    ast: AST,
+    inputs: ParamInputs,
+    device: Device,
+}
+
+/// Checks a config's script, params and device; warnings (params the script may compute)
+/// go to stderr.
+pub fn check(cfg: &RunConfig) -> Result<Checked, Refusal> {
+    let script = &cfg.script;
+    if !script.is_file() {
+        return Err(Refusal::Usage(format!("no script file {}", script.display())));
+    }
+    let inputs = ParamInputs::new(&cfg.sets, cfg.config.as_deref()).map_err(|e| Refusal::Usage(format!("{e:#}")))?;
+    let device = crate::device::parse_device(&cfg.device).map_err(|e| Refusal::Usage(format!("{e:#}")))?;
+    let checker = new_engine(Rc::new(ScriptCtx::detached()), cfg.limits.operations);
+    let ast = checker
+        .compile_file(script.to_path_buf())
+        .map_err(|e| Refusal::Script(format_script_error(&e, &script.display().to_string(), &cfg.limits)))?;
+    let declared = declared_params(&checker, &ast, script);
+    for warning in inputs.check_declared(&declared, script).map_err(|e| Refusal::Usage(format!("{e:#}")))? {
+        eprintln!("runner: warning: {warning}");
+    }
+    Ok(Checked { ast, inputs, device })
+}
+
+/// Runs one script into its run folder.
+pub fn execute(cfg: &RunConfig, launch: Launch) -> Outcome {
+    install_handlers();
+    let Checked { ast, inputs, device } = check(cfg)?;
+    let tracking = cfg.tracking.tracking().map_err(Refusal::Usage)?;
+    let (script, seed, limits) = (&cfg.script, cfg.seed, cfg.limits);
+
+    let Launch { command, sweep, rerun_of, folder } = launch;
+    let spec = RunSpec { script: script.clone(), seed, device, runs_dir: cfg.runs_dir.clone(), command, sweep, rerun_of };
+    crate::seed::seed_torch(seed);
+    crate::torch_ext::set_deterministic(device).map_err(Refusal::Setup)?;
+    let started = match &folder {
+        Folder::New => Session::start(&spec, BTreeMap::new(), None),
+        Folder::Made(dir) => Session::start(&spec, BTreeMap::new(), Some(dir)),
+        Folder::Resume(dir) => Session::resume(dir, device, spec.sweep.as_ref()),
+    };
+    let session = Arc::new(started.map_err(Refusal::Setup)?);
+    if let Err(e) = crate::logging::log_to(&session.dir) {
+        eprintln!("runner: cannot open the run log: {e:#}");
+    }
+    // A resumed run runs the copy it already keeps.
+    if !matches!(folder, Folder::Resume(_)) {
+        let file_name = script.file_name().map(PathBuf::from).unwrap_or_default();
+        if let Err(e) = session.keep_source(script, &file_name) {
+            eprintln!("runner: {e:#}");
+        }
+    }
+    let mirror = tracking.map(|t| Mirror::start(&session.dir, t));
+    let verb = if matches!(folder, Folder::Resume(_)) { "resuming run" } else { "run" };
+    eprintln!("{verb} {} (seed {seed})", session.dir.display());
+    eprintln!("device: {}", crate::device::describe(device));
+    tracing::info!(script = %script.display(), seed, "run started");
+
+    let ctx = Rc::new(ScriptCtx { session: Some(session.clone()), inputs, seed, device, script: script.clone() });
+    let mut engine = new_engine(ctx, limits.operations);
+    limits.apply(&mut engine);
+    let mut scope = Scope::new();
+    scope.push_constant("seed", seed as i64);
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| engine.run_ast_with_scope(&mut scope, &ast)));
+    drop(engine);
+    drop(scope);
+
+    let (status, error) = match result {
+        Ok(Ok(())) => (Status::Completed, None),
+        Ok(Err(e)) => {
+            let msg = format_script_error(&e, &script.display().to_string(), &limits);
+            let status = if interrupted() { Status::Interrupted } else { Status::Failed };
+            (status, Some(msg))
+        }
+        Err(_) => {
+            let msg = LAST_PANIC.lock().unwrap().take().unwrap_or_else(|| "unknown panic".into());
+            tracing::error!(target: "run", "panic: {msg}");
+            (Status::Failed, Some(format!("internal error (please report): {}", crate::torch_errors::short_message(&msg))))
+        }
+    };
+    if let Some(msg) = &error {
+        eprintln!("{msg}");
+        tracing::error!(target: "run", "{msg}");
+    }
+    tracing::info!(status = %status, "run finished");
+    if let Err(e) = session.finish(status, error) {
+        eprintln!("runner: cannot write the run record: {e:#}");
+    }
+    if status == Status::Completed {
+        crate::learn::resume::discard(&session.dir);
+    }
+    let secs = session.record().duration_s.unwrap_or(0.0);
+    eprintln!("run {}: {status} in {secs:.1}s", session.dir.display());
+    if let Some(m) = mirror {
+        m.finish();
+    }
+    let signal = if status == Status::Interrupted { interrupt_signal_number() } else { None };
+    Ok(Ended { dir: session.dir.clone(), status, signal })
+}

@@ -1,0 +1,80 @@
+//! Runs again from a record: `rerun` repeats a run exactly (the copy of its script, its
+//! recorded params and seed) in a new folder, and `resume` continues a stopped one in its
+//! own folder from its last checkpoint. Both build their `RunConfig` from the record; the
+//! argv it keeps (`command`) is information only.
+use super::{execute, Folder, Launch, Outcome, RunConfig, TrackSettings};
+use crate::script::limits::Limits;
+use crate::session::SweepPoint;
+use crate::track::{find_run, RunEntry};
+use anyhow::{bail, Result};
+use std::path::Path;
+
+impl RunConfig {
+    /// The config that runs a recorded run again: the recorded copy of its script, its
+    /// recorded params and seed, on `device` (default: the recorded one when it is cpu,
+    /// else auto), with the default limits.
+    pub fn recorded(runs_dir: &Path, old: &RunEntry, device: Option<String>, tracking: TrackSettings) -> Result<RunConfig> {
+        let script_rel = old
+            .record
+            .sources
+            .first()
+            .cloned()
+            .unwrap_or_else(|| format!("script/{}", Path::new(&old.record.script).file_name().unwrap_or_default().to_string_lossy()));
+        let script = old.dir.join(&script_rel);
+        if !script.is_file() {
+            bail!("{} has no copy of its script ({script_rel})", old.dir.display());
+        }
+        Ok(RunConfig {
+            script,
+            sets: old.record.params.iter().map(|(k, p)| format!("{k}={}", crate::track::record::value_string(&p.value))).collect(),
+            config: None,
+            seed: old.record.seed,
+            device: device.unwrap_or_else(|| if old.record.device == "cpu" { "cpu".into() } else { "auto".into() }),
+            runs_dir: runs_dir.to_path_buf(),
+            limits: Limits::default(),
+            tracking,
+        })
+    }
+}
+
+/// A rerun: the run it repeats, and how the new one went.
+pub struct Rerun {
+    pub old: RunEntry,
+    pub outcome: Outcome,
+}
+
+/// `runner rerun <run>`: the recorded run again, in a new folder that names it in `rerun_of`.
+pub fn rerun(runs_dir: &Path, name: &str, device: Option<String>, tracking: TrackSettings) -> Result<Rerun> {
+    let old = find_run(runs_dir, name)?;
+    let cfg = RunConfig::recorded(runs_dir, &old, device, tracking)?;
+    let mut command = vec!["runner".to_string(), "rerun".into(), name.into()];
+    command.extend(cfg.sets.iter().flat_map(|s| ["--set".to_string(), s.clone()]));
+    let outcome = execute(&cfg, Launch { rerun_of: Some(old.folder()), ..Launch::new(command) });
+    Ok(Rerun { old, outcome })
+}
+
+/// Whether two runs logged the same metrics.jsonl, byte for byte (a missing file reads as empty).
+pub fn same_metrics(a: &Path, b: &Path) -> bool {
+    let read = |d: &Path| std::fs::read(d.join(crate::track::metrics::METRICS_FILE)).unwrap_or_default();
+    read(a) == read(b)
+}
+
+/// `runner resume <run>`: continues a stopped run (interrupted, or killed) in its own
+/// folder from its last checkpointed epoch, as the sweep point it was, if it was one.
+pub fn resume(runs_dir: &Path, name: &str, device: Option<String>, tracking: TrackSettings) -> Result<Outcome> {
+    let old = find_run(runs_dir, name)?;
+    match old.shown_status().as_str() {
+        "completed" => bail!("{} completed: nothing to resume (`runner rerun` runs it again)", old.folder()),
+        "running" => bail!("{} is still running (pid {})", old.folder(), old.record.extra.get("pid").map(|p| p.to_string()).unwrap_or_default()),
+        _ => {}
+    }
+    let cfg = RunConfig::recorded(runs_dir, &old, device, tracking)?;
+    let sweep = old.record.sweep.clone().map(|id| SweepPoint {
+        id,
+        index: old.record.extra.get("sweep_index").and_then(|v| v.as_integer()).unwrap_or(0) as usize,
+        attempt: old.record.extra.get("attempt").and_then(|v| v.as_integer()).unwrap_or(1) as usize,
+    });
+    let launch =
+        Launch { command: old.record.command.clone(), sweep, rerun_of: old.record.rerun_of.clone(), folder: Folder::Resume(old.dir.clone()) };
+    Ok(execute(&cfg, launch))
+}
