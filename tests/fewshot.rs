@@ -237,7 +237,7 @@ fn within_parent_episodes_keep_to_one_alphabet_and_need_enough_classes_in_one() 
 fn a_cosine_margin_selects_cosface_and_leaves_predictions_alone() {
     use runner::learn::loss::Loss;
     use runner::model::convnet::{ConvNetSpec, Padding};
-    use runner::model::{BodySpec, Model, Output};
+    use runner::model::{BodySpec, Model};
     let body = BodySpec::ConvNet(ConvNetSpec {
         in_channels: 1,
         channels: vec![4],
@@ -250,11 +250,11 @@ fn a_cosine_margin_selects_cosface_and_leaves_predictions_alone() {
         padding: Padding::Valid,
     });
     let plain = Model::cosine_classifier(&body, 3, 16.0, tch::Device::Cpu).unwrap();
-    assert_eq!(plain.default_loss(), Loss::default_for(Output::Logits));
+    assert_eq!(Loss::default_for(&plain), Loss::CrossEntropy);
     let x = tch::Tensor::randn([2, 1, 8, 8], (tch::Kind::Float, tch::Device::Cpu));
     let before = plain.forward(&[x.shallow_clone()], false).unwrap();
     let m = plain.with_cos_margin(0.25).unwrap();
-    match m.default_loss() {
+    match Loss::default_for(&m) {
         Loss::MarginCrossEntropy { margin } => assert!((margin - 4.0).abs() < 1e-9, "scale * m = {margin}"),
         other => panic!("a margin should select CosFace, got {other}"),
     }
@@ -344,7 +344,7 @@ fn tiny_body() -> runner::model::BodySpec {
 
 #[test]
 fn protonet_forward_is_scaled_proto_logits_of_its_queries() {
-    use runner::learn::protonet::{proto_logits, prototypes, Metric};
+    use runner::model::prototypes::{proto_logits, prototypes, Metric};
     use runner::model::{Model, ProtoShape};
     for metric in [Metric::Euclidean, Metric::Cosine] {
         let m = Model::protonet(&tiny_body(), ProtoShape { n_way: 3, k_shot: 2, metric, scale: 7.0 }, tch::Device::Cpu).unwrap();

@@ -115,13 +115,13 @@ pub struct ValidItems {
 /// Episodes feed a prototypical network of the same shape, and only episodes do: any
 /// other pairing would misread the batch (support images as items, targets per query).
 fn check_episodes(model: &Model, data: &dyn LearnData) -> Result<()> {
-    match (data.episodes(), model.protonet_shape()) {
+    match (data.episodes(), model.episode_shape()) {
         (Some(e), Some((n, k))) if (e.n_way, e.k_shot) != (n, k) => bail!(
             "the protonet is {n}-way {k}-shot but the episode loaders give {}-way {}-shot episodes: give both the same n_way and k_shot",
             e.n_way,
             e.k_shot
         ),
-        (Some(_), None) => bail!("episode loaders feed a protonet(body, #{{n_way, k_shot}}) model, not a {}", model.kind),
+        (Some(_), None) => bail!("episode loaders feed a protonet(body, #{{n_way, k_shot}}) model, not a {}", model.kind()),
         (None, Some(_)) => bail!("a protonet model trains on episodes: build its data with episode_loaders(...)"),
         _ => Ok(()),
     }
@@ -160,8 +160,8 @@ pub struct Learner {
 
 impl Learner {
     pub fn new(model: Rc<Model>, data: Rc<dyn LearnData>, opts: LearnerOptions, out: RunOut, seed: u64) -> Result<Learner> {
-        let loss = opts.loss.unwrap_or_else(|| model.default_loss());
-        loss.check(model.output)?;
+        let loss = opts.loss.unwrap_or_else(|| Loss::default_for(&model));
+        loss.check(model.output())?;
         if let Some(shape) = data.input_shape() {
             model.body.check_input(&shape)?;
         }
@@ -208,7 +208,7 @@ impl Learner {
     /// the process.
     pub fn check_output(&self, pred: &Tensor) -> Result<()> {
         let n_classes = self.data.vocab().len() as i64;
-        match (self.model.output, pred.size().as_slice()) {
+        match (self.model.output(), pred.size().as_slice()) {
             (crate::model::Output::Logits, [_, n]) if *n != n_classes => {
                 bail!("the model outputs {n} logits per item, but the data has {n_classes} classes: give create_head n_out = {n_classes}")
             }
@@ -353,7 +353,7 @@ impl Learner {
     /// Whether the model answers a yes/no question (pairs: same or different), so that a
     /// threshold on p(same) means something.
     pub fn is_two_class(&self) -> bool {
-        self.model.output != crate::model::Output::Logits || self.data.vocab().len() == 2
+        self.model.output() != crate::model::Output::Logits || self.data.vocab().len() == 2
     }
 
     /// The p(same) above which a two-class model says "same" (0.5 unless set).

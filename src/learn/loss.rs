@@ -1,6 +1,6 @@
 //! Losses matched to what a model outputs, and the conversion of outputs into class
 //! probabilities `[N, C]` so that metrics and predictions treat every head alike.
-use crate::model::Output;
+use crate::model::{Model, Output};
 use anyhow::{bail, Result};
 use tch::{Kind, Reduction, Tensor};
 
@@ -42,12 +42,15 @@ impl Loss {
         })
     }
 
-    /// The loss a model's output calls for, when the script names none.
-    pub fn default_for(output: Output) -> Loss {
-        match output {
-            Output::Logits => Loss::CrossEntropy,
-            Output::Logit => Loss::BinaryCrossEntropy,
-            Output::Distance => Loss::Contrastive { margin: 1.0 },
+    /// The loss a learner uses when the script names none, as fastai's Learner infers it
+    /// from the model: what its output calls for, with CosFace's margin when the model
+    /// trains with one (a cosine classifier's `scale * m`).
+    pub fn default_for(model: &Model) -> Loss {
+        match (model.output(), model.train_margin()) {
+            (Output::Logits, Some(margin)) => Loss::MarginCrossEntropy { margin },
+            (Output::Logits, None) => Loss::CrossEntropy,
+            (Output::Logit, _) => Loss::BinaryCrossEntropy,
+            (Output::Distance, _) => Loss::Contrastive { margin: 1.0 },
         }
     }
 

@@ -15,7 +15,6 @@ pub mod metrics;
 pub mod oneshot;
 pub mod optimizer;
 pub mod progress;
-pub mod protonet;
 pub mod resume;
 pub mod schedule;
 pub mod state;

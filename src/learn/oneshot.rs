@@ -3,11 +3,11 @@
 //! `n_way_eval_embeddings` does the same for any model with a body and any N-way K-shot
 //! tasks (the official runs, or episodes drawn from a Table), by prototypes of embeddings.
 use super::data::LearnData;
-use super::protonet::{proto_predict, Metric};
 use super::tta::{embed_files, Tta};
 use crate::data::episodes::Episode;
 use crate::data::oneshot::OneShotRun;
 use crate::data::table::{Column, Table};
+use crate::model::prototypes::{proto_predict, Metric};
 use crate::model::{Model, Output};
 use anyhow::{bail, Result};
 use std::collections::HashMap;
@@ -41,7 +41,7 @@ pub struct NWayResult {
 
 /// "How same" each pair is, higher meaning more alike, whatever the Siamese head outputs.
 fn same_score(model: &Model, out: Tensor) -> Tensor {
-    match model.output {
+    match model.output() {
         Output::Logit => out,
         Output::Distance => -out,
         Output::Logits => out.softmax(-1, Kind::Float).select(1, 1),

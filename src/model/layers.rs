@@ -1,5 +1,6 @@
-//! Building blocks: a named sequence of modules (what `summary` walks), and the conv /
-//! BatchNorm / linear constructors with torchvision's and fastai's initialisation.
+//! Building blocks: a named sequence of modules (what `summary` walks), the conv /
+//! BatchNorm / linear constructors with torchvision's and fastai's initialisation, and the
+//! two tensor steps model kinds share (pooling into an embedding, unit rows).
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
 
@@ -75,4 +76,18 @@ pub fn linear(p: nn::Path, c_in: i64, c_out: i64, bias: bool) -> nn::Linear {
         bias,
     };
     nn::linear(p, c_in, c_out, cfg)
+}
+
+/// One embedding vector per image: a feature map average-pooled (`pool`), else flattened.
+pub fn embed(x: Tensor, pool: bool) -> Tensor {
+    if pool {
+        x.adaptive_avg_pool2d([1, 1]).flatten(1, -1)
+    } else {
+        x.flatten(1, -1)
+    }
+}
+
+/// Rows scaled to unit L2 norm (as `F.normalize`).
+pub fn unit_rows(x: &Tensor) -> Tensor {
+    x / x.norm_scalaropt_dim(2, [1], true).clamp_min(1e-12)
 }

@@ -1,6 +1,6 @@
 //! Few-shot bindings: episodes over a Table, N-way evaluation by prototypes, the
-//! prototypical loss on tensors, and test-time augmentation. Thin: options in, `crate::data`
-//! and `crate::learn` calls, maps out.
+//! prototypical loss on tensors, and test-time augmentation. Thin: options in, `crate::data`,
+//! `crate::model` and `crate::learn` calls, maps out.
 use super::args::{script_err, Opts, OrScript, RhaiResult};
 use super::ctx::ScriptCtx;
 use super::data::{ScriptDataLoaders, ScriptTable};
@@ -12,9 +12,9 @@ use crate::data::episodes::{sample_episodes, Episode, EpisodeSpec};
 use crate::data::read_oneshot_runs;
 use crate::data::table::Table;
 use crate::learn::oneshot::{n_way_eval_embeddings, NWayResult, NWayTask};
-use crate::learn::protonet::{proto_logits, proto_loss, prototypes, Metric};
 use crate::learn::tta::{embed_files, learner_tta, Tta};
 use crate::learn::LearnData;
+use crate::model::prototypes::{proto_logits, proto_loss, prototypes, Metric};
 use crate::reg;
 use rhai::{Array, Dynamic, Engine, Map};
 use std::path::PathBuf;

@@ -1,6 +1,8 @@
 //! Prototypical networks (Snell et al. 2017): a class is the mean of its support
 //! embeddings (its prototype), and a query belongs to the nearest prototype. With one shot
 //! and the cosine metric this is exactly the Siamese cosine model's nearest support image.
+//! Plain tensor math below both the protonet model and the learner's N-way evaluation.
+use super::layers::unit_rows;
 use anyhow::{bail, Result};
 use tch::{Kind, Tensor};
 
@@ -46,10 +48,6 @@ pub fn proto_logits(protos: &Tensor, queries: &Tensor, metric: Metric) -> Tensor
         }
         Metric::Cosine => unit_rows(queries).matmul(&unit_rows(protos).tr()),
     }
-}
-
-fn unit_rows(x: &Tensor) -> Tensor {
-    x / x.norm_scalaropt_dim(2, [1], true).clamp_min(1e-12)
 }
 
 /// One episode's `[Q, N]` query logits: `scale` (which a cosine metric needs to be
