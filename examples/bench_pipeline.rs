@@ -3,7 +3,7 @@
 //!   cargo run --release --example bench_pipeline -- <image folder> 1 2
 use anyhow::{Context, Result};
 use runner::data::dataloaders::{DataLoaders, ItemSet, LoaderConfig, Samplers};
-use runner::data::loader::Item;
+use runner::data::item::Item;
 use std::time::Instant;
 
 fn main() -> Result<()> {

@@ -3,7 +3,8 @@
 //! nets train with) sampled bilinearly, the border filled by `pad_mode` (fastai's default is
 //! reflection; `border` suits white-background drawings), and brightness/contrast. Every parameter comes from the caller's generator,
 //! which is derived from (seed, epoch, item), so results never depend on the thread.
-use super::image::{reflect, PadMode, Pixels};
+use super::image::{reflect, PadMode};
+use super::pixels::Pixels;
 use rand::Rng;
 
 #[derive(Clone, Debug, PartialEq)]

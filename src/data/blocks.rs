@@ -3,7 +3,7 @@
 //! `file1`, `file2`, a true/false `label` and `is_valid`. Each kind of loaders is its items
 //! plus the samplers that batch them.
 use super::dataloaders::{DataLoaders, ItemSet, LoaderConfig, Samplers};
-use super::loader::Item;
+use super::item::Item;
 use super::sampler::{EpisodeLayout, EpisodeSampler, FixedEpisodes, PairRedraw, SequentialSampler};
 use super::splitters::Split;
 use super::table::{Column, Table};

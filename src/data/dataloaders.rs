@@ -3,8 +3,10 @@
 //! the cache or `skip_bad`, and computes the normalisation; which items make each batch is
 //! left to the samplers the caller chooses from the items that survived.
 use super::augment::Augment;
-use super::image::{decode_for, shrink_for, Method, Pixels};
-use super::loader::{DataLoader, Item, Renderer};
+use super::image::{decode_for, shrink_for, Method};
+use super::item::Item;
+use super::loader::{DataLoader, Renderer};
+use super::pixels::Pixels;
 use super::render::{channel_stats, Images};
 use super::sampler::{EpisodeLayout, RandomSampler, Sampler, SequentialSampler};
 use anyhow::{bail, Context, Result};

@@ -1,7 +1,7 @@
 //! Image grids with titles, the picture behind `show_batch` and `plot_top_losses`: tiles
 //! of one image (or the two of a pair, side by side with a gap), each titled by a few
 //! lines. Small images are magnified and long titles wrapped, so that every title is readable.
-use super::image::Pixels;
+use super::pixels::Pixels;
 use crate::plot::{init_font, FONT};
 use anyhow::{bail, Context, Result};
 use plotters::prelude::*;

@@ -2,47 +2,13 @@
 //! size, with fastai's resize methods. `crop` takes the largest square at a position given
 //! as fractions (random on train, centre on valid, shared by both images of a pair), `pad`
 //! fits the whole image and fills the border, `squish` ignores the aspect ratio.
+use super::pixels::Pixels;
 use anyhow::{bail, Context, Result};
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use image::{DynamicImage, ImageFormat};
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
-
-/// u8 pixels, row-major HWC.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Pixels {
-    pub width: u32,
-    pub height: u32,
-    pub channels: usize,
-    pub data: Vec<u8>,
-}
-
-impl Pixels {
-    /// The image turned counter-clockwise by `turns` quarter turns (as `torch.rot90`).
-    pub fn rot90(&self, turns: u8) -> Pixels {
-        let (w, h, c) = (self.width as usize, self.height as usize, self.channels);
-        let turns = turns % 4;
-        if turns == 0 {
-            return self.clone();
-        }
-        let (nw, nh) = if turns % 2 == 1 { (h, w) } else { (w, h) };
-        let mut data = vec![0u8; self.data.len()];
-        for y in 0..nh {
-            for x in 0..nw {
-                // The source pixel of output (x, y) for a counter-clockwise turn.
-                let (sx, sy) = match turns {
-                    1 => (w - 1 - y, x),
-                    2 => (w - 1 - x, h - 1 - y),
-                    _ => (y, h - 1 - x),
-                };
-                let (o, i) = ((y * nw + x) * c, (sy * w + sx) * c);
-                data[o..o + c].copy_from_slice(&self.data[i..i + c]);
-            }
-        }
-        Pixels { width: nw as u32, height: nh as u32, channels: c, data }
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PadMode {

@@ -2,7 +2,7 @@
 //! the image at num/8 of its size directly, so a 500x375 photo needed at 224 px decodes
 //! at 5/8 (313x235) for about half the work of a full decode. A crop decodes only the rows
 //! and columns its box reaches. Warnings count as damage.
-use super::image::Pixels;
+use super::pixels::Pixels;
 use anyhow::{bail, Result};
 use std::ffi::{c_char, c_int, CStr};
 

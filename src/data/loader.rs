@@ -10,8 +10,8 @@
 //! that happens to run it, so batches are identical whatever the thread count. Training,
 //! validation, test-time augmentation and image files from outside the data set all go
 //! through this one render path.
-use super::image::Pixels;
-pub use super::render::Item;
+pub use super::item::Item;
+use super::pixels::Pixels;
 use super::render::{produce, Images, RawBatch};
 use super::sampler::{BatchPlan, Drawn, Sampler};
 use anyhow::{bail, Context, Result};

@@ -2,21 +2,14 @@
 //! cache), resize, augment, and gather a batch's u8 buffers; also the channel statistics
 //! for `normalize: "stats"`. Each item's random choices come from (seed, epoch, index).
 use super::augment::Augment;
-use super::image::{load_resized, resize, Method, Pixels};
+use super::image::{load_resized, resize, Method};
+use super::item::Item;
+use super::pixels::Pixels;
 use super::sampler::BatchPlan;
 use anyhow::{Context, Result};
 use rand::Rng;
 use rayon::prelude::*;
 use std::path::PathBuf;
-
-/// An item: ids of its 1 or 2 images in the image list, its class index, and the
-/// quarter turns applied to its images (rotations used as extra classes).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Item {
-    pub ids: [usize; 2],
-    pub y: i64,
-    pub turns: u8,
-}
 
 /// What the workers share: the image files, the optional cache, the transforms.
 pub(crate) struct Images {

@@ -35,7 +35,7 @@ pub trait LearnData {
         anyhow::bail!("this data cannot encode image files (use DataLoaders from image_loaders or pair_loaders)")
     }
     /// Validation items by index, as u8 pixels before normalisation (for pictures).
-    fn valid_images(&self, _indices: &[usize]) -> Result<Vec<Vec<crate::data::image::Pixels>>> {
+    fn valid_images(&self, _indices: &[usize]) -> Result<Vec<Vec<crate::data::pixels::Pixels>>> {
         anyhow::bail!("this data has no images to show (use DataLoaders from image_loaders or pair_loaders)")
     }
     /// Image files through the validation transforms, as one batch (for predictions).
@@ -76,7 +76,7 @@ impl LearnData for crate::data::DataLoaders {
     fn valid_augmented(&self, n: usize) -> Result<Batches<'_>> {
         Ok(Box::new(self.valid.iter_augmented(n)?.map(|b| b.map(|b| XY { xs: b.xs, y: b.y }))))
     }
-    fn valid_images(&self, indices: &[usize]) -> Result<Vec<Vec<crate::data::image::Pixels>>> {
+    fn valid_images(&self, indices: &[usize]) -> Result<Vec<Vec<crate::data::pixels::Pixels>>> {
         Ok(self.valid.items_at(indices)?.into_iter().map(|(px, _)| px).collect())
     }
 }

@@ -5,7 +5,7 @@
 //! is a fixed seeded set.
 use super::{BatchPlan, Drawn, Sampler};
 use crate::data::episodes::{draw_episodes, Episode, EpisodeSpec, Part};
-use crate::data::render::Item;
+use crate::data::item::Item;
 use anyhow::Result;
 
 /// The shape of every episode, and how many make an epoch.

@@ -12,7 +12,7 @@ pub use pair_redraw::PairRedraw;
 pub use random::RandomSampler;
 pub use sequential::SequentialSampler;
 
-use super::render::Item;
+use super::item::Item;
 use anyhow::Result;
 
 /// An item of a planned batch and the key its random draws (crop, augmentation) are

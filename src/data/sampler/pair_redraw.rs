@@ -3,8 +3,8 @@
 //! probability `p_same`), then the epoch is shuffled and batched as `RandomSampler` does.
 //! Fresh pairs each epoch show the model far more of the possible pairs than one table.
 use super::{batches, shuffled, BatchPlan, Sampler};
+use crate::data::item::Item;
 use crate::data::pairs::{Fallbacks, PartnerPool};
-use crate::data::render::Item;
 use anyhow::Result;
 
 pub struct PairRedraw {

@@ -1,7 +1,7 @@
 //! Training batches in a new seeded order every epoch, the last partial batch dropped
 //! (fastai's `shuffle=True, drop_last=True` for the training loader).
 use super::{batches, shuffled, BatchPlan, Sampler};
-use crate::data::render::Item;
+use crate::data::item::Item;
 use anyhow::Result;
 
 pub struct RandomSampler {

@@ -1,7 +1,7 @@
 //! Batches in the items' own order, the last one kept even when partial (validation: every
 //! item is scored once, in an order the predictions can be matched to).
 use super::{batches, BatchPlan, Sampler};
-use crate::data::render::Item;
+use crate::data::item::Item;
 use anyhow::Result;
 
 pub struct SequentialSampler {
