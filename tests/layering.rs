@@ -156,6 +156,10 @@ fn paths(code: &str) -> Vec<(bool, String)> {
     found
 }
 
+/// A file's module path (`["data", "loader"]`) and the paths each file names.
+type Module = Vec<String>;
+type Uses = BTreeMap<Module, Vec<(bool, String)>>;
+
 struct Crate {
     /// Module path -> its file.
     files: BTreeMap<Vec<String>, PathBuf>,
@@ -209,7 +213,7 @@ impl Crate {
     }
 }
 
-fn load() -> (Crate, BTreeMap<Vec<String>, Vec<(bool, String)>>) {
+fn load() -> (Crate, Uses) {
     let mut files = Vec::new();
     rust_files(&src(), &mut files);
     let mut krate = Crate { files: BTreeMap::new(), reexports: BTreeMap::new() };
