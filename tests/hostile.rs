@@ -472,3 +472,25 @@ fn decompression_bombs_and_huge_files_are_refused_in_every_decode_path() {
     let r: Ran = sb.command(&["c.rhai"]).env("RUNNER_MAX_IMAGE_PIXELS", "lots").output().unwrap().into();
     assert!(r.code == 1 && r.stderr.contains("RUNNER_MAX_IMAGE_PIXELS=`lots` is not a whole number"), "{}", r.stderr);
 }
+
+// 7. A link loop and a dangling link inside a data set: the run goes on (the fingerprint
+// walks the loop once and leaves the dangling link out, naming it), as get_image_files does.
+#[test]
+fn link_loops_and_dangling_links_in_a_data_set_do_not_fail_the_run() {
+    let sb = Sandbox::new();
+    let data = sb.path().join("data");
+    let faces = data.join("orl_faces/s1");
+    std::fs::create_dir_all(&faces).unwrap();
+    for i in 1..=3 {
+        std::fs::copy(common::datasets().join(format!("orl_faces/s1/{i}.pgm")), faces.join(format!("{i}.pgm"))).unwrap();
+    }
+    std::os::unix::fs::symlink(data.join("orl_faces"), faces.join("loop")).unwrap();
+    std::os::unix::fs::symlink(data.join("gone"), faces.join("dangling")).unwrap();
+    sb.write("d.rhai", "let files = get_image_files(untar_data(\"orl_faces\"));\nprint(`n ${files.len()}`);\n");
+    let r: Ran = sb.command(&["d.rhai"]).env("RUNNER_DATA", &data).env("RUNNER_CACHE", sb.path().join("cache")).output().unwrap().into();
+    r.ok();
+    assert!(r.stdout.contains("n 3"), "{}", r.stdout);
+    assert!(r.stderr.contains("left out") && r.stderr.contains("dangling"), "the bad link is named: {}", r.stderr);
+    let rec = sb.record(&sb.last_run());
+    assert_eq!(rec["data"][0]["files"].as_integer(), Some(3), "{rec:?}");
+}
