@@ -3,6 +3,7 @@
 use super::run::{execute, Folder, Launch};
 use super::{RunOptions, TrackArgs};
 use crate::plot::{Chart, Series};
+use crate::text_table::safe;
 use crate::track::compare::{compare, curves, run_labels};
 use crate::track::{find_run, find_runs, read_metrics, RunEntry};
 use anyhow::{bail, Result};
@@ -29,7 +30,7 @@ pub fn compare_cmd(root: &Path, names: &[String], a: &CompareArgs) -> Result<()>
 pub(super) fn print_comparison(runs: &[RunEntry], a: &CompareArgs) -> Result<()> {
     let c = compare(runs, a.all)?;
     for (run, line, e) in &c.damaged {
-        eprintln!("runner: {run}/metrics.jsonl line {line} is damaged and was skipped ({e})");
+        eprintln!("runner: {}/metrics.jsonl line {line} is damaged and was skipped ({})", safe(run), safe(e));
     }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&c.json)?);
