@@ -117,6 +117,12 @@ fn terminal_escapes_in_records_are_shown_not_obeyed() {
     let evil = "clear\x1b[2J\x1b]0;title\x07two\nlines";
     let big = "x".repeat(100_000);
     assert_eq!(sb.run(&["e.rhai", "--set", &format!("note={evil}"), "--set", &format!("zbig={big}")]).code, 1);
+    let toml_len = std::fs::metadata(sb.last_run().join("run.toml")).unwrap().len();
+    assert!(toml_len < 140_000, "the record keeps 64 KiB of the 100 kB value in the params and in the command line, not all: {toml_len}");
+    assert!(sb.record(&sb.last_run())["params"]["zbig"]["value"]
+        .as_str()
+        .unwrap()
+        .ends_with("[cut by the runner: 100000 bytes in all; RUNNER_MAX_RECORD_VALUE keeps more]"));
     assert_eq!(sb.run(&["e.rhai"]).code, 1);
     for args in [vec!["runs"], vec!["show", "last~1"], vec!["compare", "last~1", "last"], vec!["compare", "last~1", "last", "--markdown"]] {
         let r = sb.run(&args);
