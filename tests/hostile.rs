@@ -494,3 +494,69 @@ fn link_loops_and_dangling_links_in_a_data_set_do_not_fail_the_run() {
     let rec = sb.record(&sb.last_run());
     assert_eq!(rec["data"][0]["files"].as_integer(), Some(3), "{rec:?}");
 }
+
+/// An interrupted run of a script that loops until stopped: (sandbox, its folder).
+fn interrupted_loop() -> (Sandbox, PathBuf) {
+    let sb = Sandbox::new();
+    sb.write("loop.rhai", "let i = 0;\nloop { i += 1; }\n");
+    let child = sb.command(&["loop.rhai", "--max-operations", "0"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let run = wait_for_running(&sb);
+    assert!(Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap().success());
+    assert_eq!(child.wait_with_output().unwrap().status.code(), Some(143));
+    assert_eq!(sb.record(&run)["status"].as_str(), Some("interrupted"));
+    (sb, run)
+}
+
+// 10. Two resumes of one run: the second is refused ("already running as pid N on HOST"),
+// whatever the record says when it looks, and touches nothing.
+#[test]
+fn two_resumes_of_one_run_never_run_at_once() {
+    let (sb, run) = interrupted_loop();
+    let host = runner::track::runs::host_name();
+    // The folder's lock held by another process (this one): the record says `interrupted`.
+    let held = runner::track::lock::lock(&run, "test").unwrap();
+    let before = std::fs::read_to_string(run.join("run.toml")).unwrap();
+    let r = sb.run(&["resume", "last"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("is already running as pid {} on {host}", std::process::id())), "{}", r.stderr);
+    assert_eq!(std::fs::read_to_string(run.join("run.toml")).unwrap(), before, "the refused resume left the record alone");
+    drop(held);
+
+    // A real second process: while one resume runs, another that read the record at the
+    // wrong moment (here: a record put back to `interrupted`) is refused by the lock.
+    let first = sb.command(&["resume", "last"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let t = Instant::now();
+    while sb.record(&run).get("pid").and_then(|p| p.as_integer()) != Some(first.id() as i64) {
+        assert!(t.elapsed() < Duration::from_secs(60), "the first resume never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut rec = sb.record(&run);
+    rec.insert("status".into(), "interrupted".into());
+    std::fs::write(run.join("run.toml"), toml::to_string(&rec).unwrap()).unwrap();
+    let r = sb.run(&["resume", "last"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("is already running as pid {} on {host}", first.id())), "{}", r.stderr);
+    assert!(Command::new("kill").arg("-TERM").arg(first.id().to_string()).status().unwrap().success());
+    assert_eq!(first.wait_with_output().unwrap().status.code(), Some(143));
+}
+
+// 10. The same for two `sweep resubmit`s of one sweep.
+#[test]
+fn two_sweep_resubmits_never_run_at_once() {
+    let sb = Sandbox::new();
+    sb.write("f.rhai", "let n = param(\"n\", 1);\nif n == 2 { throw \"two fails\"; }\n");
+    let r = sb.run(&["sweep", "f.rhai", "--grid", "n=1,2"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let sweeps = sb.path().join("runs/sweeps");
+    let dir = std::fs::read_dir(&sweeps).unwrap().flatten().next().unwrap().path();
+    let id = dir.file_name().unwrap().to_str().unwrap().to_string();
+    let held = runner::track::lock::lock(&dir, "test").unwrap();
+    let runs = sb.runs().len();
+    let r = sb.run(&["sweep", "resubmit", &id]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("`runner sweep resubmit` of {id} is already running as pid {}", std::process::id())), "{}", r.stderr);
+    assert_eq!(sb.runs().len(), runs, "nothing ran");
+    drop(held);
+    let r = sb.run(&["sweep", "resubmit", &id]);
+    assert!(r.code == 1 && r.stdout.contains("running point 1 again"), "{}\n{}", r.stdout, r.stderr);
+}

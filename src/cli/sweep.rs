@@ -300,6 +300,8 @@ fn wait_for(dir: &Path, poll: Duration) -> Result<i32> {
 /// seed, as a new submission (interrupted ones resume in their folder).
 pub fn resubmit_cmd(runs_dir: &Path, name: &str, wait: bool) -> Result<i32> {
     let dir = find_sweep(runs_dir, name)?;
+    // Two resubmits at once would both find the same points to run.
+    let lock = crate::track::lock::lock(&dir, &format!("`runner sweep resubmit` of {}", dir.file_name().unwrap_or_default().to_string_lossy()))?;
     let mut m = Manifest::read(&dir)?;
     let rows = status(&m)?;
     let points: Vec<usize> = rows.iter().filter(|r| r.state.needs_resubmit()).map(|r| r.index).collect();
@@ -317,6 +319,7 @@ pub fn resubmit_cmd(runs_dir: &Path, name: &str, wait: bool) -> Result<i32> {
             }
             m.write(&dir)?;
             let jobs = submit_arrays(&mut m, &dir, from, &runner)?;
+            drop(lock); // submitted: the points' own folders are locked by their tasks
             println!("sweep {}: point{} {list} resubmitted as {jobs}", m.id, if points.len() > 1 { "s" } else { "" });
             if wait {
                 return wait_for(&dir, Duration::from_secs(poll_secs()));
