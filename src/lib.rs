@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod data;
 pub mod device;
+pub mod fs_walk;
 pub mod learn;
 pub mod logging;
 pub mod model;

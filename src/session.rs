@@ -2,6 +2,7 @@
 //! starts and finished whatever happens (completed, failed, interrupted), so every run
 //! leaves a readable record.
 use crate::device::{device_name, libtorch_version};
+use crate::track::lock::{lock, FolderLock};
 use crate::track::{MetricsLog, Param, RunRecord, Status};
 use anyhow::{Context, Result};
 use rand::Rng;
@@ -129,6 +130,8 @@ pub struct Session {
     earlier_s: f64,
     /// Fits so far, over all the run's learners (see `RunOut::fits`).
     pub fits: Arc<AtomicUsize>,
+    /// No other process runs in this folder while the session lives.
+    _lock: FolderLock,
 }
 
 impl Session {
@@ -148,6 +151,7 @@ impl Session {
             }
             None => new_run_dir(&spec.runs_dir, &stem)?,
         };
+        let lock = lock(&dir, &format!("run {}", dir.display()))?;
         let (git_commit, git_dirty) = git_state(&spec.script);
         let mut extra = toml::Table::new();
         extra.insert("pid".into(), toml::Value::Integer(std::process::id() as i64));
@@ -201,6 +205,7 @@ impl Session {
             started: Instant::now(),
             earlier_s: 0.0,
             fits: Arc::default(),
+            _lock: lock,
         })
     }
 
@@ -208,6 +213,8 @@ impl Session {
     /// to `running` with this process's pid and one more entry in `resumed`, and
     /// metrics.jsonl keeps what the last checkpoint had written.
     pub fn resume(dir: &Path, device: Device, sweep: Option<&SweepPoint>) -> Result<Session> {
+        // Before anything is read: two resumes of one run must not both continue it.
+        let lock = lock(dir, &format!("run {}", dir.display()))?;
         let mut record = RunRecord::read(dir)?;
         let keep = crate::learn::resume::metrics_lines_kept(dir)?;
         let mut extra = std::mem::take(&mut record.extra);
@@ -243,6 +250,7 @@ impl Session {
             started: Instant::now(),
             earlier_s,
             fits: Arc::default(),
+            _lock: lock,
         })
     }
 

@@ -123,38 +123,127 @@ fn decode_scaled(
     if channels != 1 && channels != 3 {
         bail!("channels must be 1 or 3, got {channels}");
     }
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read image {}", path.display()))?;
-    let jpeg = image::guess_format(&bytes).ok() == Some(ImageFormat::Jpeg);
-    let scaled = if jpeg { super::jpeg::decode(&bytes, channels, covers, region) } else { Ok(None) };
+    let limit = max_image_pixels()?;
+    let (bytes, format) = read_image_file(path, limit)?;
     let whole = |pixels: Pixels| super::jpeg::Decoded { full: (pixels.width, pixels.height), pixels, x: 0, y: 0 };
-    let px = scaled.transpose().unwrap_or_else(|| decode_bytes(bytes, jpeg, channels).map(whole));
+    let px = match format {
+        ImageFormat::Jpeg => match super::jpeg::header(&bytes) {
+            Ok(Some(size)) => check_pixels(size, limit).and_then(|()| super::jpeg::decode(&bytes, size, channels, covers, region)),
+            Ok(None) => decode_jpeg(&bytes, limit).map(|img| whole(into_pixels(img, channels))),
+            Err(e) => Err(e),
+        },
+        _ => decode_other(&bytes, format, limit).map(|img| whole(into_pixels(img, channels))),
+    };
     px.with_context(|| format!("cannot decode image {}", path.display()))
 }
 
-/// The `image` crate's decoders (and strict zune-jpeg for the CMYK JPEGs libjpeg leaves).
-fn decode_bytes(bytes: Vec<u8>, jpeg: bool, channels: usize) -> Result<Pixels> {
-    let img = if jpeg { decode_jpeg(&bytes)? } else { image::load_from_memory(&bytes)? };
+/// Pillow's `Image.MAX_IMAGE_PIXELS` (89,478,485): above it Pillow warns of a decompression
+/// bomb, above twice it refuses the image (`DecompressionBombError`).
+const PILLOW_MAX_IMAGE_PIXELS: u64 = 89_478_485;
+
+/// The default pixel limit: where Pillow refuses, so that whatever Pillow opens, we do.
+pub const DEFAULT_MAX_IMAGE_PIXELS: u64 = 2 * PILLOW_MAX_IMAGE_PIXELS;
+
+/// The most bytes a file may take per allowed pixel: 32-bit float RGBA (16 bytes, TIFF's
+/// widest), so no image under the pixel limit is refused for its file size.
+const MAX_FILE_BYTES_PER_PIXEL: u64 = 16;
+
+/// Room for what is not pixels (EXIF, ICC profiles, thumbnails).
+const FILE_SLACK_BYTES: u64 = 16 << 20;
+
+/// The pixel limit (width x height) above which an image is refused before it is decoded:
+/// `RUNNER_MAX_IMAGE_PIXELS` (0 turns it off), else `DEFAULT_MAX_IMAGE_PIXELS`. 0: none.
+pub fn max_image_pixels() -> Result<u64> {
+    static LIMIT: std::sync::OnceLock<std::result::Result<u64, String>> = std::sync::OnceLock::new();
+    let parsed = LIMIT.get_or_init(|| match std::env::var("RUNNER_MAX_IMAGE_PIXELS") {
+        Ok(v) if !v.trim().is_empty() => {
+            v.trim().replace('_', "").parse::<u64>().map_err(|_| format!("RUNNER_MAX_IMAGE_PIXELS=`{v}` is not a whole number of pixels"))
+        }
+        _ => Ok(DEFAULT_MAX_IMAGE_PIXELS),
+    });
+    parsed.clone().map_err(anyhow::Error::msg)
+}
+
+/// Refuses a declared `width` x `height` over `limit` pixels (0: no limit).
+fn check_pixels((width, height): (u32, u32), limit: u64) -> Result<()> {
+    let pixels = width as u64 * height as u64;
+    if limit > 0 && pixels > limit {
+        bail!(
+            "it declares {width}x{height} = {pixels} pixels, over the limit of {limit} (a decompression bomb?{}; \
+             RUNNER_MAX_IMAGE_PIXELS raises the limit, 0 turns it off)",
+            if limit == DEFAULT_MAX_IMAGE_PIXELS { " Pillow refuses it too" } else { "" }
+        );
+    }
+    Ok(())
+}
+
+/// The most bytes an image file may have under a pixel limit (0: no limit).
+pub fn max_image_file_bytes(limit: u64) -> Option<u64> {
+    (limit > 0).then(|| limit.saturating_mul(MAX_FILE_BYTES_PER_PIXEL).saturating_add(FILE_SLACK_BYTES))
+}
+
+/// A regular file's bytes and format, its size checked first: a huge or sparse file
+/// named `.jpg` is refused before it is read, and one in no known format after its first
+/// bytes.
+fn read_image_file(path: &Path, limit: u64) -> Result<(Vec<u8>, ImageFormat)> {
+    use std::io::Read;
+    let cannot = || format!("cannot read image {}", path.display());
+    let meta = std::fs::metadata(path).with_context(cannot)?;
+    if !meta.is_file() {
+        bail!("{} is not a regular file", path.display());
+    }
+    let max = max_image_file_bytes(limit);
+    let too_big = |len: u64| match max {
+        Some(max) if len > max => Err(anyhow::anyhow!(
+            "{} is {len} bytes, more than an image of at most {limit} pixels can take ({max} bytes); \
+             RUNNER_MAX_IMAGE_PIXELS raises the limit, 0 turns it off",
+            path.display()
+        )),
+        _ => Ok(()),
+    };
+    too_big(meta.len())?;
+    let mut file = std::fs::File::open(path).with_context(cannot)?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    (&mut file).take(64).read_to_end(&mut bytes).with_context(cannot)?;
+    let format = image::guess_format(&bytes).with_context(|| format!("cannot decode image {}", path.display()))?;
+    // One byte more than allowed shows a file that grew since it was measured.
+    file.take(max.map_or(u64::MAX, |m| m + 1 - bytes.len() as u64)).read_to_end(&mut bytes).with_context(cannot)?;
+    too_big(bytes.len() as u64)?;
+    Ok((bytes, format))
+}
+
+fn into_pixels(img: DynamicImage, channels: usize) -> Pixels {
     let (width, height) = (img.width(), img.height());
     let data = if channels == 1 { img.into_luma8().into_raw() } else { img.into_rgb8().into_raw() };
-    Ok(Pixels { width, height, channels, data })
+    Pixels { width, height, channels, data }
+}
+
+/// The `image` crate's decoders, for every format but JPEG; the declared size is checked
+/// against `limit` first.
+fn decode_other(bytes: &[u8], format: ImageFormat, limit: u64) -> Result<DynamicImage> {
+    let reader = || image::ImageReader::with_format(std::io::Cursor::new(bytes), format);
+    check_pixels(reader().into_dimensions()?, limit)?;
+    Ok(reader().decode()?)
 }
 
 /// CMYK JPEGs are decoded strictly: a lenient decoder (the `image` crate's default) fills a
 /// truncated file or broken entropy-coded data with grey and reports success, and the run
-/// would train on that garbage. Same decoder and colour handling as `image`, strict mode on.
-fn decode_jpeg(bytes: &[u8]) -> Result<DynamicImage> {
+/// would train on that garbage. Same decoder and colour handling as `image`, strict mode on;
+/// the declared size is checked against `limit` before anything is allocated.
+fn decode_jpeg(bytes: &[u8], limit: u64) -> Result<DynamicImage> {
     use zune_core::colorspace::ColorSpace;
     let options = zune_core::options::DecoderOptions::default().set_strict_mode(true).set_max_width(usize::MAX).set_max_height(usize::MAX);
     let mut decoder = zune_jpeg::JpegDecoder::new_with_options(zune_core::bytestream::ZCursor::new(bytes), options);
     decoder.decode_headers().map_err(damaged)?;
+    let (w, h) = decoder.dimensions().context("JPEG without dimensions")?;
+    let (w, h) = (w as u32, h as u32);
+    check_pixels((w, h), limit)?;
     let space = match decoder.input_colorspace() {
         Some(s @ (ColorSpace::RGB | ColorSpace::RGBA | ColorSpace::Luma | ColorSpace::LumaA)) => s,
         _ => ColorSpace::RGB,
     };
     decoder.set_options(decoder.options().jpeg_set_out_colorspace(space));
     let data = decoder.decode().map_err(damaged)?;
-    let (w, h) = decoder.dimensions().context("JPEG without dimensions")?;
-    let (w, h) = (w as u32, h as u32);
     let img = match space {
         ColorSpace::Luma => image::GrayImage::from_raw(w, h, data).map(DynamicImage::ImageLuma8),
         ColorSpace::LumaA => image::GrayAlphaImage::from_raw(w, h, data).map(DynamicImage::ImageLumaA8),
@@ -337,6 +426,81 @@ mod tests {
         std::fs::write(&f, b"\xff\xd8\xff\xe0 not really a jpeg").unwrap();
         let e = format!("{:#}", decode(&f, 3).unwrap_err());
         assert!(e.contains("broken.jpg"), "{e}");
+    }
+
+    /// A small real JPEG whose frame header is patched to declare `w` x `h`.
+    fn jpeg_declaring(w: u16, h: u16) -> Vec<u8> {
+        let mut out = Vec::new();
+        image::RgbImage::from_pixel(16, 16, image::Rgb([200, 10, 10])).write_to(&mut std::io::Cursor::new(&mut out), ImageFormat::Jpeg).unwrap();
+        // SOF0: ff c0, length (2), precision (1), height (2), width (2).
+        let sof = out.windows(2).position(|w| w == [0xff, 0xc0]).unwrap();
+        out[sof + 5..sof + 7].copy_from_slice(&h.to_be_bytes());
+        out[sof + 7..sof + 9].copy_from_slice(&w.to_be_bytes());
+        out
+    }
+
+    /// A 1x1 PNG whose header is patched to declare `w` x `h` (its CRC fixed, so only the size is odd).
+    fn png_declaring(w: u32, h: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        image::GrayImage::from_pixel(1, 1, image::Luma([7])).write_to(&mut std::io::Cursor::new(&mut out), ImageFormat::Png).unwrap();
+        // Signature (8), IHDR length (4), "IHDR" (4), width, height, 5 more bytes, CRC over type + data.
+        out[16..20].copy_from_slice(&w.to_be_bytes());
+        out[20..24].copy_from_slice(&h.to_be_bytes());
+        let mut crc = flate2::Crc::new();
+        crc.update(&out[12..29]);
+        out[29..33].copy_from_slice(&crc.sum().to_be_bytes());
+        out
+    }
+
+    #[test]
+    fn decompression_bombs_are_refused_by_their_declared_size_before_decoding() {
+        let d = tempfile::tempdir().unwrap();
+        let (jpg, png) = (d.path().join("bomb.jpg"), d.path().join("bomb.png"));
+        std::fs::write(&jpg, jpeg_declaring(65500, 65500)).unwrap();
+        std::fs::write(&png, png_declaring(100_000, 100_000)).unwrap();
+        for (f, size) in [(&jpg, "65500x65500"), (&png, "100000x100000")] {
+            let t = std::time::Instant::now();
+            for e in [
+                decode(f, 3).unwrap_err(),
+                decode_for(f, 1, Method::Crop, 32).unwrap_err(),
+                load_resized(f, 3, Method::Crop, 32, (0.5, 0.5)).unwrap_err(),
+            ] {
+                let e = format!("{e:#}");
+                assert!(e.contains(&f.display().to_string()) && e.contains(size), "{e}");
+                assert!(e.contains("over the limit of 178956970") && e.contains("RUNNER_MAX_IMAGE_PIXELS"), "{e}");
+            }
+            assert!(t.elapsed() < std::time::Duration::from_secs(5), "refused before decoding, not after");
+        }
+        assert_eq!(verify_images(&[jpg.clone(), png.clone()]), [jpg, png]);
+        // Under the limit the same file decodes, and the limit is the caller's to set.
+        let ok = d.path().join("ok.jpg");
+        std::fs::write(&ok, jpeg_declaring(16, 16)).unwrap();
+        assert_eq!(decode(&ok, 3).unwrap().width, 16);
+        check_pixels((100, 100), 10_000).unwrap();
+        let e = check_pixels((101, 100), 10_000).unwrap_err().to_string();
+        assert!(e.contains("101x100 = 10100 pixels, over the limit of 10000") && !e.contains("Pillow"), "{e}");
+        check_pixels((65500, 65500), 0).unwrap();
+    }
+
+    #[test]
+    fn huge_files_are_refused_by_their_size_before_they_are_read() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("sparse.jpg");
+        let file = std::fs::File::create(&f).unwrap();
+        file.set_len(6 << 30).unwrap(); // 6 GiB, nothing on disk
+        let e = format!("{:#}", decode(&f, 3).unwrap_err());
+        assert!(e.contains("sparse.jpg is 6442450944 bytes, more than an image of at most 178956970 pixels can take"), "{e}");
+        assert_eq!(max_image_file_bytes(0), None);
+        // A big file in no image format is refused after its first bytes, without reading it all.
+        let zeros = d.path().join("zeros.png");
+        std::fs::File::create(&zeros).unwrap().set_len(1 << 30).unwrap();
+        let t = std::time::Instant::now();
+        let e = format!("{:#}", decode(&zeros, 3).unwrap_err());
+        assert!(e.contains("zeros.png") && e.contains("format could not be determined"), "{e}");
+        assert!(t.elapsed() < std::time::Duration::from_secs(2), "read whole: {:?}", t.elapsed());
+        std::fs::create_dir(d.path().join("dir.jpg")).unwrap();
+        let e = format!("{:#}", decode(&d.path().join("dir.jpg"), 3).unwrap_err());
+        assert!(e.contains("dir.jpg is not a regular file"), "{e}");
     }
 
     #[test]

@@ -133,29 +133,46 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
 fn register_files(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     let c = ctx.clone();
     // Every data set resolved is recorded in run.toml (folder, file count, fingerprint).
-    let untar = move |name: &str, sha: Option<String>| -> RhaiResult<String> {
+    let untar = move |name: &str, opts: datasets::Fetch| -> RhaiResult<String> {
         let store = datasets::Store::from_env();
-        let found = datasets::untar_data(name, sha.as_deref(), &store).or_script()?;
+        let found = datasets::untar_data(name, &opts, &store).or_script()?;
         if let Some(session) = &c.session {
             let used = crate::track::DataUse::scan(&found.name, &found.folder, found.source).or_script()?;
             session.record_data(used).or_script()?;
         }
         Ok(found.folder.display().to_string())
     };
+    // Inside a run, Ctrl-C and SIGTERM stop a download at once.
+    let stop: fn() -> Option<&'static str> = if ctx.session.is_some() { crate::session::interrupt_signal } else { || None };
     let u = untar.clone();
     reg!(engine, "untar_data", ["name: String", "String"],
         "Folder of a known data set (pets, orl_faces, omniglot_small1, omniglot_small2, omniglot_runs) or an archive URL; found in RUNNER_DATA or downloaded, sha256-checked, extracted; recorded in run.toml (files, fingerprint). Offline, pets falls back to a bundled 148-photo sample, with a warning.",
-        move |name: &str| u(name, None));
-    reg!(engine, "untar_data", ["name: String", "options: Map", "String"], "untar_data with options (see Options below).", move |name: &str,
-                                                                                                                                 opts: Map|
-          -> RhaiResult<
-        String,
-    > {
-        let mut o = Opts::new(&options::UNTAR_DATA, opts);
-        let sha = o.opt_string("sha256")?;
-        o.finish()?;
-        untar(name, sha)
-    });
+        move |name: &str| u(name, datasets::Fetch { stop, ..Default::default() }));
+    reg!(
+        engine,
+        "untar_data",
+        ["name: String", "options: Map", "String"],
+        "untar_data with options (see Options below): the archive's sha256, how far it may expand, how slow its download may be.",
+        move |name: &str, opts: Map| -> RhaiResult<String> {
+            let mut o = Opts::new(&options::UNTAR_DATA, opts);
+            let bytes = |o: &mut Opts, key: &str| -> RhaiResult<u64> {
+                let v = o.i64(key)?;
+                u64::try_from(v).map_err(|_| script_err(format!("untar_data option `{key}` must not be negative, got {v}")))
+            };
+            let fetch = datasets::Fetch {
+                sha256: o.opt_string("sha256")?,
+                archive: crate::data::archive::Limits {
+                    max_bytes: bytes(&mut o, "max_bytes")?,
+                    max_entry_bytes: bytes(&mut o, "max_entry_bytes")?,
+                    max_ratio: o.f64("max_ratio")?,
+                },
+                download: crate::data::download::Limits { timeout_s: o.f64("timeout_s")?, min_rate: o.f64("min_rate")? },
+                stop,
+            };
+            o.finish()?;
+            untar(name, fetch)
+        }
+    );
     reg!(
         engine,
         "datasets",

@@ -4,6 +4,8 @@
 //! them, and takes defaults from them; `runner api` prints them into docs/API.md. So what
 //! a function accepts, what the reference says and what the error lists cannot differ.
 
+use crate::data::{archive, download};
+
 /// A default value, typed as the getter reads it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Def {
@@ -121,8 +123,27 @@ pub const PAIR_LOADERS: OptTable = OptTable {
     ],
 };
 
-pub const UNTAR_DATA: OptTable =
-    OptTable { function: "untar_data", groups: &[&[opt("sha256", "String", Def::None, "the expected sha256 of the archive")]] };
+pub const UNTAR_DATA: OptTable = OptTable {
+    function: "untar_data",
+    groups: &[&[
+        opt("sha256", "String", Def::None, "the expected sha256 of the archive"),
+        opt("max_bytes", "i64", Def::I(archive::DEFAULT_MAX_BYTES as i64), "the most bytes the archive may expand to (200 GiB)"),
+        opt("max_entry_bytes", "i64", Def::I(archive::DEFAULT_MAX_ENTRY_BYTES as i64), "the most bytes one member may expand to (16 GiB)"),
+        opt(
+            "max_ratio",
+            "f64",
+            Def::F(archive::DEFAULT_MAX_RATIO),
+            "the most the archive may expand to, as a multiple of its size (one under 1 MiB counts as 1 MiB)",
+        ),
+        opt(
+            "timeout_s",
+            "f64",
+            Def::F(download::DEFAULT_TIMEOUT_S),
+            "a download fails when connecting takes longer, or when less than min_rate arrives over this many seconds",
+        ),
+        opt("min_rate", "f64", Def::F(download::DEFAULT_MIN_RATE), "the slowest download accepted, in bytes per second over each timeout_s"),
+    ]],
+};
 
 pub const RANDOM_SPLITTER: OptTable =
     OptTable { function: "random_splitter", groups: &[&[opt("valid_pct", "f64", Def::F(0.2), "the share of items held out for validation"), SEED]] };
