@@ -3,6 +3,7 @@
 //! as fractions (random on train, centre on valid, shared by both images of a pair), `pad`
 //! fits the whole image and fills the border, `squish` ignores the aspect ratio.
 use super::pixels::Pixels;
+use crate::opts::Choice;
 use anyhow::{bail, Context, Result};
 use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
@@ -10,6 +11,7 @@ use image::{DynamicImage, ImageFormat};
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
+/// How pixels from outside an image are filled (padding, the affine warp's border).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PadMode {
     Zeros,
@@ -17,15 +19,17 @@ pub enum PadMode {
     Border,
 }
 
+/// How an image is brought to the square size: its pad mode is the augmentation's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Method {
     Crop,
-    Pad(PadMode),
+    Pad,
     Squish,
 }
 
-impl PadMode {
-    pub fn parse(mode: &str) -> Result<PadMode> {
+impl std::str::FromStr for PadMode {
+    type Err = anyhow::Error;
+    fn from_str(mode: &str) -> Result<PadMode> {
         Ok(match mode {
             "zeros" => PadMode::Zeros,
             "reflection" => PadMode::Reflection,
@@ -35,23 +39,46 @@ impl PadMode {
     }
 }
 
+impl Choice for PadMode {
+    fn name(&self) -> &'static str {
+        match self {
+            PadMode::Zeros => "zeros",
+            PadMode::Reflection => "reflection",
+            PadMode::Border => "border",
+        }
+    }
+}
+
+impl std::str::FromStr for Method {
+    type Err = anyhow::Error;
+    fn from_str(method: &str) -> Result<Method> {
+        Ok(match method {
+            "crop" => Method::Crop,
+            "squish" => Method::Squish,
+            "pad" => Method::Pad,
+            m => bail!("unknown resize method `{m}`: use crop, pad or squish"),
+        })
+    }
+}
+
+impl Choice for Method {
+    fn name(&self) -> &'static str {
+        match self {
+            Method::Crop => "crop",
+            Method::Pad => "pad",
+            Method::Squish => "squish",
+        }
+    }
+}
+
 impl Method {
     /// The side the resize brings to the target size: the shorter for crop and squish (so
     /// that both axes still hold that many pixels), the longer for pad.
     fn fitted_side(self, w: u32, h: u32) -> u32 {
         match self {
             Method::Crop | Method::Squish => w.min(h),
-            Method::Pad(_) => w.max(h),
+            Method::Pad => w.max(h),
         }
-    }
-
-    pub fn parse(method: &str, pad_mode: PadMode) -> Result<Method> {
-        Ok(match method {
-            "crop" => Method::Crop,
-            "squish" => Method::Squish,
-            "pad" => Method::Pad(pad_mode),
-            m => bail!("unknown resize method `{m}`: use crop, pad or squish"),
-        })
     }
 }
 
@@ -79,13 +106,13 @@ pub fn decode_for(path: &Path, channels: usize, method: Method, size: u32) -> Re
     Ok(decode_scaled(path, channels, covers(method, size), |_, _| None)?.pixels)
 }
 
-/// One image file as the loader needs it: decoded and resized to `size` by `method`, the
-/// crop at `at`. A JPEG's crop decodes only the rows and columns that its box and the
+/// One image file as the loader needs it: decoded and resized to `size` by `method` (a pad
+/// filled by `pad`), the crop at `at`. A JPEG's crop decodes only the rows and columns that its box and the
 /// resize filter reach (a 4:3 photo skips a quarter of its inverse DCT).
-pub fn load_resized(path: &Path, channels: usize, method: Method, size: u32, at: (f64, f64)) -> Result<Pixels> {
+pub fn load_resized(path: &Path, channels: usize, method: Method, pad: PadMode, size: u32, at: (f64, f64)) -> Result<Pixels> {
     let resized = |r: Result<Pixels>| r.with_context(|| format!("cannot resize {}", path.display()));
     if method != Method::Crop {
-        return resized(resize(&decode_for(path, channels, method, size)?, method, size, at));
+        return resized(resize(&decode_for(path, channels, method, size)?, method, pad, size, at));
     }
     let reach = |w: u32, h: u32| {
         let (left, top, side) = square(w as f64, h as f64, at);
@@ -276,8 +303,9 @@ fn resize_box(src: &Pixels, crop: (f64, f64, f64, f64), width: u32, height: u32)
     Ok(Pixels { width, height, channels: src.channels, data: dst.into_vec() })
 }
 
-/// The image at `size` x `size` by `method`; `at` = crop position as fractions in [0, 1].
-pub fn resize(src: &Pixels, method: Method, size: u32, at: (f64, f64)) -> Result<Pixels> {
+/// The image at `size` x `size` by `method` (a pad filled by `pad`); `at` = crop position as
+/// fractions in [0, 1].
+pub fn resize(src: &Pixels, method: Method, pad: PadMode, size: u32, at: (f64, f64)) -> Result<Pixels> {
     let (w, h) = (src.width as f64, src.height as f64);
     match method {
         Method::Squish => resize_box(src, (0.0, 0.0, w, h), size, size),
@@ -285,17 +313,17 @@ pub fn resize(src: &Pixels, method: Method, size: u32, at: (f64, f64)) -> Result
             let (left, top, side) = square(w, h, at);
             resize_box(src, (left, top, side, side), size, size)
         }
-        Method::Pad(mode) => {
+        Method::Pad => {
             let scale = size as f64 / w.max(h);
             let (nw, nh) = (((w * scale).round() as u32).clamp(1, size), ((h * scale).round() as u32).clamp(1, size));
             let inner = resize_box(src, (0.0, 0.0, w, h), nw, nh)?;
-            Ok(pad(&inner, size, mode))
+            Ok(pad_to(&inner, size, pad))
         }
     }
 }
 
 /// Centres `src` on a `size` x `size` canvas, filling the border by `mode`.
-fn pad(src: &Pixels, size: u32, mode: PadMode) -> Pixels {
+fn pad_to(src: &Pixels, size: u32, mode: PadMode) -> Pixels {
     let c = src.channels;
     let (w, h) = (src.width as i64, src.height as i64);
     let (x0, y0) = ((size as i64 - w) / 2, (size as i64 - h) / 2);
@@ -382,10 +410,10 @@ mod tests {
         let photo = pets().join("Abyssinian_101.jpg");
         let full = decode(&photo, 3).unwrap();
         let (w, h) = (full.width, full.height);
-        for (method, size) in [(Method::Crop, 100), (Method::Squish, 100), (Method::Pad(PadMode::Zeros), 100), (Method::Crop, 20)] {
+        for (method, size) in [(Method::Crop, 100), (Method::Squish, 100), (Method::Pad, 100), (Method::Crop, 20)] {
             let p = decode_for(&photo, 3, method, size).unwrap();
             assert!(p.width < w && p.height < h, "{method:?} {size}: decoded at {}x{} of {w}x{h}", p.width, p.height);
-            let side = if matches!(method, Method::Pad(_)) { p.width.max(p.height) } else { p.width.min(p.height) };
+            let side = if method == Method::Pad { p.width.max(p.height) } else { p.width.min(p.height) };
             assert!(side >= size, "{method:?} {size}: {}x{} does not cover it", p.width, p.height);
         }
         let big = decode_for(&photo, 3, Method::Crop, w.max(h) * 2).unwrap();
@@ -409,8 +437,8 @@ mod tests {
                 (Method::Squish, (0.5, 0.5)),
             ] {
                 for (size, channels) in [(224, 3), (100, 3), (64, 1)] {
-                    let want = resize(&decode_for(&photo, channels, method, size).unwrap(), method, size, at).unwrap();
-                    let got = load_resized(&photo, channels, method, size, at).unwrap();
+                    let want = resize(&decode_for(&photo, channels, method, size).unwrap(), method, PadMode::Zeros, size, at).unwrap();
+                    let got = load_resized(&photo, channels, method, PadMode::Zeros, size, at).unwrap();
                     assert_eq!((got.width, got.height, got.channels), (size, size, channels));
                     let worst = got.data.iter().zip(&want.data).map(|(a, b)| a.abs_diff(*b)).max().unwrap();
                     assert!(worst <= 1, "{name} {method:?} at {at:?}, {size} px: pixels differ by up to {worst}");
@@ -463,7 +491,7 @@ mod tests {
             for e in [
                 decode(f, 3).unwrap_err(),
                 decode_for(f, 1, Method::Crop, 32).unwrap_err(),
-                load_resized(f, 3, Method::Crop, 32, (0.5, 0.5)).unwrap_err(),
+                load_resized(f, 3, Method::Crop, PadMode::Reflection, 32, (0.5, 0.5)).unwrap_err(),
             ] {
                 let e = format!("{e:#}");
                 assert!(e.contains(&f.display().to_string()) && e.contains(size), "{e}");
@@ -507,17 +535,17 @@ mod tests {
     fn resize_methods_give_the_target_size() {
         // A 4x2 image: left half black, right half white.
         let src = Pixels { width: 4, height: 2, channels: 1, data: vec![0, 0, 255, 255, 0, 0, 255, 255] };
-        let left = resize(&src, Method::Crop, 2, (0.0, 0.5)).unwrap();
+        let left = resize(&src, Method::Crop, PadMode::Zeros, 2, (0.0, 0.5)).unwrap();
         assert_eq!(left.data, vec![0, 0, 0, 0]);
-        let right = resize(&src, Method::Crop, 2, (1.0, 0.5)).unwrap();
+        let right = resize(&src, Method::Crop, PadMode::Zeros, 2, (1.0, 0.5)).unwrap();
         assert_eq!(right.data, vec![255; 4]);
-        let sq = resize(&src, Method::Squish, 2, (0.5, 0.5)).unwrap();
+        let sq = resize(&src, Method::Squish, PadMode::Zeros, 2, (0.5, 0.5)).unwrap();
         assert!(sq.data[0] < 64 && sq.data[1] > 192, "squish keeps left dark, right bright: {:?}", sq.data);
-        let padded = resize(&src, Method::Pad(PadMode::Zeros), 4, (0.5, 0.5)).unwrap();
+        let padded = resize(&src, Method::Pad, PadMode::Zeros, 4, (0.5, 0.5)).unwrap();
         assert_eq!(padded.data[..4], [0; 4], "top border is zeros");
         assert_eq!(padded.data[12..], [0; 4], "bottom border is zeros");
         assert_eq!(padded.data[4..8], [0, 0, 255, 255]);
-        let refl = resize(&src, Method::Pad(PadMode::Reflection), 4, (0.5, 0.5)).unwrap();
+        let refl = resize(&src, Method::Pad, PadMode::Reflection, 4, (0.5, 0.5)).unwrap();
         assert_eq!(refl.data[..4], [0, 0, 255, 255]);
         assert_eq!((reflect(-1, 4), reflect(4, 4), reflect(5, 1)), (1, 2, 0));
     }
