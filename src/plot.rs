@@ -59,6 +59,11 @@ pub fn charts(path: &Path, charts: &[Chart]) -> Result<()> {
     Ok(())
 }
 
+/// Text sizes in pixels: tick labels, axis names and legends stay readable when a
+/// 900x500 chart is looked at scaled down (a report thumbnail, a notebook cell).
+const TEXT: i32 = 20;
+const CAPTION: i32 = 26;
+
 const COLORS: [RGBColor; 8] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
@@ -119,13 +124,13 @@ where
     let (w, _) = area.dim_in_pixel();
     let legend_w = if named {
         let longest = c.series.iter().map(|s| s.name.chars().count()).max().unwrap_or(0) as u32;
-        (longest * 8 + 50).min(w * 2 / 5)
+        (longest * TEXT as u32 * 3 / 5 + 50).min(w * 2 / 5)
     } else {
         0
     };
     let (plot_area, legend_area) = area.split_horizontally(w - legend_w);
     let mut builder = ChartBuilder::on(&plot_area);
-    builder.caption(&c.title, (FONT, 22)).margin(15).x_label_area_size(45).y_label_area_size(70);
+    builder.caption(&c.title, (FONT, CAPTION)).margin(15).x_label_area_size(60).y_label_area_size(95);
     let n_int_ticks = if c.integer_x { ((x1 - x0).round() as usize).clamp(1, 12) } else { 10 };
     macro_rules! body {
         ($chart:expr) => {{
@@ -135,8 +140,8 @@ where
                 .configure_mesh()
                 .x_desc(c.x_label.as_str())
                 .y_desc(c.y_label.as_str())
-                .label_style((FONT, 15))
-                .axis_desc_style((FONT, 16))
+                .label_style((FONT, TEXT))
+                .axis_desc_style((FONT, TEXT))
                 .x_labels(n_int_ticks)
                 .x_label_formatter(&fmt)
                 .draw()?;
@@ -150,8 +155,9 @@ where
             }
             for (i, m) in c.marks.iter().enumerate() {
                 // Labels stacked above their points so that close suggestions stay legible.
-                let label =
-                    EmptyElement::at(m.at) + Circle::new((0, 0), 6, RED.filled()) + Text::new(m.label.clone(), (8, -22 - 18 * i as i32), (FONT, 15));
+                let label = EmptyElement::at(m.at)
+                    + Circle::new((0, 0), 6, RED.filled())
+                    + Text::new(m.label.clone(), (8, -26 - 22 * i as i32), (FONT, TEXT));
                 chart.draw_series(std::iter::once(label))?;
             }
         }};
@@ -164,9 +170,9 @@ where
     if named {
         for (i, s) in c.series.iter().enumerate() {
             let col = COLORS[i % COLORS.len()];
-            let y = 60 + 24 * i as i32;
+            let y = 60 + 30 * i as i32;
             legend_area.draw(&PathElement::new(vec![(4, y), (28, y)], col.stroke_width(3)))?;
-            legend_area.draw(&Text::new(s.name.clone(), (34, y - 8), (FONT, 15)))?;
+            legend_area.draw(&Text::new(s.name.clone(), (34, y - TEXT / 2), (FONT, TEXT)))?;
         }
     }
     Ok(())

@@ -3,14 +3,14 @@
 //! leaves a readable record.
 use crate::device::{device_name, libtorch_version};
 use crate::track::lock::{lock, FolderLock};
-use crate::track::{MetricsLog, Param, RunRecord, Status};
+use crate::track::{Attempt, Goal, LiveRecord, MetricsLog, Param, RunRecord, Status};
 use anyhow::{Context, Result};
 use rand::Rng;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Once};
 use std::time::Instant;
 use tch::Device;
 
@@ -101,6 +101,15 @@ pub fn new_run_dir(runs_dir: &Path, stem: &str) -> Result<(PathBuf, String, Stri
     }
 }
 
+/// The Slurm job this process runs in, as users name it (`<array job>_<task>` for an array task).
+fn slurm_job_name() -> Option<String> {
+    let var = |v: &str| std::env::var(v).ok().filter(|s| !s.is_empty());
+    match (var("SLURM_ARRAY_JOB_ID"), var("SLURM_ARRAY_TASK_ID")) {
+        (Some(job), Some(task)) => Some(format!("{job}_{task}")),
+        _ => var("SLURM_JOB_ID"),
+    }
+}
+
 /// The Slurm job this process runs in (job id, array job and task, restart count, node).
 fn slurm_info() -> Option<toml::Table> {
     let job = std::env::var("SLURM_JOB_ID").ok()?;
@@ -124,10 +133,10 @@ pub struct Session {
     pub seed: u64,
     pub device: Device,
     pub metrics: Arc<MetricsLog>,
-    record: Mutex<RunRecord>,
+    pub record: Arc<LiveRecord>,
     started: Instant,
-    /// Time spent by earlier attempts of a resumed run.
-    earlier_s: f64,
+    /// When this attempt started (a resumed run's earlier ones are in the record).
+    attempt_started: String,
     /// Fits so far, over all the run's learners (see `RunOut::fits`).
     pub fits: Arc<AtomicUsize>,
     /// No other process runs in this folder while the session lives.
@@ -184,6 +193,7 @@ impl Session {
             libtorch: libtorch_version().into(),
             device: device_name(spec.device),
             host: crate::track::runs::host_name(),
+            user: crate::track::runs::user_name(),
             started: now.to_rfc3339(),
             ended: None,
             duration_s: None,
@@ -192,30 +202,38 @@ impl Session {
             sources: vec![],
             params,
             data: vec![],
+            attempts: vec![],
+            fits: vec![],
+            goals: BTreeMap::new(),
             extra,
         };
         record.write(&dir)?;
         let metrics = Arc::new(MetricsLog::create(&dir)?);
         Ok(Session {
-            dir,
             seed: spec.seed,
             device: spec.device,
             metrics,
-            record: Mutex::new(record),
+            record: Arc::new(LiveRecord::new(&dir, record)),
+            dir,
             started: Instant::now(),
-            earlier_s: 0.0,
+            attempt_started: now.to_rfc3339(),
             fits: Arc::default(),
             _lock: lock,
         })
     }
 
     /// Reopens an interrupted (or killed) run's folder to resume it: the record goes back
-    /// to `running` with this process's pid and one more entry in `resumed`, and
-    /// metrics.jsonl keeps what the last checkpoint had written.
+    /// to `running` with this process's pid and one more entry in `resumed`, the attempt
+    /// before is listed in `attempts` (as `crashed` when its process died without closing
+    /// the record), and metrics.jsonl keeps what the last checkpoint had written.
     pub fn resume(dir: &Path, device: Device, sweep: Option<&SweepPoint>) -> Result<Session> {
         // Before anything is read: two resumes of one run must not both continue it.
         let lock = lock(dir, &format!("run {}", dir.display()))?;
         let mut record = RunRecord::read(dir)?;
+        if record.attempts.is_empty() || record.status == Status::Running {
+            let earlier = unlisted_attempt(&record, dir);
+            record.attempts.push(earlier);
+        }
         let keep = crate::learn::resume::metrics_lines_kept(dir)?;
         let mut extra = std::mem::take(&mut record.extra);
         extra.insert("pid".into(), toml::Value::Integer(std::process::id() as i64));
@@ -238,7 +256,7 @@ impl Session {
         record.error = None;
         record.ended = None;
         record.host = crate::track::runs::host_name();
-        let earlier_s = record.duration_s.take().unwrap_or(0.0);
+        record.duration_s = None;
         record.write(dir)?;
         let metrics = Arc::new(MetricsLog::resume(dir, keep)?);
         Ok(Session {
@@ -246,16 +264,16 @@ impl Session {
             seed: record.seed,
             device,
             metrics,
-            record: Mutex::new(record),
+            record: Arc::new(LiveRecord::new(dir, record)),
             started: Instant::now(),
-            earlier_s,
+            attempt_started: chrono::Local::now().to_rfc3339(),
             fits: Arc::default(),
             _lock: lock,
         })
     }
 
     pub fn record(&self) -> RunRecord {
-        self.record.lock().unwrap().clone()
+        self.record.get()
     }
 
     /// Copies a source file (the script or a module) into `script/` of the run folder.
@@ -265,50 +283,117 @@ impl Session {
             std::fs::create_dir_all(parent)?;
         }
         std::fs::copy(path, &dest).with_context(|| format!("cannot copy {} into the run", path.display()))?;
-        let mut rec = self.record.lock().unwrap();
         let rel = format!("script/{}", rel.display());
-        if !rec.sources.contains(&rel) {
-            rec.sources.push(rel);
-            rec.write(&self.dir)?;
-        }
-        Ok(())
+        self.record.update(|rec| {
+            let new = !rec.sources.contains(&rel);
+            if new {
+                rec.sources.push(rel);
+            }
+            new
+        })
     }
 
     /// Records a parameter the script resolved while running.
     pub fn set_param(&self, name: &str, p: Param) -> Result<()> {
-        let mut rec = self.record.lock().unwrap();
-        if rec.params.get(name) != Some(&p) {
-            rec.params.insert(name.to_string(), p);
-            rec.write(&self.dir)?;
-        }
-        Ok(())
+        self.record.update(|rec| {
+            let changed = rec.params.get(name) != Some(&p);
+            if changed {
+                rec.params.insert(name.to_string(), p);
+            }
+            changed
+        })
     }
 
     /// Records a data set the script resolved (once per name and folder).
     pub fn record_data(&self, d: crate::track::DataUse) -> Result<()> {
-        let mut rec = self.record.lock().unwrap();
-        if !rec.data.iter().any(|x| x.name == d.name && x.folder == d.folder) {
-            rec.data.push(d);
-            rec.write(&self.dir)?;
-        }
-        Ok(())
+        self.record.update(|rec| {
+            let new = !rec.data.iter().any(|x| x.name == d.name && x.folder == d.folder);
+            if new {
+                rec.data.push(d);
+            }
+            new
+        })
     }
 
-    /// Writes the final status; called exactly once whatever happened.
+    /// Records which way a logged metric is better.
+    pub fn note_goal(&self, name: &str, goal: Goal) -> Result<()> {
+        self.record.update(|rec| rec.note_goal(name, goal))
+    }
+
+    /// Writes the final status and lists this attempt; called exactly once whatever happened.
     pub fn finish(&self, status: Status, error: Option<String>) -> Result<()> {
-        let mut rec = self.record.lock().unwrap();
-        rec.status = status;
-        rec.error = error;
-        if let (Status::Interrupted, Some(sig)) = (status, interrupt_signal()) {
-            rec.extra.insert("signal".into(), toml::Value::String(sig.into()));
-        }
-        let ops = crate::torch_ext::nondeterministic_ops();
-        if !ops.is_empty() {
-            rec.extra.insert("nondeterministic_ops".into(), toml::Value::Array(ops.into_iter().map(toml::Value::String).collect()));
-        }
-        rec.ended = Some(chrono::Local::now().to_rfc3339());
-        rec.duration_s = Some(((self.earlier_s + self.started.elapsed().as_secs_f64()) * 1000.0).round() / 1000.0);
-        rec.write(&self.dir)
+        let signal = interrupt_signal().filter(|_| status == Status::Interrupted);
+        self.record.update(|rec| {
+            rec.status = status;
+            rec.error = error;
+            if let Some(sig) = signal {
+                rec.extra.insert("signal".into(), toml::Value::String(sig.into()));
+            }
+            let ops = crate::torch_ext::nondeterministic_ops();
+            if !ops.is_empty() {
+                rec.extra.insert("nondeterministic_ops".into(), toml::Value::Array(ops.into_iter().map(toml::Value::String).collect()));
+            }
+            let ended = chrono::Local::now().to_rfc3339();
+            rec.attempts.push(Attempt {
+                started: self.attempt_started.clone(),
+                ended: Some(ended.clone()),
+                duration_s: Some(millis(self.started.elapsed().as_secs_f64())),
+                status: status.to_string(),
+                host: rec.host.clone(),
+                signal: signal.map(String::from),
+                slurm_job_id: slurm_job_name(),
+            });
+            rec.ended = Some(ended);
+            rec.duration_s = Some(millis(rec.attempts.iter().filter_map(|a| a.duration_s).sum()));
+            true
+        })
+    }
+}
+
+fn millis(s: f64) -> f64 {
+    (s * 1000.0).round() / 1000.0
+}
+
+/// The attempt a record does not list yet, seen from the record when resuming: a record
+/// still `running` is one whose process died (it ended when its files were last written);
+/// one of an older runner that closed it without listing attempts is taken from its
+/// `started`, `ended` and `duration_s`.
+fn unlisted_attempt(rec: &RunRecord, dir: &Path) -> Attempt {
+    let started = rec.extra.get("resumed").and_then(|v| v.as_array()).and_then(|a| a.last()).and_then(|v| v.as_str()).unwrap_or(&rec.started);
+    let slurm = rec.extra.get("slurm").and_then(|s| s.as_table());
+    let slurm_job_id = slurm.and_then(|s| match (s.get("array_job_id"), s.get("array_task_id")) {
+        (Some(j), Some(t)) => Some(format!("{}_{}", crate::track::record::value_string(j), crate::track::record::value_string(t))),
+        _ => s.get("job_id").map(crate::track::record::value_string),
+    });
+    if rec.status != Status::Running {
+        return Attempt {
+            started: started.to_string(),
+            ended: rec.ended.clone(),
+            duration_s: rec.duration_s,
+            status: rec.status.to_string(),
+            host: rec.host.clone(),
+            signal: rec.extra.get("signal").and_then(|v| v.as_str()).map(String::from),
+            slurm_job_id,
+        };
+    }
+    let last_write = ["log.jsonl", crate::track::metrics::METRICS_FILE, crate::track::record::RECORD_FILE]
+        .iter()
+        .filter_map(|f| std::fs::metadata(dir.join(f)).and_then(|m| m.modified()).ok())
+        .max()
+        .map(chrono::DateTime::<chrono::Local>::from);
+    let start = chrono::DateTime::parse_from_rfc3339(started).ok();
+    let duration_s = match (start, last_write) {
+        (Some(s), Some(e)) => Some(millis(((e.timestamp_millis() - s.timestamp_millis()).max(0)) as f64 / 1000.0)),
+        _ => None,
+    };
+    Attempt {
+        started: started.to_string(),
+        ended: last_write.map(|t| t.to_rfc3339()),
+        duration_s,
+        status: "crashed".into(),
+        host: rec.host.clone(),
+        signal: None,
+        slurm_job_id,
     }
 }
 

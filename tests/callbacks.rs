@@ -144,7 +144,7 @@ fn early_stopping_stops_after_patience_epochs_without_improvement() {
     let mut e = EarlyStopping::new("valid_loss", 1);
     let mut l = toy(dir.path());
     l.state.columns = vec!["train_loss".into(), "valid_loss".into()];
-    l.state.lower_is_better = vec![true, true];
+    l.state.goals = vec![Some(runner::track::Goal::Min); 2];
     l.state.values = vec![0.0, 1.0];
     assert!(e.after_epoch(&mut l).is_ok());
     l.state.values = vec![0.0, 1.5];

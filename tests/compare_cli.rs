@@ -140,3 +140,63 @@ fn terminal_escapes_in_records_are_shown_not_obeyed() {
     let notes: Vec<&serde_json::Value> = v.as_array().unwrap().iter().map(|r| &r["record"]["params"]["note"]["value"]).collect();
     assert!(notes.contains(&&serde_json::json!(evil)), "--json keeps the value as it was: {notes:?}");
 }
+
+/// What `runner --version` says the runner's commit is.
+fn runner_commit(sb: &Sandbox) -> String {
+    let v = sb.run(&["--version"]);
+    v.stdout.split("(commit ").nth(1).and_then(|s| s.split(')').next()).expect("runner --version names its commit").to_string()
+}
+
+fn row<'a>(out: &'a str, name: &str) -> Option<&'a str> {
+    out.lines().find(|l| l.starts_with(&format!("{name} ")))
+}
+
+#[test]
+fn issue_29_compare_ranks_by_goal_and_tells_the_two_commits_apart() {
+    let sb = Sandbox::new();
+    sb.run(&[&hello(), "--set", "n=10"]).ok();
+    sb.run(&[&hello(), "--set", "n=20"]).ok();
+    let r = sb.run(&["compare", "last~1", "last"]);
+    r.ok();
+    let out = &r.stdout;
+    // hello's mean and std are log_metric names nothing defines: shown, never starred.
+    assert!(row(out, "std").is_some() && !out.contains(" *") && !out.contains("best of these runs"), "{out}");
+    let header = out.lines().next().unwrap();
+    assert!(header.contains("hello.rhai n=10") && header.contains("hello.rhai n=20"), "the script names every label: {out}");
+    // The experiment's repository (this checkout) and the runner, each in its own row.
+    let git = std::process::Command::new("git").args(["rev-parse", "HEAD"]).current_dir(common::project_root()).output().unwrap();
+    let head = String::from_utf8_lossy(&git.stdout).trim().chars().take(10).collect::<String>();
+    assert!(row(out, "git commit").is_some_and(|l| l.contains(&head)), "git commit {head}: {out}");
+    assert!(row(out, "runner commit").is_some_and(|l| l.contains(&runner_commit(&sb)[..10])), "{out}");
+    for field in ["runner", "libtorch", "device", "host", "user"] {
+        assert!(row(out, field).is_some(), "{field}: {out}");
+    }
+    let show = sb.run(&["show", "last"]);
+    assert!(show.stdout.contains(&format!("git commit    {}", &head[..10])) && show.stdout.contains("runner commit "), "{}", show.stdout);
+
+    // Outside any repository there is no git commit; goals come from the metric's definition or log_metric's options.
+    sb.write(
+        "score.rhai",
+        "let v = param(\"v\", 1.0);\nlog_metric(\"score\", v, #{ goal: \"min\" });\nlog_metric(\"accuracy\", v);\nlog_metric(\"other\", v);\n",
+    );
+    sb.run(&["score.rhai", "--set", "v=1.0"]).ok();
+    sb.run(&["score.rhai", "--set", "v=2.0"]).ok();
+    let r = sb.run(&["compare", "last~1", "last"]);
+    r.ok();
+    let out = &r.stdout;
+    assert!(row(out, "score").is_some_and(|l| l.contains("1.0000 *") && !l.contains("2.0000 *")), "lower is better, as asked: {out}");
+    assert!(row(out, "accuracy").is_some_and(|l| l.contains("2.0000 *")), "accuracy: higher, by definition: {out}");
+    assert!(row(out, "other").is_some_and(|l| !l.contains('*')), "unranked: {out}");
+    assert!(row(out, "git commit").is_none() && row(out, "runner commit").is_some(), "{out}");
+    let v: serde_json::Value = serde_json::from_str(&sb.run(&["compare", "last~1", "last", "--json"]).stdout).unwrap();
+    assert_eq!((v["goals"]["score"].as_str(), v["goals"]["accuracy"].as_str(), v["goals"]["other"].as_str()), (Some("min"), Some("max"), None));
+    let show = sb.run(&["show", "last"]);
+    assert!(show.stdout.lines().any(|l| l.starts_with("score ") && l.trim_end().ends_with("min")), "show names the goal: {}", show.stdout);
+    assert!(!show.stdout.contains("git commit"), "{}", show.stdout);
+    sb.write("bad.rhai", "log_metric(\"x\", 1.0, #{ goal: \"up\" });\n");
+    let r = sb.run(&["bad.rhai"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("bad.rhai:1:") && r.stderr.contains("unknown goal `up`"), "{}", r.stderr);
+    let r = sb.run(&["compare"]);
+    assert_eq!(r.code, 2, "no runs named is a usage error: {}", r.stderr);
+}

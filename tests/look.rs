@@ -1,18 +1,23 @@
-//! Looking at results through the real binary (issue #14): sweeps named by their id,
-//! comparisons labelled by the params that differ and grouped by fit, readable plots.
+//! Looking at results through the real binary (issues #14, #29): sweeps named by their id,
+//! comparisons labelled by the script and the params that differ, in sweep-point order,
+//! grouped by fit, ranked by each metric's goal; readable plots; a report whose curves line
+//! up runs of different batch sizes.
 mod common;
 use common::Sandbox;
 
-/// Two fits (one epoch, then two) and a logged metric that shares its name with an epoch column.
+/// Two fits (one epoch, then two), a closure metric with a goal and one without, and a
+/// logged metric that shares its name with an epoch column.
 const TRAIN: &str = r#"
 let lr     = param("lr", 1e-2);
+let bs     = param("bs", 8);
 let files  = get_image_files(untar_data("orl_faces")).extract(0, 80);
 let splits = group_splitter(files, parent_label(), #{ valid_pct: 0.25, seed: seed });
 let pairs  = siamese_pairs(files, splits, parent_label(), #{ p_same: 0.5 });
-let dls    = pair_loaders(pairs, #{ size: 32, channels: 1, bs: 8, normalize: "stats", cache: true });
+let dls    = pair_loaders(pairs, #{ size: 32, channels: 1, bs: bs, normalize: "stats", cache: true });
 dls.show_batch("batch.png");
 let body   = convnet(#{ input: [32, 32], channels: [8, 16], kernels: [3, 3], pool: [true, true], embed: 16, bn: false });
-let learn  = learner(dls, siamese_model(body, "l1"), #{ metrics: ["accuracy"], loss: "bce" });
+let metrics = ["accuracy", #{ metric: |p, t| 1.0, name: "one", goal: "max" }, |p, t| 2.0];
+let learn  = learner(dls, siamese_model(body, "l1"), #{ metrics: metrics, loss: "bce" });
 learn.lr_find(#{ num_it: 12 });
 learn.fit_one_cycle(1, lr);
 learn.fit_one_cycle(2, lr);
@@ -23,49 +28,63 @@ fn sweep_id(stdout: &str) -> String {
     stdout.split_whitespace().find(|w| w.starts_with("sweep-")).expect("the sweep prints its id").trim_end_matches(':').to_string()
 }
 
+/// The 2x2 sweep's points, in the order the grid gives them (the last axis fastest).
+const POINTS: [&str; 4] = ["bs=8 lr=0.01", "bs=8 lr=0.001", "bs=16 lr=0.01", "bs=16 lr=0.001"];
+
 #[test]
 fn sweeps_by_id_and_readable_comparisons() {
     let sb = Sandbox::new();
     sb.write("t.rhai", TRAIN);
-    let r = sb.run(&["sweep", "t.rhai", "--grid", "lr=0.01,0.001"]);
+    let r = sb.run(&["sweep", "t.rhai", "--grid", "bs=8,16", "--grid", "lr=0.01,0.001"]);
     r.ok();
     let id = sweep_id(&r.stdout);
 
     // the id works everywhere a run name does
     let r = sb.run(&["runs", "--sweep", &id]);
     r.ok();
-    assert_eq!(r.stdout.lines().count(), 3, "header and two runs: {}", r.stdout);
+    assert_eq!(r.stdout.lines().count(), 5, "header and four runs: {}", r.stdout);
     let r = sb.run(&["runs", "--sweep", "sweep-nosuch"]);
     assert!(r.stdout.starts_with("no runs"), "{}", r.stdout);
     let r = sb.run(&["show", "last"]);
     r.ok();
-    assert!(r.stdout.contains(&format!("sweep     {id}")), "{}", r.stdout);
+    assert!(r.stdout.contains(&format!("sweep         {id}")), "{}", r.stdout);
     let r = sb.run(&["compare", "sweep-nosuch"]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("no sweep named `sweep-nosuch`"), "{}", r.stderr);
 
+    // what each fit trained with and which way each metric is better, in run.toml
+    let rec = sb.record(&sb.last_run());
+    let fits = rec["fits"].as_array().expect("run.toml lists the logged fits");
+    assert_eq!(fits.len(), 2);
+    assert_eq!((fits[0]["batch_size"].as_integer(), fits[1]["epochs"].as_integer()), (Some(16), Some(2)), "{fits:?}");
+    let goals = rec["goals"].as_table().unwrap();
+    assert_eq!(["valid_loss", "accuracy", "one"].map(|k| goals.get(k).and_then(|g| g.as_str())), [Some("min"), Some("max"), Some("max")]);
+    assert!(!goals.contains_key("metric2"), "a closure metric whose options say nothing is not ranked: {goals:?}");
+
     let r = sb.run(&["compare", &id]);
     r.ok();
     let out = &r.stdout;
-    // columns labelled by the differing param, not by 40-character folder names
+    // columns labelled by the script and the differing params, in sweep-point order
     let header = out.lines().next().unwrap();
-    assert!(header.contains("lr=0.01") && header.contains("lr=0.001") && !header.contains("-t-"), "{out}");
+    let at: Vec<usize> = POINTS.iter().map(|p| header.find(&format!("t.rhai {p}")).unwrap_or_else(|| panic!("no `{p}` in {header}"))).collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]) && !header.contains("-t-"), "{out}");
     // grouped by fit; a one-epoch fit has single values, the two-epoch fit final and best
     let pos = |s: &str| out.find(s).unwrap_or_else(|| panic!("no `{s}` in\n{out}"));
     assert!(pos("\nfit 1\n") < pos("\n  valid_loss ") && pos("\n  valid_loss ") < pos("\nfit 2\n"), "{out}");
     assert!(pos("\nfit 2\n") < pos("\n  valid_loss (final)"), "{out}");
     assert!(!out[..pos("\nfit 2\n")].contains("(final)"), "no (final)/(best) for single values: {out}");
+    assert!(out.contains("  metric2 (final)") && !out.contains("  metric2 (best)"), "an unranked metric has no best: {out}");
     // the logged `accuracy` is its own row, never mixed with the fits' accuracy columns
     let logged = out.lines().find(|l| l.starts_with("accuracy ")).unwrap_or_else(|| panic!("{out}"));
-    assert_eq!(logged.split_whitespace().skip(1).collect::<Vec<_>>(), ["0.2500", "0.2500"], "{out}");
+    assert_eq!(logged.split_whitespace().skip(1).collect::<Vec<_>>(), ["0.2500"; 4], "{out}");
     // the best run of a differing metric is marked
     assert!(out.contains(" *") && out.contains("* best of these runs"), "{out}");
 
     let r = sb.run(&["compare", &id, "--json"]);
     r.ok();
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-    assert_eq!(v["labels"], serde_json::json!(["lr=0.01", "lr=0.001"]));
-    for i in 0..2 {
+    assert_eq!(v["labels"], serde_json::json!(POINTS.map(|p| format!("t.rhai {p}"))));
+    for i in 0..4 {
         assert_eq!(v["metrics"]["accuracy"][i]["best"], 0.25, "{}", r.stdout);
     }
     assert!(v["metrics"]["fit 2 accuracy"][0]["final"].is_number());
@@ -91,43 +110,43 @@ fn sweeps_by_id_and_readable_comparisons() {
     let r = sb.run(&["report", &id, "-o", "report.html"]);
     r.ok();
     let page = sb.path().join("report.html");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("position: sticky; left: 0") && html.contains("white-space: normal"), "sticky first column, wrapping headings");
     let keep = std::env::var("RUNNER_KEEP_PNG").ok();
     let shot = keep.as_ref().map(|k| std::path::PathBuf::from(k).join("report.png"));
-    let dom = rendered_dom(&page, shot.as_deref());
+    let url = format!("file://{}", page.display());
+    let dom = common::rendered_dom(&url, shot.as_deref());
     if let Some(keep) = &keep {
         std::fs::copy(&page, format!("{keep}/report.html")).unwrap();
         std::fs::write(format!("{keep}/report.dom.html"), &dom).unwrap();
     }
-    // one Vega chart per curve (train loss by batch; valid_loss and accuracy of 2 fits), drawn as SVG marks
+    // one Vega chart per curve (per fit: train loss by batch, valid_loss, accuracy, one, metric2), drawn as SVG marks
     let charts = dom.matches("class=\"chart ").count();
-    assert_eq!(charts, 5, "{dom:.3000}");
-    assert!(dom.matches("<svg").count() >= charts && dom.matches("role=\"graphics-symbol\"").count() > 20, "charts rendered: {dom:.3000}");
-    assert!(dom.contains(">lr=0.01<") && dom.contains(">lr=0.001<"), "runs labelled by the differing param");
-    assert!(dom.contains(">fit 2 valid_loss (best)<") && dom.contains("class=\"best\""), "metric columns, best marked");
-    assert_eq!(dom.matches("src=\"data:image/png;base64,").count(), 2 * 4, "batch, lr_find and 2 loss plots per run");
-}
-
-/// Chromium (Debian's package, installed by `scripts/chromium` when missing).
-fn chromium() -> String {
-    let out = std::process::Command::new(common::project_root().join("scripts/chromium")).output().unwrap();
-    assert!(out.status.success(), "scripts/chromium failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-/// The page's DOM after its scripts ran, as headless Chromium sees it (nothing reachable
-/// but the file: a page that needed the network would lack its charts).
-fn rendered_dom(page: &std::path::Path, screenshot: Option<&std::path::Path>) -> String {
-    let chrome = chromium();
-    let base = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--virtual-time-budget=20000"];
-    let url = format!("file://{}", page.display());
-    let out = std::process::Command::new(&chrome).args(base).arg("--dump-dom").arg(&url).output().unwrap();
-    assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
-    if let Some(shot) = screenshot {
-        let size = "--window-size=1400,2600";
-        let st = std::process::Command::new(&chrome).args(base).arg(size).arg(format!("--screenshot={}", shot.display())).arg(&url).output().unwrap();
-        assert!(st.status.success() && shot.is_file(), "screenshot failed: {}", String::from_utf8_lossy(&st.stderr));
+    assert_eq!(charts, 10, "{dom:.3000}");
+    assert!(dom.matches("<svg").count() >= charts && dom.matches("role=\"graphics-symbol\"").count() > 40, "charts rendered: {dom:.3000}");
+    // against epochs by default, so that bs=8 and bs=16 end together; samples seen or batches on asking
+    assert!(dom.matches(">epoch</text>").count() >= charts && !dom.contains(">samples seen</text>"), "{dom:.3000}");
+    for axis in ["epoch", "batch", "samples"] {
+        assert!(dom.contains(&format!("id=\"x-{axis}\"")), "a switch to {axis}: {dom:.3000}");
     }
-    String::from_utf8(out.stdout).unwrap()
+    let by_samples = common::rendered_dom(&format!("{url}#x=samples"), None);
+    assert!(by_samples.matches(">samples seen</text>").count() >= charts, "{by_samples:.3000}");
+    // labelled by the script and the differing params; rows in sweep-point order, the grid first
+    for p in POINTS {
+        assert!(dom.contains(&format!(">t.rhai {p}<")), "{p}");
+    }
+    let rows: Vec<&str> = dom.split("<tr data-run=\"").skip(1).map(|s| s.split('"').next().unwrap()).collect();
+    let ids: Vec<String> = v["runs"].as_array().unwrap().iter().map(|f| f.as_str().unwrap().rsplit('-').next().unwrap().to_string()).collect();
+    assert_eq!(rows, ids, "rows in sweep-point order");
+    let head = &dom[dom.find("<thead>").unwrap()..dom.find("</thead>").unwrap()];
+    let col = |c: &str| head.find(&format!(">{c}<")).unwrap_or_else(|| panic!("no column {c}: {head}"));
+    assert!(col("run") < col("bs") && col("bs") < col("lr") && col("lr") < col("status"), "the sweep's params first: {head}");
+    assert!(head.contains(">fit 2 valid_<wbr>loss (best)<") && dom.contains("class=\"best\""), "metric columns, best marked: {head}");
+    // one section per run, the first three open; pictures as thumbnails that open full size
+    assert_eq!(dom.matches("<details class=\"run\"").count(), 4);
+    assert_eq!(dom.matches(" open=\"\"").count(), 3, "{dom:.3000}");
+    assert_eq!(dom.matches("<img class=\"thumb\" src=\"data:image/png;base64,").count(), 4 * 4, "batch, lr_find and 2 loss plots per run");
+    assert!(dom.contains("id=\"viewer\""), "the full-size viewer");
 }
 
 #[test]
@@ -142,9 +161,12 @@ fn report_page_shows_failed_runs_and_their_errors() {
     let page = sb.path().join("r.html");
     let html = std::fs::read_to_string(&page).unwrap();
     assert!(!html.contains("<link") && !html.contains("src=\"http"), "the page loads nothing from elsewhere");
-    let dom = rendered_dom(&page, None);
+    let dom = common::rendered_dom(&format!("file://{}", page.display()), None);
     assert!(dom.contains("status-failed") && dom.contains("unknown arch `resnet35`"), "the failed run and its error are shown");
-    assert!(dom.contains(">n=10 scale=1.0<") && dom.contains(">n=3 scale=-<"), "runs labelled by the differing params: {dom:.3000}");
+    assert!(
+        dom.contains(">hello.rhai n=10 scale=1.0<") && dom.contains(">bad.rhai n=3 scale=-<"),
+        "runs labelled by the differing params: {dom:.3000}"
+    );
     assert!(dom.contains("These runs logged no curves."), "single values make no charts");
     let r = sb.run(&["report", "nosuchrun"]);
     assert_eq!(r.code, 1);

@@ -1,7 +1,10 @@
 //! Runs mirrored to a real MLflow tracking server (mlflow 3.17.2 in its own venv, started
 //! once for this file by scripts/mlflow-server and stopped when the tests exit), read back
-//! through its REST API: params, metric histories equal to metrics.jsonl, statuses,
-//! artifacts byte for byte; a server that is down, then `runner sync`, twice.
+//! through its REST API: the tags that identify a run (MLflow's standard ones, the
+//! experiment repo's commit apart from the runner's, machine, user, goals), dataset inputs,
+//! params, metric histories equal to metrics.jsonl, statuses (interrupted apart from
+//! failed), artifacts byte for byte; the run page as MLflow's UI shows it in Chromium; a
+//! server that is down, then `runner sync`, twice.
 mod common;
 use common::Sandbox;
 use serde_json::{json, Value};
@@ -123,11 +126,68 @@ fn assert_mirrored(sb: &Sandbox, run: &Path, status: &str, with_models: bool) ->
     let run_id = m["info"]["run_id"].as_str().unwrap().to_string();
     assert_eq!(m["info"]["status"], status, "{m}");
     assert!(m["info"]["end_time"].as_i64().is_some(), "end time set: {m}");
-    assert_eq!(m["info"]["run_name"].as_str().unwrap(), run.file_name().unwrap().to_str().unwrap());
+    let s = |k: &str| rec[k].as_str().unwrap().to_string();
+    let stem = Path::new(&s("script")).file_stem().unwrap().to_string_lossy().into_owned();
+    let name = format!("{stem}-{}", s("id"));
+    assert_eq!(m["info"]["run_name"].as_str().unwrap(), name, "short names tell runs apart in MLflow's list");
     let tags = pairs(&m["data"]["tags"]);
-    assert_eq!(tags["runner.script_sha256"], rec["script_sha256"].as_str().unwrap());
+    assert_eq!(tags["mlflow.runName"], name);
+    assert_eq!(tags["runner.folder"], run.file_name().unwrap().to_str().unwrap());
+    assert_eq!(tags["runner.script_sha256"], s("script_sha256"));
     assert_eq!(tags["runner.seed"], rec["seed"].as_integer().unwrap().to_string());
-    assert_eq!(tags["mlflow.source.name"], rec["script"].as_str().unwrap());
+    assert_eq!(tags["mlflow.source.name"], s("script"));
+    assert_eq!(tags["mlflow.user"], s("user"));
+    for (tag, key) in
+        [("runner.version", "runner_version"), ("runner.commit", "runner_commit"), ("libtorch", "libtorch"), ("device", "device"), ("host", "host")]
+    {
+        assert_eq!(tags[tag], s(key), "tag {tag}");
+    }
+    // The experiment repo's commit is MLflow's source commit; the runner's own is runner.commit.
+    assert_eq!(tags.get("mlflow.source.git.commit").map(String::as_str), rec.get("git_commit").and_then(|c| c.as_str()), "{tags:?}");
+    assert_eq!(tags.get("git_dirty").cloned(), rec.get("git_dirty").map(|d| d.to_string()), "{tags:?}");
+    let shown = match status {
+        "FINISHED" => "completed",
+        "KILLED" => "interrupted",
+        _ => "failed",
+    };
+    assert_eq!(tags["runner.status"], shown);
+    let goals: BTreeMap<String, String> = rec
+        .get("goals")
+        .and_then(|g| g.as_table())
+        .map(|t| t.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())).collect())
+        .unwrap_or_default();
+    let goal_tags: BTreeMap<String, String> =
+        tags.iter().filter_map(|(k, v)| Some((k.strip_prefix("runner.goal.")?.to_string(), v.clone()))).collect();
+    assert_eq!(goal_tags, goals, "each ranked metric's goal is a tag");
+    // The data sets of run.toml are the run's dataset inputs.
+    let inputs: Vec<(String, String, String)> = m["inputs"]["dataset_inputs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|d| {
+            (
+                d["dataset"]["name"].as_str().unwrap().into(),
+                d["dataset"]["digest"].as_str().unwrap().into(),
+                d["dataset"]["source"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let data: Vec<(String, String, String)> = rec
+        .get("data")
+        .and_then(|d| d.as_array())
+        .into_iter()
+        .flatten()
+        .map(|d| {
+            (
+                d["name"].as_str().unwrap().into(),
+                d["fingerprint"].as_str().unwrap()[..32].into(),
+                json!({ "uri": d["folder"].as_str().unwrap() }).to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(inputs, data, "dataset inputs");
+    let exp = get("/api/2.0/mlflow/experiments/get", &[("experiment_id", m["info"]["experiment_id"].as_str().unwrap())]);
+    assert_eq!(pairs(&exp["experiment"]["tags"]).get("mlflow.experimentKind").map(String::as_str), Some("custom_model_development"), "{exp}");
     let mut want: BTreeMap<String, String> = rec
         .get("params")
         .and_then(|p| p.as_table())
@@ -184,17 +244,52 @@ log_metric("acc", 0.75);
 log_metric("nan_metric", 0.0 / 0.0);
 "#;
 
+/// The experiment's repository: the sandbox as a git checkout with the script committed.
+fn git_repo(sb: &Sandbox) -> String {
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git").args(args).current_dir(sb.path()).output().unwrap();
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    git(&["init", "-q"]);
+    git(&["-c", "user.name=t", "-c", "user.email=t@t", "add", "faces.rhai"]);
+    git(&["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "experiment"]);
+    git(&["rev-parse", "HEAD"])
+}
+
 #[test]
 fn a_learner_run_is_mirrored_live_and_sync_finds_nothing_to_send() {
     let sb = Sandbox::new();
     sb.write("faces.rhai", LEARNER);
+    let head = git_repo(&sb);
     let r = sb.command(&["faces.rhai", "--set", "epochs=2", "--track-models"]).env("MLFLOW_TRACKING_URI", server()).output().unwrap();
     let r: common::Ran = r.into();
     r.ok();
     let run = sb.last_run();
-    assert!(r.stderr.contains("mlflow: http://127.0.0.1:"), "the run's MLflow page is printed: {}", r.stderr);
+    let page = r.stderr.lines().find_map(|l| l.strip_prefix("mlflow: ")).unwrap_or_else(|| panic!("the run's MLflow page is printed: {}", r.stderr));
+    assert!(page.starts_with("http://127.0.0.1:") && page.ends_with("?workflowType=machine_learning"), "{page}");
     let m = assert_mirrored(&sb, &run, "FINISHED", true);
+    let tags = pairs(&m["data"]["tags"]);
+    assert_eq!(tags["mlflow.source.git.commit"], head, "the experiment repo's commit");
+    assert_eq!(tags["git_dirty"], "false");
+    assert_ne!(tags["runner.commit"], head, "the runner's own commit, told apart");
+    assert_eq!((tags["runner.goal.valid_loss"].as_str(), tags["runner.goal.accuracy"].as_str()), ("min", "max"));
+    assert!(!tags.contains_key("runner.goal.acc") && !tags.contains_key("runner.goal.nan_metric"), "log_metric names nothing defines are not ranked");
     assert_eq!(history(m["info"]["run_id"].as_str().unwrap(), "valid_loss").len(), 2);
+
+    // The run page as MLflow's UI shows it: the training view, with what identifies the run.
+    let keep = std::env::var("RUNNER_KEEP_PNG").ok().map(PathBuf::from);
+    let shot = keep.as_ref().map(|k| {
+        std::fs::create_dir_all(k).unwrap();
+        k.join("mlflow-run.png")
+    });
+    let text = common::dom_text(&common::rendered_dom(page, shot.as_deref()));
+    let name = m["info"]["run_name"].as_str().unwrap();
+    let by = format!("Created by {}", tags["mlflow.user"]);
+    for want in [name, &by, "Source faces.rhai", "orl_faces (", "runner.version", "runner.commit", "Model training", "Runs"] {
+        assert!(text.contains(want), "the run page shows `{want}`: {text:.3000}");
+    }
+    assert!(!text.contains("Evaluations"), "not shown as a GenAI evaluation: {text:.3000}");
     let runs = sb.command(&["runs"]).output().unwrap();
     let out = String::from_utf8_lossy(&runs.stdout);
     assert!(out.lines().next().unwrap().contains("mlflow") && out.lines().nth(1).unwrap().trim_end().ends_with("yes"), "{out}");
@@ -229,7 +324,18 @@ fn failed_and_interrupted_runs_end_failed_and_killed() {
     std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     let r: common::Ran = child.wait_with_output().unwrap().into();
     assert_eq!(r.code, 130, "{}", r.stderr);
-    assert_mirrored(&sb, &sb.last_run(), "KILLED", false);
+    let m = assert_mirrored(&sb, &sb.last_run(), "KILLED", false);
+    let tags = pairs(&m["data"]["tags"]);
+    assert!(!tags.contains_key("mlflow.source.git.commit") && !tags.contains_key("git_dirty"), "no repository, no source commit: {tags:?}");
+
+    // Fields a record gains later (threads, precision) are sent when present, by name.
+    let run = sb.last_run();
+    let text = std::fs::read_to_string(run.join("run.toml")).unwrap();
+    std::fs::write(run.join("run.toml"), format!("threads = 3\nprecision = \"bf16\"\n{text}")).unwrap();
+    let r: common::Ran = sb.command(&["sync", "last", "--track", server()]).output().unwrap().into();
+    r.ok();
+    let tags = pairs(&mlflow_run(sb.record(&run)["id"].as_str().unwrap())["data"]["tags"]);
+    assert_eq!((tags["threads"].as_str(), tags["precision"].as_str()), ("3", "bf16"), "{}", r.stdout);
 }
 
 #[test]

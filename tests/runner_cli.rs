@@ -140,6 +140,10 @@ fn record_describes_the_run() {
     assert_eq!(rec["params"]["n"]["value"].as_integer(), Some(10));
     assert_eq!(rec["params"]["scale"]["source"].as_str(), Some("default"));
     assert!(rec["git_commit"].as_str().is_some(), "the project is a git checkout");
+    assert!(rec["user"].as_str().is_some_and(|u| !u.is_empty()), "who ran it");
+    let attempts = rec["attempts"].as_array().expect("run.toml lists its attempt");
+    assert_eq!(attempts.len(), 1);
+    assert_eq!((attempts[0]["status"].as_str(), attempts[0]["duration_s"].as_float()), (Some("completed"), rec["duration_s"].as_float()));
     assert_eq!(std::fs::read(run.join("script/hello.rhai")).unwrap(), std::fs::read(&hello).unwrap());
     assert!(std::fs::read_to_string(run.join("log.jsonl")).unwrap().lines().count() >= 2);
 }
@@ -164,11 +168,11 @@ fn runs_lists_and_filters_what_was_run() {
     assert_eq!(v[0]["metrics"]["acc"]["last"], 0.75);
     let r = sb.run(&["show", "last"]);
     r.ok();
-    assert!(r.stdout.contains("status    failed") && r.stdout.contains("no"), "{}", r.stdout);
+    assert!(r.stdout.contains("status        failed") && r.stdout.contains("no"), "{}", r.stdout);
     let r = sb.run(&["show", "last~1"]);
     r.ok();
     let row = r.stdout.lines().find(|l| l.starts_with("acc")).unwrap_or_default();
-    assert_eq!(row.split_whitespace().collect::<Vec<_>>(), ["acc", "1", "0.750000", "0.750000"], "{}", r.stdout);
+    assert_eq!(row.split_whitespace().collect::<Vec<_>>(), ["acc", "1", "0.750000", "-"], "a name nothing defines has no best: {}", r.stdout);
     let r = sb.run(&["show", "zzzz"]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("no run named `zzzz`"), "{}", r.stderr);
@@ -182,4 +186,43 @@ fn api_reference_is_fresh() {
     assert!(r.stdout.contains("param(name: String, default: Dynamic) -> Dynamic"));
     let doc = std::fs::read_to_string(common::project_root().join("docs/API.md")).unwrap_or_default();
     assert!(doc == r.stdout, "docs/API.md is stale: run `runner api --markdown > docs/API.md`");
+}
+
+#[test]
+fn issue_29_one_exit_code_table_honoured_everywhere() {
+    let sb = Sandbox::new();
+    let readme = std::fs::read_to_string(common::project_root().join("README.md")).unwrap();
+    let table: Vec<&str> = readme.lines().skip_while(|l| !l.starts_with("| exit code |")).take_while(|l| l.starts_with('|')).collect();
+    let codes: Vec<&str> = table.iter().skip(2).filter_map(|l| l.split('|').nth(1)).map(str::trim).collect();
+    assert_eq!(codes, ["0", "1", "2", "130", "143"], "the README's exit-code table: {table:?}");
+    let hello = common::project_root().join("experiments/hello.rhai").display().to_string();
+    sb.write("bad.rhai", "throw \"no\";\n");
+    let cases: Vec<(Vec<&str>, i32, &str)> = vec![
+        (vec![&hello, "--set", "n=1"], 0, ""),
+        (vec!["bad.rhai"], 1, "no"),
+        (vec!["show", "nosuchrun"], 1, "no run named"),
+        (vec!["--no-such-flag"], 2, "--no-such-flag"),
+        (vec![&hello, "--set", "n=abc"], 2, "from --set"),
+        (vec![&hello, "--set", "nn=1"], 2, "--set names `nn`"),
+        (vec!["sweep", &hello, "--grid", "n"], 2, "--grid `n`: expected name=v1,v2"),
+        (vec!["sweep", &hello, "--grid", "n="], 2, "--grid `n=` has no values"),
+        (vec!["sweep", &hello, "--grid", "n=abc"], 2, "from --grid"),
+        (vec!["sweep", &hello, "--grid", "nn=1,2"], 2, "--grid names `nn`"),
+        (vec!["sweep", &hello, "--grid", "n=1", "--jobs", "0"], 2, "--jobs must be at least 1"),
+        (vec!["sweep", &hello, "--grid", "n=1", "--sbatch", "--mem=1G"], 2, "--sbatch applies to --on slurm"),
+        (vec!["runs", "--status", "finished"], 2, "--status `finished`"),
+        (vec!["compare"], 2, "name the runs to compare"),
+        (vec!["report"], 2, "name the runs to report on"),
+        (vec!["sync", "last"], 2, "no tracking server"),
+    ];
+    for (args, code, says) in cases {
+        let r = sb.run(&args);
+        assert_eq!(r.code, code, "runner {args:?}:\n{}", r.stderr);
+        assert!(r.stderr.contains(says), "runner {args:?} says `{says}`:\n{}", r.stderr);
+        if args.contains(&"--grid") {
+            assert!(!r.stderr.contains("--set"), "a --grid error names --grid: {}", r.stderr);
+        }
+        assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    }
+    assert!(!sb.path().join("runs/sweeps").exists(), "no refused sweep left a manifest");
 }

@@ -1,9 +1,11 @@
 //! Sweeps on a real one-node Slurm cluster (Debian's slurm 22.05, brought up once for this
 //! file by scripts/slurm-local with MaxArraySize=3 and MinJobAge=2, stopped when the tests
 //! exit): job arrays with the runner's records as the truth, failures and resubmission,
-//! chunking, dry runs, a task killed with -9, and SIGTERM then resume on the cluster.
-//! Without root and without Slurm installed the cluster cannot start: the tests say so and
-//! pass without checking anything.
+//! chunking, dry runs, a task killed with -9, and SIGTERM (scancel) then resume on the
+//! cluster, the point `interrupted` in between; `scripts/slurm-local down` stopping every
+//! daemon it started. Without root and without Slurm installed the cluster cannot start:
+//! those tests say so and pass without checking anything. A cluster that is down or not
+//! configured is one clear line, fast; that needs no cluster.
 mod common;
 use common::Sandbox;
 use serde_json::Value;
@@ -235,9 +237,10 @@ fn sigterm_on_the_cluster_then_resubmit_resumes_byte_identical() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let r = run(&sb, conf, &["sweep", "wait", &id]);
     assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(r.stdout.contains("1 interrupted"), "{}", r.stdout);
     let rows = status(&sb, conf, &id);
-    assert_eq!(rows[0]["state"], "failed");
-    assert!(rows[0]["reason"].as_str().unwrap().contains("interrupted by SIGTERM"), "{rows:?}");
+    assert_eq!(rows[0]["state"], "interrupted", "{rows:?}");
+    assert!(rows[0]["reason"].as_str().unwrap().contains("by SIGTERM"), "{rows:?}");
 
     let r = run(&sb, conf, &["sweep", "resubmit", &id, "--wait"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
@@ -247,6 +250,12 @@ fn sigterm_on_the_cluster_then_resubmit_resumes_byte_identical() {
     assert_eq!(run_dir(&sb, &rows[0]), dir, "the interrupted run resumed in its own folder");
     let rec = sb.record(&dir);
     assert_eq!(rec["resumed"].as_array().map(|a| a.len()), Some(1));
+    let attempts = rec["attempts"].as_array().unwrap();
+    let states: Vec<&str> = attempts.iter().map(|a| a["status"].as_str().unwrap()).collect();
+    assert_eq!(states, ["interrupted", "completed"], "{attempts:?}");
+    assert!(attempts.iter().all(|a| a["slurm_job_id"].as_str().is_some_and(|j| j.contains('_'))), "each attempt names its array task: {attempts:?}");
+    let sum: f64 = attempts.iter().map(|a| a["duration_s"].as_float().unwrap()).sum();
+    assert!((rec["duration_s"].as_float().unwrap() - sum).abs() < 2e-3, "duration_s sums the attempts: {rec:?}");
     let log = std::fs::read_dir(&dir).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with("slurm-")).count();
     assert_eq!(log, 2, "both attempts' Slurm output kept");
 
@@ -280,4 +289,77 @@ fn the_readme_cluster_example_runs_on_the_cluster() {
         ran += 1;
     }
     assert!(ran >= 7, "{ran}");
+}
+
+/// A `--on slurm` sweep against a cluster that cannot answer: one line saying what to do,
+/// fast, without Slurm's own diagnostics; nothing created.
+fn refused_fast(sb: &Sandbox, conf: Option<&Path>, says: &str) {
+    let mut c = sb.command(&["sweep", &hello(), "--grid", "n=1,2", "--on", "slurm"]);
+    match conf {
+        Some(p) => c.env("SLURM_CONF", p),
+        None => c.env_remove("SLURM_CONF"),
+    };
+    let t = Instant::now();
+    let r: common::Ran = c.output().unwrap().into();
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(secs < 2.0, "took {secs:.1}s: {}", r.stderr);
+    assert_eq!(r.stderr.trim().lines().count(), 1, "one line: {}", r.stderr);
+    assert!(r.stderr.contains(says) && r.stderr.contains("SLURM_CONF") && r.stderr.contains("scripts/slurm-local up"), "{}", r.stderr);
+    for raw in ["scontrol:", "error:", "DNS SRV", "fatal"] {
+        assert!(!r.stderr.contains(raw), "no raw Slurm output ({raw}): {}", r.stderr);
+    }
+    assert!(!sb.path().join("runs").exists(), "nothing created");
+}
+
+#[test]
+fn issue_29_an_unreachable_cluster_is_one_line_with_the_fix() {
+    let sb = Sandbox::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let conf = sb.write("slurm.conf", &format!("ClusterName=gone\nSlurmctldHost=localhost\nSlurmctldPort={port}\n"));
+    refused_fast(&sb, Some(&conf), &format!("does not answer at localhost:{port}"));
+    refused_fast(&sb, Some(&sb.path().join("nosuch.conf")), "cannot read SLURM_CONF=");
+    if !Path::new("/etc/slurm/slurm.conf").exists() {
+        refused_fast(&sb, None, "Slurm is not configured here");
+    }
+    // A dry run needs no cluster.
+    let r: common::Ran =
+        sb.command(&["sweep", &hello(), "--grid", "n=1,2", "--on", "slurm", "--dry-run"]).env("SLURM_CONF", &conf).output().unwrap().into();
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("#SBATCH --array=0-1"), "{}", r.stdout);
+}
+
+/// The pids in a cluster folder's pid files (slurmd, slurmctld, munged).
+fn daemon_pids(dir: &Path) -> Vec<(String, i32)> {
+    ["run/slurmd.pid", "run/slurmctld.pid", "munge/munged.pid"]
+        .iter()
+        .filter_map(|f| Some((f.to_string(), std::fs::read_to_string(dir.join(f)).ok()?.trim().parse().ok()?)))
+        .collect()
+}
+
+#[test]
+fn issue_29_slurm_local_down_stops_every_daemon_it_started() {
+    if cluster().is_none() {
+        return;
+    }
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("slurm-down-{}", std::process::id()));
+    let script = common::project_root().join("scripts/slurm-local");
+    let out = Command::new(&script).arg("up").arg(&dir).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let pids = daemon_pids(&dir);
+    assert_eq!(pids.len(), 3, "slurmd, slurmctld and the cluster's own munged: {pids:?}");
+    // A process is gone when /proc no longer has it, or has only its zombie (nothing reaps here).
+    let alive = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|st| st.rsplit(')').next().and_then(|r| r.split_whitespace().next()) != Some("Z"))
+    };
+    assert!(pids.iter().all(|(_, p)| alive(*p)), "{pids:?}");
+    let out = Command::new(&script).arg("down").arg(&dir).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let still: Vec<_> = pids.iter().filter(|(_, p)| alive(*p)).collect();
+    assert!(still.is_empty(), "still running after down: {still:?}");
+    // The shared cluster of the other tests, with its own munged, still answers.
+    let conf = cluster().unwrap();
+    let sinfo = Command::new("sinfo").args(["-h", "-o", "%T"]).env("SLURM_CONF", conf).output().unwrap();
+    assert!(sinfo.status.success(), "{}", String::from_utf8_lossy(&sinfo.stderr));
 }

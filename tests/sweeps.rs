@@ -126,6 +126,7 @@ fn sigterm_mid_epoch_then_resume_equals_the_uninterrupted_run() {
     let rec = sb.record(&run);
     assert_eq!(rec["status"].as_str(), Some("completed"));
     assert_eq!(rec["resumed"].as_array().map(|a| a.len()), Some(1));
+    assert_attempts(&rec, &["interrupted", "completed"]);
     common::assert_same_file(
         &run.join("metrics.jsonl"),
         &reference.join("metrics.jsonl"),
@@ -136,4 +137,67 @@ fn sigterm_mid_epoch_then_resume_equals_the_uninterrupted_run() {
     let r = sb.run(&["resume", &run.display().to_string()]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("nothing to resume"), "{}", r.stderr);
+}
+
+/// run.toml lists one attempt per process with these statuses, and `duration_s` is their sum.
+fn assert_attempts(rec: &toml::Table, statuses: &[&str]) {
+    let attempts = rec["attempts"].as_array().unwrap_or_else(|| panic!("no attempts in {rec:?}"));
+    let got: Vec<&str> = attempts.iter().map(|a| a["status"].as_str().unwrap()).collect();
+    assert_eq!(got, statuses, "{attempts:?}");
+    assert_eq!(attempts[0].get("signal").and_then(|s| s.as_str()), Some("SIGTERM"), "{attempts:?}");
+    let sum: f64 = attempts.iter().map(|a| a["duration_s"].as_float().unwrap()).sum();
+    let total = rec["duration_s"].as_float().unwrap();
+    assert!((total - sum).abs() < 2e-3 && attempts.iter().all(|a| a["duration_s"].as_float().unwrap() > 0.0), "{total} vs {attempts:?}");
+}
+
+#[test]
+fn issue_29_a_point_stopped_by_sigterm_is_interrupted_and_its_attempts_add_up() {
+    let sb = Sandbox::new();
+    // Logs, then waits until the folder `go` holds an image (listing it fails until then).
+    sb.write(
+        "w.rhai",
+        "let n = param(\"n\", 1);\nlog_metric(\"n\", n);\nlet ready = false;\nwhile !ready { try { get_image_files(\"go\"); ready = true; } catch {} }\nlog_metric(\"done\", 1.0);\n",
+    );
+    let child = sb
+        .command(&["sweep", "w.rhai", "--grid", "n=1", "--max-operations", "0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let run = new_run(&sb, &[]);
+    wait_for_text(&run.join("metrics.jsonl"), "\"n\"", 60);
+    let pid = sb.record(&run)["pid"].as_integer().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    // What scancel, a time limit or preemption does to a task: SIGTERM.
+    // SAFETY: signalling the sweep's own task process.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(143), "the sweep exits as its point did:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let id = sweep_id(&stdout);
+    let rows = status_json(&sb, &id);
+    assert_eq!(rows[0]["state"], "interrupted", "interrupted, not failed: {rows:?}");
+    assert!(rows[0]["reason"].as_str().unwrap().contains("SIGTERM"), "{rows:?}");
+    let r = sb.run(&["sweep", "status", &id]);
+    assert!(r.stdout.contains("1 interrupted") && !r.stdout.contains("failed"), "{}", r.stdout);
+    let r = sb.run(&["runs"]);
+    assert!(r.stdout.lines().nth(1).unwrap().starts_with("interrupted"), "{}", r.stdout);
+    assert_eq!(sb.run(&["sweep", "wait", &id]).code, 1, "an interrupted point has not completed");
+
+    std::fs::create_dir(sb.path().join("go")).unwrap();
+    std::fs::copy(
+        common::datasets().join("oxford-iiit-pet-sample/images").read_dir().unwrap().flatten().next().unwrap().path(),
+        sb.path().join("go/a.jpg"),
+    )
+    .unwrap();
+    let r = sb.run(&["sweep", "resubmit", &id]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let rows = status_json(&sb, &id);
+    assert_eq!((rows[0]["state"].as_str(), rows[0]["attempts"].as_u64()), (Some("completed"), Some(2)), "{rows:?}");
+    assert_eq!(sb.path().join("runs").join(rows[0]["run"].as_str().unwrap()), run, "resumed in its own folder");
+    assert_attempts(&sb.record(&run), &["interrupted", "completed"]);
+    let r = sb.run(&["show", &run.display().to_string()]);
+    assert!(r.stdout.contains("over 2 attempts") && r.stdout.contains("attempt 1     interrupted (SIGTERM) after "), "{}", r.stdout);
+    let r = sb.run(&["compare", &id]);
+    assert!(r.stdout.lines().any(|l| l.starts_with("attempts ") && l.trim_end().ends_with('2')), "{}", r.stdout);
 }

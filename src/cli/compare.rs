@@ -5,7 +5,7 @@ use super::TrackArgs;
 use crate::plot::{Chart, Series};
 use crate::run::{same_metrics, Rerun};
 use crate::text_table::safe;
-use crate::track::compare::{compare, curves, run_labels};
+use crate::track::compare::{compare, curves, run_labels, XAxis};
 use crate::track::{find_run, find_runs, read_metrics, RunEntry};
 use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
@@ -19,7 +19,7 @@ pub struct CompareArgs {
 
 pub fn compare_cmd(root: &Path, names: &[String], a: &CompareArgs) -> Result<()> {
     if names.is_empty() {
-        bail!("name the runs to compare (folder, id prefix, last, last~1, ..., or a sweep id)");
+        return Err(super::usage("name the runs to compare (folder, id prefix, last, last~1, ..., or a sweep id)"));
     }
     let mut runs: Vec<RunEntry> = Vec::new();
     for n in names {
@@ -47,22 +47,25 @@ pub(super) fn print_comparison(runs: &[RunEntry], a: &CompareArgs) -> Result<()>
     Ok(())
 }
 
-/// One chart per curve, each overlaying every run that has it, runs named by their labels.
+/// One chart per curve, each overlaying every run that has it against the curve's default
+/// axis (epochs for fits, so that runs of different batch sizes line up; steps for logged
+/// metrics), runs named by their labels.
 fn plot(runs: &[RunEntry], path: &Path) -> Result<()> {
     let mut charts: Vec<Chart> = Vec::new();
     for (r, label) in runs.iter().zip(run_labels(runs)) {
-        for c in curves(&read_metrics(&r.dir)?) {
-            let series = Series { name: label.clone(), points: c.points };
+        for c in curves(&read_metrics(&r.dir)?, &r.record.fits) {
+            let axis = c.default_axis();
+            let series = Series { name: label.clone(), points: c.points(axis).unwrap_or_default() };
             match charts.iter_mut().find(|ch| ch.title == c.title) {
                 Some(ch) => ch.series.push(series),
                 None => charts.push(Chart {
                     title: c.title,
-                    x_label: c.x_label.into(),
+                    x_label: axis.label().into(),
                     y_label: c.metric,
                     series: vec![series],
                     marks: vec![],
                     log_x: false,
-                    integer_x: c.integer_x,
+                    integer_x: axis == XAxis::Step,
                 }),
             }
         }

@@ -1,5 +1,8 @@
 //! The command line: a thin layer that parses arguments, calls library code and turns
-//! errors into messages and exit codes (0 ok, 1 failure, 2 usage error, 130 SIGINT (Ctrl-C), 143 SIGTERM).
+//! errors into messages and exit codes: 0 ok, 1 failure (a run failed, a named run is not
+//! there, a server or the cluster is unreachable), 2 usage error (the command line cannot
+//! be run as given: an unknown flag, a bad value, a `--set` or `--grid` the script does not
+//! declare, a malformed `--grid`; nothing ran), 130 SIGINT (Ctrl-C), 143 SIGTERM.
 mod api;
 mod compare;
 mod report;
@@ -94,6 +97,7 @@ impl RunOptions {
         RunConfig {
             script,
             sets: self.sets.clone(),
+            grid: vec![],
             config: self.config.clone(),
             seed: self.seed,
             device: self.device.clone(),
@@ -256,7 +260,7 @@ struct SweepStart {
 
 #[derive(Subcommand)]
 enum SweepAction {
-    /// One row per point: params, state (pending, running, completed, failed, missing), run, job, attempts.
+    /// One row per point: params, state (pending, running, completed, interrupted, failed, missing), run, job, attempts.
     Status {
         sweep: String,
         #[command(flatten)]
@@ -264,13 +268,13 @@ enum SweepAction {
         #[arg(long)]
         json: bool,
     },
-    /// Wait until no point is pending or running; non-zero exit if any failed or is missing.
+    /// Wait until no point is pending or running; non-zero exit if any did not complete.
     Wait {
         sweep: String,
         #[command(flatten)]
         dir: RunsDir,
     },
-    /// Run the failed and missing points again, same params and seed (interrupted ones resume).
+    /// Run the interrupted, failed and missing points again, same params and seed (interrupted ones resume).
     Resubmit {
         sweep: String,
         #[command(flatten)]
@@ -295,6 +299,33 @@ enum SweepAction {
 enum WeightsAction {
     /// Convert a PyTorch state_dict (.pth/.pt) to .safetensors with the project's venv.
     Convert { input: PathBuf, output: PathBuf },
+}
+
+/// A command line that cannot be run as given: exit code 2, as for clap's own errors.
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+/// A usage error, to return from a command.
+pub fn usage(msg: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::Error::new(Usage(msg.to_string()))
+}
+
+/// Prints a command's error; its exit code is 2 for a usage error, else 1.
+fn failed(e: &anyhow::Error) -> i32 {
+    eprintln!("runner: {e:#}");
+    if e.chain().any(|c| c.downcast_ref::<Usage>().is_some()) {
+        2
+    } else {
+        1
+    }
 }
 
 /// Parses the command line, runs it, and returns the process exit code.
@@ -361,10 +392,7 @@ pub fn main() -> i32 {
     };
     match result {
         Ok(()) => 0,
-        Err(e) => {
-            eprintln!("runner: {e:#}");
-            1
-        }
+        Err(e) => failed(&e),
     }
 }
 
@@ -389,10 +417,7 @@ fn sweep_action(a: SweepAction) -> anyhow::Result<i32> {
 }
 
 fn exit_code(r: anyhow::Result<i32>) -> i32 {
-    r.unwrap_or_else(|e| {
-        eprintln!("runner: {e:#}");
-        1
-    })
+    r.unwrap_or_else(|e| failed(&e))
 }
 
 pub fn version_text() -> String {

@@ -1,11 +1,11 @@
 //! `runner report`: resolve the named runs (or a sweep) and write the HTML page.
 use crate::track::{find_runs, RunEntry};
-use anyhow::{bail, Result};
+use anyhow::Result;
 use std::path::Path;
 
 pub fn report(root: &Path, names: &[String], out: &Path) -> Result<()> {
     if names.is_empty() {
-        bail!("name the runs to report on (folder, id prefix, last, last~1, ..., or a sweep id)");
+        return Err(super::usage("name the runs to report on (folder, id prefix, last, last~1, ..., or a sweep id)"));
     }
     let mut runs: Vec<RunEntry> = Vec::new();
     for n in names {

@@ -1,6 +1,7 @@
 //! `runner runs` and `runner show`: what was run, how it went, what it left.
 use crate::text_table::{cut, num, render, safe, MAX_LINE_CHARS};
 use crate::track::mlflow::mirror_column;
+use crate::track::provenance::provenance;
 use crate::track::{find_run, list_runs, read_metrics, RunEntry};
 use anyhow::Result;
 use serde_json::json;
@@ -17,6 +18,10 @@ pub struct Filter<'a> {
 
 pub fn list(root: &Path, f: &Filter, json: bool) -> Result<()> {
     let (script, status) = (f.script, f.status);
+    const STATUSES: [&str; 5] = ["running", "completed", "failed", "interrupted", "crashed"];
+    if let Some(s) = status.filter(|s| !STATUSES.contains(s)) {
+        return Err(super::usage(format!("--status `{s}`: use one of {}", STATUSES.join(", "))));
+    }
     let mut skipped = Vec::new();
     let runs: Vec<RunEntry> = list_runs(root, &mut skipped)?
         .into_iter()
@@ -121,7 +126,7 @@ pub fn show(root: &Path, name: &str, json: bool) -> Result<()> {
     }
     let rec = &r.record;
     // Whatever the record holds is shown, never obeyed by the terminal, and bounded (see `text_table`).
-    let field = |name: &str, value: &str| println!("{name:<9} {}", cut(value, MAX_LINE_CHARS));
+    let field = |label: &str, value: &str| println!("{label:<14}{}", cut(value, MAX_LINE_CHARS));
     field("run", &r.dir.display().to_string());
     field("status", &r.shown_status());
     field("script", &format!("{} (sha256 {})", rec.script, &rec.script_sha256[..12.min(rec.script_sha256.len())]));
@@ -131,12 +136,16 @@ pub fn show(root: &Path, name: &str, json: bool) -> Result<()> {
     }
     field("started", &rec.started);
     if let Some(d) = rec.duration_s {
-        field("duration", &duration(d));
+        let over = if rec.attempts.len() > 1 { format!(" over {} attempts", rec.attempts.len()) } else { String::new() };
+        field("duration", &format!("{}{over}", duration(d)));
     }
-    field("device", &format!("{} (libtorch {})", rec.device, rec.libtorch));
-    field("runner", &format!("{} (commit {})", rec.runner_version, rec.runner_commit));
-    if let Some(c) = &rec.git_commit {
-        field("git", &format!("{c}{}", if rec.git_dirty == Some(true) { " (dirty)" } else { "" }));
+    if rec.attempts.len() > 1 {
+        for (i, a) in rec.attempts.iter().enumerate() {
+            field(&format!("attempt {}", i + 1), &attempt_line(a));
+        }
+    }
+    for f in provenance(rec).iter().filter(|f| f.label != "script") {
+        field(f.label, &f.value);
     }
     field("command", &rec.command.join(" "));
     if let Some(s) = crate::track::mlflow::MirrorState::of(rec) {
@@ -146,7 +155,7 @@ pub fn show(root: &Path, name: &str, json: bool) -> Result<()> {
     if let Some(e) = &rec.error {
         // The error's own lines (the source excerpt under it) stay lines.
         let lines: Vec<String> = e.lines().map(|l| cut(l, MAX_LINE_CHARS)).collect();
-        println!("error     {}", lines.join("\n          "));
+        field("error", &lines.join(&format!("\n{:14}", "")));
     }
     if !rec.params.is_empty() {
         let rows: Vec<Vec<String>> = rec
@@ -161,11 +170,18 @@ pub fn show(root: &Path, name: &str, json: bool) -> Result<()> {
         let rows: Vec<Vec<String>> = series
             .iter()
             .map(|s| {
-                let best = crate::track::compare::best(&s.name, &s.values).unwrap_or(f64::NAN);
-                vec![s.label(), s.values.len().to_string(), num(*s.values.last().unwrap_or(&f64::NAN)), num(best)]
+                let goal = rec.goals.get(&s.name).copied();
+                let best = crate::track::compare::best(goal, &s.values).map(num).unwrap_or_else(|| "-".into());
+                vec![
+                    s.label(),
+                    s.values.len().to_string(),
+                    num(*s.values.last().unwrap_or(&f64::NAN)),
+                    best,
+                    goal.map(|g| g.to_string()).unwrap_or_default(),
+                ]
             })
             .collect();
-        println!("\n{}", render(&["metric", "n", "last", "best"].map(String::from), &rows));
+        println!("\n{}", render(&["metric", "n", "last", "best", "goal"].map(String::from), &rows));
     }
     for (line, e) in &m.damaged {
         println!("warning: metrics.jsonl line {line} is damaged and was skipped ({})", safe(e));
@@ -175,6 +191,14 @@ pub fn show(root: &Path, name: &str, json: bool) -> Result<()> {
         println!("  {} ({s} bytes)", safe(f));
     }
     Ok(())
+}
+
+/// One attempt as `runner show` lists it.
+fn attempt_line(a: &crate::track::Attempt) -> String {
+    let signal = a.signal.as_deref().map(|s| format!(" ({s})")).unwrap_or_default();
+    let took = a.duration_s.map(|d| format!(" after {}", duration(d))).unwrap_or_default();
+    let job = a.slurm_job_id.as_deref().map(|j| format!(", Slurm job {j}")).unwrap_or_default();
+    format!("{}{signal}{took}, started {} on {}{job}", a.status, a.started.get(..19).unwrap_or(&a.started).replace('T', " "), a.host)
 }
 
 fn collect_files(root: &Path, dir: &Path, out: &mut Vec<(String, u64)>) {

@@ -2,12 +2,13 @@
 //! backends, status, tasks): validates the flags, calls the library, prints its results.
 use super::compare::{print_comparison, CompareArgs};
 use super::run::{outcome_code, refused};
+use super::usage;
 use crate::run::RunConfig;
 use crate::sweep::status::{latest_runs, summary, to_resubmit};
 use crate::sweep::submit::{self, SweepSpec};
 use crate::sweep::task::TaskRun;
 use crate::sweep::{find_sweep, local, parse_grid, status, Backend, Manifest, PointState, PointStatus};
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use std::path::Path;
 
 pub struct SweepArgs {
@@ -25,24 +26,24 @@ pub struct SweepArgs {
 /// Starts a sweep: checks every point, writes the manifest, then runs the points here or
 /// submits them to Slurm.
 pub fn sweep_cmd(a: SweepArgs) -> Result<i32> {
-    let axes = parse_grid(&a.grids)?;
+    let axes = parse_grid(&a.grids).map_err(usage)?;
     if let Err((combo, why)) = submit::check_points(&a.run, &axes) {
         let code = refused(&why);
         eprintln!("runner: sweep point {} refused; no run started", combo.join(" "));
         return Ok(code);
     }
     if a.jobs == 0 {
-        bail!("--jobs must be at least 1");
+        return Err(usage("--jobs must be at least 1"));
     }
     if a.max_parallel == Some(0) {
-        bail!("--max-parallel must be at least 1");
+        return Err(usage("--max-parallel must be at least 1"));
     }
     let sbatch = match &a.sbatch {
-        Some(s) => shlex::split(s).with_context(|| format!("--sbatch `{s}`: unbalanced quotes"))?,
+        Some(s) => shlex::split(s).ok_or_else(|| usage(format!("--sbatch `{s}`: unbalanced quotes")))?,
         None => vec![],
     };
     if a.on == Backend::Local && !sbatch.is_empty() {
-        bail!("--sbatch applies to --on slurm");
+        return Err(usage("--sbatch applies to --on slurm"));
     }
     let spec = SweepSpec {
         run: a.run.absolute()?,
@@ -107,7 +108,7 @@ pub fn task_cmd(dir: &Path, array: usize, task: Option<usize>) -> Result<i32> {
         None => std::env::var("SLURM_ARRAY_TASK_ID")
             .ok()
             .and_then(|v| v.parse().ok())
-            .context("give --task, or run inside a Slurm array task (SLURM_ARRAY_TASK_ID)")?,
+            .ok_or_else(|| usage("give --task, or run inside a Slurm array task (SLURM_ARRAY_TASK_ID)"))?,
     };
     match crate::sweep::task::run(dir, array, task)? {
         TaskRun::AlreadyCompleted(run_dir) => {
@@ -169,12 +170,12 @@ fn wait_for(dir: &Path) -> Result<i32> {
     println!("{}", table(&rows));
     let ok = rows.iter().all(|r| r.state == PointState::Completed);
     if !ok {
-        println!("`runner sweep resubmit {}` runs the failed and missing points again", m.id);
+        println!("`runner sweep resubmit {}` runs the interrupted, failed and missing points again (interrupted ones resume)", m.id);
     }
     Ok(if ok { 0 } else { 1 })
 }
 
-/// `runner sweep resubmit <id>`: runs failed and missing points again, same params and
+/// `runner sweep resubmit <id>`: runs interrupted, failed and missing points again, same params and
 /// seed, as a new submission (interrupted ones resume in their folder).
 pub fn resubmit_cmd(runs_dir: &Path, name: &str, wait: bool) -> Result<i32> {
     let dir = find_sweep(runs_dir, name)?;

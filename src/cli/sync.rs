@@ -3,12 +3,12 @@
 use super::TrackArgs;
 use crate::track::mlflow::sync_run;
 use crate::track::{find_run, list_runs, RunEntry};
-use anyhow::{anyhow, bail, Result};
+use anyhow::Result;
 use std::path::Path;
 
 pub fn sync_cmd(root: &Path, run: Option<&str>, all: bool, track: &TrackArgs) -> Result<i32> {
-    let Some(tracking) = track.settings().tracking().map_err(|e| anyhow!(e))? else {
-        bail!("no tracking server: set MLFLOW_TRACKING_URI or pass --track http://HOST:PORT");
+    let Some(tracking) = track.settings().tracking().map_err(super::usage)? else {
+        return Err(super::usage("no tracking server: set MLFLOW_TRACKING_URI or pass --track http://HOST:PORT"));
     };
     let runs: Vec<RunEntry> = match (run, all) {
         (Some(name), _) => vec![find_run(root, name)?],
@@ -28,7 +28,7 @@ pub fn sync_cmd(root: &Path, run: Option<&str>, all: bool, track: &TrackArgs) ->
                 })
                 .collect()
         }
-        (None, false) => bail!("give a run to sync (last, a folder name, an id prefix) or --all"),
+        (None, false) => return Err(super::usage("give a run to sync (last, a folder name, an id prefix) or --all")),
     };
     let mut failed = 0;
     for entry in runs.iter().rev() {

@@ -124,6 +124,7 @@ impl Learner {
         cbs.sort_by_key(|c| c.order());
         let seq = self.out.next_fit();
         self.state = FitState::new(fit, n_epoch, n_iter);
+        self.state.seq = seq;
         let checkpoints = fit > 0 && self.out.metrics.is_some();
         let restored = if checkpoints { resume::read(&self.out.dir, seq)? } else { None };
         if let Some(c) = restored.as_ref().filter(|c| c.done) {

@@ -83,6 +83,8 @@ impl Default for LearnerOptions {
 pub struct RunOut {
     pub dir: PathBuf,
     pub metrics: Option<Arc<MetricsLog>>,
+    /// The run's record, where fits note what they trained with and their metrics' goals.
+    pub record: Option<Arc<crate::track::LiveRecord>>,
     pub interrupted: fn() -> Option<&'static str>,
     /// Fits of the run so far, over all its learners (names their resume checkpoints).
     pub fits: Arc<AtomicUsize>,
@@ -91,7 +93,7 @@ pub struct RunOut {
 impl RunOut {
     /// Outside a run: no folder of its own, no log, never interrupted.
     pub fn detached(dir: impl Into<PathBuf>) -> RunOut {
-        RunOut { dir: dir.into(), metrics: None, interrupted: || None, fits: Arc::default() }
+        RunOut { dir: dir.into(), metrics: None, record: None, interrupted: || None, fits: Arc::default() }
     }
 
     /// Numbers a new fit of the run: 1, 2, ...

@@ -1,6 +1,7 @@
 //! What a fit's callbacks see of the loop: its position, the current batch and its loss,
 //! and the epoch's values. It lives on the learner (fastai's `learn.epoch`, `learn.loss`).
 use super::data::XY;
+use crate::track::Goal;
 use std::time::{Duration, Instant};
 use tch::Tensor;
 
@@ -9,6 +10,8 @@ use tch::Tensor;
 pub struct FitState {
     /// This fit's number in the learner (1, 2, ...; lr_find takes none).
     pub fit: usize,
+    /// This fit's number in the run, over all its learners (lr_find too).
+    pub seq: usize,
     pub n_epoch: usize,
     /// The epoch within this fit (0-based, as fastai prints it).
     pub epoch: usize,
@@ -34,8 +37,8 @@ pub struct FitState {
     pub smooth_loss: f64,
     /// The epoch table's value columns: train_loss, valid_loss, then every metric.
     pub columns: Vec<String>,
-    /// Whether smaller is better, per column (losses, error rates).
-    pub lower_is_better: Vec<bool>,
+    /// Which way each column is better (losses and error rates lower); None: not ranked.
+    pub goals: Vec<Option<Goal>>,
     /// This epoch's values of `columns`, filled in after validation.
     pub values: Vec<f64>,
     /// This epoch's validation loss, probabilities and targets.
@@ -65,6 +68,7 @@ impl FitState {
     pub fn new(fit: usize, n_epoch: usize, n_iter: usize) -> FitState {
         FitState {
             fit,
+            seq: 0,
             n_epoch,
             epoch: 0,
             n_iter,
@@ -79,7 +83,7 @@ impl FitState {
             unread: None,
             smooth_loss: f64::NAN,
             columns: vec![],
-            lower_is_better: vec![],
+            goals: vec![],
             values: vec![],
             valid: None,
             epoch_start: Instant::now(),

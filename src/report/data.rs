@@ -1,8 +1,11 @@
 //! What a report shows, gathered from the run folders: per run its label, params, status,
-//! error, final and best metrics and pictures (as data: URIs); per curve every run's points.
-//! Serialised to JSON for the page's script.
-use crate::track::compare::{best, best_of, curves, lower_is_better, run_labels};
-use crate::track::{read_metrics, MetricsFile, RunEntry};
+//! attempts, error, final and best metrics, what identifies its code and machine, and its
+//! pictures (as data: URIs); per curve every run's points along each x axis it has.
+//! Runs come in the order given (a sweep's in point order); the sweep's params lead the
+//! table. Serialised to JSON for the page's script.
+use crate::track::compare::{best, best_of, curves, goal_of, run_labels, XAxis};
+use crate::track::provenance::provenance;
+use crate::track::{read_metrics, Attempt, Goal, MetricsFile, RunEntry};
 use anyhow::{Context, Result};
 use base64::Engine;
 use serde::Serialize;
@@ -17,8 +20,9 @@ pub struct ReportData {
     pub runs: Vec<RunData>,
     /// The table's metric columns, in order.
     pub columns: Vec<MetricColumn>,
-    /// Params whose values differ between the runs (shown first in the table).
-    pub differing: Vec<String>,
+    /// The params the table shows first: a sweep's grid, in its order, else those whose
+    /// values differ between the runs.
+    pub leading: Vec<String>,
     pub charts: Vec<ChartData>,
 }
 
@@ -32,6 +36,7 @@ pub struct RunData {
     pub error: Option<String>,
     pub started: String,
     pub duration_s: Option<f64>,
+    pub attempts: Vec<Attempt>,
     pub seed: u64,
     pub sweep: Option<String>,
     pub params: BTreeMap<String, String>,
@@ -39,12 +44,15 @@ pub struct RunData {
     pub values: Vec<Option<f64>>,
     pub images: Vec<Image>,
     pub damaged_lines: usize,
+    /// What identifies its code and machine: (label, value).
+    pub provenance: Vec<(String, String)>,
 }
 
 #[derive(Serialize)]
 pub struct MetricColumn {
     pub name: String,
-    pub lower_is_better: bool,
+    /// Which way it is better; None: not ranked.
+    pub goal: Option<Goal>,
     /// The run whose value is best, when the runs differ.
     pub best: Option<usize>,
 }
@@ -58,11 +66,12 @@ pub struct Image {
 #[derive(Serialize)]
 pub struct ChartData {
     pub title: String,
-    pub x_label: String,
     pub y_label: String,
-    /// Epochs and steps: whole-number ticks.
-    pub integer_x: bool,
-    /// `{run, x, y}` rows, every run's points together (Vega-Lite's table form).
+    /// The x axes the chart can switch between, the default first: `epoch`, `batch`,
+    /// `samples`, or `step` alone.
+    pub axes: Vec<XAxis>,
+    /// `{run, y, epoch, batch, samples, step}` rows (the axes a point has), every run's
+    /// points together (Vega-Lite's table form).
     pub values: Vec<Value>,
 }
 
@@ -92,20 +101,43 @@ fn images(dir: &Path) -> Result<Vec<Image>> {
         .collect()
 }
 
-/// Final and best value of every series, keyed like the compare table (single values once).
-fn metric_values(m: &MetricsFile, multi: &dyn Fn(&str) -> bool) -> BTreeMap<String, f64> {
+/// Final and best value of every series, keyed like the compare table (single values once,
+/// no best of a metric without a goal).
+fn metric_values(m: &MetricsFile, multi: &dyn Fn(&str) -> bool, goal: &dyn Fn(&str) -> Option<Goal>) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
     for s in m.series() {
         let label = s.label();
         let last = s.values.last().copied().unwrap_or(f64::NAN);
         if multi(&label) {
             out.insert(format!("{label} (final)"), last);
-            out.insert(format!("{label} (best)"), best(&s.name, &s.values).unwrap_or(f64::NAN));
+            if let Some(b) = best(goal(&s.name), &s.values) {
+                out.insert(format!("{label} (best)"), b);
+            }
         } else {
             out.insert(label, last);
         }
     }
     out
+}
+
+/// The params the table leads with: the grid of the sweep all the runs belong to (in the
+/// order its axes were given), else the params whose values differ, by name.
+fn leading_params(runs: &[RunEntry]) -> Vec<String> {
+    let sweep = runs.first().and_then(|r| r.record.sweep.clone()).filter(|s| runs.iter().all(|r| r.record.sweep.as_ref() == Some(s)));
+    let grid = sweep.and_then(|id| {
+        let runs_dir = runs[0].dir.parent()?;
+        let m = crate::sweep::Manifest::read(&crate::sweep::manifest::sweeps_dir(runs_dir).join(id)).ok()?;
+        Some(m.grid.into_iter().map(|a| a.name).collect::<Vec<_>>())
+    });
+    if let Some(g) = grid {
+        return g;
+    }
+    let params: Vec<BTreeMap<String, String>> = runs.iter().map(|r| r.record.param_strings()).collect();
+    let mut differing: Vec<String> = params.iter().flat_map(|p| p.keys().cloned()).collect();
+    differing.sort();
+    differing.dedup();
+    differing.retain(|k| params.iter().any(|p| p.get(k) != params[0].get(k)));
+    differing
 }
 
 pub fn gather(runs: &[RunEntry], title: &str) -> Result<ReportData> {
@@ -123,20 +155,21 @@ pub fn gather(runs: &[RunEntry], title: &str) -> Result<ReportData> {
     }
     keys.sort_by_key(|k| k.3.unwrap_or(0));
     let multi = |label: &str| keys.iter().any(|k| k.0 == label && k.2);
-    let per_run: Vec<BTreeMap<String, f64>> = metrics.iter().map(|m| metric_values(m, &multi)).collect();
+    let goal = |name: &str| goal_of(runs, name);
+    let per_run: Vec<BTreeMap<String, f64>> = metrics.iter().map(|m| metric_values(m, &multi, &goal)).collect();
     let mut columns: Vec<MetricColumn> = Vec::new();
     for (label, name, is_multi, _) in &keys {
-        let names = if *is_multi { vec![format!("{label} (final)"), format!("{label} (best)")] } else { vec![label.clone()] };
+        let g = goal(name);
+        let names = match (*is_multi, g) {
+            (false, _) => vec![label.clone()],
+            (true, None) => vec![format!("{label} (final)")],
+            (true, Some(_)) => vec![format!("{label} (final)"), format!("{label} (best)")],
+        };
         for n in names {
             let values: Vec<Option<f64>> = per_run.iter().map(|v| v.get(&n).copied()).collect();
-            columns.push(MetricColumn { best: best_of(name, &values), name: n, lower_is_better: lower_is_better(name) });
+            columns.push(MetricColumn { best: best_of(g, &values), name: n, goal: g });
         }
     }
-    let params: Vec<BTreeMap<String, String>> = runs.iter().map(|r| r.record.param_strings()).collect();
-    let mut differing: Vec<String> = params.iter().flat_map(|p| p.keys().cloned()).collect();
-    differing.sort();
-    differing.dedup();
-    differing.retain(|k| params.iter().any(|p| p.get(k) != params[0].get(k)));
     let mut run_data = Vec::new();
     for (((r, label), m), values) in runs.iter().zip(&labels).zip(&metrics).zip(&per_run) {
         let rec = &r.record;
@@ -149,30 +182,40 @@ pub fn gather(runs: &[RunEntry], title: &str) -> Result<ReportData> {
             error: rec.error.clone(),
             started: rec.started.clone(),
             duration_s: rec.duration_s,
+            attempts: rec.attempts.clone(),
             seed: rec.seed,
             sweep: rec.sweep.clone(),
             params: rec.param_strings(),
             values: columns.iter().map(|c| values.get(&c.name).copied()).collect(),
             images: images(&r.dir)?,
             damaged_lines: m.damaged.len(),
+            provenance: provenance(rec).into_iter().map(|f| (f.label.to_string(), f.value)).collect(),
         });
     }
     let mut charts: Vec<ChartData> = Vec::new();
-    for (m, label) in metrics.iter().zip(&labels) {
-        for c in curves(m) {
-            let rows =
-                c.points.iter().filter(|(x, y)| x.is_finite() && y.is_finite()).map(|(x, y)| serde_json::json!({ "run": label, "x": x, "y": y }));
+    for ((m, label), r) in metrics.iter().zip(&labels).zip(runs) {
+        for c in curves(m, &r.record.fits) {
+            let rows: Vec<Value> = (0..c.ys.len())
+                .filter(|&i| c.ys[i].is_finite())
+                .map(|i| {
+                    let mut row = serde_json::json!({ "run": label, "y": c.ys[i] });
+                    for (axis, xs) in &c.xs {
+                        row[axis.key()] = xs[i].into();
+                    }
+                    row
+                })
+                .collect();
+            let axes: Vec<XAxis> = c.xs.iter().map(|x| x.0).collect();
             match charts.iter_mut().find(|ch| ch.title == c.title) {
-                Some(ch) => ch.values.extend(rows),
-                None => charts.push(ChartData {
-                    title: c.title,
-                    x_label: c.x_label.into(),
-                    y_label: c.metric,
-                    integer_x: c.integer_x,
-                    values: rows.collect(),
-                }),
+                Some(ch) => {
+                    ch.values.extend(rows);
+                    // A run without a batch size has no samples axis: only what every run has.
+                    ch.axes.retain(|a| axes.contains(a));
+                }
+                None => charts.push(ChartData { title: c.title, y_label: c.metric, axes, values: rows }),
             }
         }
     }
-    Ok(ReportData { title: title.to_string(), generated: chrono::Local::now().to_rfc3339(), runs: run_data, columns, differing, charts })
+    let leading = leading_params(runs);
+    Ok(ReportData { title: title.to_string(), generated: chrono::Local::now().to_rfc3339(), runs: run_data, columns, leading, charts })
 }

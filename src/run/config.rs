@@ -14,6 +14,9 @@ pub struct RunConfig {
     /// Params as the user gave them (`--set name=value`); they win over `config`.
     #[serde(default)]
     pub sets: Vec<String>,
+    /// A sweep point's own values (`--grid`), which win over `sets`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grid: Vec<String>,
     /// A TOML file of params (`--config`), read when the run starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<PathBuf>,
@@ -69,6 +72,7 @@ mod tests {
         let c = RunConfig {
             script: "experiments/hello.rhai".into(),
             sets: vec!["lr=3e-3".into(), "name=a b".into()],
+            grid: vec!["bs=16".into()],
             config: Some("params.toml".into()),
             seed: 7,
             device: "cuda:1".into(),
@@ -81,7 +85,7 @@ mod tests {
         let a = c.absolute().unwrap();
         assert!(a.script.is_absolute() && a.runs_dir.is_absolute() && a.config.as_deref().is_some_and(Path::is_absolute));
         assert!(a.script.ends_with("experiments/hello.rhai"));
-        assert_eq!((a.sets, a.seed, a.device, a.limits, a.tracking), (c.sets, c.seed, c.device, c.limits, c.tracking));
+        assert_eq!((a.sets, a.grid, a.seed, a.device, a.limits, a.tracking), (c.sets, c.grid, c.seed, c.device, c.limits, c.tracking));
     }
 
     #[test]

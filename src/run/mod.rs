@@ -102,7 +102,7 @@ pub fn check(cfg: &RunConfig) -> Result<Checked, Refusal> {
     if !script.is_file() {
         return Err(Refusal::Usage(format!("no script file {}", script.display())));
     }
-    let inputs = ParamInputs::new(&cfg.sets, cfg.config.as_deref()).map_err(|e| Refusal::Usage(format!("{e:#}")))?;
+    let inputs = ParamInputs::new(&cfg.sets, &cfg.grid, cfg.config.as_deref()).map_err(|e| Refusal::Usage(format!("{e:#}")))?;
     let device = crate::device::parse_device(&cfg.device).map_err(|e| Refusal::Usage(format!("{e:#}")))?;
     let checker = new_engine(Rc::new(ScriptCtx::detached()), cfg.limits.operations);
     let ast = checker

@@ -27,6 +27,7 @@ impl RunConfig {
         Ok(RunConfig {
             script,
             sets: old.record.params.iter().map(|(k, p)| format!("{k}={}", crate::track::record::value_string(&p.value))).collect(),
+            grid: vec![],
             config: None,
             seed: old.record.seed,
             device: device.unwrap_or_else(|| if old.record.device == "cpu" { "cpu".into() } else { "auto".into() }),

@@ -1,8 +1,9 @@
 //! Script functions for the run itself: params, seed, metrics, the run folder.
-use super::args::{from_anyhow, script_err, to_f64, OrScript, RhaiResult};
+use super::args::{from_anyhow, script_err, to_f64, Opts, OrScript, RhaiResult};
 use super::ctx::ScriptCtx;
 use crate::reg;
-use rhai::{Dynamic, Engine};
+use crate::track::Goal;
+use rhai::{Dynamic, Engine, Map};
 use std::rc::Rc;
 
 pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
@@ -29,14 +30,16 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         engine,
         "log_metric",
         ["name: String", "value: f64", "()"],
-        "Appends `{kind: metric, name, step, value}` to the run's metrics.jsonl.",
-        move |name: &str, value: Dynamic| -> RhaiResult<()> {
-            let v = to_f64(&value, "log_metric value")?;
-            match &c.session {
-                Some(s) => s.metrics.log_metric(name, v).map_err(from_anyhow),
-                None => Err(script_err("log_metric needs a run")),
-            }
-        }
+        "Appends `{kind: metric, name, step, value}` to the run's metrics.jsonl; ranked in comparisons when the name is a built-in metric or loss.",
+        move |name: &str, value: Dynamic| log_metric(&c, name, value, Map::new())
+    );
+    let c = ctx.clone();
+    reg!(
+        engine,
+        "log_metric",
+        ["name: String", "value: f64", "options: Map", "()"],
+        "log_metric with #{ goal: \"max\" } (or \"min\"): which way the metric is better, for comparisons of runs.",
+        move |name: &str, value: Dynamic, o: Map| log_metric(&c, name, value, o)
     );
     reg!(
         engine,
@@ -55,4 +58,18 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
             None => Err(script_err("run_dir needs a run")),
         }
     });
+}
+
+/// `log_metric(name, value, #{ goal })`: the value in metrics.jsonl, its goal in run.toml
+/// (given, or the definition of a built-in metric or loss of that name).
+fn log_metric(c: &ScriptCtx, name: &str, value: Dynamic, o: Map) -> RhaiResult<()> {
+    let v = to_f64(&value, "log_metric value")?;
+    let mut o = Opts::new(&super::options::LOG_METRIC, o);
+    let goal = o.opt_string("goal")?.map(|g| g.parse::<Goal>()).transpose().map_err(script_err)?;
+    o.finish()?;
+    let Some(s) = &c.session else { return Err(script_err("log_metric needs a run")) };
+    if let Some(g) = goal.or_else(|| crate::learn::metrics::defined_goal(name)) {
+        s.note_goal(name, g).map_err(from_anyhow)?;
+    }
+    s.metrics.log_metric(name, v).map_err(from_anyhow)
 }

@@ -16,6 +16,7 @@ use crate::learn::optimizer::OptKind;
 use crate::learn::schedule::OneCycle;
 use crate::learn::{LearnData, Learner, LearnerOptions, Loss, Lrs};
 use crate::reg;
+use crate::track::Goal;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, FnPtr, Map, NativeCallContext};
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -25,7 +26,7 @@ use tch::Tensor;
 pub struct ScriptLearner {
     pub inner: Rc<RefCell<Learner>>,
     /// Metric closures `|preds, targets| ...`, named.
-    custom: Rc<Vec<(String, FnPtr)>>,
+    custom: Rc<Vec<ClosureMetric>>,
     /// Callbacks given to `learner(...)`, run in every fit.
     cbs: Rc<Vec<ScriptCallback>>,
 }
@@ -44,28 +45,58 @@ pub fn learn_data(d: &Dynamic) -> RhaiResult<Rc<dyn LearnData>> {
     }
 }
 
+/// A metric closure: its column's name, and which way it is better when its options say.
+struct ClosureMetric {
+    name: String,
+    f: FnPtr,
+    goal: Option<Goal>,
+}
+
+impl ClosureMetric {
+    /// A `metrics:` entry that is a closure, or a map `#{ metric: closure, name, goal }`;
+    /// None for anything else (a metric name). `n` numbers unnamed closures.
+    fn parse(entry: &Dynamic, n: usize) -> RhaiResult<Option<ClosureMetric>> {
+        let unnamed = |f: &FnPtr| if f.fn_name().starts_with("anon$") { format!("metric{n}") } else { f.fn_name().to_string() };
+        if let Some(f) = entry.clone().try_cast::<FnPtr>() {
+            return Ok(Some(ClosureMetric { name: unnamed(&f), f, goal: None }));
+        }
+        let Some(map) = entry.clone().try_cast::<Map>() else { return Ok(None) };
+        let mut o = Opts::new(&options::METRIC_ENTRY, map);
+        let Some(f) = o.get("metric")?.and_then(|v| v.try_cast::<FnPtr>()) else {
+            return Err(script_err("a metrics entry map needs `metric: |preds, targets| ...`"));
+        };
+        let name = o.opt_string("name")?.unwrap_or_else(|| unnamed(&f));
+        let goal = o.opt_string("goal")?.map(|g| g.parse::<Goal>()).transpose().map_err(script_err)?;
+        o.finish()?;
+        Ok(Some(ClosureMetric { name, f, goal }))
+    }
+}
+
 /// Script closures as metrics: called with (probabilities, targets) tensors. A closure's
 /// own error is kept whole so that it is reported at the closure's line.
 struct ClosureMetrics<'a> {
     ctx: &'a NativeCallContext<'a>,
-    fns: &'a [(String, FnPtr)],
+    fns: &'a [ClosureMetric],
     error: RefCell<Option<Box<EvalAltResult>>>,
 }
 
 impl<'a> ClosureMetrics<'a> {
-    fn new(ctx: &'a NativeCallContext<'a>, fns: &'a [(String, FnPtr)]) -> Self {
+    fn new(ctx: &'a NativeCallContext<'a>, fns: &'a [ClosureMetric]) -> Self {
         ClosureMetrics { ctx, fns, error: RefCell::new(None) }
     }
 }
 
 impl ExtraMetrics for ClosureMetrics<'_> {
     fn names(&self) -> Vec<String> {
-        self.fns.iter().map(|(n, _)| n.clone()).collect()
+        self.fns.iter().map(|m| m.name.clone()).collect()
+    }
+    fn goals(&self) -> Vec<Option<Goal>> {
+        self.fns.iter().map(|m| m.goal).collect()
     }
     fn compute(&self, probs: &Tensor, targets: &Tensor) -> anyhow::Result<Vec<f64>> {
         self.fns
             .iter()
-            .map(|(name, f)| {
+            .map(|ClosureMetric { name, f, .. }| {
                 let r = f
                     .call_within_context::<Dynamic>(self.ctx, (ScriptTensor::new(probs.shallow_clone()), ScriptTensor::new(targets.shallow_clone())))
                     .and_then(|v| to_f64(&v, &format!("metric `{name}` result")));
@@ -104,11 +135,9 @@ fn new_learner(ctx: &ScriptCtx, data: Dynamic, model: ScriptModel, o: Map) -> Rh
     if let Some(v) = o.get("metrics")? {
         let list = v.try_cast::<Array>().ok_or_else(|| script_err("metrics must be an array of names or closures"))?;
         for m in list {
-            if let Some(f) = m.clone().try_cast::<FnPtr>() {
-                let name = if f.fn_name().starts_with("anon$") { format!("metric{}", custom.len() + 1) } else { f.fn_name().to_string() };
-                custom.push((name, f));
-            } else {
-                metrics.push(to_string(&m, "metric")?.parse().or_script()?);
+            match ClosureMetric::parse(&m, custom.len() + 1)? {
+                Some(c) => custom.push(c),
+                None => metrics.push(to_string(&m, "metric")?.parse().or_script()?),
             }
         }
     }

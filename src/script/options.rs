@@ -151,7 +151,12 @@ pub const LEARNER: OptTable = OptTable {
     groups: &[Group::Keys(&[
         opt("loss", "String", Def::text("the model's"), "cross_entropy, bce or contrastive; by default what the model's output calls for"),
         opt("margin", "f64", Def::F(1.0), "the contrastive loss's margin (given alone, it selects the contrastive loss)"),
-        opt("metrics", "Array", Def::None, "metric names (accuracy, error_rate, roc_auc, precision, recall, f1) or |preds, targets| closures"),
+        opt(
+            "metrics",
+            "Array",
+            Def::None,
+            "metric names (accuracy, error_rate, roc_auc, precision, recall, f1), |preds, targets| closures, or maps #{ metric: closure, name, goal }",
+        ),
         opt("splitter", "String", Def::s("body_head"), "parameter groups: body_head, resnet (fastai's three) or none"),
         opt("opt", "String", Def::s("adam"), "adam (fastai's defaults) or sgd"),
         opt("wd", "f64", Def::F(0.01), "weight decay (decoupled)"),
@@ -165,6 +170,25 @@ pub const LEARNER: OptTable = OptTable {
             "two-class (pair) models: p(same) at which a pair counts as same, for every metric and prediction (see learn.calibrate())",
         ),
     ])],
+};
+
+pub const METRIC_ENTRY: OptTable = OptTable {
+    function: "metrics entry",
+    groups: &[Group::Keys(&[
+        opt("metric", "FnPtr", Def::None, "the closure |preds, targets| returning a number (required)"),
+        opt("name", "String", Def::text("the function's name, else metricN"), "the epoch-table column's name"),
+        opt("goal", "String", Def::None, "max (higher is better) or min; without it, comparisons of runs do not rank the column"),
+    ])],
+};
+
+pub const LOG_METRIC: OptTable = OptTable {
+    function: "log_metric",
+    groups: &[Group::Keys(&[opt(
+        "goal",
+        "String",
+        Def::text("a built-in metric's or loss's"),
+        "max (higher is better) or min; names no metric defines are not ranked unless given",
+    )])],
 };
 
 /// Every fit's options; callbacks are the script's own.
@@ -237,6 +261,8 @@ pub const ALL: &[&OptTable] = &[
     &PROTONET,
     &SUMMARY,
     &LEARNER,
+    &METRIC_ENTRY,
+    &LOG_METRIC,
     &FIT_ONE_CYCLE,
     &FIT_CONSTANT,
     &FINE_TUNE,

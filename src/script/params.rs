@@ -12,22 +12,29 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Default, Clone)]
 pub struct ParamInputs {
     pub cli: BTreeMap<String, String>,
+    /// The names of `cli` that a sweep's `--grid` gave (errors name the flag a value came from).
+    pub grid: BTreeSet<String>,
     pub config: toml::Table,
 }
 
 impl ParamInputs {
-    /// Parses `name=value` pairs and an optional TOML file.
-    pub fn new(sets: &[String], config: Option<&Path>) -> Result<ParamInputs> {
+    /// Parses `name=value` pairs (`--set`, then a sweep point's `--grid` values, which win)
+    /// and an optional TOML file.
+    pub fn new(sets: &[String], grid: &[String], config: Option<&Path>) -> Result<ParamInputs> {
         let mut cli = BTreeMap::new();
-        for s in sets {
+        let mut grid_names = BTreeSet::new();
+        for (s, flag) in sets.iter().map(|s| (s, "--set")).chain(grid.iter().map(|s| (s, "--grid"))) {
             let Some((k, v)) = s.split_once('=') else {
-                bail!("--set `{s}`: expected name=value");
+                bail!("{flag} `{s}`: expected name=value");
             };
             let k = k.trim();
             if k.is_empty() {
-                bail!("--set `{s}`: the name is empty");
+                bail!("{flag} `{s}`: the name is empty");
             }
             cli.insert(k.to_string(), v.trim().to_string());
+            if flag == "--grid" {
+                grid_names.insert(k.to_string());
+            }
         }
         let config = match config {
             Some(p) => {
@@ -36,7 +43,16 @@ impl ParamInputs {
             }
             None => toml::Table::new(),
         };
-        Ok(ParamInputs { cli, config })
+        Ok(ParamInputs { cli, grid: grid_names, config })
+    }
+
+    /// The flag a command-line value of `name` came from.
+    fn flag(&self, name: &str) -> &'static str {
+        if self.grid.contains(name) {
+            "--grid"
+        } else {
+            "--set"
+        }
     }
 
     /// Refuses given names the script never declares (typo guard) and values that do not
@@ -44,7 +60,7 @@ impl ParamInputs {
     /// may be one of them: that is a warning (returned), not a refusal.
     pub fn check_declared(&self, declared: &Declared, script: &Path) -> Result<Vec<String>> {
         let mut warnings = Vec::new();
-        for (name, from) in self.cli.keys().map(|k| (k, "--set")).chain(self.config.keys().map(|k| (k, "--config"))) {
+        for (name, from) in self.cli.keys().map(|k| (k, self.flag(k))).chain(self.config.keys().map(|k| (k, "--config"))) {
             match declared.params.get(name) {
                 Some(Some(default)) => {
                     let _ = self.resolve(name, default)?;
@@ -79,7 +95,7 @@ impl ParamInputs {
         };
         let value = coerce(&given, &default_toml).with_context(|| {
             let from = match source {
-                ParamSource::Cli => "--set",
+                ParamSource::Cli => self.flag(name),
                 ParamSource::Config => "--config",
                 ParamSource::Default => "default",
             };
@@ -190,7 +206,7 @@ mod tests {
     use super::*;
 
     fn inputs(sets: &[&str]) -> ParamInputs {
-        ParamInputs::new(&sets.iter().map(|s| s.to_string()).collect::<Vec<_>>(), None).unwrap()
+        ParamInputs::new(&sets.iter().map(|s| s.to_string()).collect::<Vec<_>>(), &[], None).unwrap()
     }
 
     #[test]

@@ -112,11 +112,11 @@ impl Manifest {
     }
 
     /// What task `point` runs: the shared config on the sweep's copy of the script, with
-    /// the point's own settings added.
+    /// the point's own settings as its `--grid` values.
     pub fn point_config(&self, sweep_dir: &Path, point: &Point) -> RunConfig {
         let mut cfg = self.run.clone();
         cfg.script = sweep_dir.join(&self.script_copy);
-        cfg.sets.extend(point.sets.iter().cloned());
+        cfg.grid = point.sets.clone();
         cfg
     }
 
@@ -170,6 +170,7 @@ mod tests {
         let run = RunConfig {
             script: "/work/exp/t.rhai".into(),
             sets: vec!["lr=0.1".into()],
+            grid: vec![],
             config: None,
             seed: 3,
             device: "cpu".into(),
@@ -192,7 +193,7 @@ mod tests {
         assert_eq!(back.runs_dir(), PathBuf::from("/work/runs"));
         let cfg = back.point_config(Path::new("/s"), &back.points[1]);
         assert_eq!(cfg.script, PathBuf::from("/s/script/t.rhai"), "tasks run the sweep's copy");
-        assert_eq!(cfg.sets, ["lr=0.1", "n=2"]);
+        assert_eq!((cfg.sets, cfg.grid), (vec!["lr=0.1".to_string()], vec!["n=2".to_string()]));
         assert_eq!((cfg.seed, cfg.limits.operations), (3, 1000));
     }
 

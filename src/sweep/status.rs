@@ -17,6 +17,9 @@ pub enum PointState {
     Pending,
     Running,
     Completed,
+    /// Stopped by a signal (SIGTERM from `scancel`, a time limit or preemption; Ctrl-C):
+    /// checkpointed, and a resubmit resumes it.
+    Interrupted,
     Failed,
     Missing,
 }
@@ -27,7 +30,7 @@ impl PointState {
     }
     /// What `resubmit` runs again.
     pub fn needs_resubmit(self) -> bool {
-        matches!(self, PointState::Failed | PointState::Missing)
+        matches!(self, PointState::Interrupted | PointState::Failed | PointState::Missing)
     }
 }
 
@@ -37,6 +40,7 @@ impl std::fmt::Display for PointState {
             PointState::Pending => "pending",
             PointState::Running => "running",
             PointState::Completed => "completed",
+            PointState::Interrupted => "interrupted",
             PointState::Failed => "failed",
             PointState::Missing => "missing",
         })
@@ -110,7 +114,7 @@ fn point_status(m: &Manifest, p: &Point, queue: &HashMap<(String, usize), Queued
         (Some(_), Some(_)) => (PointState::Running, None),
         (Some(r), None) if r.status == Status::Interrupted => {
             let sig = r.extra.get("signal").and_then(|v| v.as_str()).unwrap_or("a signal");
-            (PointState::Failed, Some(format!("interrupted by {sig}; `runner sweep resubmit` resumes it from its last epoch")))
+            (PointState::Interrupted, Some(format!("by {sig}; `runner sweep resubmit` resumes it from its last epoch")))
         }
         (Some(r), None) => {
             // The queue no longer runs it, but its process may still be closing its record
@@ -167,7 +171,7 @@ fn local_batch_alive(sub: &super::manifest::ArraySub) -> bool {
     }
 }
 
-/// The points a resubmit runs again (failed and missing), and every point's status.
+/// The points a resubmit runs again (interrupted, failed and missing), and every point's status.
 pub fn to_resubmit(m: &Manifest) -> Result<(Vec<usize>, Vec<PointStatus>)> {
     let rows = status(m)?;
     let points = rows.iter().filter(|r| r.state.needs_resubmit()).map(|r| r.index).collect();
@@ -221,7 +225,7 @@ pub fn wait(sweep_dir: &Path) -> Result<(Manifest, Vec<PointStatus>)> {
 
 /// Counts per state, in a fixed order, for one-line summaries.
 pub fn summary(rows: &[PointStatus]) -> String {
-    let states = [PointState::Completed, PointState::Running, PointState::Pending, PointState::Failed, PointState::Missing];
+    let states = [PointState::Completed, PointState::Running, PointState::Pending, PointState::Interrupted, PointState::Failed, PointState::Missing];
     states
         .iter()
         .filter_map(|st| {

@@ -26,7 +26,7 @@ pub struct SweepSpec {
 pub fn check_points(base: &RunConfig, axes: &[Axis]) -> Result<(), (Vec<String>, Refusal)> {
     for combo in points(axes) {
         let mut cfg = base.clone();
-        cfg.sets.extend(combo.iter().cloned());
+        cfg.grid = combo.clone();
         check(&cfg).map_err(|r| (combo, r))?;
     }
     Ok(())

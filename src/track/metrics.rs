@@ -135,17 +135,71 @@ impl Series {
     }
 }
 
+/// The rows of one logged fit: its training batches and its epochs, in file order.
+#[derive(Debug, Default)]
+pub struct FitRows<'a> {
+    pub batches: Vec<&'a Map<String, Value>>,
+    pub epochs: Vec<&'a Map<String, Value>>,
+    /// Batch rows before the first epoch row: one epoch's batches.
+    first_epoch_batches: Option<usize>,
+}
+
+impl FitRows<'_> {
+    /// Training batches per epoch, as the rows show it (all of them when the fit ended
+    /// inside its first epoch).
+    pub fn batches_per_epoch(&self) -> usize {
+        self.first_epoch_batches.unwrap_or(self.batches.len()).max(1)
+    }
+}
+
+fn int(r: &Map<String, Value>, key: &str) -> Option<i64> {
+    r.get(key).and_then(Value::as_i64)
+}
+
 impl MetricsFile {
-    /// Every scalar series: `metric` records by name first, then each fit's epoch columns.
-    /// Fits are numbered by their order among the epoch rows, so an `lr_find` (which has no
-    /// epoch rows) takes no number.
+    /// The logged fits, in order (an `lr_find` logs no rows and is none of them). A fit
+    /// starts where the `fit` number changes, or where batches or epochs count from 0
+    /// again (another learner's fit of the same number).
+    pub fn fits(&self) -> Vec<FitRows<'_>> {
+        let mut out: Vec<FitRows> = Vec::new();
+        let mut current: Option<&Value> = None;
+        for r in &self.records {
+            let kind = r.get("kind").and_then(Value::as_str);
+            let (batch, epoch) = (kind == Some("batch"), kind == Some("epoch"));
+            if !batch && !epoch {
+                continue;
+            }
+            let restarts = match out.last() {
+                None => true,
+                Some(f) => {
+                    r.get("fit") != current
+                        || (batch && int(r, "iter") == Some(0) && (!f.batches.is_empty() || !f.epochs.is_empty()))
+                        || (epoch && int(r, "epoch") == Some(0) && !f.epochs.is_empty())
+                }
+            };
+            if restarts {
+                out.push(FitRows::default());
+                current = r.get("fit");
+            }
+            let f = out.last_mut().expect("a fit was just started");
+            if batch {
+                f.batches.push(r);
+            } else {
+                f.first_epoch_batches.get_or_insert(f.batches.len());
+                f.epochs.push(r);
+            }
+        }
+        out
+    }
+
+    /// Every scalar series: `metric` records by name first, then each fit's epoch columns
+    /// (fits numbered 1, 2, ... as `fits` finds them).
     pub fn series(&self) -> Vec<Series> {
         let mut out: Vec<Series> = Vec::new();
         let mut push = |fit: Option<usize>, name: &str, v: f64| match out.iter_mut().find(|s| s.fit == fit && s.name == name) {
             Some(s) => s.values.push(v),
             None => out.push(Series { fit, name: name.to_string(), values: vec![v] }),
         };
-        let mut fits: Vec<Option<&Value>> = Vec::new();
         for r in &self.records {
             if let (Some("metric"), Some(n), Some(v)) =
                 (r.get("kind").and_then(Value::as_str), r.get("name").and_then(Value::as_str), num(r.get("value")))
@@ -153,19 +207,13 @@ impl MetricsFile {
                 push(None, n, v);
             }
         }
-        for r in self.of_kind("epoch") {
-            let id = r.get("fit");
-            let fit = match fits.iter().position(|f| *f == id) {
-                Some(i) => i + 1,
-                None => {
-                    fits.push(id);
-                    fits.len()
-                }
-            };
-            for (k, v) in r {
-                if k != "kind" && k != "epoch" && k != "fit" {
-                    if let Some(v) = num(Some(v)) {
-                        push(Some(fit), k, v);
+        for (i, f) in self.fits().iter().enumerate() {
+            for r in &f.epochs {
+                for (k, v) in r.iter() {
+                    if k != "kind" && k != "epoch" && k != "fit" {
+                        if let Some(v) = num(Some(v)) {
+                            push(Some(i + 1), k, v);
+                        }
                     }
                 }
             }

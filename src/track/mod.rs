@@ -7,10 +7,11 @@ pub mod lock;
 pub mod metrics;
 pub mod mlflow;
 pub mod paths;
+pub mod provenance;
 pub mod record;
 pub mod runs;
 
 pub use data_use::DataUse;
 pub use metrics::{read_metrics, MetricsFile, MetricsLog, Series};
-pub use record::{Param, ParamSource, RunRecord, Status};
+pub use record::{Attempt, FitInfo, Goal, LiveRecord, Param, ParamSource, RunRecord, Status};
 pub use runs::{find_run, find_runs, list_runs, RunEntry};

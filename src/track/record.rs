@@ -1,10 +1,12 @@
-//! `run.toml`: what a run was (script, params, seed, versions, machine) and how it ended.
+//! `run.toml`: what a run was (script, params, seed, versions, machine, user), how it
+//! ended and after how many attempts, and what its metrics mean (which way is better).
 //! Written atomically (temp file + rename) so a crash never leaves half a record, and
 //! read leniently: fields a later version adds are kept in `extra`, never dropped.
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 pub const FORMAT_VERSION: u32 = 1;
 pub const RECORD_FILE: &str = "run.toml";
@@ -40,6 +42,76 @@ impl std::str::FromStr for Status {
             _ => Err(format!("unknown status `{s}` (running, completed, failed, interrupted)")),
         }
     }
+}
+
+/// Which way a metric is better. A metric without one (a `log_metric` name nothing
+/// defines, a closure metric whose options do not say) is not ranked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Goal {
+    Min,
+    Max,
+}
+
+impl Goal {
+    /// The better of two values; NaN never wins.
+    pub fn better(self, a: f64, b: f64) -> bool {
+        match self {
+            Goal::Min => a < b,
+            Goal::Max => a > b,
+        }
+    }
+}
+
+impl std::str::FromStr for Goal {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Goal, String> {
+        match s {
+            "min" => Ok(Goal::Min),
+            "max" => Ok(Goal::Max),
+            _ => Err(format!("unknown goal `{s}`: min (lower is better) or max (higher is better)")),
+        }
+    }
+}
+
+impl std::fmt::Display for Goal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Goal::Min => "min",
+            Goal::Max => "max",
+        })
+    }
+}
+
+/// One process's go at a run: a run stopped (a signal, a killed task) and resumed has
+/// several, and its `duration_s` is their sum.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub started: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_s: Option<f64>,
+    /// completed, failed, interrupted, or crashed (the process died without closing it).
+    pub status: String,
+    pub host: String,
+    /// The signal that interrupted it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm_job_id: Option<String>,
+}
+
+/// What one logged fit trained with: enough to place its batches on an epoch axis and a
+/// samples-seen axis, so that curves of runs with different batch sizes line up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FitInfo {
+    /// The fit's number in the run (over all its learners, lr_find included).
+    pub seq: usize,
+    pub epochs: usize,
+    pub batches_per_epoch: usize,
+    /// Items in a training batch (pairs for pair models, images of an episode).
+    pub batch_size: usize,
 }
 
 /// Where a parameter's value came from, most specific last.
@@ -78,6 +150,9 @@ pub struct RunRecord {
     pub libtorch: String,
     pub device: String,
     pub host: String,
+    /// Who ran it (the login name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     pub started: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended: Option<String>,
@@ -95,6 +170,15 @@ pub struct RunRecord {
     /// The data sets the run resolved with `untar_data`, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub data: Vec<super::DataUse>,
+    /// Every attempt at the run, in order (one unless it was stopped and resumed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<Attempt>,
+    /// The logged fits, in the order their rows appear in metrics.jsonl.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fits: Vec<FitInfo>,
+    /// Which way each metric is better, by name; metrics not listed are not ranked.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub goals: BTreeMap<String, Goal>,
     /// Fields this version does not know, kept so that rewriting a record loses nothing.
     #[serde(flatten)]
     pub extra: toml::Table,
@@ -114,6 +198,34 @@ impl RunRecord {
         let mut value = toml::Value::try_from(self).context("cannot serialise run record")?;
         bound_strings(&mut value, max_record_value()?);
         write_atomic(&dir.join(RECORD_FILE), &toml::to_string_pretty(&value).context("cannot serialise run record")?)
+    }
+
+    /// Notes a logged fit (once per fit: a resumed run replays its fits) and the goals of
+    /// its metrics; returns whether anything changed.
+    pub fn note_fit(&mut self, fit: FitInfo, goals: impl IntoIterator<Item = (String, Goal)>) -> bool {
+        let mut changed = false;
+        if !self.fits.iter().any(|f| f.seq == fit.seq) {
+            self.fits.push(fit);
+            self.fits.sort_by_key(|f| f.seq);
+            changed = true;
+        }
+        for (name, goal) in goals {
+            changed |= self.note_goal(&name, goal);
+        }
+        changed
+    }
+
+    /// Notes which way `name` is better; returns whether it changed.
+    pub fn note_goal(&mut self, name: &str, goal: Goal) -> bool {
+        self.goals.insert(name.to_string(), goal) != Some(goal)
+    }
+
+    /// The record as TOML, to read fields by name whether this version knows them or not.
+    pub fn field(&self, key: &str) -> Option<toml::Value> {
+        match self.extra.get(key) {
+            Some(v) => Some(v.clone()),
+            None => toml::Value::try_from(self).ok()?.get(key).cloned(),
+        }
     }
 
     /// Param values as plain strings, for tables.
@@ -171,6 +283,33 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// The record of a run in progress, shared by everything that notes something in it (the
+/// session, the learner's fits, `log_metric`): each change is written at once.
+pub struct LiveRecord {
+    dir: PathBuf,
+    record: Mutex<RunRecord>,
+}
+
+impl LiveRecord {
+    /// Takes over `record`, already written in `dir`.
+    pub fn new(dir: &Path, record: RunRecord) -> LiveRecord {
+        LiveRecord { dir: dir.to_path_buf(), record: Mutex::new(record) }
+    }
+
+    pub fn get(&self) -> RunRecord {
+        self.record.lock().unwrap().clone()
+    }
+
+    /// Applies `change` and writes the record when `change` says it changed something.
+    pub fn update(&self, change: impl FnOnce(&mut RunRecord) -> bool) -> Result<()> {
+        let mut rec = self.record.lock().unwrap();
+        if change(&mut rec) {
+            rec.write(&self.dir)?;
+        }
+        Ok(())
+    }
+}
+
 pub fn value_string(v: &toml::Value) -> String {
     match v {
         toml::Value::String(s) => s.clone(),
@@ -200,6 +339,7 @@ mod tests {
             libtorch: "2.11.0".into(),
             device: "cpu".into(),
             host: "h".into(),
+            user: None,
             started: "t".into(),
             ended: None,
             duration_s: None,
@@ -208,6 +348,9 @@ mod tests {
             sources: vec![],
             params: BTreeMap::from([("lr".into(), Param { value: toml::Value::Float(1e-3), source: ParamSource::Cli })]),
             data: vec![],
+            attempts: vec![],
+            fits: vec![],
+            goals: BTreeMap::new(),
             extra: toml::Table::new(),
         }
     }
@@ -254,5 +397,25 @@ mod tests {
         assert!(back.error.as_deref().unwrap().contains("cut by the runner"));
         back.write(dir.path()).unwrap();
         assert_eq!(RunRecord::read(dir.path()).unwrap().params["big"].value.as_str().unwrap(), kept, "a cut value is not cut again");
+    }
+
+    #[test]
+    fn fits_are_noted_once_and_goals_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rec = sample();
+        let fit = FitInfo { seq: 2, epochs: 3, batches_per_epoch: 36, batch_size: 32 };
+        assert!(rec.note_fit(fit, [("valid_loss".to_string(), Goal::Min), ("accuracy".to_string(), Goal::Max)]));
+        assert!(!rec.note_fit(fit, [("accuracy".to_string(), Goal::Max)]), "a replayed fit changes nothing");
+        assert!(rec.note_fit(FitInfo { seq: 1, ..fit }, []));
+        assert_eq!(rec.fits.iter().map(|f| f.seq).collect::<Vec<_>>(), [1, 2], "in run order");
+        rec.extra.insert("threads".into(), toml::Value::Integer(4));
+        rec.write(dir.path()).unwrap();
+        let back = RunRecord::read(dir.path()).unwrap();
+        assert_eq!(back.fits, rec.fits);
+        assert_eq!(back.goals["accuracy"], Goal::Max);
+        assert_eq!(back.field("threads"), Some(toml::Value::Integer(4)), "fields this version does not know");
+        assert_eq!(back.field("seed"), Some(toml::Value::Integer(1)), "and fields it knows");
+        assert_eq!(back.field("nothing"), None);
+        assert!(Goal::Min.better(1.0, 2.0) && !Goal::Max.better(1.0, 2.0) && !Goal::Max.better(f64::NAN, 2.0));
     }
 }

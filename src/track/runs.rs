@@ -63,6 +63,24 @@ pub fn host_name() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
+/// The login name of whoever runs this process: `USER` or `LOGNAME`, else the password
+/// database's entry for the effective uid.
+pub fn user_name() -> Option<String> {
+    for var in ["USER", "LOGNAME"] {
+        if let Some(u) = std::env::var(var).ok().filter(|u| !u.is_empty()) {
+            return Some(u);
+        }
+    }
+    // SAFETY: getpwuid returns a pointer into static storage or null; the name is copied at once.
+    unsafe {
+        let pw = libc::getpwuid(libc::geteuid());
+        if pw.is_null() || (*pw).pw_name.is_null() {
+            return None;
+        }
+        Some(std::ffi::CStr::from_ptr((*pw).pw_name).to_string_lossy().into_owned())
+    }
+}
+
 /// Every readable run under `root`, newest first. Folders whose `run.toml` cannot be read
 /// are reported through `skipped` (folder, why) rather than failing the listing.
 pub fn list_runs(root: &Path, skipped: &mut Vec<(PathBuf, String)>) -> Result<Vec<RunEntry>> {
@@ -130,7 +148,9 @@ pub fn find_run(root: &Path, name: &str) -> Result<RunEntry> {
 }
 
 /// Resolves a name that may stand for several runs: a sweep id (or a unique prefix of one
-/// starting with `sweep-`) gives every run of that sweep, oldest first; anything else one run.
+/// starting with `sweep-`) gives the runs of that sweep in point order, the latest attempt
+/// of each point (an earlier, failed attempt is superseded by its resubmission); anything
+/// else one run.
 pub fn find_runs(root: &Path, name: &str) -> Result<Vec<RunEntry>> {
     if name.starts_with("sweep-") && !Path::new(name).join(RECORD_FILE).exists() {
         let mut skipped = Vec::new();
@@ -143,7 +163,17 @@ pub fn find_runs(root: &Path, name: &str) -> Result<Vec<RunEntry>> {
         };
         let mut of_sweep: Vec<RunEntry> = runs.into_iter().filter(|r| r.record.sweep.as_deref() == Some(id.as_str())).collect();
         of_sweep.reverse();
-        return Ok(of_sweep);
+        let int = |r: &RunEntry, k: &str| r.record.extra.get(k).and_then(|v| v.as_integer());
+        // Oldest first, then stable by point: a record without a point index keeps its place after the indexed ones.
+        of_sweep.sort_by_key(|r| int(r, "sweep_index").unwrap_or(i64::MAX));
+        let mut latest: Vec<RunEntry> = Vec::new();
+        for r in of_sweep {
+            match latest.last_mut() {
+                Some(prev) if int(prev, "sweep_index").is_some() && int(prev, "sweep_index") == int(&r, "sweep_index") => *prev = r,
+                _ => latest.push(r),
+            }
+        }
+        return Ok(latest);
     }
     Ok(vec![find_run(root, name)?])
 }

@@ -137,3 +137,44 @@ pub fn assert_same_file(a: &Path, b: &Path, what: &str) {
         yl.get(i).unwrap_or(&"<end>")
     );
 }
+
+/// Chromium (Debian's package, installed by `scripts/chromium` when missing).
+pub fn chromium() -> String {
+    let out = Command::new(project_root().join("scripts/chromium")).output().unwrap();
+    assert!(out.status.success(), "scripts/chromium failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// The page's DOM after its scripts ran, as headless Chromium sees it (for a report, nothing
+/// reachable but the file: a page that needed the network would lack its charts), and a
+/// screenshot of it where asked.
+pub fn rendered_dom(url: &str, screenshot: Option<&Path>) -> String {
+    let chrome = chromium();
+    let base = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--virtual-time-budget=20000"];
+    let out = Command::new(&chrome).args(base).arg("--window-size=1400,1000").arg("--dump-dom").arg(url).output().unwrap();
+    assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
+    if let Some(shot) = screenshot {
+        let size = "--window-size=1400,2600";
+        let st = Command::new(&chrome).args(base).arg(size).arg(format!("--screenshot={}", shot.display())).arg(url).output().unwrap();
+        assert!(st.status.success() && shot.is_file(), "screenshot failed: {}", String::from_utf8_lossy(&st.stderr));
+    }
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The text of a DOM, tags dropped and spaces collapsed.
+pub fn dom_text(dom: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in dom.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => {
+                in_tag = false;
+                out.push(' ');
+            }
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}

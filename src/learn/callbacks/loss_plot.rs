@@ -44,6 +44,6 @@ impl Callback for LossPlot {
             Series { name: "train (smoothed)".into(), points: std::mem::take(&mut self.train) },
             Series { name: "valid".into(), points: std::mem::take(&mut self.valid) },
         ];
-        line_chart(&l.out.dir.join(format!("loss_fit{fit}.png")), &format!("losses, fit {fit}"), "iteration", "loss", series, vec![], false)
+        line_chart(&l.out.dir.join(format!("loss_fit{fit}.png")), &format!("losses, fit {fit}"), "batch", "loss", series, vec![], false)
     }
 }

@@ -13,10 +13,8 @@ impl Callback for ExtraMetricsCb<'_> {
         51
     }
     fn before_fit(&mut self, l: &mut Learner) -> Result<()> {
-        let names = self.0.names();
-        // A closure metric is taken as higher-is-better (as fastai's default).
-        l.state.lower_is_better.extend(names.iter().map(|_| false));
-        l.state.columns.extend(names);
+        l.state.goals.extend(self.0.goals());
+        l.state.columns.extend(self.0.names());
         Ok(())
     }
     fn after_validate(&mut self, l: &mut Learner) -> Result<()> {

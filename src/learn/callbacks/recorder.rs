@@ -1,8 +1,11 @@
 //! fastai's `Recorder`: the smoothed training loss, the epoch's validation loss and metrics,
-//! and their rows in the run's metrics.jsonl (one per batch, one per epoch).
+//! and their rows in the run's metrics.jsonl (one per batch, one per epoch). With the
+//! fit's first row it notes in `run.toml` what the fit trains with (batches per epoch,
+//! batch size) and which way its columns are better, for comparisons and plots.
 use crate::learn::callback::Callback;
 use crate::learn::Learner;
 use crate::track::metrics::json_f64;
+use crate::track::{FitInfo, Goal};
 use anyhow::Result;
 use serde_json::Map;
 
@@ -29,11 +32,23 @@ pub struct Recorder {
     /// Whether rows go to metrics.jsonl (off for lr_find, as fastai's `no_logging`).
     pub log: bool,
     smooth: SmoothLoss,
+    /// Whether this fit is noted in `run.toml` yet.
+    noted: bool,
 }
 
 impl Recorder {
     pub fn new(log: bool) -> Recorder {
-        Recorder { log, smooth: SmoothLoss::default() }
+        Recorder { log, smooth: SmoothLoss::default(), noted: false }
+    }
+
+    /// The fit and its columns' goals, in the run's record (once per fit).
+    fn note_fit(&mut self, l: &Learner) -> Result<()> {
+        self.noted = true;
+        let (Some(record), Some(batch)) = (&l.out.record, &l.state.batch) else { return Ok(()) };
+        let s = &l.state;
+        let fit = FitInfo { seq: s.seq, epochs: s.n_epoch, batches_per_epoch: s.n_iter, batch_size: batch.xs[0].size()[0] as usize };
+        let goals: Vec<(String, Goal)> = s.columns.iter().zip(&s.goals).filter_map(|(c, g)| Some((c.clone(), (*g)?))).collect();
+        record.update(|r| r.note_fit(fit, goals))
     }
 }
 
@@ -43,8 +58,9 @@ impl Callback for Recorder {
     }
     fn before_fit(&mut self, l: &mut Learner) -> Result<()> {
         self.smooth = SmoothLoss::default();
+        self.noted = false;
         l.state.columns = ["train_loss".to_string(), "valid_loss".into()].into_iter().chain(l.metric_names()).collect();
-        l.state.lower_is_better = [true, true].into_iter().chain(l.metrics.iter().map(|m| m.lower_is_better())).collect();
+        l.state.goals = [Some(Goal::Min), Some(Goal::Min)].into_iter().chain(l.metrics.iter().map(|m| Some(m.goal()))).collect();
         Ok(())
     }
     fn state(&self) -> Option<serde_json::Value> {
@@ -60,6 +76,9 @@ impl Callback for Recorder {
         l.state.smooth_loss = s;
         if !self.log {
             return Ok(());
+        }
+        if !self.noted {
+            self.note_fit(l)?;
         }
         let mut rec = Map::new();
         rec.insert("kind".into(), "batch".into());

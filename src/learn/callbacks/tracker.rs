@@ -1,6 +1,7 @@
 //! fastai's `TrackerCallback` core: the best value so far of one epoch-table column, better
 //! meaning lower or higher as the column's metric says.
 use crate::learn::state::FitState;
+use crate::track::Goal;
 use anyhow::{bail, Result};
 
 pub struct Watch {
@@ -31,8 +32,8 @@ impl Watch {
         let Some(&v) = s.values.get(i) else { return Ok(false) };
         let better = match self.best {
             None => true,
-            Some(b) if s.lower_is_better[i] => v < b,
-            Some(b) => v > b,
+            // A column nothing ranks (a closure metric without a goal) counts as higher-is-better, as fastai's default.
+            Some(b) => s.goals[i].unwrap_or(Goal::Max).better(v, b),
         };
         if better {
             self.best = Some(v);

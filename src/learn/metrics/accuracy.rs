@@ -1,5 +1,6 @@
 //! Accuracy and error rate: how often the most probable class is the target.
 use super::Metric;
+use crate::track::Goal;
 use tch::{Kind, Tensor};
 
 pub struct Accuracy;
@@ -28,7 +29,7 @@ impl Metric for ErrorRate {
     fn compute(&self, probs: &Tensor, targets: &Tensor) -> f64 {
         1.0 - accuracy(probs, targets)
     }
-    fn lower_is_better(&self) -> bool {
-        true
+    fn goal(&self) -> Goal {
+        Goal::Min
     }
 }

@@ -5,15 +5,17 @@ mod accuracy;
 mod f1;
 mod roc_auc;
 
+use crate::track::Goal;
 use anyhow::{bail, Result};
 use tch::Tensor;
 
 pub trait Metric {
     fn name(&self) -> String;
     fn compute(&self, probs: &Tensor, targets: &Tensor) -> f64;
-    /// Whether smaller is better (error rates), for `save_best` and early stopping.
-    fn lower_is_better(&self) -> bool {
-        false
+    /// Which way it is better (higher unless it says: error rates are lower), for
+    /// `save_best`, early stopping and every comparison of runs.
+    fn goal(&self) -> Goal {
+        Goal::Max
     }
 }
 
@@ -21,6 +23,8 @@ pub trait Metric {
 /// and targets; a fit adds them with `callbacks::ExtraMetricsCb`.
 pub trait ExtraMetrics {
     fn names(&self) -> Vec<String>;
+    /// Which way each is better, where its definition says; None: not ranked.
+    fn goals(&self) -> Vec<Option<Goal>>;
     fn compute(&self, probs: &Tensor, targets: &Tensor) -> Result<Vec<f64>>;
 }
 
@@ -86,6 +90,15 @@ impl MetricName {
             MetricName::Recall => Box::new(BinaryScore(Score::Recall)),
             MetricName::F1 => Box::new(BinaryScore(Score::F1)),
         }
+    }
+}
+
+/// Which way a metric of this name is better by its definition: the built-in metrics and
+/// the epoch table's losses; None for names nothing defines.
+pub fn defined_goal(name: &str) -> Option<Goal> {
+    match name {
+        "train_loss" | "valid_loss" => Some(Goal::Min),
+        _ => name.parse::<MetricName>().ok().map(|m| m.build().goal()),
     }
 }
 

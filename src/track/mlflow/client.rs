@@ -87,6 +87,20 @@ pub struct Run {
     pub tags: BTreeMap<String, String>,
     /// Keys with at least one logged value.
     pub metric_keys: Vec<String>,
+    /// Its dataset inputs, as (name, digest).
+    pub datasets: Vec<(String, String)>,
+}
+
+/// A dataset input of a run, as `runs/log-inputs` takes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    pub name: String,
+    pub digest: String,
+    pub source_type: String,
+    /// JSON describing where it is (`{"uri": ...}` for a local folder).
+    pub source: String,
+    /// JSON summary statistics.
+    pub profile: String,
 }
 
 /// JSON has no NaN or infinities and the server stores a bare `NaN` as 0: send them as the
@@ -198,25 +212,32 @@ impl Client {
         })
     }
 
-    /// The id of the experiment with this name, None when there is none.
-    pub fn experiment_id(&self, name: &str) -> ApiResult<Option<String>> {
+    /// The id and tags of the experiment with this name, None when there is none.
+    pub fn experiment(&self, name: &str) -> ApiResult<Option<(String, BTreeMap<String, String>)>> {
         match self.json("GET", "/api/2.0/mlflow/experiments/get-by-name", &[("experiment_name", name)], Body::None) {
-            Ok(v) => Ok(v["experiment"]["experiment_id"].as_str().map(String::from)),
+            Ok(v) => Ok(v["experiment"]["experiment_id"].as_str().map(|id| (id.to_string(), pairs(&v["experiment"]["tags"])))),
             Err(e) if e.code == "RESOURCE_DOES_NOT_EXIST" => Ok(None),
             Err(e) => Err(e),
         }
     }
 
-    /// The experiment's id, creating it when missing (another client may create it first).
-    pub fn get_or_create_experiment(&self, name: &str) -> ApiResult<String> {
-        if let Some(id) = self.experiment_id(name)? {
-            return Ok(id);
+    /// The experiment's id, creating it with `tags` when missing (another client may
+    /// create it first); an existing experiment gets the `tags` it lacks, never a changed one.
+    pub fn get_or_create_experiment(&self, name: &str, tags: &[(String, String)]) -> ApiResult<String> {
+        let (id, have) = match self.experiment(name)? {
+            Some(found) => found,
+            None => match self.json("POST", "/api/2.0/mlflow/experiments/create", &[], Body::Json(json!({ "name": name, "tags": key_values(tags) })))
+            {
+                Ok(v) => return Ok(v["experiment_id"].as_str().unwrap_or_default().to_string()),
+                Err(e) if e.code == "RESOURCE_ALREADY_EXISTS" => self.experiment(name)?.ok_or(e)?,
+                Err(e) => return Err(e),
+            },
+        };
+        for (k, v) in tags.iter().filter(|(k, _)| !have.contains_key(k)) {
+            let body = json!({ "experiment_id": id, "key": k, "value": v });
+            self.json("POST", "/api/2.0/mlflow/experiments/set-experiment-tag", &[], Body::Json(body))?;
         }
-        match self.json("POST", "/api/2.0/mlflow/experiments/create", &[], Body::Json(json!({ "name": name }))) {
-            Ok(v) => Ok(v["experiment_id"].as_str().unwrap_or_default().to_string()),
-            Err(e) if e.code == "RESOURCE_ALREADY_EXISTS" => self.experiment_id(name)?.ok_or(e),
-            Err(e) => Err(e),
-        }
+        Ok(id)
     }
 
     pub fn create_run(&self, experiment_id: &str, run_name: &str, start_ms: i64, tags: &[(String, String)]) -> ApiResult<Run> {
@@ -257,6 +278,24 @@ impl Client {
                 .collect();
             self.json("POST", "/api/2.0/mlflow/runs/log-batch", &[], Body::Json(json!({ "run_id": run_id, "metrics": ms })))?;
         }
+        Ok(())
+    }
+
+    /// Adds dataset inputs to a run (context `training`).
+    pub fn log_inputs(&self, run_id: &str, datasets: &[Dataset]) -> ApiResult<()> {
+        if datasets.is_empty() {
+            return Ok(());
+        }
+        let inputs: Vec<Value> = datasets
+            .iter()
+            .map(|d| {
+                json!({
+                    "tags": [{ "key": "mlflow.data.context", "value": "training" }],
+                    "dataset": { "name": d.name, "digest": d.digest, "source_type": d.source_type, "source": d.source, "profile": d.profile },
+                })
+            })
+            .collect();
+        self.json("POST", "/api/2.0/mlflow/runs/log-inputs", &[], Body::Json(json!({ "run_id": run_id, "datasets": inputs })))?;
         Ok(())
     }
 
@@ -410,15 +449,17 @@ fn int(v: &Value) -> Option<i64> {
     v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok()))
 }
 
+/// A list of `{key, value}` objects as a map.
+fn pairs(list: &Value) -> BTreeMap<String, String> {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|kv| Some((kv["key"].as_str()?.to_string(), kv["value"].as_str().unwrap_or_default().to_string())))
+        .collect()
+}
+
 fn parse_run(v: &Value) -> Run {
     let info = &v["info"];
-    let pairs = |list: &Value| -> BTreeMap<String, String> {
-        list.as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|kv| Some((kv["key"].as_str()?.to_string(), kv["value"].as_str().unwrap_or_default().to_string())))
-            .collect()
-    };
     let empty = Map::new();
     let data = v["data"].as_object().unwrap_or(&empty);
     Run {
@@ -436,6 +477,12 @@ fn parse_run(v: &Value) -> Run {
             .into_iter()
             .flatten()
             .filter_map(|m| m["key"].as_str().map(String::from))
+            .collect(),
+        datasets: v["inputs"]["dataset_inputs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|d| Some((d["dataset"]["name"].as_str()?.to_string(), d["dataset"]["digest"].as_str()?.to_string())))
             .collect(),
     }
 }
@@ -478,7 +525,7 @@ mod tests {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let c = Client::new(&format!("http://127.0.0.1:{port}/")).unwrap();
         let t = std::time::Instant::now();
-        let e = c.experiment_id("x").unwrap_err();
+        let e = c.experiment("x").unwrap_err();
         assert!(e.status.is_none(), "{e}");
         assert!(e.to_string().contains("after 3 tries"), "{e}");
         assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());

@@ -1,7 +1,9 @@
-//! How a run folder maps onto MLflow: experiment, run name, tags, params, metric points
+//! How a run folder maps onto MLflow: experiment, run name, tags (MLflow's standard ones
+//! and what identifies the run's code and machine), params, dataset inputs, metric points
 //! and artifacts. The live mirror and `runner sync` both use it, so they send the same
 //! things and a sync after a mirror finds nothing missing.
-use super::client::RunStatus;
+use super::client::{Dataset, RunStatus};
+use crate::track::provenance::provenance;
 use crate::track::record::{value_string, RunRecord, Status};
 use crate::track::runs::RunEntry;
 use serde_json::{Map, Value};
@@ -18,23 +20,69 @@ pub fn experiment_name(record: &RunRecord) -> String {
     }
 }
 
-/// The run's tags; `slurm_job_id` is the job the run ran in, when it ran under Slurm.
-pub fn run_tags(record: &RunRecord, slurm_job_id: Option<&str>) -> Vec<(String, String)> {
+/// The experiment tag that makes MLflow 3's UI open an experiment on its training runs
+/// (rather than on the GenAI overview of traces), with the value the UI's own
+/// "Machine learning" choice sets.
+pub const EXPERIMENT_KIND: (&str, &str) = ("mlflow.experimentKind", "custom_model_development");
+
+/// The MLflow run's name: the script's stem and the run id (`faces-fd5f81`), short enough
+/// for the UI's run list to show whole (the folder's timestamp prefix made every name
+/// there look alike), and what `runner show` accepts; the folder is the `runner.folder` tag.
+pub fn run_name(entry: &RunEntry) -> String {
+    let stem = Path::new(&entry.record.script).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    format!("{stem}-{}", entry.record.id)
+}
+
+/// The prefix of the tags that say which way a metric is better (`runner.goal.accuracy = max`).
+pub const GOAL_TAG: &str = "runner.goal.";
+
+/// The run's tags: MLflow's standard ones (run name in full, source script and git
+/// commit, user), what identifies the run's code and machine (`runner.version`,
+/// `runner.commit`, `libtorch`, `device`, `threads`, `precision`, `host`, `git_dirty`,
+/// `world_size`, where the record has them), its status in runner's words
+/// (`interrupted` apart from `failed`), attempts, sweep, Slurm job, and each metric's goal.
+/// `slurm_job_id` is the job the run ran in, when it ran under Slurm.
+pub fn run_tags(entry: &RunEntry, slurm_job_id: Option<&str>) -> Vec<(String, String)> {
+    let record = &entry.record;
     let mut tags = vec![
         (RUN_ID_TAG.to_string(), record.id.clone()),
+        ("mlflow.runName".into(), run_name(entry)),
+        ("runner.folder".into(), entry.folder()),
         ("runner.script_sha256".into(), record.script_sha256.clone()),
-        ("runner.commit".into(), record.git_commit.clone().unwrap_or_else(|| record.runner_commit.clone())),
         ("runner.seed".into(), record.seed.to_string()),
-        ("mlflow.source.name".into(), record.script.clone()),
+        ("runner.status".into(), entry.shown_status()),
         ("mlflow.source.type".into(), "LOCAL".into()),
     ];
+    tags.extend(provenance(record).into_iter().map(|f| (f.tag.to_string(), f.value)));
+    if record.attempts.len() > 1 {
+        tags.push(("runner.attempts".into(), record.attempts.len().to_string()));
+    }
     if let Some(s) = &record.sweep {
         tags.push(("runner.sweep".into(), s.clone()));
     }
     if let Some(j) = slurm_job_id {
         tags.push(("runner.slurm_job_id".into(), j.to_string()));
     }
+    tags.extend(record.goals.iter().map(|(name, g)| (format!("{GOAL_TAG}{name}"), g.to_string())));
     tags
+}
+
+/// The data sets the run resolved (`[[data]]` of run.toml) as MLflow dataset inputs: the
+/// data set's name, the first 32 hex digits of its fingerprint as digest (the server keeps
+/// 36 characters), its folder as a local source, and its file count and variant (full,
+/// sample) as profile.
+pub fn run_datasets(record: &RunRecord) -> Vec<Dataset> {
+    record
+        .data
+        .iter()
+        .map(|d| Dataset {
+            name: d.name.clone(),
+            digest: d.fingerprint.chars().take(32).collect(),
+            source_type: "local".into(),
+            source: serde_json::json!({ "uri": d.folder }).to_string(),
+            profile: serde_json::json!({ "num_files": d.files, "variant": d.source }).to_string(),
+        })
+        .collect()
 }
 
 /// Every script param with its value as written in `run.toml`, plus the seed.

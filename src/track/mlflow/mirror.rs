@@ -1,12 +1,13 @@
 //! The live mirror of a run in progress. A background thread tails the run's
-//! `metrics.jsonl` and `run.toml` (every 1.5 s) and sends the new metric values and params,
-//! so the training thread never waits on the server and the mirror does not depend on how
-//! the training loop is written. At the end it sends the final status and the artifacts.
+//! `metrics.jsonl` and `run.toml` (every 1.5 s) and sends the new metric values, params,
+//! tags and dataset inputs, so the training thread never waits on the server and the
+//! mirror does not depend on how the training loop is written. At the end it sends the
+//! final status (and its tags) and the artifacts.
 //! After the first failed call it stops sending and notes why in `run.toml`: the run goes
 //! on, and `runner sync` sends what is missing later.
 use super::client::{now_ms, ApiError, Metric, Run};
-use super::mapping::{experiment_name, run_params, run_tags, MetricRows};
-use super::sync::{finish_remote, missing_params};
+use super::mapping::{run_name, run_params, run_tags, MetricRows};
+use super::sync::{experiment, finish_remote, missing_params, Sent};
 use super::{MirrorState, Tracking};
 use crate::track::metrics::METRICS_FILE;
 use crate::track::record::RunRecord;
@@ -39,6 +40,7 @@ impl Mirror {
             pending: Vec::new(),
             rows: MetricRows::default(),
             sent_params: BTreeMap::new(),
+            sent: Sent::default(),
         };
         let thread = std::thread::spawn(move || loop {
             live.pass();
@@ -76,6 +78,7 @@ struct Live {
     pending: Vec<Metric>,
     rows: MetricRows,
     sent_params: BTreeMap<String, String>,
+    sent: Sent,
 }
 
 impl Live {
@@ -89,20 +92,24 @@ impl Live {
         }
     }
 
-    /// Creates the MLflow run on the first pass, then sends new params and metric values.
+    /// Creates the MLflow run on the first pass, then sends new params, tags, dataset
+    /// inputs and metric values.
     fn send_new(&mut self) -> Result<(), ApiError> {
         let Ok(record) = RunRecord::read(&self.dir) else { return Ok(()) };
+        let entry = RunEntry { dir: self.dir.clone(), record };
         self.read_metrics();
         let client = &self.tracking.client;
         if self.run.is_none() {
-            let exp = client.get_or_create_experiment(&experiment_name(&record))?;
-            let name = self.dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let run = client.create_run(&exp, &name, super::mapping::start_ms(&record), &run_tags(&record, self.slurm_job_id.as_deref()))?;
+            let exp = experiment(client, &entry.record)?;
+            let tags = run_tags(&entry, self.slurm_job_id.as_deref());
+            let run = client.create_run(&exp, &run_name(&entry), super::mapping::start_ms(&entry.record), &tags)?;
             tracing::info!(run_id = %run.run_id, experiment_id = %exp, uri = client.uri(), "mlflow run created");
+            self.sent.tags.extend(tags);
             self.run = Some(run);
         }
         let run_id = self.run.as_ref().map(|r| r.run_id.clone()).unwrap_or_default();
-        let (params, _) = missing_params(&self.sent_params, run_params(&record));
+        self.sent.push(client, &run_id, &entry, self.slurm_job_id.as_deref())?;
+        let (params, _) = missing_params(&self.sent_params, run_params(&entry.record));
         client.log_batch(&run_id, &self.pending, &params, &[])?;
         self.pending.clear();
         self.sent_params.extend(params);
@@ -126,8 +133,9 @@ impl Live {
         }
     }
 
-    /// The end of the run: status and artifacts, then the outcome in `run.toml`.
-    fn finish(self) {
+    /// The end of the run: status (and the tags that changed with it) and artifacts, then
+    /// the outcome in `run.toml`.
+    fn finish(mut self) {
         let mut state = MirrorState {
             tracking_uri: self.tracking.client.uri().to_string(),
             experiment_id: self.run.as_ref().map(|r| r.experiment_id.clone()),
@@ -139,7 +147,9 @@ impl Live {
         if let Some(run) = self.run.as_ref().filter(|_| state.reason.is_none()) {
             let done = RunRecord::read(&self.dir).map_err(|e| format!("{e:#}")).and_then(|record| {
                 let entry = RunEntry { dir: self.dir.clone(), record };
-                finish_remote(&self.tracking.client, &entry, run, self.tracking.with_models, &mut state).map_err(|e| e.to_string())
+                let client = &self.tracking.client;
+                self.sent.push(client, &run.run_id, &entry, self.slurm_job_id.as_deref()).map_err(|e| e.to_string())?;
+                finish_remote(client, &entry, run, self.tracking.with_models, &mut state).map_err(|e| e.to_string())
             });
             if let Err(e) = done {
                 state.mirror_incomplete = true;

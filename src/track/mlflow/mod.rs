@@ -52,9 +52,16 @@ impl MirrorState {
         rec.write(dir)
     }
 
-    /// The web page of the MLflow run, when there is one.
+    /// The web page of the MLflow run, when there is one. MLflow 3's UI shows a run as a
+    /// GenAI evaluation unless its link asks for the model-training view (the browser's
+    /// workflow switch decides otherwise; the experiment's kind tag does not, in 3.17).
     pub fn page(&self) -> Option<String> {
-        Some(format!("{}/#/experiments/{}/runs/{}", self.tracking_uri.trim_end_matches('/'), self.experiment_id.as_ref()?, self.run_id.as_ref()?))
+        Some(format!(
+            "{}/#/experiments/{}/runs/{}?workflowType=machine_learning",
+            self.tracking_uri.trim_end_matches('/'),
+            self.experiment_id.as_ref()?,
+            self.run_id.as_ref()?
+        ))
     }
 }
 

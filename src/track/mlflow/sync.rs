@@ -3,13 +3,15 @@
 //! params, metric values (compared by step and value), status and artifacts (by size,
 //! `run.toml` by content) are sent when absent, so a second sync sends nothing.
 use super::client::{now_ms, ApiError, Client, Metric, Run};
-use super::mapping::{all_points, artifact_files, experiment_name, final_status, run_params, run_tags, start_ms, RUN_ID_TAG};
+use super::mapping::{
+    all_points, artifact_files, experiment_name, final_status, run_datasets, run_name, run_params, run_tags, start_ms, EXPERIMENT_KIND, RUN_ID_TAG,
+};
 use super::MirrorState;
 use crate::track::metrics::read_metrics;
 use crate::track::record::RECORD_FILE;
 use crate::track::runs::RunEntry;
 use anyhow::{anyhow, bail, Result};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// What one sync sent.
 #[derive(Debug, Default, PartialEq)]
@@ -17,6 +19,7 @@ pub struct SyncReport {
     pub created: bool,
     pub tags: usize,
     pub params: usize,
+    pub datasets: usize,
     pub metric_values: usize,
     pub status: bool,
     pub artifacts: usize,
@@ -36,7 +39,13 @@ impl std::fmt::Display for SyncReport {
             return f.write_str("up to date");
         }
         let mut parts = Vec::new();
-        for (n, what) in [(self.tags, "tags"), (self.params, "params"), (self.metric_values, "metric values"), (self.artifacts, "files")] {
+        for (n, what) in [
+            (self.tags, "tags"),
+            (self.params, "params"),
+            (self.datasets, "datasets"),
+            (self.metric_values, "metric values"),
+            (self.artifacts, "files"),
+        ] {
             if n > 0 {
                 parts.push(format!("{n} {what}"));
             }
@@ -86,15 +95,15 @@ fn push_all(
     report: &mut SyncReport,
 ) -> Result<(), ApiError> {
     let rec = &entry.record;
-    let tags = run_tags(rec, state.slurm_job_id.as_deref());
+    let tags = run_tags(entry, state.slurm_job_id.as_deref());
     let (run, created) = locate(client, entry, old, &tags)?;
     state.experiment_id = Some(run.experiment_id.clone());
     state.run_id = Some(run.run_id.clone());
     report.created = created;
-    let missing_tags: Vec<(String, String)> = tags.into_iter().filter(|(k, v)| run.tags.get(k) != Some(v)).collect();
+    let mut sent = Sent { tags: run.tags.clone(), datasets: run.datasets.iter().cloned().collect() };
+    (report.tags, report.datasets) = sent.push(client, &run.run_id, entry, state.slurm_job_id.as_deref())?;
     let (params, conflicts) = missing_params(&run.params, run_params(rec));
-    client.log_batch(&run.run_id, &[], &params, &missing_tags)?;
-    report.tags = missing_tags.len();
+    client.log_batch(&run.run_id, &[], &params, &[])?;
     report.params = params.len();
     report.conflicts = conflicts;
     report.metric_values = push_metrics(client, entry, &run)?;
@@ -112,12 +121,43 @@ fn locate(client: &Client, entry: &RunEntry, old: Option<MirrorState>, tags: &[(
             return Ok((run, false));
         }
     }
-    let exp = client.get_or_create_experiment(&experiment_name(&entry.record))?;
+    let exp = experiment(client, &entry.record)?;
     if let Some(found) = client.find_run_by_tag(&exp, RUN_ID_TAG, &entry.record.id)? {
         // Search results may leave out data: read the run whole.
         return Ok((client.get_run(&found.run_id)?.unwrap_or(found), false));
     }
-    Ok((client.create_run(&exp, &entry.folder(), start_ms(&entry.record), tags)?, true))
+    Ok((client.create_run(&exp, &run_name(entry), start_ms(&entry.record), tags)?, true))
+}
+
+/// The run's experiment (created when missing), tagged so that MLflow's UI opens it on its
+/// training runs.
+pub(super) fn experiment(client: &Client, record: &crate::track::RunRecord) -> Result<String, ApiError> {
+    let kind = [(EXPERIMENT_KIND.0.to_string(), EXPERIMENT_KIND.1.to_string())];
+    client.get_or_create_experiment(&experiment_name(record), &kind)
+}
+
+/// The tags and dataset inputs an MLflow run holds, as far as runner knows: what the
+/// server said, plus what was sent since.
+#[derive(Debug, Default)]
+pub(super) struct Sent {
+    pub tags: BTreeMap<String, String>,
+    pub datasets: BTreeSet<(String, String)>,
+}
+
+impl Sent {
+    /// Sends the tags that are missing or changed (a tag can be set again: the status, a
+    /// goal noted once a fit starts) and the dataset inputs the run lacks; returns how many of each.
+    pub fn push(&mut self, client: &Client, run_id: &str, entry: &RunEntry, slurm_job_id: Option<&str>) -> Result<(usize, usize), ApiError> {
+        let tags: Vec<(String, String)> = run_tags(entry, slurm_job_id).into_iter().filter(|(k, v)| self.tags.get(k) != Some(v)).collect();
+        let datasets: Vec<_> =
+            run_datasets(&entry.record).into_iter().filter(|d| !self.datasets.contains(&(d.name.clone(), d.digest.clone()))).collect();
+        client.log_batch(run_id, &[], &[], &tags)?;
+        client.log_inputs(run_id, &datasets)?;
+        let counts = (tags.len(), datasets.len());
+        self.tags.extend(tags);
+        self.datasets.extend(datasets.into_iter().map(|d| (d.name, d.digest)));
+        Ok(counts)
+    }
 }
 
 /// Params the server lacks, and those it holds with another value (left alone: changing a
