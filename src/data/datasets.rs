@@ -339,7 +339,9 @@ mod tests {
 
     #[test]
     fn an_archive_url_must_name_a_folder_inside_the_data_folder() {
-        assert_eq!(lookup("http://host/x.zip").unwrap().folder, "x");
+        let folder = lookup("http://host/x.zip").unwrap().folder;
+        assert!(folder.starts_with("urls/") && folder.ends_with("/x"), "a URL's archive is kept per URL: {folder}");
+        assert_ne!(lookup("http://other/x.zip").unwrap().folder, folder, "the same file name from another URL is another folder");
         for url in ["http://host/.zip", "http://host/..zip", "http://host/...tgz"] {
             let e = lookup(url).err().map(|e| e.to_string()).unwrap_or_default();
             assert!(e.contains("no usable folder name"), "{url}: {e}");
