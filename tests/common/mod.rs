@@ -137,3 +137,18 @@ pub fn assert_same_file(a: &Path, b: &Path, what: &str) {
         yl.get(i).unwrap_or(&"<end>")
     );
 }
+
+/// Waits (at most `secs`) until a run's `metrics.jsonl` holds `row` and a training batch
+/// after it: the run is part-way through the next epoch. An event, not a sleep, so that a
+/// signal sent then lands mid-epoch on a fast machine and a slow one alike.
+pub fn wait_for_batch_after(metrics: &Path, row: &str, secs: u64) {
+    let t = std::time::Instant::now();
+    loop {
+        let text = std::fs::read_to_string(metrics).unwrap_or_default();
+        if text.find(row).is_some_and(|at| text[at..].contains("\"kind\":\"batch\"")) {
+            return;
+        }
+        assert!(t.elapsed() < std::time::Duration::from_secs(secs), "{} never showed {row} and a batch after it", metrics.display());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
