@@ -308,7 +308,7 @@ impl Session {
         }
         rec.ended = Some(chrono::Local::now().to_rfc3339());
         rec.duration_s = Some(((self.earlier_s + self.started.elapsed().as_secs_f64()) * 1000.0).round() / 1000.0);
-        rec.write(&self.dir)
+        rec.write_final(&self.dir)
     }
 }
 
