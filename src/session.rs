@@ -323,7 +323,7 @@ impl Session {
     /// Writes the final status and lists this attempt; called exactly once whatever happened.
     pub fn finish(&self, status: Status, error: Option<String>) -> Result<()> {
         let signal = interrupt_signal().filter(|_| status == Status::Interrupted);
-        self.record.update(|rec| {
+        self.record.finish(|rec| {
             rec.status = status;
             rec.error = error;
             if let Some(sig) = signal {
@@ -345,7 +345,6 @@ impl Session {
             });
             rec.ended = Some(ended);
             rec.duration_s = Some(millis(rec.attempts.iter().filter_map(|a| a.duration_s).sum()));
-            true
         })
     }
 }

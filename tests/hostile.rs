@@ -560,3 +560,41 @@ fn two_sweep_resubmits_never_run_at_once() {
     let r = sb.run(&["sweep", "resubmit", &id]);
     assert!(r.code == 1 && r.stdout.contains("running point 1 again"), "{}\n{}", r.stdout, r.stderr);
 }
+
+// Smaller ones: a learning rate that is not a finite number is refused at the call that
+// gets it, one too small for a float at the --set, before any batch runs.
+#[test]
+fn learning_rates_that_are_not_numbers_are_refused_at_the_call() {
+    let sb = Sandbox::new();
+    sb.write(
+        "lr.rhai",
+        "let files = get_image_files(untar_data(\"orl_faces\")).extract(0, 40);\n\
+         let dls = image_loaders(image_table(files, parent_label(), random_splitter(files, #{ valid_pct: 0.25 })), #{ size: 16, channels: 1, bs: 8 });\n\
+         let learn = learner(dls, classifier_model(convnet(#{ input: [16, 16], channels: [4], kernels: [3], pool: [true] }), \"cosine\", dls.vocab.len()), #{});\n\
+         learn.fit_one_cycle(1, param(\"lr\", 1e-3));\n",
+    );
+    for (lr, shown) in [("nan", "NaN"), ("-inf", "-inf")] {
+        let e = fails_at(&sb.run(&["lr.rhai", "--set", &format!("lr={lr}")]), "lr.rhai:4");
+        assert!(e.contains(&format!("learning rate {shown} is not a finite number")), "{e}");
+        let metrics = std::fs::read_to_string(sb.last_run().join("metrics.jsonl")).unwrap_or_default();
+        assert!(!metrics.contains("\"kind\":\"batch\""), "no batch ran: {metrics}");
+    }
+    let r = sb.run(&["lr.rhai", "--set", "lr=1e-400"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("param `lr`: --set value `1e-400` is too small for a 64-bit float: it would be 0.0"), "{}", r.stderr);
+}
+
+// Smaller ones: a refused 10 MB line is not echoed whole; the excerpt is cut around the error.
+#[test]
+fn a_huge_source_line_is_not_echoed_whole() {
+    let sb = Sandbox::new();
+    sb.write("big.rhai", &format!("let x = 1;\nlet s = \"{}\" + * 2;\n", "a".repeat(10 << 20)));
+    let r = sb.run(&["big.rhai"]);
+    assert_eq!(r.code, 1, "{}", &r.stderr[..r.stderr.len().min(2000)]);
+    assert!(
+        r.stderr.contains("big.rhai:2:") && r.stderr.contains("Unexpected") && r.stderr.contains("…"),
+        "{}",
+        &r.stderr[..r.stderr.len().min(2000)]
+    );
+    assert!(r.stderr.len() < 4000, "stderr is {} bytes", r.stderr.len());
+}

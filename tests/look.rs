@@ -234,7 +234,7 @@ fn report_page_survives_hostile_text_in_every_field() {
     assert_eq!(sb.run(&[&name, "--set", &format!("note={evil}")]).code, 1);
     let r = sb.run(&["report", "last~1", "last", "-o", "r.html"]);
     r.ok();
-    let dom = rendered_dom(&sb.path().join("r.html"), None);
+    let dom = common::rendered_dom(&format!("file://{}", sb.path().join("r.html").display()), None);
     assert_eq!(dom.matches("<tr data-run=").count(), 2, "a row per run: {dom:.4000}");
     assert_eq!(dom.matches("<div class=\"run\" id=\"run-").count(), 2, "the details of each run");
     assert!(dom.contains(">note=&lt;!--&lt;script&gt;<"), "the param as text, labelling its run: {dom:.4000}");

@@ -5,7 +5,7 @@
 mod common;
 use common::Sandbox;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 pub fn orl() -> String {
@@ -23,15 +23,6 @@ fn status_json(sb: &Sandbox, id: &str) -> Vec<Value> {
 
 fn sweep_id(stdout: &str) -> String {
     stdout.split_whitespace().find(|w| w.starts_with("sweep-")).expect("the sweep prints its id").trim_end_matches(':').to_string()
-}
-
-/// Waits until `path` holds `needle` (a run writing its metrics), at most `secs`.
-pub fn wait_for_text(path: &Path, needle: &str, secs: u64) {
-    let t = Instant::now();
-    while !std::fs::read_to_string(path).unwrap_or_default().contains(needle) {
-        assert!(t.elapsed() < Duration::from_secs(secs), "{} never showed {needle}", path.display());
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// The newest run folder other than `not`, once it exists.
@@ -106,9 +97,8 @@ fn sigterm_mid_epoch_then_resume_equals_the_uninterrupted_run() {
         .spawn()
         .unwrap();
     let run = new_run(&sb, std::slice::from_ref(&reference));
-    // Mid-epoch: after epoch 1's row and a few batches of epoch 2.
-    wait_for_text(&run.join("metrics.jsonl"), "\"epoch\":1,", 120);
-    std::thread::sleep(Duration::from_millis(400));
+    // Mid-epoch: after the second epoch's row (index 1) and a batch of the third.
+    common::wait_for_batch_after(&run.join("metrics.jsonl"), "\"epoch\":1,", 120);
     // SAFETY: signalling our own child process.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let out = child.wait_with_output().unwrap();
@@ -165,7 +155,7 @@ fn issue_29_a_point_stopped_by_sigterm_is_interrupted_and_its_attempts_add_up() 
         .spawn()
         .unwrap();
     let run = new_run(&sb, &[]);
-    wait_for_text(&run.join("metrics.jsonl"), "\"n\"", 60);
+    common::wait_for_text(&run.join("metrics.jsonl"), "\"n\"", 60);
     let pid = sb.record(&run)["pid"].as_integer().unwrap();
     std::thread::sleep(Duration::from_millis(300));
     // What scancel, a time limit or preemption does to a task: SIGTERM.

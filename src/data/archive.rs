@@ -127,7 +127,7 @@ pub fn extract(archive: &Path, dest: &Path, limits: Limits, mark: impl FnOnce(&P
 }
 
 fn unpack(archive: &Path, into: &Path, limits: Limits) -> Result<()> {
-    if !(limits.max_ratio > 0.0) {
+    if limits.max_ratio.is_nan() || limits.max_ratio <= 0.0 {
         bail!("untar_data option max_ratio must be a positive number, got {}", limits.max_ratio);
     }
     let name = archive.to_string_lossy().to_lowercase();

@@ -43,7 +43,8 @@ pub fn download(
     stop: fn() -> Option<&'static str>,
     check: impl FnOnce(&str) -> Result<()>,
 ) -> Result<String> {
-    if !(limits.timeout_s > 0.0 && limits.timeout_s.is_finite()) || !(limits.min_rate >= 0.0 && limits.min_rate.is_finite()) {
+    let positive = |x: f64| x.is_finite() && x > 0.0;
+    if !positive(limits.timeout_s) || !(positive(limits.min_rate) || limits.min_rate == 0.0) {
         bail!("untar_data options: timeout_s must be a positive number of seconds and min_rate a number of bytes per second >= 0");
     }
     let part = dest.with_extension("part");

@@ -65,6 +65,7 @@ impl Learner {
     /// fastai's `fine_tune`: one frozen one-cycle epoch (pct_start 0.99), then unfrozen
     /// one-cycle epochs at `slice(base_lr/2/lr_mult, base_lr/2)`.
     pub fn fine_tune(&mut self, epochs: usize, base_lr: f64, freeze_epochs: usize, opts: &FitOptions, cbs: Cbs) -> Result<()> {
+        super::learner::check_lr(base_lr, "learning rate")?;
         self.freeze();
         let frozen = OneCycle { pct_start: 0.99, ..OneCycle::new(base_lr) };
         self.fit_one_cycle(freeze_epochs, &Lrs::SliceHi(base_lr), frozen, opts, cbs)?;

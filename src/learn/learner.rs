@@ -29,8 +29,34 @@ pub enum Lrs {
     SliceHi(f64),
 }
 
+/// A learning rate must be a finite number: NaN or an infinity would only be caught by the
+/// NaN guard after the first batch, with the weights already ruined.
+pub fn check_lr(lr: f64, what: &str) -> Result<()> {
+    if !lr.is_finite() {
+        bail!("{what} {lr} is not a finite number");
+    }
+    Ok(())
+}
+
 impl Lrs {
+    /// The rate of each of `n` parameter groups; non-finite rates are refused, given or computed.
     pub fn for_groups(&self, n: usize) -> Result<Vec<f64>> {
+        let given = match self {
+            Lrs::One(lr) | Lrs::SliceHi(lr) => vec![*lr],
+            Lrs::PerGroup(v) => v.clone(),
+            Lrs::Slice(lo, hi) => vec![*lo, *hi],
+        };
+        for lr in given {
+            check_lr(lr, "learning rate")?;
+        }
+        let v = self.spread(n)?;
+        if v.iter().any(|x| !x.is_finite()) {
+            bail!("{self:?} gives learning rates {v:?} for {n} parameter groups, not all finite (slice(lo, hi) needs lo > 0)");
+        }
+        Ok(v)
+    }
+
+    fn spread(&self, n: usize) -> Result<Vec<f64>> {
         Ok(match self {
             Lrs::One(lr) => vec![*lr; n],
             Lrs::PerGroup(v) if v.len() == n => v.clone(),
@@ -411,5 +437,24 @@ impl Learner {
     pub fn forward(&self, xs: &[Tensor], train: bool) -> Result<Tensor> {
         let out = crate::torch_ext::maybe_bf16(self.bf16, self.model.device(), || self.model.forward(xs, train))?;
         Ok(out.to_kind(tch::Kind::Float))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_finite_learning_rates_are_refused_by_value() {
+        for (lrs, want) in [
+            (Lrs::One(f64::NAN), "learning rate NaN is not a finite number"),
+            (Lrs::One(f64::NEG_INFINITY), "learning rate -inf is not a finite number"),
+            (Lrs::PerGroup(vec![1e-3, f64::INFINITY]), "learning rate inf is not a finite number"),
+            (Lrs::Slice(0.0, 1e-3), "not all finite (slice(lo, hi) needs lo > 0)"),
+        ] {
+            let e = lrs.for_groups(2).unwrap_err().to_string();
+            assert!(e.contains(want), "{lrs:?}: {e}");
+        }
+        assert_eq!(Lrs::Slice(1e-4, 1e-2).for_groups(3).unwrap().len(), 3);
     }
 }

@@ -28,6 +28,8 @@ impl Learner {
         if n_iter == 0 {
             bail!("lr_find: no training batches (the training set is smaller than one batch)");
         }
+        super::learner::check_lr(o.start_lr, "lr_find start_lr")?;
+        super::learner::check_lr(o.end_lr, "lr_find end_lr")?;
         let mut finder = LrFinder::new(o.clone());
         let (mut recorder, mut progress, mut interrupt) = (Recorder::new(false), ProgressCb::whole("lr_find", o.num_it), Interrupt { save: false });
         let mut cbs: Vec<&mut dyn Callback> = vec![&mut finder, &mut recorder, &mut progress, &mut interrupt];

@@ -135,3 +135,51 @@ fn link_last(model: &Path, last: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::learn::callbacks::recorder::SmoothLoss;
+    use crate::track::metrics::{f64_of_json, json_f64};
+    use rand::{Rng, SeedableRng};
+
+    /// Issue #25, 12: serde_json's default parser is not correctly rounded, so a float could
+    /// come back from a checkpoint one unit in the last place off, and a resumed run differ
+    /// from the uninterrupted one. Every float must come back bit for bit.
+    #[test]
+    fn every_float_comes_back_from_a_checkpoint_bit_for_bit() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(25);
+        let mut values: Vec<f64> = (0..20_000).map(|_| f64::from_bits(rng.gen::<u64>())).collect();
+        values.extend((0..2_000).map(|_| f64::from_bits(rng.gen_range(1..1u64 << 52)))); // subnormals
+        values.extend((0..2_000).map(|_| rng.gen::<f64>() * 10.0)); // losses
+        values.extend([0.0, -0.0, f64::MIN_POSITIVE, f64::MAX, f64::MIN, f64::EPSILON, 5e-324, 5.7514900797382, 5.7514900797382005]);
+        values.extend([f64::NAN, f64::INFINITY, f64::NEG_INFINITY]);
+        let dir = tempfile::tempdir().unwrap();
+        let c = FitCheckpoint {
+            seq: 1,
+            epochs: 1,
+            done: false,
+            epochs_done: 1,
+            metrics_lines: 0,
+            metric_steps: HashMap::new(),
+            callbacks: BTreeMap::from([("values".to_string(), Value::Array(values.iter().map(|&v| json_f64(v)).collect()))]),
+        };
+        std::fs::create_dir_all(dir.path().join(RESUME_DIR)).unwrap();
+        write(dir.path(), &c).unwrap();
+        let back = read(dir.path(), 1).unwrap().unwrap();
+        let got: Vec<f64> = back.callbacks["values"].as_array().unwrap().iter().map(|v| f64_of_json(v).unwrap()).collect();
+        assert_eq!(got.len(), values.len());
+        for (a, b) in values.iter().zip(&got) {
+            assert!(a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()), "{a:e} came back as {b:e}");
+        }
+        // The smoothed loss, as the recorder keeps it (NaN included).
+        for x in [5.7514900797382005, 1e-300, f64::NAN] {
+            let mut s = SmoothLoss::default();
+            s.add(x);
+            s.add(x / 3.0);
+            let text = serde_json::to_string_pretty(&s.state()).unwrap();
+            let r = SmoothLoss::restore(&serde_json::from_str(&text).unwrap()).unwrap();
+            assert!(r.value().to_bits() == s.value().to_bits() || r.value().is_nan() && s.value().is_nan(), "{x}");
+        }
+    }
+}

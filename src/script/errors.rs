@@ -40,10 +40,10 @@ pub fn format_script_error(err: &EvalAltResult, script: &str, limits: &Limits) -
             }
         }
     };
-    let mut out = format!("{}: {message}", locate(&file, pos));
+    let mut out = format!("{}: {}", locate(&file, pos), clip(&message, MAX_MESSAGE_CHARS));
     if let Some(line) = pos.line().and_then(|n| source_line(&file, n)) {
         let n = pos.line().unwrap();
-        let col = pos.position().unwrap_or(1).max(1);
+        let (line, col) = excerpt(&line, pos.position().unwrap_or(1).max(1));
         let _ = write!(out, "\n{n:>5} | {line}\n      | {}^", " ".repeat(col - 1));
     }
     for t in trail.iter().rev() {
@@ -60,7 +60,59 @@ fn locate(file: &str, pos: Position) -> String {
     }
 }
 
+/// The most characters of a message, and of the source line around the error's column,
+/// that an error shows: a 10 MB expression is not echoed whole.
+const MAX_MESSAGE_CHARS: usize = 2000;
+const EXCERPT_CHARS: usize = 160;
+
+fn clip(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((at, _)) => format!("{}… ({} characters in all)", &s[..at], s.chars().count()),
+        None => s.to_string(),
+    }
+}
+
+/// At most `EXCERPT_CHARS` of `line` around column `col` (1-based), `…` where cut, and
+/// the column of the same character in what is shown.
+fn excerpt(line: &str, col: usize) -> (String, usize) {
+    let chars: Vec<char> = line.chars().collect();
+    if chars.len() <= EXCERPT_CHARS {
+        return (line.to_string(), col);
+    }
+    let start = col.saturating_sub(EXCERPT_CHARS / 2).min(chars.len().saturating_sub(EXCERPT_CHARS));
+    let end = (start + EXCERPT_CHARS).min(chars.len());
+    let mut shown: String = chars[start..end].iter().collect();
+    let mut col = col - start;
+    if start > 0 {
+        shown.insert(0, '…');
+        col += 1;
+    }
+    if end < chars.len() {
+        shown.push('…');
+    }
+    (shown, col)
+}
+
 fn source_line(file: &str, n: usize) -> Option<String> {
     let text = std::fs::read_to_string(file).ok()?;
     text.lines().nth(n - 1).map(|l| l.replace('\t', " "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_source_line_is_shown_around_the_error_only() {
+        assert_eq!(excerpt("let x = 1;", 5), ("let x = 1;".to_string(), 5));
+        let line = format!("let s = \"{}\" + y;", "a".repeat(10_000_000));
+        let col = line.chars().count() - 1; // the `y` (columns count from 1)
+        let (shown, c) = excerpt(&line, col);
+        assert!(shown.chars().count() <= EXCERPT_CHARS + 2 && shown.starts_with('…'), "{}", shown.len());
+        assert_eq!(shown.chars().nth(c - 1), Some('y'), "the caret still points at the error");
+        let (head, c) = excerpt(&line, 1);
+        assert!(head.starts_with("let s") && head.ends_with('…') && c == 1);
+        let long = clip(&"x".repeat(5000), MAX_MESSAGE_CHARS);
+        assert!(long.ends_with("… (5000 characters in all)") && long.len() < 2100);
+    }
 }

@@ -87,7 +87,13 @@ impl ParamInputs {
             bail!("param `{name}`: the default must be a number, bool, string or array, got {}", default.type_name());
         };
         let (given, source) = if let Some(raw) = self.cli.get(name) {
-            (parse_cli_value(raw, &default_toml), ParamSource::Cli)
+            let given = parse_cli_value(raw, &default_toml);
+            if let toml::Value::Float(v) = given {
+                if let Some(why) = lost_float(raw, v) {
+                    bail!("param `{name}`: --set value `{raw}` {why}; give one a 64-bit float can hold");
+                }
+            }
+            (given, ParamSource::Cli)
         } else if let Some(v) = self.config.get(name) {
             (v.clone(), ParamSource::Config)
         } else {
@@ -119,6 +125,13 @@ fn parse_cli_value(raw: &str, default: &toml::Value) -> toml::Value {
         Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.to_string())),
         Err(_) => toml::Value::String(raw.to_string()),
     }
+}
+
+/// Why the float `v` read from `raw` is not the number written: too small for a 64-bit
+/// float, it became 0 (TOML itself refuses one too large).
+fn lost_float(raw: &str, v: f64) -> Option<&'static str> {
+    let mantissa = raw.trim().split(['e', 'E']).next().unwrap_or("");
+    (v == 0.0 && mantissa.chars().any(|c| c.is_ascii_digit() && c != '0')).then_some("is too small for a 64-bit float: it would be 0.0")
 }
 
 fn kind(v: &toml::Value) -> &'static str {
@@ -222,6 +235,17 @@ mod tests {
         let (v, rec) = p.resolve("other", &Dynamic::from(true)).unwrap();
         assert!(v.as_bool().unwrap());
         assert_eq!(rec.source, ParamSource::Default);
+    }
+
+    #[test]
+    fn floats_too_small_or_large_to_hold_are_refused_not_rounded() {
+        let p = inputs(&["lr=1e-400", "big=1e400", "tiny=0.0e-400", "ok=1e-300", "neg=-1e-400"]);
+        for (name, want) in [("lr", "`1e-400` is too small for a 64-bit float: it would be 0.0"), ("big", "expects a number"), ("neg", "too small")] {
+            let e = p.resolve(name, &Dynamic::from(1e-3)).unwrap_err().to_string();
+            assert!(e.contains(&format!("param `{name}`")) && e.contains(want), "{e}");
+        }
+        assert_eq!(p.resolve("tiny", &Dynamic::from(1e-3)).unwrap().0.as_float().unwrap(), 0.0, "a zero is a zero");
+        assert_eq!(p.resolve("ok", &Dynamic::from(1e-3)).unwrap().0.as_float().unwrap(), 1e-300);
     }
 
     #[test]

@@ -107,6 +107,16 @@ pub fn json_f64(v: f64) -> Value {
     }
 }
 
+/// The float `json_f64` wrote: a number (read back exactly: serde_json's `float_roundtrip`),
+/// or `NaN`, `inf`, `-inf` as strings.
+pub fn f64_of_json(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
 /// What reading `metrics.jsonl` found: good records and the damaged lines it skipped.
 #[derive(Debug, Default)]
 pub struct MetricsFile {
@@ -228,11 +238,7 @@ impl MetricsFile {
 }
 
 fn num(v: Option<&Value>) -> Option<f64> {
-    match v? {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.parse().ok(),
-        _ => None,
-    }
+    f64_of_json(v?)
 }
 
 /// Reads a metrics file, skipping (and reporting) lines that are not JSON objects. The file

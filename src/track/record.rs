@@ -195,9 +195,23 @@ impl RunRecord {
     /// Every string in it is bounded (`bounded_value`), so a 100 MB `--config` value
     /// cannot make a 100 MB record.
     pub fn write(&self, dir: &Path) -> Result<()> {
+        write_atomic(&dir.join(RECORD_FILE), &self.text()?)
+    }
+
+    /// The last write of a run: atomic where it can be, else (a full disk has no room for
+    /// the temp file) over the old record in place, reusing its blocks, so that the record
+    /// says how the run ended rather than `running`.
+    pub fn write_final(&self, dir: &Path) -> Result<()> {
+        self.write(dir).or_else(|atomic| {
+            let path = dir.join(RECORD_FILE);
+            std::fs::write(&path, self.text()?).map_err(|e| atomic.context(format!("nor in place: cannot write {}: {e}", path.display())))
+        })
+    }
+
+    fn text(&self) -> Result<String> {
         let mut value = toml::Value::try_from(self).context("cannot serialise run record")?;
         bound_strings(&mut value, max_record_value()?);
-        write_atomic(&dir.join(RECORD_FILE), &toml::to_string_pretty(&value).context("cannot serialise run record")?)
+        toml::to_string_pretty(&value).context("cannot serialise run record")
     }
 
     /// Notes a logged fit (once per fit: a resumed run replays its fits) and the goals of
@@ -279,8 +293,14 @@ fn bound_strings(v: &mut toml::Value, max: usize) {
 pub fn write_atomic(path: &Path, text: &str) -> Result<()> {
     let name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp: PathBuf = path.with_file_name(format!(".{name}.tmp"));
-    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
+    let written = std::fs::write(&tmp, text)
+        .with_context(|| format!("cannot write {}", tmp.display()))
+        .and_then(|()| std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display())));
+    if written.is_err() {
+        // A full disk leaves a half-written temp file: not left behind.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// The record of a run in progress, shared by everything that notes something in it (the
@@ -307,6 +327,13 @@ impl LiveRecord {
             rec.write(&self.dir)?;
         }
         Ok(())
+    }
+
+    /// Applies the run's last `change` and writes it with [`RunRecord::write_final`].
+    pub fn finish(&self, change: impl FnOnce(&mut RunRecord)) -> Result<()> {
+        let mut rec = self.record.lock().unwrap();
+        change(&mut rec);
+        rec.write_final(&self.dir)
     }
 }
 
@@ -368,6 +395,24 @@ mod tests {
         let again = std::fs::read_to_string(&path).unwrap();
         assert!(again.contains("future_field = \"kept\""), "{again}");
         assert!(again.contains("[future_table]"), "{again}");
+    }
+
+    #[test]
+    fn a_write_on_a_full_disk_leaves_no_temp_file_and_the_last_one_still_lands() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rec = sample();
+        rec.write(dir.path()).unwrap();
+        // Writes to /dev/full fail as on a full disk (ENOSPC).
+        let tmp = dir.path().join(".run.toml.tmp");
+        std::os::unix::fs::symlink("/dev/full", &tmp).unwrap();
+        rec.status = Status::Failed;
+        let e = format!("{:#}", rec.write(dir.path()).unwrap_err());
+        assert!(e.contains(".run.toml.tmp") && e.contains("No space left"), "{e}");
+        assert!(std::fs::symlink_metadata(&tmp).is_err(), "the temp file is cleaned up");
+        assert_eq!(RunRecord::read(dir.path()).unwrap().status, Status::Running, "the old record stands");
+        std::os::unix::fs::symlink("/dev/full", &tmp).unwrap();
+        rec.write_final(dir.path()).unwrap();
+        assert_eq!(RunRecord::read(dir.path()).unwrap().status, Status::Failed, "written in place");
     }
 
     #[test]

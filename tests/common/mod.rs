@@ -178,3 +178,27 @@ pub fn dom_text(dom: &str) -> String {
     }
     out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
+
+/// Waits (at most `secs`) until a run's `metrics.jsonl` holds `row` and a training batch
+/// after it: the run is part-way through the next epoch. An event, not a sleep, so that a
+/// signal sent then lands mid-epoch on a fast machine and a slow one alike.
+pub fn wait_for_batch_after(metrics: &Path, row: &str, secs: u64) {
+    let t = std::time::Instant::now();
+    loop {
+        let text = std::fs::read_to_string(metrics).unwrap_or_default();
+        if text.find(row).is_some_and(|at| text[at..].contains("\"kind\":\"batch\"")) {
+            return;
+        }
+        assert!(t.elapsed() < std::time::Duration::from_secs(secs), "{} never showed {row} and a batch after it", metrics.display());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Waits (at most `secs`) until the file at `path` holds `needle`.
+pub fn wait_for_text(path: &Path, needle: &str, secs: u64) {
+    let t = std::time::Instant::now();
+    while !std::fs::read_to_string(path).unwrap_or_default().contains(needle) {
+        assert!(t.elapsed() < std::time::Duration::from_secs(secs), "{} never showed {needle}", path.display());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

@@ -3,9 +3,10 @@
 use crate::learn::callback::Callback;
 use crate::learn::Learner;
 use crate::plot::{line_chart, Series};
+use crate::track::metrics::{f64_of_json, json_f64};
 use anyhow::Result;
 
-#[derive(Default, serde::Serialize, serde::Deserialize)]
+#[derive(Default)]
 pub struct LossPlot {
     train: Vec<(f64, f64)>,
     valid: Vec<(f64, f64)>,
@@ -16,11 +17,15 @@ impl Callback for LossPlot {
         90
     }
     fn state(&self) -> Option<serde_json::Value> {
-        serde_json::to_value(self).ok()
+        let points = |v: &[(f64, f64)]| v.iter().map(|&(x, y)| serde_json::json!([json_f64(x), json_f64(y)])).collect::<Vec<_>>();
+        Some(serde_json::json!({ "train": points(&self.train), "valid": points(&self.valid) }))
     }
     fn restore(&mut self, v: &serde_json::Value) -> Result<()> {
-        // JSON holds no NaN: a curve with one is drawn from the resumed epochs only.
-        *self = serde_json::from_value(v.clone()).unwrap_or_default();
+        let points = |key: &str| -> Option<Vec<(f64, f64)>> {
+            v.get(key)?.as_array()?.iter().map(|p| Some((f64_of_json(p.get(0)?)?, f64_of_json(p.get(1)?)?))).collect()
+        };
+        // A checkpoint of an older runner wrote NaN as null: its curve is drawn from the resumed epochs only.
+        (self.train, self.valid) = (points("train").unwrap_or_default(), points("valid").unwrap_or_default());
         Ok(())
     }
     fn after_loss_read(&mut self, l: &mut Learner) -> Result<()> {

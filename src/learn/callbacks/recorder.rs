@@ -4,13 +4,13 @@
 //! batch size) and which way its columns are better, for comparisons and plots.
 use crate::learn::callback::Callback;
 use crate::learn::Learner;
-use crate::track::metrics::json_f64;
+use crate::track::metrics::{f64_of_json, json_f64};
 use crate::track::{FitInfo, Goal};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use serde_json::Map;
 
 /// fastai's `AvgSmoothLoss`: exponential moving average (beta 0.98), debiased.
-#[derive(Default, serde::Serialize, serde::Deserialize)]
+#[derive(Default, Debug, Clone, Copy, PartialEq)]
 pub struct SmoothLoss {
     val: f64,
     count: i32,
@@ -25,6 +25,17 @@ impl SmoothLoss {
     }
     pub fn value(&self) -> f64 {
         self.val / (1.0 - Self::BETA.powi(self.count))
+    }
+
+    /// For a resume checkpoint: the average exactly, NaN and infinities included.
+    pub fn state(&self) -> serde_json::Value {
+        serde_json::json!({ "val": json_f64(self.val), "count": self.count })
+    }
+
+    pub fn restore(v: &serde_json::Value) -> Result<SmoothLoss> {
+        let val = v.get("val").and_then(f64_of_json).context("the checkpoint's smoothed loss has no value")?;
+        let count = v.get("count").and_then(serde_json::Value::as_i64).context("the checkpoint's smoothed loss has no count")? as i32;
+        Ok(SmoothLoss { val, count })
     }
 }
 
@@ -64,10 +75,10 @@ impl Callback for Recorder {
         Ok(())
     }
     fn state(&self) -> Option<serde_json::Value> {
-        serde_json::to_value(&self.smooth).ok()
+        Some(self.smooth.state())
     }
     fn restore(&mut self, v: &serde_json::Value) -> Result<()> {
-        self.smooth = serde_json::from_value(v.clone())?;
+        self.smooth = SmoothLoss::restore(v)?;
         Ok(())
     }
     fn after_loss_read(&mut self, l: &mut Learner) -> Result<()> {

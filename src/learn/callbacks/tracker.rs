@@ -16,11 +16,11 @@ impl Watch {
 
     /// The best value so far, for a resume checkpoint.
     pub fn state(&self) -> serde_json::Value {
-        serde_json::json!({ "best": self.best })
+        serde_json::json!({ "best": self.best.map(crate::track::metrics::json_f64) })
     }
 
     pub fn restore(&mut self, v: &serde_json::Value) -> Result<()> {
-        self.best = v.get("best").and_then(|b| b.as_f64());
+        self.best = v.get("best").and_then(crate::track::metrics::f64_of_json);
         Ok(())
     }
 
