@@ -12,6 +12,7 @@ pub mod layers;
 pub mod net;
 pub mod protonet;
 pub mod prototypes;
+pub mod pth;
 pub mod resnet;
 pub mod siamese;
 pub mod summary;
