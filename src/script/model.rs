@@ -30,7 +30,7 @@ fn body(arch: &str, o: Map) -> RhaiResult<BodySpec> {
     let cut = o.i64("cut")?;
     let weights = o.opt_string("weights")?.map(PathBuf::from);
     o.finish()?;
-    BodySpec::resnet(arch, cut, weights).or_script()
+    BodySpec::arch(arch, cut, weights).or_script()
 }
 
 fn convnet_spec(o: Map) -> RhaiResult<BodySpec> {

@@ -208,7 +208,7 @@ pub const LEARNER: OptTable = OptTable {
         opt("loss", "String", Def::Text("the model's"), "cross_entropy, bce or contrastive; by default what the model's output calls for"),
         opt("margin", "f64", Def::F(1.0), "the contrastive loss's margin (given alone, it selects the contrastive loss)"),
         opt("metrics", "Array", Def::None, "metric names (accuracy, error_rate, roc_auc, precision, recall, f1) or |preds, targets| closures"),
-        opt("splitter", "String", Def::S("body_head"), "parameter groups: body_head, resnet (fastai's three) or none"),
+        opt("splitter", "String", Def::S("body_head"), "parameter groups: body_head, arch (the body arch's own, as fastai's model_meta: resnets three, others body_head), resnet (fastai's three) or none"),
         opt("opt", "String", Def::S("adam"), "adam (fastai's defaults) or sgd"),
         opt("wd", "f64", Def::F(0.01), "weight decay (decoupled)"),
         opt("wd_bn_bias", "bool", Def::B(false), "also decay BatchNorm and bias parameters"),
