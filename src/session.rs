@@ -188,6 +188,7 @@ impl Session {
             sources: vec![],
             params,
             data: vec![],
+            weights: vec![],
             extra,
         };
         record.write(&dir)?;
@@ -284,6 +285,18 @@ impl Session {
             rec.write(&self.dir)?;
         }
         Ok(())
+    }
+
+    /// Records the weights body `index` (in the order the script makes bodies) started
+    /// from. A resumed run keeps what its first attempt recorded: its bodies are restored
+    /// from the checkpoints, whatever they start from now.
+    pub fn record_weights(&self, index: usize, w: crate::track::WeightsUse) -> Result<()> {
+        let mut rec = self.record.lock().unwrap();
+        if index < rec.weights.len() {
+            return Ok(());
+        }
+        rec.weights.push(w);
+        rec.write(&self.dir)
     }
 
     /// Writes the final status; called exactly once whatever happened.

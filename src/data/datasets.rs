@@ -216,7 +216,8 @@ pub fn untar_data(name_or_url: &str, sha256: Option<&str>, store: &Store) -> Res
         }
     }
     let archive = store.cache.join(&ds.archive);
-    let fetched = download(&ds.url, &archive, sha, &ds.name).and_then(|()| extract(&archive, &store.cache.join(&ds.folder)));
+    let fetched = download(&ds.url, &archive, &ds.name, |got, _| check_sha(Path::new(&ds.url), got, sha, &ds.name))
+        .and_then(|_| extract(&archive, &store.cache.join(&ds.folder)));
     match (fetched, ds.bundled) {
         (Ok(folder), _) => found(folder, "full"),
         (Err(e), Some(b)) if Path::new(BUNDLED_DIR).join(b.folder).is_dir() => {
@@ -237,7 +238,7 @@ pub fn untar_data(name_or_url: &str, sha256: Option<&str>, store: &Store) -> Res
     }
 }
 
-fn file_sha256(path: &Path) -> Result<String> {
+pub fn file_sha256(path: &Path) -> Result<String> {
     let mut f = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut h = Sha256::new();
     std::io::copy(&mut f, &mut h).with_context(|| format!("cannot read {}", path.display()))?;
@@ -257,10 +258,17 @@ fn check_sha(what: &Path, got: &str, want: Option<&str>, name: &str) -> Result<(
     }
 }
 
-/// Downloads `url` to `dest` through a `.part` file, hashing as it goes; a mismatch leaves
-/// nothing behind. `RUNNER_OFFLINE=1` refuses at once (machines without network, tests).
-fn download(url: &str, dest: &Path, sha: Option<&str>, name: &str) -> Result<()> {
-    if std::env::var_os("RUNNER_OFFLINE").is_some_and(|v| !v.is_empty() && v != "0") {
+/// Whether `RUNNER_OFFLINE` asks for no downloads (machines without network, tests).
+pub fn offline() -> bool {
+    std::env::var_os("RUNNER_OFFLINE").is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Downloads `url` to `dest` through a partial file of this process's own (two processes
+/// fetching the same file do not clash), hashing and counting as it goes; `check` is given
+/// the sha256 and the size and may refuse them, and whatever goes wrong leaves nothing
+/// behind. `RUNNER_OFFLINE=1` refuses at once. Returns the sha256.
+pub fn download(url: &str, dest: &Path, name: &str, check: impl FnOnce(&str, u64) -> Result<()>) -> Result<String> {
+    if offline() {
         bail!("RUNNER_OFFLINE is set: not downloading {url}");
     }
     if let Some(parent) = dest.parent() {
@@ -274,11 +282,14 @@ fn download(url: &str, dest: &Path, sha: Option<&str>, name: &str) -> Result<()>
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar.set_message(format!("downloading {name}"));
-    let part = dest.with_extension("part");
-    let result = (|| -> Result<String> {
+    static PARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = PARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let part = dest.with_extension(format!("{}-{n}.part", std::process::id()));
+    let result = (|| -> Result<(String, u64)> {
         let mut out = std::fs::File::create(&part).with_context(|| format!("cannot write {}", part.display()))?;
         let mut reader = resp.into_reader();
         let mut h = Sha256::new();
+        let mut bytes = 0u64;
         let mut buf = vec![0u8; 1 << 16];
         loop {
             let n = reader.read(&mut buf).with_context(|| format!("download of {url} failed"))?;
@@ -287,18 +298,22 @@ fn download(url: &str, dest: &Path, sha: Option<&str>, name: &str) -> Result<()>
             }
             h.update(&buf[..n]);
             out.write_all(&buf[..n]).with_context(|| format!("cannot write {}", part.display()))?;
+            bytes += n as u64;
             bar.inc(n as u64);
         }
         out.sync_all()?;
-        Ok(hex::encode(h.finalize()))
+        Ok((hex::encode(h.finalize()), bytes))
     })();
     bar.finish_and_clear();
-    let checked = result.and_then(|got| check_sha(Path::new(url), &got, sha, name));
-    if let Err(e) = checked {
+    let checked = result.and_then(|(got, bytes)| {
+        check(&got, bytes)?;
+        std::fs::rename(&part, dest).with_context(|| format!("cannot move {} into place", dest.display()))?;
+        Ok(got)
+    });
+    if checked.is_err() {
         let _ = std::fs::remove_file(&part);
-        return Err(e);
     }
-    std::fs::rename(&part, dest).with_context(|| format!("cannot move {} into place", dest.display()))
+    checked
 }
 
 /// A relative path inside the target, or an error for one that would escape it.

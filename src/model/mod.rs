@@ -11,6 +11,7 @@ pub mod cosine_classifier;
 pub mod head;
 pub mod layers;
 pub mod net;
+pub mod pretrained;
 pub mod protonet;
 pub mod prototypes;
 pub mod pth;

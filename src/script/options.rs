@@ -149,7 +149,8 @@ pub const CREATE_BODY: OptTable = OptTable {
     function: "create_body",
     groups: &[&[
         opt("cut", "i64", Def::I(-2), "where to cut the torchvision model (fastai's cut; -2 drops pooling and the classifier)"),
-        opt("weights", "String", Def::None, "a .safetensors file of torchvision weights (random weights otherwise)"),
+        opt("weights", "String", Def::Text("the arch's ImageNet weights"), "a weights file (.pth as torch.save writes it, or .safetensors), a URL (downloaded once into the runner's cache; a sha256 prefix in its name is checked) or one of the arch's tags (IMAGENET1K_V1, ...)"),
+        opt("pretrained", "bool | String", Def::B(true), "false: random init, quietly; \"required\": an error when the default weights can be neither found nor downloaded (as RUNNER_REQUIRE_WEIGHTS=1), which otherwise warns and starts from random init"),
     ]],
 };
 

@@ -8,8 +8,10 @@ pub mod mlflow;
 pub mod paths;
 pub mod record;
 pub mod runs;
+pub mod weights_use;
 
 pub use data_use::DataUse;
 pub use metrics::{read_metrics, MetricsFile, MetricsLog, Series};
 pub use record::{Param, ParamSource, RunRecord, Status};
 pub use runs::{find_run, find_runs, list_runs, RunEntry};
+pub use weights_use::WeightsUse;

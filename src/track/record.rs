@@ -95,6 +95,9 @@ pub struct RunRecord {
     /// The data sets the run resolved with `untar_data`, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub data: Vec<super::DataUse>,
+    /// The weights each body started from, in the order the script made the bodies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub weights: Vec<super::WeightsUse>,
     /// Fields this version does not know, kept so that rewriting a record loses nothing.
     #[serde(flatten)]
     pub extra: toml::Table,
@@ -164,6 +167,7 @@ mod tests {
             sources: vec![],
             params: BTreeMap::from([("lr".into(), Param { value: toml::Value::Float(1e-3), source: ParamSource::Cli })]),
             data: vec![],
+            weights: vec![],
             extra: toml::Table::new(),
         }
     }
