@@ -158,8 +158,9 @@ pub fn find_or_fetch(wanted: &Wanted, places: &Places, notes: &mut Vec<String>) 
     if datasets::offline() {
         bail!("RUNNER_OFFLINE is set: not downloading {}", wanted.url);
     }
-    let sha256 = datasets::download(&wanted.url, &own, &wanted.file, |sha, bytes| wanted.check(sha, bytes))
-        .with_context(|| format!("cannot download {}", wanted.url))?;
+    let sha256 = datasets::download(&wanted.url, &own, &wanted.file, |sha, bytes| {
+        wanted.check(sha, bytes).with_context(|| format!("refusing what {} sent", wanted.url))
+    })?;
     Ok(Found { path: own, sha256, source: "downloaded" })
 }
 
@@ -227,7 +228,12 @@ pub fn resolve(arch: &'static Arch, request: &Request, places: &Places) -> Resul
             match find_or_fetch(&wanted, places, &mut notes) {
                 Ok(found) => (Some(found.path.clone()), found_use(arch, Some(entry.tag), &found, Some(&wanted.url))),
                 Err(e) if *required => {
-                    bail!("{} needs its pretrained weights ({}), which cannot be had: {e:#}; {}", arch.name, entry.tag, how_to_get(arch, &wanted, places))
+                    bail!(
+                        "{} needs its pretrained weights ({}), which cannot be had: {e:#}; {}",
+                        arch.name,
+                        entry.tag,
+                        how_to_get(arch, &wanted, places)
+                    )
                 }
                 Err(e) => {
                     notes.push(format!(

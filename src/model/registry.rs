@@ -31,6 +31,14 @@ pub enum Split {
 }
 
 impl Split {
+    /// The splitter name that asks for this split.
+    pub fn name(self) -> &'static str {
+        match self {
+            Split::Resnet => "resnet",
+            Split::BodyHead => "body_head",
+        }
+    }
+
     /// How many groups the body's parameters fall into (the head is one more).
     pub fn body_groups(self) -> usize {
         match self {

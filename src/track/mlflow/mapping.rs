@@ -47,7 +47,14 @@ pub fn run_params(record: &RunRecord) -> Vec<(String, String)> {
     }
     for (i, w) in record.weights.iter().enumerate() {
         let file = w.file.as_deref().map(|f| Path::new(f).file_name().map_or(f.to_string(), |n| n.to_string_lossy().into_owned()));
-        let fields = [("arch", Some(w.arch.clone())), ("source", Some(w.source.clone())), ("tag", w.tag.clone()), ("sha256", w.sha256.clone()), ("file", file), ("reason", w.reason.clone())];
+        let fields = [
+            ("arch", Some(w.arch.clone())),
+            ("source", Some(w.source.clone())),
+            ("tag", w.tag.clone()),
+            ("sha256", w.sha256.clone()),
+            ("file", file),
+            ("reason", w.reason.clone()),
+        ];
         // MLflow keeps a param value to 6000 characters.
         out.extend(fields.into_iter().filter_map(|(k, v)| Some((format!("weights.{i}.{k}"), v?.chars().take(6000).collect()))));
     }
