@@ -33,7 +33,7 @@ fn every_registry_body_and_fastai_head_match_pytorch() {
     for arch in archs {
         let body = BodySpec::arch(arch, -2, Some(dir.path().join(format!("{arch}.pth")))).unwrap();
         let model = Model::classifier(&body, &HeadSpec::new(body.out_channels(), 3), Device::Cpu).unwrap();
-        weights::load_prefixed(&model.vs, "head", &dir.path().join(format!("{arch}_head.safetensors"))).unwrap();
+        weights::load_prefixed(&model.vs, "head", &dir.path().join(format!("{arch}_head.safetensors")), &[]).unwrap();
         let want = read(&dir.path().join(format!("{arch}_expected.safetensors")));
         let (feats, logits) = tch::no_grad(|| (model.features(&x, false), model.forward(&[x.shallow_clone()], false).unwrap()));
         assert!(want["logits"].std(true).double_value(&[]) > 1e-3, "reference outputs are not trivial");

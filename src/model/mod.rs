@@ -93,8 +93,8 @@ impl Model {
             .cloned()
             .collect();
         let model = Model { vs, net: Box::new(net), body: body.clone(), param_names, bn_params };
-        if let BodySpec::Arch { weights: Some(w), .. } = body {
-            let n = weights::load_prefixed(&model.vs, "body", w)?;
+        if let BodySpec::Arch { arch, kept, weights: Some(w) } = body {
+            let n = weights::load_prefixed(&model.vs, "body", w, &arch.children[*kept..])?;
             tracing::info!("loaded {n} tensors from {} into the body", w.display());
         }
         Ok(model)

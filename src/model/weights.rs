@@ -2,7 +2,7 @@
 //! writes them, or safetensors) into a body, and whole-model save/load with every name and
 //! shape checked.
 use anyhow::{bail, Context, Result};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use tch::{nn::VarStore, Tensor};
 
@@ -52,9 +52,10 @@ fn read_safetensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
 }
 
 /// Copies a state_dict into the variables under `prefix` (e.g. torchvision resnet34 keys
-/// into `body.`). Keys the model does not have (fc, pooled layers a cut removed,
-/// `num_batches_tracked`) are skipped; missing or wrongly shaped variables are errors.
-pub fn load_prefixed(vs: &VarStore, prefix: &str, path: &Path) -> Result<usize> {
+/// into `body.`). Tensors of the children in `cut_off` (fc, the pooling a cut removed) and
+/// `num_batches_tracked` are skipped; missing, wrongly shaped and unexpected tensors (those
+/// of another arch) are errors, each listed.
+pub fn load_prefixed(vs: &VarStore, prefix: &str, path: &Path, cut_off: &[&str]) -> Result<usize> {
     let file: HashMap<String, Tensor> = read_tensors(path)?.into_iter().collect();
     let vars = vs.variables();
     let mut missing = Vec::new();
@@ -68,21 +69,25 @@ pub fn load_prefixed(vs: &VarStore, prefix: &str, path: &Path) -> Result<usize> 
             Some(t) => wanted.push((name, var, t)),
         }
     }
-    missing.sort();
-    mismatched.sort();
-    if !missing.is_empty() || !mismatched.is_empty() {
+    let names: HashSet<&str> = vars.keys().filter_map(|n| n.strip_prefix(prefix)?.strip_prefix('.')).collect();
+    let mut unexpected: Vec<String> = file
+        .keys()
+        .filter(|k| !names.contains(k.as_str()) && !k.ends_with("num_batches_tracked") && !cut_off.contains(&k.split('.').next().unwrap_or("")))
+        .cloned()
+        .collect();
+    for v in [&mut missing, &mut mismatched, &mut unexpected] {
+        v.sort();
+    }
+    if !missing.is_empty() || !mismatched.is_empty() || !unexpected.is_empty() {
         let mut msg = format!("weights {} do not fit the model's `{prefix}`", path.display());
         if !missing.is_empty() {
             msg += &format!("; missing {} tensor(s): {}", missing.len(), list(&missing));
-            let names: std::collections::HashSet<&str> = vars.keys().filter_map(|n| n.strip_prefix(prefix)?.strip_prefix('.')).collect();
-            let mut other: Vec<String> = file.keys().filter(|k| !names.contains(k.as_str())).cloned().collect();
-            other.sort();
-            if !other.is_empty() {
-                msg += &format!("; the file has instead: {} (weights of another arch?)", list(&other));
-            }
         }
         if !mismatched.is_empty() {
             msg += &format!("; wrong shape: {}", list(&mismatched));
+        }
+        if !unexpected.is_empty() {
+            msg += &format!("; the file has {} tensor(s) the model lacks: {} (weights of another arch?)", unexpected.len(), list(&unexpected));
         }
         bail!(msg);
     }

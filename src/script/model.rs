@@ -70,8 +70,14 @@ fn body(ctx: &ScriptCtx, name: &str, o: Map) -> RhaiResult<BodySpec> {
     if let Some((run, w)) = recorded {
         resolved.record.check_rerun(w, run).or_script()?;
     }
-    if let (Some(file), false) = (&resolved.file, resolved.record.is_random()) {
-        eprintln!("{name} weights: {} from the {} ({})", resolved.record.tag.as_deref().unwrap_or("file"), resolved.record.source, file.display());
+    if let Some(file) = &resolved.file {
+        let tag = resolved.record.tag.as_deref().map(|t| format!(" {t}")).unwrap_or_default();
+        let place = match resolved.record.source.as_str() {
+            "path" => String::new(),
+            "downloaded" => "downloaded to ".into(),
+            folder => format!("from the {folder}, "),
+        };
+        eprintln!("{name} weights{tag}: {place}{}", file.display());
     }
     if let Some(session) = &ctx.session {
         session.record_weights(index, resolved.record.clone()).or_script()?;
