@@ -23,9 +23,12 @@ enum Mode {
     Together,
 }
 
+/// What the server sends, by path.
+type Routes = Arc<Mutex<HashMap<String, (Vec<u8>, Mode)>>>;
+
 struct Server {
     base: String,
-    files: Arc<Mutex<HashMap<String, (Vec<u8>, Mode)>>>,
+    files: Routes,
     hits: Arc<AtomicUsize>,
 }
 
@@ -33,7 +36,7 @@ impl Server {
     fn start() -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let files: Arc<Mutex<HashMap<String, (Vec<u8>, Mode)>>> = Arc::default();
+        let files: Routes = Arc::default();
         let hits = Arc::new(AtomicUsize::new(0));
         let (f, h) = (files.clone(), hits.clone());
         std::thread::spawn(move || {
