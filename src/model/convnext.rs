@@ -113,3 +113,32 @@ pub fn convnext_body(p: &nn::Path, depths: [usize; 4], dims: [i64; 4], stochasti
     }
     body
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    /// Stochastic depth drops residual branches per sample in training only; the rest of
+    /// a ConvNeXt (LayerNorm, no BatchNorm) is the same in both modes.
+    #[test]
+    fn stochastic_depth_acts_in_training_only() {
+        tch::manual_seed(0);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let body = convnext_body(&vs.root(), [1, 1, 3, 1], [8, 16, 32, 64], 0.5, 1);
+        tch::no_grad(|| {
+            for (_, mut v) in vs.variables() {
+                if v.size().len() == 3 {
+                    let _ = v.fill_(0.5); // layer scales: make every block count
+                }
+            }
+        });
+        let x = Tensor::randn([4, 3, 32, 32], (Kind::Float, Device::Cpu));
+        let eval = tch::no_grad(|| body.forward_t(&x, false));
+        assert_eq!(eval.size(), [4, 64, 1, 1]);
+        assert!(eval.equal(&tch::no_grad(|| body.forward_t(&x, false))), "eval is deterministic");
+        let trains: Vec<Tensor> = (0..4).map(|_| tch::no_grad(|| body.forward_t(&x, true))).collect();
+        assert!(trains.iter().any(|t| !t.equal(&eval)), "some branch was dropped in training");
+        assert!(vs.variables().contains_key("features.5.0.layer_scale") && vs.variables().contains_key("features.6.1.weight"));
+    }
+}

@@ -245,4 +245,21 @@ mod tests {
             "{summary}"
         );
     }
+
+    /// `splitter: "arch"` is fastai's model_meta split of the body's arch.
+    #[test]
+    fn the_arch_splitter_follows_model_meta() {
+        let groups = |body: &BodySpec, s: Splitter| {
+            let m = Model::classifier(body, &head::HeadSpec::new(body.out_channels(), 3), Device::Cpu).unwrap();
+            m.split(s).map(|g| g.len())
+        };
+        let resnet = BodySpec::arch("resnet18", -2, None).unwrap();
+        let convnext = BodySpec::arch("convnext_tiny", -2, None).unwrap();
+        assert_eq!(groups(&resnet, Splitter::Arch).unwrap(), 3);
+        assert_eq!(groups(&resnet, Splitter::Resnet).unwrap(), 3);
+        assert_eq!(groups(&convnext, Splitter::Arch).unwrap(), 2);
+        assert_eq!(groups(&convnext, Splitter::BodyHead).unwrap(), 2);
+        let e = groups(&convnext, Splitter::Resnet).unwrap_err().to_string();
+        assert_eq!(e, "splitter `resnet` needs a ResNet body, this model's body is convnext_tiny");
+    }
 }
