@@ -211,6 +211,16 @@ fn a_download_is_checked_kept_and_found_the_next_time() {
     show.ok();
     let row = show.stdout.lines().find(|l| l.starts_with("resnet18 ")).unwrap_or_default();
     assert!(row.contains("file") && row.contains("runner cache") && row.contains(&sha(&f.r18)[..12]), "{}", show.stdout);
+
+    // A name without a hash could be any file: it is kept under its URL's own folder.
+    let plain = server.put("weights.pth", &f.r18_other, Mode::Whole);
+    for source in ["downloaded", "runner cache"] {
+        run(&sb, &body_script(&format!(", #{{ weights: \"{plain}\" }}")), &[]).ok();
+        assert_eq!(weights_of(&sb)["source"].as_str(), Some(source));
+    }
+    let kept: Vec<String> = cached(&sb).into_iter().filter(|p| p.ends_with("/weights.pth")).collect();
+    assert!(kept.len() == 1 && kept[0].starts_with("urls/"), "{:?}", cached(&sb));
+    assert_eq!(server.hits.load(Ordering::SeqCst), 2);
 }
 
 #[test]
