@@ -1,8 +1,9 @@
 // The libtorch switches tch does not expose: bf16 autocast (tch's autocast is CUDA fp16
 // only), deterministic algorithms, cuDNN benchmark and TF32, and a warning handler that
 // prints each distinct warning once (C++ libtorch does not deduplicate: a deterministic
-// alert would otherwise print on every backward). Each entry point catches C++ exceptions
-// and returns them as a message, since unwinding through Rust is undefined.
+// alert would otherwise print on every backward); and reading the tensors of a file
+// torch.save wrote (torchvision's weights) without Python. Each entry point catches C++
+// exceptions and returns them as a message, since unwinding through Rust is undefined.
 #include <ATen/Context.h>
 #include <ATen/autocast_mode.h>
 #include <ATen/ops/_foreach_add.h>
@@ -17,6 +18,8 @@
 #include <ATen/ops/stack.h>
 #include <c10/core/GradMode.h>
 #include <c10/util/Exception.h>
+#include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/jit/serialization/unpickler.h>
 #include <algorithm>
 #include <vector>
 #include <cstring>
@@ -28,9 +31,15 @@
 namespace {
 char last_error[512];
 
-int fail(const std::exception& e) {
-  std::strncpy(last_error, e.what(), sizeof(last_error) - 1);
+int fail_with(const char* msg) {
+  std::strncpy(last_error, msg, sizeof(last_error) - 1);
   return 1;
+}
+
+// libtorch's own errors (c10::Error) without the C++ stack trace their what() carries.
+int fail(const std::exception& e) {
+  auto* c10_error = dynamic_cast<const c10::Error*>(&e);
+  return fail_with(c10_error ? c10_error->what_without_backtrace() : e.what());
 }
 
 at::DeviceType device_type(int cuda) { return cuda ? at::kCUDA : at::kCPU; }
@@ -57,6 +66,20 @@ std::vector<at::Tensor> tensors(void* const* p, size_t n) {
   v.reserve(n);
   for (size_t i = 0; i < n; i++) v.push_back(*static_cast<at::Tensor*>(p[i]));
   return v;
+}
+
+// What a pickled value is, in Python's words, for messages.
+std::string python_kind(const c10::IValue& v) {
+  if (v.isNone()) return "None";
+  if (v.isBool()) return "a bool";
+  if (v.isInt()) return "an int";
+  if (v.isDouble()) return "a float";
+  if (v.isString()) return "a string";
+  if (v.isList()) return "a list";
+  if (v.isTuple()) return "a tuple";
+  if (v.isGenericDict()) return "a dict";
+  if (v.isTensor()) return "a tensor";
+  return "a " + v.tagKind();
 }
 
 std::vector<at::Scalar> scalars(const double* p, size_t n) { return std::vector<at::Scalar>(p, p + n); }
@@ -193,4 +216,63 @@ int runner_ext_autocast_exit(int cuda, int prev_enabled, int prev_dtype) {
 }
 
 int runner_ext_autocast_enabled(int cuda) { return at::autocast::is_autocast_enabled(device_type(cuda)) ? 1 : 0; }
+
+// Reads the tensors of a file torch.save wrote (a zip: data.pkl plus one record per
+// storage). `pkl` is its data.pkl as the caller prepared it (OrderedDicts built as dicts,
+// their attributes stored under `state_key`); libtorch's unpickler rebuilds the tensors
+// (any dtype, strides and storage offsets as saved) on the CPU from the zip's records.
+// `add` receives each name and a new tensor handle (an at::Tensor* the callee owns); the
+// top object must be a dict of tensors, or hold one under "state_dict" or "model".
+int runner_ext_read_pth(const char* path, const char* pkl, size_t pkl_len, const char* state_key, void* ctx,
+                        void (*add)(void* ctx, const char* name, void* tensor)) {
+  try {
+    caffe2::serialize::PyTorchStreamReader reader{std::string(path)};
+    if (reader.hasRecord("byteorder")) {
+      auto [data, n] = reader.getRecord("byteorder");
+      if (std::string(static_cast<const char*>(data.get()), n) != "little") return fail_with("it was saved on a big-endian machine");
+    }
+    size_t pos = 0;
+    auto read = [&](char* buf, size_t n) {
+      size_t k = std::min(n, pkl_len - pos);
+      std::memcpy(buf, pkl + pos, k);
+      pos += k;
+      return k;
+    };
+    auto record = [&](const std::string& key) { return std::get<0>(reader.getRecord("data/" + key)); };
+    auto no_classes = [](const c10::QualifiedName& name) -> c10::StrongTypePtr {
+      throw std::runtime_error("it holds a `" + name.qualifiedName() + "` object; only tensors (a state_dict) can be read");
+    };
+    torch::jit::Unpickler unpickler(read, no_classes, nullptr, record, at::Device(at::kCPU));
+    unpickler.set_version(reader.version());
+    auto top = unpickler.parse_ivalue();
+    if (!top.isGenericDict()) return fail_with(("it holds " + python_kind(top) + ", not a state_dict (a dict of tensors)").c_str());
+    auto dict = top.toGenericDict();
+    auto has_tensors = [](const c10::impl::GenericDict& d) {
+      for (const auto& e : d)
+        if (e.value().isTensor()) return true;
+      return false;
+    };
+    if (!has_tensors(dict)) {
+      for (const char* inner : {"state_dict", "model"}) {
+        if (dict.contains(inner) && dict.at(inner).isGenericDict() && has_tensors(dict.at(inner).toGenericDict())) {
+          dict = dict.at(inner).toGenericDict();
+          break;
+        }
+      }
+    }
+    if (!has_tensors(dict)) return fail_with("it holds no tensors");
+    for (const auto& e : dict) {
+      if (!e.key().isString()) return fail_with(("it has " + python_kind(e.key()) + " as a key where a state_dict has parameter names").c_str());
+      const std::string& name = e.key().toStringRef();
+      if (name == state_key) continue;
+      if (!e.value().isTensor()) return fail_with(("`" + name + "` is " + python_kind(e.value()) + ", not a tensor").c_str());
+    }
+    for (const auto& e : dict) {
+      if (e.value().isTensor()) add(ctx, e.key().toStringRef().c_str(), new at::Tensor(e.value().toTensor()));
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    return fail(e);
+  }
+}
 }

@@ -46,7 +46,7 @@ fn main() {
     let threads: i32 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(2);
     let steps: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(5);
     tch::set_num_threads(threads);
-    let r34 = BodySpec::resnet("resnet34", -2, None).unwrap();
+    let r34 = BodySpec::arch("resnet34", -2, None).unwrap();
     time_case("siamese_resnet34_224_bs16", r34, PairHeadSpec::Concat(HeadSpec::new(1024, 2)), 16, [3, 224, 224], steps);
     // Koch et al.'s conv stack with BatchNorm and global pooling (as benches/step.py builds it).
     let small = ConvNetSpec { input: (105, 105), batch_norm: true, embed: 0, sigmoid: false, ..ConvNetSpec::default() };

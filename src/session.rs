@@ -205,6 +205,7 @@ impl Session {
             attempts: vec![],
             fits: vec![],
             goals: BTreeMap::new(),
+            weights: vec![],
             extra,
         };
         record.write(&dir)?;
@@ -321,6 +322,19 @@ impl Session {
     }
 
     /// Writes the final status and lists this attempt; called exactly once whatever happened.
+
+    /// Records the weights body `index` (in the order the script makes bodies) started
+    /// from. A resumed run keeps what its first attempt recorded: its bodies are restored
+    /// from the checkpoints, whatever they start from now.
+    pub fn record_weights(&self, index: usize, w: crate::track::WeightsUse) -> Result<()> {
+        self.record.update(|rec| {
+            let new = index >= rec.weights.len();
+            if new {
+                rec.weights.push(w);
+            }
+            new
+        })
+    }
     pub fn finish(&self, status: Status, error: Option<String>) -> Result<()> {
         let signal = interrupt_signal().filter(|_| status == Status::Interrupted);
         self.record.finish(|rec| {

@@ -1,6 +1,7 @@
 //! Safe wrappers over `csrc/torch_ext.cpp`, the libtorch switches tch does not expose:
 //! deterministic algorithms, cuDNN benchmark, TF32, bf16 autocast (tch's own autocast is
-//! CUDA fp16 only), and libtorch's warnings printed once each and counted.
+//! CUDA fp16 only), libtorch's warnings printed once each and counted, and libtorch's
+//! unpickler for the tensors of a `.pth` file (see `model::pth`).
 use anyhow::{bail, Result};
 use std::ffi::{c_char, c_int, c_void, CStr};
 use tch::{Device, Tensor};
@@ -45,6 +46,14 @@ extern "C" {
         mom: f64,
     ) -> c_int;
     fn runner_ext_clip_grad_norm(grads: *const *mut c_void, n: usize, max: f64) -> c_int;
+    fn runner_ext_read_pth(
+        path: *const c_char,
+        pkl: *const c_char,
+        pkl_len: usize,
+        state_key: *const c_char,
+        ctx: *mut c_void,
+        add: extern "C" fn(*mut c_void, *const c_char, *mut c_void),
+    ) -> c_int;
 }
 
 /// The shim's view of tensors: their `at::Tensor*` handles.
@@ -109,13 +118,43 @@ pub fn clip_grad_norm(grads: &[&Tensor], max: f64) -> Result<()> {
     check(unsafe { runner_ext_clip_grad_norm(g.as_ptr(), g.len(), max) }, "gradient clipping failed")
 }
 
+/// Receives one tensor of `read_pth`: `ctx` is the caller's list, `tensor` a new handle it now owns.
+extern "C" fn push_tensor(ctx: *mut c_void, name: *const c_char, tensor: *mut c_void) {
+    // SAFETY: `ctx` is the `Vec` `read_pth` passed for this call; `name` is NUL-terminated;
+    // `tensor` is a fresh `at::Tensor*`, which tch's `Tensor` frees on drop.
+    unsafe {
+        let out = &mut *(ctx as *mut Vec<(String, Tensor)>);
+        out.push((CStr::from_ptr(name).to_string_lossy().into_owned(), Tensor::from_ptr(tensor as *mut torch_sys::C_tensor)));
+    }
+}
+
+/// The tensors of the `torch.save` zip at `path`, its data.pkl replaced by `pkl` (see
+/// `model::pth::read`); entries under `state_key` are skipped.
+pub fn read_pth(path: &std::path::Path, pkl: &[u8], state_key: &str) -> Result<Vec<(String, Tensor)>> {
+    let c = |s: &str| std::ffi::CString::new(s).map_err(|_| anyhow::anyhow!("a NUL byte in `{s}`"));
+    let (path_c, key_c) = (c(&path.to_string_lossy())?, c(state_key)?);
+    let mut out: Vec<(String, Tensor)> = Vec::new();
+    // SAFETY: every pointer is valid for the call; `push_tensor` gets `out` back as `ctx`.
+    let rc = unsafe {
+        runner_ext_read_pth(path_c.as_ptr(), pkl.as_ptr() as *const c_char, pkl.len(), key_c.as_ptr(), &mut out as *mut _ as *mut c_void, push_tensor)
+    };
+    if rc != 0 {
+        bail!("{}", last_error());
+    }
+    Ok(out)
+}
+
 fn check(rc: c_int, what: &str) -> Result<()> {
     if rc == 0 {
         return Ok(());
     }
+    bail!("{what}: {}", last_error())
+}
+
+/// The message of the shim's last failed call.
+fn last_error() -> String {
     // SAFETY: the shim keeps a NUL-terminated message in a static buffer.
-    let msg = unsafe { CStr::from_ptr(runner_ext_last_error()) }.to_string_lossy().into_owned();
-    bail!("{what}: {msg}")
+    unsafe { CStr::from_ptr(runner_ext_last_error()) }.to_string_lossy().into_owned()
 }
 
 /// How strictly a run asks libtorch for reproducible kernels (`RUNNER_DETERMINISTIC`).

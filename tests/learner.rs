@@ -103,7 +103,7 @@ fn changed(a: &HashMap<String, Tensor>, b: &HashMap<String, Tensor>, name: &str)
 #[test]
 fn freeze_trains_head_and_batchnorm_only() {
     let dir = tempfile::tempdir().unwrap();
-    let body = BodySpec::resnet("resnet18", -2, None).unwrap();
+    let body = BodySpec::arch("resnet18", -2, None).unwrap();
     let mut l = toy_learner(dir.path(), body, PairHeadSpec::Concat(HeadSpec::new(1024, 2)));
     l.freeze();
     let before = snapshot(&l);

@@ -70,7 +70,7 @@ fn weights_that_do_not_fit_are_named() {
         .unwrap()
         .success();
     assert!(ok);
-    sb.write("w.rhai", "let b = create_body(\"resnet34\", #{ weights: \"resnet18.safetensors\" });\nlet m = siamese_model(b, \"l1\");\n");
+    sb.write("w.rhai", "let b = create_body(\"resnet34\", #{ weights: \"resnet18.pth\" });\nlet m = siamese_model(b, \"l1\");\n");
     let r = sb.run(&["w.rhai"]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("w.rhai:2:") && r.stderr.contains("missing") && r.stderr.contains("layer1.2.bn1.bias"), "{}", r.stderr);
@@ -81,7 +81,7 @@ fn weights_that_do_not_fit_are_named() {
     assert!(r.stderr.contains("c.rhai:1:") && r.stderr.contains("cannot read weights bad.safetensors"), "{}", r.stderr);
     sb.write(
         "g.rhai",
-        "let b = create_body(\"resnet18\", #{ weights: \"resnet18.safetensors\" });\nlet m = siamese_model(b, \"cosine\");\nprint(\"loaded\");\n",
+        "let b = create_body(\"resnet18\", #{ weights: \"resnet18.pth\" });\nlet m = siamese_model(b, \"cosine\");\nprint(\"loaded\");\n",
     );
     let r = sb.run(&["g.rhai"]);
     r.ok();

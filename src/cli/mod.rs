@@ -202,7 +202,7 @@ enum Command {
         #[command(flatten)]
         track: TrackArgs,
     },
-    /// Weight files: `convert IN.pth OUT.safetensors` (torchvision checkpoints).
+    /// Pretrained weights: `list` (the registry, and where files are), `fetch ARCH...` (get them ahead), `convert IN.pth OUT.safetensors`.
     Weights {
         #[command(subcommand)]
         action: WeightsAction,
@@ -297,7 +297,14 @@ enum SweepAction {
 
 #[derive(Subcommand)]
 enum WeightsAction {
-    /// Convert a PyTorch state_dict (.pth/.pt) to .safetensors with the project's venv.
+    /// Every arch's pretrained weights (tag, file, size, fastai's stats/cut/split), and in which folder each file is.
+    List,
+    /// Find or download weights ahead (e.g. on a cluster's login node): ARCH (its default weights) or ARCH:TAG.
+    Fetch {
+        #[arg(required = true, value_name = "ARCH[:TAG]")]
+        archs: Vec<String>,
+    },
+    /// Convert a PyTorch state_dict (.pth/.pt, as torch.save writes it) to .safetensors.
     Convert { input: PathBuf, output: PathBuf },
 }
 
@@ -382,6 +389,8 @@ pub fn main() -> i32 {
             return exit_code(sweep::sweep_cmd(args));
         }
         Some(Command::Weights { action: WeightsAction::Convert { input, output } }) => weights::convert(&input, &output),
+        Some(Command::Weights { action: WeightsAction::List }) => weights::list(),
+        Some(Command::Weights { action: WeightsAction::Fetch { archs } }) => weights::fetch(&archs),
         None => match &cli.run.script {
             Some(script) => return run::run_command(&cli.run.common.config(script.clone()), argv),
             None => {

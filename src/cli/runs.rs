@@ -165,6 +165,19 @@ pub fn show(root: &Path, name: &str, json: bool) -> Result<()> {
             .collect();
         println!("\n{}", render(&["param", "value", "source"].map(String::from), &rows));
     }
+    if !rec.weights.is_empty() {
+        let rows: Vec<Vec<String>> = rec
+            .weights
+            .iter()
+            .map(|w| {
+                let what = if w.is_random() { "random".to_string() } else { w.tag.clone().unwrap_or_else(|| "file".into()) };
+                let sha = w.sha256.as_deref().map(|s| s[..12.min(s.len())].to_string()).unwrap_or_else(|| "-".into());
+                let detail = w.file.clone().or_else(|| w.reason.clone()).unwrap_or_default();
+                vec![w.arch.clone(), what, w.source.clone(), sha, detail]
+            })
+            .collect();
+        println!("\n{}", render(&["body", "weights", "from", "sha256", "file / why"].map(String::from), &rows));
+    }
     let series = m.series();
     if !series.is_empty() {
         let rows: Vec<Vec<String>> = series

@@ -301,7 +301,7 @@ fn extract(archive: &Path, dest: &Path, url: &str, sha: &str, opts: &Fetch) -> R
     })
 }
 
-fn file_sha256(path: &Path) -> Result<String> {
+pub fn file_sha256(path: &Path) -> Result<String> {
     let mut f = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut h = Sha256::new();
     std::io::copy(&mut f, &mut h).with_context(|| format!("cannot read {}", path.display()))?;
@@ -321,16 +321,21 @@ fn check_sha(what: &Path, got: &str, want: Option<&str>, name: &str) -> Result<(
     }
 }
 
+/// Whether `RUNNER_OFFLINE` asks for no downloads (machines without network, tests).
+pub fn offline() -> bool {
+    std::env::var_os("RUNNER_OFFLINE").is_some_and(|v| !v.is_empty() && v != "0")
+}
+
 /// Downloads a data set's archive to `dest`, its hash checked; `RUNNER_OFFLINE=1` refuses
 /// at once (machines without network, tests). Returns the archive's sha256.
 fn fetch(ds: &Source, dest: &Path, sha: Option<&str>, opts: &Fetch) -> Result<String> {
-    if std::env::var_os("RUNNER_OFFLINE").is_some_and(|v| !v.is_empty() && v != "0") {
+    if offline() {
         bail!("RUNNER_OFFLINE is set: not downloading {}", ds.url);
     }
     if let Some(parent) = dest.parent() {
         std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
     }
-    download::download(&ds.url, dest, &ds.name, opts.download, opts.stop, |got| check_sha(Path::new(&ds.url), got, sha, &ds.name))
+    download::download(&ds.url, dest, &ds.name, opts.download, opts.stop, |got, _| check_sha(Path::new(&ds.url), got, sha, &ds.name))
 }
 
 #[cfg(test)]

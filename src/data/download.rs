@@ -1,7 +1,8 @@
 //! Downloading an archive so that it always ends: a server that stalls, or trickles a
 //! byte a second, fails the download after `timeout_s` with a message naming the option;
-//! a stop request (Ctrl-C, SIGTERM) ends it at once. The body goes through a `.part` file,
-//! hashed as it comes, and whatever stops the download removes that file.
+//! a stop request (Ctrl-C, SIGTERM) ends it at once. The body goes through a `.part` file of
+//! the process's own (two processes fetching one file do not clash), hashed and counted as it
+//! comes, and whatever stops the download removes that file.
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
 use std::io::{Read, Write};
@@ -32,8 +33,8 @@ impl Default for Limits {
 /// How often the download looks at the clock and at stop requests.
 const TICK: Duration = Duration::from_millis(100);
 
-/// Downloads `url` to `dest` through `dest.part`; `check` is given the body's sha256 and
-/// may refuse it (nothing is left behind then). `stop` says whether (and by which signal)
+/// Downloads `url` to `dest` through a `.part` file of this process's own; `check` is given
+/// the body's sha256 and size and may refuse them (nothing is left behind then). `stop` says whether (and by which signal)
 /// the run was asked to stop. Returns the sha256.
 pub fn download(
     url: &str,
@@ -41,15 +42,17 @@ pub fn download(
     name: &str,
     limits: Limits,
     stop: fn() -> Option<&'static str>,
-    check: impl FnOnce(&str) -> Result<()>,
+    check: impl FnOnce(&str, u64) -> Result<()>,
 ) -> Result<String> {
     let positive = |x: f64| x.is_finite() && x > 0.0;
     if !positive(limits.timeout_s) || !(positive(limits.min_rate) || limits.min_rate == 0.0) {
         bail!("untar_data options: timeout_s must be a positive number of seconds and min_rate a number of bytes per second >= 0");
     }
-    let part = dest.with_extension("part");
-    let result = fetch(url, &part, name, limits, stop).and_then(|sha| {
-        check(&sha)?;
+    static PARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = PARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let part = dest.with_extension(format!("{}-{n}.part", std::process::id()));
+    let result = fetch(url, &part, name, limits, stop).and_then(|(sha, bytes)| {
+        check(&sha, bytes)?;
         std::fs::rename(&part, dest).with_context(|| format!("cannot move {} into place", dest.display()))?;
         Ok(sha)
     });
@@ -59,7 +62,7 @@ pub fn download(
     result
 }
 
-fn fetch(url: &str, part: &Path, name: &str, limits: Limits, stop: fn() -> Option<&'static str>) -> Result<String> {
+fn fetch(url: &str, part: &Path, name: &str, limits: Limits, stop: fn() -> Option<&'static str>) -> Result<(String, u64)> {
     let timeout = Duration::from_secs_f64(limits.timeout_s);
     let agent = ureq::AgentBuilder::new().timeout_connect(timeout).timeout_read(timeout).build();
     let resp = agent.get(url).call().with_context(|| format!("cannot download {url}"))?;
@@ -88,7 +91,7 @@ fn fetch(url: &str, part: &Path, name: &str, limits: Limits, stop: fn() -> Optio
     });
     let mut out = std::fs::File::create(part).with_context(|| format!("cannot write {}", part.display()))?;
     let mut hash = Sha256::new();
-    let (mut window_start, mut window_bytes) = (Instant::now(), 0u64);
+    let (mut window_start, mut window_bytes, mut bytes) = (Instant::now(), 0u64, 0u64);
     let result = loop {
         if let Some(sig) = stop() {
             break Err(anyhow::anyhow!("interrupted by {sig} while downloading {url}"));
@@ -99,6 +102,7 @@ fn fetch(url: &str, part: &Path, name: &str, limits: Limits, stop: fn() -> Optio
                 hash.update(&chunk);
                 out.write_all(&chunk).with_context(|| format!("cannot write {}", part.display()))?;
                 window_bytes += chunk.len() as u64;
+                bytes += chunk.len() as u64;
                 bar.inc(chunk.len() as u64);
             }
             Ok(Err(e)) => break Err(anyhow::Error::new(e).context(format!("download of {url} failed"))),
@@ -124,5 +128,5 @@ fn fetch(url: &str, part: &Path, name: &str, limits: Limits, stop: fn() -> Optio
     bar.finish_and_clear();
     result?;
     out.sync_all().with_context(|| format!("cannot write {}", part.display()))?;
-    Ok(hex::encode(hash.finalize()))
+    Ok((hex::encode(hash.finalize()), bytes))
 }

@@ -1,9 +1,11 @@
-//! What to build as a model's body (encoder): a ResNet cut as fastai cuts it, or a small
-//! convnet; with the checks that belong to the body, the input it takes and the channels
-//! it gives a head, so that every model kind asks the same questions of it.
+//! What to build as a model's body (encoder): an arch of the registry (a ResNet, a
+//! ConvNeXt) cut as fastai cuts it, with the weights it starts from, or a small convnet;
+//! with the checks that belong to the body, the input it takes and the channels it gives
+//! a head, so that every model kind asks the same questions of it.
 use super::convnet::{self, ConvNetSpec};
 use super::layers::Seq;
-use super::resnet;
+use super::registry::{self, Arch, Family};
+use super::{convnext, resnet};
 use anyhow::{bail, Result};
 use std::path::PathBuf;
 use tch::nn;
@@ -11,23 +13,29 @@ use tch::nn;
 /// What to build as the body (encoder); the model is created when body and head meet.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BodySpec {
-    ResNet { arch: String, kept: usize, weights: Option<PathBuf> },
+    /// A registry arch, its first `kept` children, loaded from `weights` (random init without).
+    Arch {
+        arch: &'static Arch,
+        kept: usize,
+        weights: Option<PathBuf>,
+    },
     ConvNet(ConvNetSpec),
 }
 
 impl BodySpec {
-    /// `create_body(arch, cut)` with fastai's default cut (-2: keep the last feature map).
-    pub fn resnet(arch: &str, cut: i64, weights: Option<PathBuf>) -> Result<BodySpec> {
-        resnet::arch(arch)?;
+    /// `create_body(arch, cut)`: fastai's default cut is -2 (keep the last feature map).
+    /// `weights` is the file to start from (see `pretrained` for finding one).
+    pub fn arch(name: &str, cut: i64, weights: Option<PathBuf>) -> Result<BodySpec> {
+        let arch = registry::arch(name)?;
         if let Some(w) = weights.as_ref().filter(|w| !w.is_file()) {
             bail!("weights file {} not found", w.display());
         }
-        Ok(BodySpec::ResNet { arch: arch.to_string(), kept: resnet::children_kept(arch, cut)?, weights })
+        Ok(BodySpec::Arch { arch, kept: arch.children_kept(cut)?, weights })
     }
 
     pub fn name(&self) -> String {
         match self {
-            BodySpec::ResNet { arch, .. } => arch.clone(),
+            BodySpec::Arch { arch, .. } => arch.name.into(),
             BodySpec::ConvNet(_) => "convnet".into(),
         }
     }
@@ -35,7 +43,10 @@ impl BodySpec {
     /// Channels (feature map) or features (vector) the body outputs.
     pub fn out_channels(&self) -> i64 {
         match self {
-            BodySpec::ResNet { arch, kept, .. } => resnet::out_channels(resnet::arch(arch).unwrap().0, *kept),
+            BodySpec::Arch { arch, kept, .. } => match arch.family {
+                Family::ResNet { block, .. } => resnet::out_channels(block, *kept),
+                Family::ConvNeXt { dims, .. } => dims[3],
+            },
             BodySpec::ConvNet(c) => c.out_features(),
         }
     }
@@ -66,14 +77,14 @@ impl BodySpec {
     /// The input shape `summary` uses when none is given.
     pub fn default_input(&self) -> Vec<i64> {
         match self {
-            BodySpec::ResNet { .. } => vec![3, 224, 224],
+            BodySpec::Arch { .. } => vec![3, 224, 224],
             BodySpec::ConvNet(c) => vec![c.in_channels, c.input.0, c.input.1],
         }
     }
 
     /// Whether the body ends in a feature map (to pool) rather than a vector.
     pub(crate) fn outputs_feature_map(&self) -> bool {
-        matches!(self, BodySpec::ResNet { kept, .. } if *kept < 9)
+        matches!(self, BodySpec::Arch { arch, kept, .. } if *kept < arch.children.len() - 1)
     }
 
     /// A head reading `have` channels must be built for them: `nf` of its spec.
@@ -86,7 +97,10 @@ impl BodySpec {
 
     pub(crate) fn build(&self, p: &nn::Path) -> Result<Seq> {
         match self {
-            BodySpec::ResNet { arch, kept, .. } => resnet::resnet_body(p, arch, *kept),
+            BodySpec::Arch { arch, kept, .. } => Ok(match arch.family {
+                Family::ResNet { block, layers } => resnet::resnet_body(p, block, layers, *kept),
+                Family::ConvNeXt { depths, dims, stochastic_depth } => convnext::convnext_body(p, depths, dims, stochastic_depth, *kept),
+            }),
             BodySpec::ConvNet(spec) => convnet::convnet(p, spec),
         }
     }

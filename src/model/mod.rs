@@ -6,12 +6,16 @@
 pub mod body;
 pub mod classifier;
 pub mod convnet;
+pub mod convnext;
 pub mod cosine_classifier;
 pub mod head;
 pub mod layers;
 pub mod net;
+pub mod pretrained;
 pub mod protonet;
 pub mod prototypes;
+pub mod pth;
+pub mod registry;
 pub mod resnet;
 pub mod siamese;
 pub mod summary;
@@ -20,6 +24,7 @@ pub mod weights;
 pub use body::BodySpec;
 pub use net::{Net, Output};
 pub use protonet::ProtoShape;
+pub use registry::Split;
 pub use siamese::PairHeadSpec;
 
 use anyhow::{bail, Context, Result};
@@ -34,6 +39,9 @@ pub enum Splitter {
     BodyHead,
     /// fastai's resnet split: stem..layer2 | layer3..layer4 | head.
     Resnet,
+    /// The body arch's own split, as fastai's `model_meta` has it (resnets: `Resnet`,
+    /// others: `BodyHead`).
+    Arch,
     /// One group.
     None,
 }
@@ -44,8 +52,9 @@ impl std::str::FromStr for Splitter {
         Ok(match s {
             "body_head" => Splitter::BodyHead,
             "resnet" => Splitter::Resnet,
+            "arch" => Splitter::Arch,
             "none" => Splitter::None,
-            other => bail!("unknown splitter `{other}`: use body_head, resnet or none"),
+            other => bail!("unknown splitter `{other}`: use body_head, arch, resnet or none"),
         })
     }
 }
@@ -84,8 +93,8 @@ impl Model {
             .cloned()
             .collect();
         let model = Model { vs, net: Box::new(net), body: body.clone(), param_names, bn_params };
-        if let BodySpec::ResNet { weights: Some(w), .. } = body {
-            let n = weights::load_prefixed(&model.vs, "body", w)?;
+        if let BodySpec::Arch { arch, kept, weights: Some(w) } = body {
+            let n = weights::load_prefixed(&model.vs, "body", w, &arch.children[*kept..])?;
             tracing::info!("loaded {n} tensors from {} into the body", w.display());
         }
         Ok(model)
@@ -157,30 +166,26 @@ impl Model {
         self.bn_params.contains(name)
     }
 
-    /// Parameter groups by splitter.
+    /// Parameter groups by splitter: the body's, in order, then the head.
     pub fn split(&self, splitter: Splitter) -> Result<Vec<Vec<String>>> {
-        let is_body = |n: &str| n.starts_with("body.");
-        let groups: Vec<Vec<String>> = match splitter {
-            Splitter::None => vec![self.param_names.clone()],
-            Splitter::BodyHead => {
-                let (b, h): (Vec<String>, Vec<String>) = self.param_names.iter().cloned().partition(|n| is_body(n));
-                vec![b, h]
-            }
-            Splitter::Resnet => {
-                if !matches!(self.body, BodySpec::ResNet { .. }) {
-                    bail!("splitter `resnet` needs a ResNet body, this model's body is {}", self.body.name());
-                }
-                let mut g = vec![Vec::new(), Vec::new(), Vec::new()];
-                for n in &self.param_names {
-                    let i = match n.strip_prefix("body.") {
-                        Some(rest) => resnet::resnet_group(rest),
-                        None => 2,
-                    };
-                    g[i].push(n.clone());
-                }
-                g
-            }
+        let arch = match &self.body {
+            BodySpec::Arch { arch, .. } => Some(*arch),
+            BodySpec::ConvNet(_) => None,
         };
+        let split = match splitter {
+            Splitter::None => return Ok(vec![self.param_names.clone()]),
+            Splitter::BodyHead => Split::BodyHead,
+            Splitter::Arch => arch.map_or(Split::BodyHead, |a| a.split),
+            Splitter::Resnet => match arch {
+                Some(a) if a.split == Split::Resnet => Split::Resnet,
+                _ => bail!("splitter `resnet` needs a ResNet body, this model's body is {}", self.body.name()),
+            },
+        };
+        let mut groups = vec![Vec::new(); split.body_groups() + 1];
+        for n in &self.param_names {
+            let i = n.strip_prefix("body.").map_or(split.body_groups(), |rest| split.group(rest));
+            groups[i].push(n.clone());
+        }
         Ok(groups.into_iter().filter(|g| !g.is_empty()).collect())
     }
 
@@ -219,7 +224,7 @@ mod tests {
     fn each_kind_answers_for_its_inputs_episodes_and_margin() {
         let cpu = Device::Cpu;
         let shape = ProtoShape { n_way: 2, k_shot: 1, metric: Metric::Euclidean, scale: 1.0 };
-        let resnet = BodySpec::resnet("resnet18", -2, None).unwrap();
+        let resnet = BodySpec::arch("resnet18", -2, None).unwrap();
         let models = [
             (Model::classifier(&resnet, &head::HeadSpec::new(512, 3), cpu).unwrap(), "Classifier", 1, None, None),
             (Model::cosine_classifier(&convnet(), 3, 16.0, cpu).unwrap().with_cos_margin(0.25).unwrap(), "CosineClassifier", 1, None, Some(4.0)),
@@ -239,5 +244,22 @@ mod tests {
             summary.starts_with("ProtoNet (1 input of 2 x 1 x 8 x 8)") && summary.contains("class means of 1 support embeddings each"),
             "{summary}"
         );
+    }
+
+    /// `splitter: "arch"` is fastai's model_meta split of the body's arch.
+    #[test]
+    fn the_arch_splitter_follows_model_meta() {
+        let groups = |body: &BodySpec, s: Splitter| {
+            let m = Model::classifier(body, &head::HeadSpec::new(body.out_channels(), 3), Device::Cpu).unwrap();
+            m.split(s).map(|g| g.len())
+        };
+        let resnet = BodySpec::arch("resnet18", -2, None).unwrap();
+        let convnext = BodySpec::arch("convnext_tiny", -2, None).unwrap();
+        assert_eq!(groups(&resnet, Splitter::Arch).unwrap(), 3);
+        assert_eq!(groups(&resnet, Splitter::Resnet).unwrap(), 3);
+        assert_eq!(groups(&convnext, Splitter::Arch).unwrap(), 2);
+        assert_eq!(groups(&convnext, Splitter::BodyHead).unwrap(), 2);
+        let e = groups(&convnext, Splitter::Resnet).unwrap_err().to_string();
+        assert_eq!(e, "splitter `resnet` needs a ResNet body, this model's body is convnext_tiny");
     }
 }

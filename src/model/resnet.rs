@@ -1,38 +1,16 @@
-//! ResNet 18/34/50 written so that parameter names equal torchvision's `state_dict` keys
-//! (`conv1.weight`, `layer1.0.bn2.running_mean`, `layer2.0.downsample.0.weight`, ...),
-//! and cut like fastai's `create_body`: the first `n` children, pooling and `fc` dropped.
+//! ResNets (18 to 152, as the registry lists them) written so that parameter names equal
+//! torchvision's `state_dict` keys (`conv1.weight`, `layer1.0.bn2.running_mean`,
+//! `layer2.0.downsample.0.weight`, ...), and cut like fastai's `create_body`: the first
+//! `n` children, pooling and `fc` dropped.
 use super::layers::{bn2d, conv2d, Seq};
-use anyhow::{bail, Result};
+use super::registry::RESNET_CHILDREN;
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
-
-/// The children of a torchvision ResNet, in order.
-pub const CHILDREN: [&str; 10] = ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool", "fc"];
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Block {
     Basic,
     Bottleneck,
-}
-
-/// The architecture table: blocks per stage and block type.
-pub fn arch(name: &str) -> Result<(Block, [usize; 4])> {
-    Ok(match name {
-        "resnet18" => (Block::Basic, [2, 2, 2, 2]),
-        "resnet34" => (Block::Basic, [3, 4, 6, 3]),
-        "resnet50" => (Block::Bottleneck, [3, 4, 6, 3]),
-        other => bail!("unknown arch `{other}`: known archs are resnet18, resnet34, resnet50, convnet"),
-    })
-}
-
-/// How many children a fastai `cut` keeps (negative counts from the end, as in Python).
-pub fn children_kept(arch_name: &str, cut: i64) -> Result<usize> {
-    let n = CHILDREN.len() as i64;
-    let kept = if cut < 0 { n + cut } else { cut };
-    if !(1..n).contains(&kept) {
-        bail!("cut {cut} is out of range for {arch_name}: its children are {} ({n}); use -{}..=-1 or 1..={}", CHILDREN.join(", "), n - 1, n - 1);
-    }
-    Ok(kept as usize)
 }
 
 /// Output channels of the body after `kept` children.
@@ -152,11 +130,10 @@ fn stage(p: nn::Path, block: Block, c_in: i64, planes: i64, n: usize, stride: i6
 }
 
 /// The first `kept` children of a ResNet, created under `p` (fastai `create_body`).
-pub fn resnet_body(p: &nn::Path, arch_name: &str, kept: usize) -> Result<Seq> {
-    let (block, layers) = arch(arch_name)?;
+pub fn resnet_body(p: &nn::Path, block: Block, layers: [usize; 4], kept: usize) -> Seq {
     let expansion = if block == Block::Bottleneck { 4 } else { 1 };
     let mut seq = Seq::default();
-    for (i, name) in CHILDREN.iter().take(kept).enumerate() {
+    for (i, name) in RESNET_CHILDREN.iter().take(kept).enumerate() {
         match i {
             0 => seq.push("conv1", "Conv2d", conv2d(p / "conv1", 3, 64, 7, 2, 3)),
             1 => seq.push("bn1", "BatchNorm2d", bn2d(p / "bn1", 64)),
@@ -181,7 +158,7 @@ pub fn resnet_body(p: &nn::Path, arch_name: &str, kept: usize) -> Result<Seq> {
             _ => unreachable!("children_kept never keeps fc"),
         }
     }
-    Ok(seq)
+    seq
 }
 
 /// fastai's `_resnet_split` for a body's parameter names: stem..layer2 | layer3..layer4.

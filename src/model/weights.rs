@@ -1,34 +1,61 @@
-//! Moving weights in and out of a model: torchvision state_dicts (as safetensors) into a
-//! body, and whole-model save/load with every name and shape checked.
+//! Moving weights in and out of a model: torchvision state_dicts (`.pth` as torch.save
+//! writes them, or safetensors) into a body, and whole-model save/load with every name and
+//! shape checked.
 use anyhow::{bail, Context, Result};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use tch::{nn::VarStore, Tensor};
 
-/// Reads named tensors from a `.safetensors` file (or a plain-dict `.pth` as a fallback).
+/// Reads named tensors from a `.safetensors` file or a `.pth`/`.pt` file that `torch.save`
+/// wrote (torchvision's weights); `module.` prefixes (DataParallel) are dropped. A file
+/// that is neither, or is damaged, is one clear error naming it.
 pub fn read_tensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
     if !path.is_file() {
         bail!("weights file {} not found", path.display());
     }
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    let res = match ext {
-        "safetensors" => Tensor::read_safetensors(path),
-        _ => Tensor::loadz_multi(path),
-    };
-    res.map_err(|e| {
-        let hint = if ext == "safetensors" {
-            String::new()
-        } else {
-            format!("; convert it once with `runner weights convert {} out.safetensors`", path.display())
-        };
-        anyhow::anyhow!("cannot read weights {}: {e}{hint}", path.display())
-    })
+    let read = if is_zip(path)? { super::pth::read(path) } else { read_safetensors(path) };
+    let tensors = read.with_context(|| format!("cannot read weights {}", path.display()))?;
+    let all_prefixed = !tensors.is_empty() && tensors.iter().all(|(k, _)| k.starts_with("module."));
+    Ok(if all_prefixed { tensors.into_iter().map(|(k, t)| (k["module.".len()..].to_string(), t)).collect() } else { tensors })
+}
+
+/// torch.save (1.6 and later) writes zip archives; safetensors files start with a length.
+fn is_zip(path: &Path) -> Result<bool> {
+    let mut magic = [0u8; 4];
+    let mut f = std::fs::File::open(path).with_context(|| format!("cannot open weights {}", path.display()))?;
+    let n = std::io::Read::read(&mut f, &mut magic).with_context(|| format!("cannot read weights {}", path.display()))?;
+    Ok(n == 4 && &magic == b"PK\x03\x04")
+}
+
+/// A safetensors file, its header checked against the file's length first, so that a
+/// truncated file says so.
+fn read_safetensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
+    let len = std::fs::metadata(path)?.len();
+    let mut f = std::fs::File::open(path)?;
+    let mut n = [0u8; 8];
+    if len < 8 || std::io::Read::read_exact(&mut f, &mut n).is_err() {
+        bail!("it is neither a torch.save zip nor a safetensors file ({len} bytes)");
+    }
+    let header_len = u64::from_le_bytes(n);
+    if header_len > len - 8 || header_len > 100 << 20 {
+        bail!("it is neither a torch.save zip nor a safetensors file (its first 8 bytes say a {header_len}-byte header, the file has {len} bytes)");
+    }
+    let mut header = vec![0u8; header_len as usize];
+    std::io::Read::read_exact(&mut f, &mut header)?;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&header).map_err(|e| anyhow::anyhow!("it is not a safetensors file (its header is not JSON: {e})"))?;
+    let data_end = header.values().filter_map(|v| v.get("data_offsets")?.get(1)?.as_u64()).max().unwrap_or(0);
+    if 8 + header_len + data_end > len {
+        bail!("its safetensors header describes {data_end} bytes of tensor data, the file holds {}: truncated?", len - 8 - header_len);
+    }
+    Ok(Tensor::read_safetensors(path)?)
 }
 
 /// Copies a state_dict into the variables under `prefix` (e.g. torchvision resnet34 keys
-/// into `body.`). Keys the model does not have (fc, pooled layers a cut removed,
-/// `num_batches_tracked`) are skipped; missing or wrongly shaped variables are errors.
-pub fn load_prefixed(vs: &VarStore, prefix: &str, path: &Path) -> Result<usize> {
+/// into `body.`). Tensors of the children in `cut_off` (fc, the pooling a cut removed) and
+/// `num_batches_tracked` are skipped; missing, wrongly shaped and unexpected tensors (those
+/// of another arch) are errors, each listed.
+pub fn load_prefixed(vs: &VarStore, prefix: &str, path: &Path, cut_off: &[&str]) -> Result<usize> {
     let file: HashMap<String, Tensor> = read_tensors(path)?.into_iter().collect();
     let vars = vs.variables();
     let mut missing = Vec::new();
@@ -42,15 +69,25 @@ pub fn load_prefixed(vs: &VarStore, prefix: &str, path: &Path) -> Result<usize> 
             Some(t) => wanted.push((name, var, t)),
         }
     }
-    missing.sort();
-    mismatched.sort();
-    if !missing.is_empty() || !mismatched.is_empty() {
+    let names: HashSet<&str> = vars.keys().filter_map(|n| n.strip_prefix(prefix)?.strip_prefix('.')).collect();
+    let mut unexpected: Vec<String> = file
+        .keys()
+        .filter(|k| !names.contains(k.as_str()) && !k.ends_with("num_batches_tracked") && !cut_off.contains(&k.split('.').next().unwrap_or("")))
+        .cloned()
+        .collect();
+    for v in [&mut missing, &mut mismatched, &mut unexpected] {
+        v.sort();
+    }
+    if !missing.is_empty() || !mismatched.is_empty() || !unexpected.is_empty() {
         let mut msg = format!("weights {} do not fit the model's `{prefix}`", path.display());
         if !missing.is_empty() {
             msg += &format!("; missing {} tensor(s): {}", missing.len(), list(&missing));
         }
         if !mismatched.is_empty() {
             msg += &format!("; wrong shape: {}", list(&mismatched));
+        }
+        if !unexpected.is_empty() {
+            msg += &format!("; the file has {} tensor(s) the model lacks: {} (weights of another arch?)", unexpected.len(), list(&unexpected));
         }
         bail!(msg);
     }

@@ -12,7 +12,7 @@ pub use recorded::{rerun, resume, same_metrics, Rerun};
 use crate::script::{declared_params, format_script_error, new_engine, ParamInputs, ScriptCtx};
 use crate::session::{interrupt_signal_number, interrupted, RunSpec, Session, SweepPoint};
 use crate::track::mlflow::Mirror;
-use crate::track::Status;
+use crate::track::{Status, WeightsUse};
 use rhai::{Scope, AST};
 use std::collections::BTreeMap;
 use std::panic::AssertUnwindSafe;
@@ -59,12 +59,14 @@ pub struct Launch {
     pub command: Vec<String>,
     pub sweep: Option<SweepPoint>,
     pub rerun_of: Option<String>,
+    /// A rerun's bodies must start from these weights (the recorded run's, in order).
+    pub rerun_weights: Vec<WeightsUse>,
     pub folder: Folder,
 }
 
 impl Launch {
     pub fn new(command: Vec<String>) -> Launch {
-        Launch { command, sweep: None, rerun_of: None, folder: Folder::New }
+        Launch { command, sweep: None, rerun_of: None, rerun_weights: vec![], folder: Folder::New }
     }
 }
 
@@ -122,7 +124,8 @@ pub fn execute(cfg: &RunConfig, launch: Launch) -> Outcome {
     let tracking = cfg.tracking.tracking().map_err(Refusal::Usage)?;
     let (script, seed, limits) = (&cfg.script, cfg.seed, cfg.limits);
 
-    let Launch { command, sweep, rerun_of, folder } = launch;
+    let Launch { command, sweep, rerun_of, rerun_weights, folder } = launch;
+    let rerun_weights = rerun_of.clone().filter(|_| !rerun_weights.is_empty()).map(|run| (run, rerun_weights));
     let spec = RunSpec { script: script.clone(), seed, device, runs_dir: cfg.runs_dir.clone(), command, sweep, rerun_of };
     crate::seed::seed_torch(seed);
     crate::torch_ext::set_deterministic(device).map_err(Refusal::Setup)?;
@@ -148,7 +151,15 @@ pub fn execute(cfg: &RunConfig, launch: Launch) -> Outcome {
     eprintln!("device: {}", crate::device::describe(device));
     tracing::info!(script = %script.display(), seed, "run started");
 
-    let ctx = Rc::new(ScriptCtx { session: Some(session.clone()), inputs, seed, device, script: script.clone() });
+    let ctx = Rc::new(ScriptCtx {
+        session: Some(session.clone()),
+        inputs,
+        seed,
+        device,
+        script: script.clone(),
+        rerun_weights,
+        bodies: Default::default(),
+    });
     let mut engine = new_engine(ctx, limits.operations);
     limits.apply(&mut engine);
     let mut scope = Scope::new();

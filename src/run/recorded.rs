@@ -50,7 +50,8 @@ pub fn rerun(runs_dir: &Path, name: &str, device: Option<String>, tracking: Trac
     let cfg = RunConfig::recorded(runs_dir, &old, device, tracking)?;
     let mut command = vec!["runner".to_string(), "rerun".into(), name.into()];
     command.extend(cfg.sets.iter().flat_map(|s| ["--set".to_string(), s.clone()]));
-    let outcome = execute(&cfg, Launch { rerun_of: Some(old.folder()), ..Launch::new(command) });
+    let launch = Launch { rerun_of: Some(old.folder()), rerun_weights: old.record.weights.clone(), ..Launch::new(command) };
+    let outcome = execute(&cfg, launch);
     Ok(Rerun { old, outcome })
 }
 
@@ -75,7 +76,12 @@ pub fn resume(runs_dir: &Path, name: &str, device: Option<String>, tracking: Tra
         index: old.record.extra.get("sweep_index").and_then(|v| v.as_integer()).unwrap_or(0) as usize,
         attempt: old.record.extra.get("attempt").and_then(|v| v.as_integer()).unwrap_or(1) as usize,
     });
-    let launch =
-        Launch { command: old.record.command.clone(), sweep, rerun_of: old.record.rerun_of.clone(), folder: Folder::Resume(old.dir.clone()) };
+    let launch = Launch {
+        command: old.record.command.clone(),
+        sweep,
+        rerun_of: old.record.rerun_of.clone(),
+        rerun_weights: vec![],
+        folder: Folder::Resume(old.dir.clone()),
+    };
     Ok(execute(&cfg, launch))
 }

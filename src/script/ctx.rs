@@ -4,7 +4,8 @@
 use super::params::ParamInputs;
 use crate::learn::learner::RunOut;
 use crate::session::Session;
-use crate::track::paths;
+use crate::track::{paths, WeightsUse};
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tch::Device;
@@ -16,6 +17,11 @@ pub struct ScriptCtx {
     pub seed: u64,
     pub device: Device,
     pub script: PathBuf,
+    /// For a rerun: the run it repeats, and the weights its bodies started from, which
+    /// this run's must start from too.
+    pub rerun_weights: Option<(String, Vec<WeightsUse>)>,
+    /// Bodies made so far (a rerun matches them to the recorded ones in this order).
+    pub bodies: Cell<usize>,
 }
 
 impl ScriptCtx {
@@ -27,6 +33,8 @@ impl ScriptCtx {
             seed: crate::seed::DEFAULT_SEED,
             device: Device::Cpu,
             script: PathBuf::from("script.rhai"),
+            rerun_weights: None,
+            bodies: Cell::new(0),
         }
     }
 }

@@ -1,25 +1,83 @@
-//! Script bindings for models: body and head specs, combined into a classifier or a
-//! Siamese model on the run's device; summary, save and load.
-use super::args::{script_err, to_i64, to_sizes, to_string, Opts, OrScript, RhaiResult};
+//! Script bindings for models: body and head specs (a body's weights found and recorded),
+//! combined into a classifier or a Siamese model on the run's device; summary, save and load.
+use super::args::{script_err, to_i64, to_string, to_sizes, Opts, OrScript, RhaiResult};
 use super::ctx::ScriptCtx;
 use super::options;
 use crate::model::convnet::ConvNetSpec;
 use crate::model::head::HeadSpec;
+use crate::model::pretrained::{self, Places, Request};
+use crate::model::registry::{self, Arch};
 use crate::model::{BodySpec, Model, PairHeadSpec, ProtoShape};
 use crate::reg;
 use rhai::{Dynamic, Engine, Map};
-use std::path::PathBuf;
 use std::rc::Rc;
 
 #[derive(Clone)]
 pub struct ScriptModel(pub Rc<Model>);
 
-fn body(arch: &str, o: Map) -> RhaiResult<BodySpec> {
+/// Where weights are looked for; a run asked to stop ends a download at once.
+fn places(ctx: &ScriptCtx) -> Places {
+    let stop: fn() -> Option<&'static str> = if ctx.session.is_some() { crate::session::interrupt_signal } else { || None };
+    Places { stop, ..Places::from_env() }
+}
+
+/// What `weights` and `pretrained` ask a body to start from.
+fn weights_request(arch: &Arch, weights: Option<String>, pretrained: Option<Dynamic>) -> RhaiResult<Request> {
+    let required = match pretrained {
+        None => pretrained::required_by_env(),
+        Some(v) if v.as_bool() == Ok(true) => pretrained::required_by_env(),
+        Some(v) if v.as_bool() == Ok(false) => {
+            if weights.is_some() {
+                return Err(script_err("create_body: give `weights` or `pretrained: false`, not both"));
+            }
+            return Ok(Request::Random { why: "pretrained: false".into() });
+        }
+        Some(v) if v.clone().into_string().is_ok_and(|s| s == "required") => true,
+        Some(v) => return Err(script_err(format!("create_body option `pretrained` must be true, false or \"required\", got {v}"))),
+    };
+    Ok(match weights {
+        Some(w) => Request::parse(arch, &w),
+        None => Request::Default { required },
+    })
+}
+
+/// `create_body`: the weights are found (or downloaded, or random init is the fallback),
+/// announced, recorded in run.toml, and for a rerun checked against the recorded run's.
+fn body(ctx: &ScriptCtx, name: &str, o: Map) -> RhaiResult<BodySpec> {
     let mut o = Opts::new(&options::CREATE_BODY, o);
     let cut = o.i64("cut")?;
-    let weights = o.opt_string("weights")?.map(PathBuf::from);
+    let weights = o.opt_string("weights")?;
+    let pretrained = o.get("pretrained")?;
     o.finish()?;
-    BodySpec::resnet(arch, cut, weights).or_script()
+    let arch = registry::arch(name).or_script()?;
+    arch.children_kept(cut).or_script()?;
+    let index = ctx.bodies.get();
+    ctx.bodies.set(index + 1);
+    let recorded = ctx.rerun_weights.as_ref().and_then(|(run, ws)| Some((run, ws.get(index)?)));
+    let request = match recorded {
+        Some((run, w)) if w.is_random() => Request::Random { why: format!("as {run} did: {}", w.reason.as_deref().unwrap_or("random")) },
+        _ => weights_request(arch, weights, pretrained)?,
+    };
+    let resolved = pretrained::resolve(arch, &request, &places(ctx)).or_script()?;
+    for note in &resolved.notes {
+        tracing::warn!("{note}");
+    }
+    if let Some((run, w)) = recorded {
+        resolved.record.check_rerun(w, run).or_script()?;
+    }
+    if let Some(file) = &resolved.file {
+        let tag = resolved.record.tag.as_deref().map(|t| format!(" {t}")).unwrap_or_default();
+        let place = match resolved.record.source.as_str() {
+            "path" => String::new(),
+            "downloaded" => "downloaded to ".into(),
+            folder => format!("from the {folder}, "),
+        };
+        eprintln!("{name} weights{tag}: {place}{}", file.display());
+    }
+    if let Some(session) = &ctx.session {
+        session.record_weights(index, resolved.record.clone()).or_script()?;
+    }
+    BodySpec::arch(name, cut, resolved.file).or_script()
 }
 
 fn convnet_spec(o: Map) -> RhaiResult<BodySpec> {
@@ -61,24 +119,29 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     engine.register_type_with_name::<BodySpec>("Body");
     engine.register_type_with_name::<HeadSpec>("Head");
     engine.register_type_with_name::<ScriptModel>("Model");
-    register_parts(engine);
+    register_parts(engine, ctx);
     register_classifiers(engine, ctx);
     register_similarity_models(engine, ctx);
     register_model_files(engine, ctx);
 }
 
 /// Bodies and heads, the parts models are made of.
-fn register_parts(engine: &mut Engine) {
-    reg!(engine, "create_body", ["arch: String", "Body"], "A ResNet body (resnet18/34/50), fastai cut -2: the last feature map.", |arch: &str| body(
-        arch,
-        Map::new()
-    ));
+fn register_parts(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
+    let c = ctx.clone();
+    reg!(
+        engine,
+        "create_body",
+        ["arch: String", "Body"],
+        "A pretrained body (resnet18/34/50/101/152, convnext_tiny), fastai cut -2 (the last feature map), from the arch's ImageNet weights: found in RUNNER_WEIGHTS, the runner's or torch's cache, else downloaded; offline, random init with a warning. Recorded in run.toml.",
+        move |arch: &str| body(&c, arch, Map::new())
+    );
+    let c = ctx.clone();
     reg!(
         engine,
         "create_body",
         ["arch: String", "options: Map", "Body"],
-        "A ResNet body with options: cut, weights (random weights unless given). Options: see Options below.",
-        |arch: &str, o: Map| body(arch, o)
+        "create_body with options: cut, weights (a file, URL or tag), pretrained (false: random init; \"required\"). Options: see Options below.",
+        move |arch: &str, o: Map| body(&c, arch, o)
     );
     reg!(
         engine,

@@ -123,7 +123,8 @@ pub const CREATE_BODY: OptTable = OptTable {
     function: "create_body",
     groups: &[Group::Keys(&[
         opt("cut", "i64", Def::I(-2), "where to cut the torchvision model (fastai's cut; -2 drops pooling and the classifier)"),
-        opt("weights", "String", Def::None, "a .safetensors file of torchvision weights (random weights otherwise)"),
+        opt("weights", "String", Def::text("the arch's ImageNet weights"), "a weights file (.pth as torch.save writes it, or .safetensors), a URL (downloaded once into the runner's cache; a sha256 prefix in its name is checked) or one of the arch's tags (IMAGENET1K_V1, ...)"),
+        opt("pretrained", "bool | String", Def::B(true), "false: random init, quietly; \"required\": an error when the default weights can be neither found nor downloaded (as RUNNER_REQUIRE_WEIGHTS=1), which otherwise warns and starts from random init"),
     ])],
 };
 
@@ -157,7 +158,7 @@ pub const LEARNER: OptTable = OptTable {
             Def::None,
             "metric names (accuracy, error_rate, roc_auc, precision, recall, f1), |preds, targets| closures, or maps #{ metric: closure, name, goal }",
         ),
-        opt("splitter", "String", Def::s("body_head"), "parameter groups: body_head, resnet (fastai's three) or none"),
+        opt("splitter", "String", Def::s("body_head"), "parameter groups: body_head, arch (the body arch's own, as fastai's model_meta: resnets three, others body_head), resnet (fastai's three) or none"),
         opt("opt", "String", Def::s("adam"), "adam (fastai's defaults) or sgd"),
         opt("wd", "f64", Def::F(0.01), "weight decay (decoupled)"),
         opt("wd_bn_bias", "bool", Def::B(false), "also decay BatchNorm and bias parameters"),

@@ -48,5 +48,5 @@ pub fn run(sweep_dir: &Path, array: usize, task: usize) -> Result<TaskRun> {
         task.to_string(),
     ];
     let sweep = Some(SweepPoint { id: m.id.clone(), index: point.index, attempt: n });
-    Ok(TaskRun::Ran(execute(&cfg, Launch { command, sweep, rerun_of: None, folder })))
+    Ok(TaskRun::Ran(execute(&cfg, Launch { sweep, folder, ..Launch::new(command) })))
 }

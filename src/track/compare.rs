@@ -144,6 +144,15 @@ pub fn compare(runs: &[RunEntry], all_params: bool) -> Result<Comparison> {
             notes.push("warning: these runs used different data (see the data row): their metrics do not measure the same thing".to_string());
         }
     }
+    if runs.iter().any(|r| !r.record.weights.is_empty()) {
+        let uses: Vec<Vec<String>> = runs.iter().map(|r| r.record.weights.iter().map(|w| w.short()).collect()).collect();
+        rows.push(Row::plain("weights", uses.iter().map(|u| if u.is_empty() { "-".into() } else { u.join("; ") }).collect()));
+        let starts: Vec<Vec<(&str, Option<&str>)>> =
+            runs.iter().map(|r| r.record.weights.iter().map(|w| (w.arch.as_str(), w.sha256.as_deref())).collect()).collect();
+        if starts.iter().any(|s| s != &starts[0]) {
+            notes.push("warning: these runs started from different weights (see the weights row)".to_string());
+        }
+    }
     if runs.iter().any(|r| r.record.sweep != runs[0].record.sweep) {
         rows.push(Row::plain("sweep", cell(&|r| r.record.sweep.clone().unwrap_or_else(|| "-".into()))));
     }

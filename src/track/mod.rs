@@ -10,8 +10,10 @@ pub mod paths;
 pub mod provenance;
 pub mod record;
 pub mod runs;
+pub mod weights_use;
 
 pub use data_use::DataUse;
 pub use metrics::{read_metrics, MetricsFile, MetricsLog, Series};
 pub use record::{Attempt, FitInfo, Goal, LiveRecord, Param, ParamSource, RunRecord, Status};
 pub use runs::{find_run, find_runs, list_runs, RunEntry};
+pub use weights_use::WeightsUse;

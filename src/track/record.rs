@@ -179,6 +179,9 @@ pub struct RunRecord {
     /// Which way each metric is better, by name; metrics not listed are not ranked.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub goals: BTreeMap<String, Goal>,
+    /// The weights each body started from, in the order the script made the bodies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub weights: Vec<super::WeightsUse>,
     /// Fields this version does not know, kept so that rewriting a record loses nothing.
     #[serde(flatten)]
     pub extra: toml::Table,
@@ -378,6 +381,7 @@ mod tests {
             attempts: vec![],
             fits: vec![],
             goals: BTreeMap::new(),
+            weights: vec![],
             extra: toml::Table::new(),
         }
     }

@@ -3,6 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// A URL nothing answers on: a download from it fails at once.
+pub const CLOSED_PORT: &str = "http://127.0.0.1:9/";
+
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
 }
@@ -65,6 +68,13 @@ impl Sandbox {
             .env("RUNNER_DEVICE", "cpu")
             // Extracted archives go to one cache per build, shared by the tests (extraction is atomic).
             .env("RUNNER_CACHE", PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("runner-cache"))
+            // Pretrained weights are never fetched from the internet: the default ones are
+            // looked for in empty places and "downloaded" from a closed port, so that bodies
+            // start from random init as before (tests/weights.rs serves real files).
+            .env("TORCH_HOME", self.path().join("torch-home"))
+            .env("RUNNER_WEIGHTS_URL_BASE", CLOSED_PORT)
+            .env_remove("RUNNER_WEIGHTS")
+            .env_remove("RUNNER_REQUIRE_WEIGHTS")
             .env_remove("RUST_BACKTRACE")
             // Runs are mirrored only where a test asks for it.
             .env_remove("MLFLOW_TRACKING_URI");

@@ -1,6 +1,8 @@
-"""Reference outputs for the model parity tests: torchvision resnet bodies (cut=-2) and a
-head built exactly like fastai's create_head, with random weights AND random BatchNorm
-statistics, run in eval mode on a fixed input. Writes safetensors for the Rust side."""
+"""Reference outputs for the model parity tests: torchvision bodies (cut=-2: resnets,
+convnext) and a head built exactly like fastai's create_head, with random weights AND
+random normalisation statistics and layer scales, run in eval mode on a fixed input.
+Writes each arch's weights as torch.save writes a state_dict (`<arch>.pth`, the format
+torchvision serves), the head, the input and the outputs as safetensors."""
 import sys
 import torch
 import torch.nn as nn
@@ -33,13 +35,23 @@ def create_head(nf, n_out, ps=0.5):
 
 
 def randomise_bn(m, g):
+    """Random BatchNorm statistics and affine parameters, LayerNorm affine parameters and
+    ConvNeXt layer scales (torchvision's 1e-6 would hide every block), so that each
+    parameter matters to the output."""
     for mod in m.modules():
         if isinstance(mod, (nn.BatchNorm1d, nn.BatchNorm2d)):
             n = mod.num_features
             mod.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
             mod.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+            # Scales under 1 keep a resnet152's outputs near 1 (at 0.5..1.5 they reach 1e10).
+            mod.weight.data.copy_(torch.rand(n, generator=g) * 0.5 + 0.2)
+            mod.bias.data.copy_(torch.randn(n, generator=g) * 0.1)
+        elif isinstance(mod, nn.LayerNorm):
+            n = mod.weight.numel()
             mod.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
             mod.bias.data.copy_(torch.randn(n, generator=g) * 0.1)
+        if hasattr(mod, "layer_scale"):
+            mod.layer_scale.data.copy_(torch.rand(mod.layer_scale.shape, generator=g) * 0.5)
 
 
 def state(m):
@@ -56,9 +68,10 @@ def main(out, archs):
         with torch.no_grad():
             randomise_bn(m, g)
         m.eval()
-        save_file(state(m), f"{out}/{arch}.safetensors")
+        torch.save(m.state_dict(), f"{out}/{arch}.pth")
         body = nn.Sequential(*list(m.children())[:-2]).eval()
-        nf = 2048 if arch == "resnet50" else 512
+        with torch.no_grad():
+            nf = body(x).shape[1]
         head = create_head(nf, 3)
         with torch.no_grad():
             randomise_bn(head, g)

@@ -85,11 +85,26 @@ pub fn run_datasets(record: &RunRecord) -> Vec<Dataset> {
         .collect()
 }
 
-/// Every script param with its value as written in `run.toml`, plus the seed.
+/// Every script param with its value as written in `run.toml`, plus the seed, plus the
+/// weights each body started from (`weights.<i>.arch`, `.source`, `.tag`, `.sha256`,
+/// `.file`, `.reason`, as recorded).
 pub fn run_params(record: &RunRecord) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = record.params.iter().map(|(k, p)| (k.clone(), value_string(&p.value))).collect();
     if !record.params.contains_key("seed") {
         out.push(("seed".into(), record.seed.to_string()));
+    }
+    for (i, w) in record.weights.iter().enumerate() {
+        let file = w.file.as_deref().map(|f| Path::new(f).file_name().map_or(f.to_string(), |n| n.to_string_lossy().into_owned()));
+        let fields = [
+            ("arch", Some(w.arch.clone())),
+            ("source", Some(w.source.clone())),
+            ("tag", w.tag.clone()),
+            ("sha256", w.sha256.clone()),
+            ("file", file),
+            ("reason", w.reason.clone()),
+        ];
+        // MLflow keeps a param value to 6000 characters.
+        out.extend(fields.into_iter().filter_map(|(k, v)| Some((format!("weights.{i}.{k}"), v?.chars().take(6000).collect()))));
     }
     out
 }
@@ -269,5 +284,50 @@ mod tests {
         let with = artifact_files(d.path(), true);
         assert!(with.contains(&"models/last.safetensors".to_string()) && with.contains(&"models/x.png".to_string()), "{with:?}");
         assert_eq!(with.last().unwrap(), "run.toml");
+    }
+
+    #[test]
+    fn each_bodys_weights_are_params() {
+        let rec: RunRecord = toml::from_str(
+            r#"format_version = 1
+id = "a"
+name = "n"
+script = "s.rhai"
+script_sha256 = "00"
+status = "completed"
+seed = 42
+command = []
+runner_version = "0"
+runner_commit = "c"
+libtorch = "2.11.0"
+device = "cpu"
+host = "h"
+started = "t"
+[[weights]]
+arch = "resnet34"
+tag = "IMAGENET1K_V1"
+source = "torch hub cache"
+file = "/hub/resnet34-b627a593.pth"
+sha256 = "b627a593ff"
+[[weights]]
+arch = "resnet18"
+source = "random"
+reason = "pretrained: false"
+"#,
+        )
+        .unwrap();
+        let params: std::collections::BTreeMap<String, String> = run_params(&rec).into_iter().collect();
+        let want = [
+            ("seed", "42"),
+            ("weights.0.arch", "resnet34"),
+            ("weights.0.file", "resnet34-b627a593.pth"),
+            ("weights.0.sha256", "b627a593ff"),
+            ("weights.0.source", "torch hub cache"),
+            ("weights.0.tag", "IMAGENET1K_V1"),
+            ("weights.1.arch", "resnet18"),
+            ("weights.1.reason", "pretrained: false"),
+            ("weights.1.source", "random"),
+        ];
+        assert_eq!(params, want.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
     }
 }
