@@ -2,6 +2,8 @@
 //! starts and finished whatever happens (completed, failed, interrupted), so every run
 //! leaves a readable record.
 use crate::device::{device_name, libtorch_version};
+use crate::precision::Resolved;
+use crate::threads::Threads;
 use crate::track::{MetricsLog, Param, RunRecord, Status};
 use anyhow::{Context, Result};
 use rand::Rng;
@@ -68,6 +70,9 @@ pub struct RunSpec {
     pub script: PathBuf,
     pub seed: u64,
     pub device: Device,
+    pub threads: Threads,
+    /// The run's precision on its device (learners follow it unless a script says otherwise).
+    pub precision: Resolved,
     pub runs_dir: PathBuf,
     pub command: Vec<String>,
     pub sweep: Option<SweepPoint>,
@@ -98,6 +103,16 @@ pub fn new_run_dir(runs_dir: &Path, stem: &str) -> Result<(PathBuf, String, Stri
             Err(e) => return Err(e).with_context(|| format!("cannot create {}", dir.display())),
         }
     }
+}
+
+/// The threads and precision the run computes with, and where each came from: both
+/// change the numbers, so a rerun needs them.
+fn record_compute(extra: &mut toml::Table, spec: &RunSpec) {
+    extra.insert("threads".into(), toml::Value::Integer(spec.threads.count as i64));
+    extra.insert("threads_from".into(), toml::Value::String(spec.threads.from.to_string()));
+    extra.insert("precision".into(), toml::Value::String(spec.precision.precision.to_string()));
+    extra.insert("precision_from".into(), toml::Value::String(spec.precision.why.clone()));
+    extra.insert("channels_last".into(), toml::Value::Boolean(spec.precision.channels_last));
 }
 
 /// The Slurm job this process runs in (job id, array job and task, restart count, node).
@@ -156,6 +171,7 @@ impl Session {
             extra.insert("pid_start".into(), toml::Value::Integer(t as i64));
         }
         extra.insert("deterministic".into(), toml::Value::Boolean(crate::torch_ext::deterministic()));
+        record_compute(&mut extra, spec);
         if let Some(slurm) = slurm_info() {
             extra.insert("slurm".into(), toml::Value::Table(slurm));
         }
@@ -207,7 +223,8 @@ impl Session {
     /// Reopens an interrupted (or killed) run's folder to resume it: the record goes back
     /// to `running` with this process's pid and one more entry in `resumed`, and
     /// metrics.jsonl keeps what the last checkpoint had written.
-    pub fn resume(dir: &Path, device: Device, sweep: Option<&SweepPoint>) -> Result<Session> {
+    pub fn resume(dir: &Path, spec: &RunSpec) -> Result<Session> {
+        let (device, sweep) = (spec.device, spec.sweep.as_ref());
         let mut record = RunRecord::read(dir)?;
         let keep = crate::learn::resume::metrics_lines_kept(dir)?;
         let mut extra = std::mem::take(&mut record.extra);
@@ -217,6 +234,7 @@ impl Session {
             None => extra.remove("pid_start"),
         };
         extra.remove("signal");
+        record_compute(&mut extra, spec);
         if let Some(slurm) = slurm_info() {
             extra.insert("slurm".into(), toml::Value::Table(slurm));
         }

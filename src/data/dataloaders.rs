@@ -53,6 +53,7 @@ pub struct LoaderConfig {
     pub cache: bool,
     /// Drop items whose image cannot be decoded (checked when building) instead of failing.
     pub skip_bad: bool,
+    /// Decoding threads; by default the run's thread count (`crate::threads::count`).
     pub num_workers: usize,
     pub seed: u64,
     pub device: Device,
@@ -74,7 +75,7 @@ impl Default for LoaderConfig {
             augment: Augment::default(),
             cache: false,
             skip_bad: false,
-            num_workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            num_workers: crate::threads::count(),
             seed: crate::seed::DEFAULT_SEED,
             device: Device::Cpu,
             redraw: None,

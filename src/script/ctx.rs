@@ -1,8 +1,9 @@
 //! The run as script bindings see it: the session (folder, record, metrics log), params,
-//! the seed, the device, the script. It sits below every binding file and the engine
+//! the seed, the device, the precision, the script. It sits below every binding file and the engine
 //! builder (`host`) composes them on top, so nothing imports in a circle.
 use super::params::ParamInputs;
 use crate::learn::learner::RunOut;
+use crate::precision::Precision;
 use crate::session::Session;
 use crate::track::paths;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,8 @@ pub struct ScriptCtx {
     pub seed: u64,
     pub device: Device,
     pub script: PathBuf,
+    /// The precision learners train in unless their options say otherwise.
+    pub precision: Precision,
 }
 
 impl ScriptCtx {
@@ -27,6 +30,7 @@ impl ScriptCtx {
             seed: crate::seed::DEFAULT_SEED,
             device: Device::Cpu,
             script: PathBuf::from("script.rhai"),
+            precision: crate::precision::DEFAULT,
         }
     }
 }

@@ -77,7 +77,7 @@ const LOADER: &[Opt] = &[
     opt("p_lighting", "f64", Def::F(0.75), "probability of the lighting change per image"),
     opt("cache", "bool", Def::B(false), "keep decoded, resized images in memory after the first epoch"),
     opt("skip_bad", "bool", Def::B(false), "skip (and count) images that fail to decode instead of stopping"),
-    opt("num_workers", "i64", Def::Text("all cores"), "decoding threads"),
+    opt("num_workers", "i64", Def::Text("the run's threads"), "decoding threads (default: the run's --threads, see the README)"),
     SEED,
 ];
 
@@ -214,6 +214,12 @@ pub const LEARNER: OptTable = OptTable {
         opt("wd_bn_bias", "bool", Def::B(false), "also decay BatchNorm and bias parameters"),
         opt("train_bn", "bool", Def::B(true), "BatchNorm keeps training while its group is frozen"),
         opt("cbs", "Array", Def::None, "callbacks for every fit: after_epoch(|e| ...), after_batch(|b| ...)"),
+        opt(
+            "precision",
+            "String",
+            Def::Text("the run's --precision"),
+            "fp32, bf16 (mixed, with channels_last where it helps) or auto (bf16 where the device computes it natively)",
+        ),
         opt(
             "threshold",
             "f64",
