@@ -14,6 +14,7 @@ pub mod labels;
 pub mod loader;
 pub mod oneshot;
 pub mod pairs;
+pub mod pixel_cache;
 pub mod render;
 pub mod sampler;
 pub mod show_batch;

@@ -1,13 +1,15 @@
 //! Per-item pixel work, run in the loader's worker threads: decode (or take from the
-//! cache), resize, augment, and gather a batch's u8 buffers; also the channel statistics
+//! pixel cache), resize, augment, and gather a batch's u8 buffers; also the channel statistics
 //! for `normalize: "stats"`. Each item's random choices come from (seed, epoch, index).
 use super::augment::Augment;
-use super::image::{load_resized, resize, Method, Pixels};
+use super::image::{load_resized, Method, Pixels};
+use super::pixel_cache::{PixelCache, Transform};
 use super::sampler::BatchPlan;
 use anyhow::{Context, Result};
 use rand::Rng;
 use rayon::prelude::*;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// An item: ids of its 1 or 2 images in the image list, its class index, and the
 /// quarter turns applied to its images (rotations used as extra classes).
@@ -18,10 +20,10 @@ pub struct Item {
     pub turns: u8,
 }
 
-/// What the workers share: the image files, the optional cache, the transforms.
+/// What the workers share: the image files, the optional pixel cache, the transforms.
 pub(crate) struct Images {
     pub paths: Vec<PathBuf>,
-    pub cache: Option<Vec<Pixels>>,
+    pub cache: Option<Arc<PixelCache>>,
     pub size: u32,
     pub method: Method,
     pub channels: usize,
@@ -38,7 +40,11 @@ impl Images {
     /// Image `id` at the loader's size, the crop at `at` (fractions).
     pub fn sized(&self, id: usize, at: (f64, f64)) -> Result<Pixels> {
         match &self.cache {
-            Some(c) => resize(&c[id], self.method, self.size, at).with_context(|| format!("cannot resize {}", self.paths[id].display())),
+            Some(c) => {
+                let t = Transform { channels: self.channels, method: self.method, size: self.size };
+                let stored = c.get(id).with_context(|| format!("{} could not be decoded", self.paths[id].display()))?;
+                t.sized(stored, at).with_context(|| format!("cannot resize {}", self.paths[id].display()))
+            }
             None => load_resized(&self.paths[id], self.channels, self.method, self.size, at),
         }
     }

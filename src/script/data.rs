@@ -110,6 +110,8 @@ fn loader_config(ctx: &ScriptCtx, o: &mut Opts) -> RhaiResult<LoaderConfig> {
         channels: o.usize("channels")?,
         augment,
         cache: o.bool("cache")?,
+        cache_dir: d.cache_dir.clone(),
+        cache_max_bytes: (o.f64("cache_max_gb")?.max(0.0) * 1e9) as u64,
         skip_bad: o.bool("skip_bad")?,
         num_workers: o.opt_usize("num_workers")?.unwrap_or(d.num_workers),
         seed: o.opt_u64("seed")?.unwrap_or(ctx.seed),
