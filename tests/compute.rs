@@ -150,7 +150,7 @@ fn precision_is_recorded_followed_by_learners_and_deterministic_in_bf16() {
         return;
     }
     let (bf16, rec, stderr) = metrics(&["--precision", "bf16"]);
-    assert_eq!(rec["precision"].as_str(), Some("bf16"));
+    assert_eq!((rec["precision"].as_str(), rec["channels_last"].as_bool()), (Some("bf16"), Some(true)));
     assert!(stderr.contains("precision: bf16 mixed precision"), "{stderr}");
     assert_ne!(bf16, fp32, "bf16 changes the numbers, so it is in effect");
     assert_eq!(auto, bf16, "auto is bf16 on this CPU");
