@@ -2,6 +2,8 @@
 //! starts and finished whatever happens (completed, failed, interrupted), so every run
 //! leaves a readable record.
 use crate::device::{device_name, libtorch_version};
+use crate::precision::Resolved;
+use crate::threads::Threads;
 use crate::track::lock::{lock, FolderLock};
 use crate::track::{Attempt, Goal, LiveRecord, MetricsLog, Param, RunRecord, Status};
 use anyhow::{Context, Result};
@@ -69,6 +71,9 @@ pub struct RunSpec {
     pub script: PathBuf,
     pub seed: u64,
     pub device: Device,
+    pub threads: Threads,
+    /// The run's precision on its device (learners follow it unless a script says otherwise).
+    pub precision: Resolved,
     pub runs_dir: PathBuf,
     pub command: Vec<String>,
     pub sweep: Option<SweepPoint>,
@@ -108,6 +113,16 @@ fn slurm_job_name() -> Option<String> {
         (Some(job), Some(task)) => Some(format!("{job}_{task}")),
         _ => var("SLURM_JOB_ID"),
     }
+}
+
+/// The threads and precision the run computes with, and where each came from: both
+/// change the numbers, so a rerun needs them.
+fn record_compute(extra: &mut toml::Table, spec: &RunSpec) {
+    extra.insert("threads".into(), toml::Value::Integer(spec.threads.count as i64));
+    extra.insert("threads_from".into(), toml::Value::String(spec.threads.from.to_string()));
+    extra.insert("precision".into(), toml::Value::String(spec.precision.precision.to_string()));
+    extra.insert("precision_from".into(), toml::Value::String(spec.precision.why.clone()));
+    extra.insert("channels_last".into(), toml::Value::Boolean(spec.precision.channels_last));
 }
 
 /// The Slurm job this process runs in (job id, array job and task, restart count, node).
@@ -169,6 +184,7 @@ impl Session {
             extra.insert("pid_start".into(), toml::Value::Integer(t as i64));
         }
         extra.insert("deterministic".into(), toml::Value::Boolean(crate::torch_ext::deterministic()));
+        record_compute(&mut extra, spec);
         if let Some(slurm) = slurm_info() {
             extra.insert("slurm".into(), toml::Value::Table(slurm));
         }
@@ -227,7 +243,8 @@ impl Session {
     /// to `running` with this process's pid and one more entry in `resumed`, the attempt
     /// before is listed in `attempts` (as `crashed` when its process died without closing
     /// the record), and metrics.jsonl keeps what the last checkpoint had written.
-    pub fn resume(dir: &Path, device: Device, sweep: Option<&SweepPoint>) -> Result<Session> {
+    pub fn resume(dir: &Path, spec: &RunSpec) -> Result<Session> {
+        let (device, sweep) = (spec.device, spec.sweep.as_ref());
         // Before anything is read: two resumes of one run must not both continue it.
         let lock = lock(dir, &format!("run {}", dir.display()))?;
         let mut record = RunRecord::read(dir)?;
@@ -243,6 +260,7 @@ impl Session {
             None => extra.remove("pid_start"),
         };
         extra.remove("signal");
+        record_compute(&mut extra, spec);
         if let Some(slurm) = slurm_info() {
             extra.insert("slurm".into(), toml::Value::Table(slurm));
         }

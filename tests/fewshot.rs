@@ -290,7 +290,8 @@ fn orl_episodes(layout: &runner::data::sampler::EpisodeLayout, seed: u64) -> run
     let labels: Vec<String> = files.iter().map(|f| Labeller::Parent(1).label(f).unwrap()).collect();
     let split = splitters::group_splitter(&labels, 0.25, 7).unwrap();
     let t = blocks::image_table(&files, labels, &split).unwrap();
-    let cfg = LoaderConfig { size: 16, channels: 1, num_workers: 2, seed, cache: true, ..LoaderConfig::default() };
+    let cache_dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pixels");
+    let cfg = LoaderConfig { size: 16, channels: 1, num_workers: 2, seed, cache: true, cache_dir, ..LoaderConfig::default() };
     runner::data::blocks::episode_loaders(&t, "file", "label", "is_valid", &cfg, layout).unwrap()
 }
 

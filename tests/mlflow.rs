@@ -194,6 +194,8 @@ fn assert_mirrored(sb: &Sandbox, run: &Path, status: &str, with_models: bool) ->
         .map(|t| t.iter().map(|(k, p)| (k.clone(), p["value"].to_string().trim_matches('"').to_string())).collect())
         .unwrap_or_default();
     want.insert("seed".into(), rec["seed"].as_integer().unwrap().to_string());
+    want.insert("runner.threads".into(), rec["threads"].as_integer().unwrap().to_string());
+    want.insert("runner.precision".into(), rec["precision"].as_str().unwrap().to_string());
     assert_eq!(pairs(&m["data"]["params"]), want);
     let expected = expected_metrics(run);
     let keys: Vec<String> = m["data"]["metrics"].as_array().into_iter().flatten().map(|x| x["key"].as_str().unwrap().to_string()).collect();

@@ -76,10 +76,11 @@ fn run_dir(sb: &Sandbox, row: &Value) -> PathBuf {
 #[test]
 fn a_three_point_sweep_is_one_array_whose_records_outlive_squeue() {
     let Some((sb, conf)) = sandbox() else { return };
-    let r = run(&sb, conf, &["sweep", &hello(), "--grid", "n=10,100,1000", "--on", "slurm", "--max-parallel", "2", "--wait"]);
+    // The node has 2 CPUs: two tasks of one CPU each share it.
+    let r = run(&sb, conf, &["sweep", &hello(), "--grid", "n=10,100,1000", "--on", "slurm", "--max-parallel", "2", "--cpus-per-task", "1", "--wait"]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     let id = sweep_id(&r.stdout);
-    assert!(r.stdout.contains("3 runs submitted as Slurm job") && r.stdout.contains("(array 0-2%2)"), "{}", r.stdout);
+    assert!(r.stdout.contains("3 runs submitted as Slurm job") && r.stdout.contains("(array 0-2%2), 1 CPU(s) per task"), "{}", r.stdout);
     let rows = status(&sb, conf, &id);
     assert_eq!(states(&rows), ["completed"; 3]);
     let job = rows[0]["slurm_array_job_id"].as_str().unwrap().to_string();
@@ -95,6 +96,7 @@ fn a_three_point_sweep_is_one_array_whose_records_outlive_squeue() {
         assert!(slurm["job_id"].as_integer().is_some());
         assert_eq!(rec["attempt"].as_integer(), Some(1));
         assert_eq!(rec["sweep"].as_str(), Some(id.as_str()));
+        assert_eq!((rec["threads"].as_integer(), rec["threads_from"].as_str()), (Some(1), Some("SLURM_CPUS_PER_TASK")), "the task uses its CPUs");
         let out = std::fs::read_dir(&dir)
             .unwrap()
             .flatten()
@@ -167,9 +169,14 @@ fn sweeps_larger_than_max_array_size_are_chunked() {
 #[test]
 fn a_dry_run_prints_the_batch_script_and_submits_nothing() {
     let Some((sb, conf)) = sandbox() else { return };
-    let r = run(&sb, conf, &["sweep", &hello(), "--grid", "n=10,100", "--on", "slurm", "--dry-run", "--sbatch", "--time=00:05:00 --mem=1G"]);
+    let r = run(
+        &sb,
+        conf,
+        &["sweep", &hello(), "--grid", "n=10,100", "--on", "slurm", "--dry-run", "--sbatch", "--time=00:05:00 --mem=1G", "--threads", "3"],
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("#SBATCH --array=0-1\n") && r.stdout.contains("sweep task"), "{}", r.stdout);
+    assert!(r.stdout.contains("#SBATCH --cpus-per-task=3\n"), "a task asks for what one point needs (--threads): {}", r.stdout);
     let line = r.stdout.lines().find(|l| l.starts_with("# submitted with: sbatch --parsable")).expect("the sbatch command");
     assert!(line.contains("--time=00:05:00") && line.contains("--mem=1G"), "the user's options pass through: {line}");
     let id = sweep_id(&r.stdout);

@@ -12,8 +12,10 @@ mod sweep;
 mod sync;
 mod weights;
 
+use crate::precision::Precision;
 use crate::run::{RunConfig, TrackSettings};
 use crate::script::limits::Limits;
+use crate::threads::{ThreadSource, Threads};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -71,6 +73,12 @@ pub struct RunOptions {
     /// Stop a script whose object maps hold more entries than this (0: no limit).
     #[arg(long, value_name = "ENTRIES", default_value_t = Limits::default().map_size)]
     pub max_map_size: usize,
+    /// Threads to compute with, libtorch's and the loaders' [default: RUNNER_THREADS, OMP_NUM_THREADS, SLURM_CPUS_PER_TASK, the CPU affinity mask, all cores].
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// fp32, bf16 (mixed precision) or auto (bf16 where the CPU or GPU computes it natively).
+    #[arg(long, default_value_t = crate::precision::DEFAULT, env = "RUNNER_PRECISION", value_parser = |s: &str| s.parse::<Precision>().map_err(|e| e.to_string()))]
+    pub precision: Precision,
     #[command(flatten)]
     pub track: TrackArgs,
 }
@@ -109,6 +117,8 @@ impl RunOptions {
                 map_size: self.max_map_size,
             },
             tracking: self.track.settings(),
+            threads: self.threads.map(|count| Threads { count, from: ThreadSource::Flag }),
+            precision: self.precision,
         }
     }
 }
@@ -239,9 +249,12 @@ struct SweepStart {
     /// Where the points run: here (`local`) or as one Slurm job array (`slurm`).
     #[arg(long, default_value = "local", value_parser = ["local", "slurm"])]
     on: String,
-    /// Points run at once on this machine (each on its own GPU when there are several).
+    /// Points run at once on this machine (each on its own GPU when there are several), sharing its threads.
     #[arg(long, default_value_t = 1)]
     jobs: usize,
+    /// CPUs each Slurm task asks for (`--cpus-per-task`); its run uses them [default: --threads, else the threads a run gets here].
+    #[arg(long, value_name = "N")]
+    cpus_per_task: Option<usize>,
     /// Options for sbatch, passed through: "--partition=gpu --gres=gpu:1 --time=02:00:00".
     #[arg(long, value_name = "OPTIONS", allow_hyphen_values = true)]
     sbatch: Option<String>,
@@ -380,6 +393,7 @@ pub fn main() -> i32 {
                 grids: start.grids,
                 on,
                 jobs: start.jobs,
+                cpus_per_task: start.cpus_per_task,
                 sbatch: start.sbatch,
                 max_parallel: start.max_parallel,
                 dry_run: start.dry_run,

@@ -15,6 +15,7 @@ pub struct SweepArgs {
     pub grids: Vec<String>,
     pub on: Backend,
     pub jobs: usize,
+    pub cpus_per_task: Option<usize>,
     pub sbatch: Option<String>,
     pub max_parallel: Option<usize>,
     pub dry_run: bool,
@@ -42,15 +43,28 @@ pub fn sweep_cmd(a: SweepArgs) -> Result<i32> {
         Some(s) => shlex::split(s).ok_or_else(|| usage(format!("--sbatch `{s}`: unbalanced quotes")))?,
         None => vec![],
     };
-    if a.on == Backend::Local && !sbatch.is_empty() {
-        return Err(usage("--sbatch applies to --on slurm"));
+    if a.on == Backend::Local && (!sbatch.is_empty() || a.cpus_per_task.is_some()) {
+        return Err(usage("--sbatch and --cpus-per-task apply to --on slurm"));
     }
+    let mut run = a.run.absolute()?;
+    let cpus_per_task = match a.on {
+        Backend::Slurm => Some(cpus_per_task(a.cpus_per_task, run.threads)?),
+        // Points side by side split this machine's threads instead of each taking them all.
+        Backend::Local => {
+            if run.threads.is_none() {
+                let points = crate::sweep::grid::points(&axes).len();
+                run.threads = Some(crate::threads::share(crate::threads::from_environment()?, a.jobs.min(points)));
+            }
+            None
+        }
+    };
     let spec = SweepSpec {
-        run: a.run.absolute()?,
+        run,
         axes,
         backend: a.on,
         sbatch,
         max_parallel: if a.on == Backend::Local { Some(a.jobs) } else { a.max_parallel },
+        cpus_per_task,
     };
     let mut m = submit::plan(&spec);
     let runner = submit::runner_exe()?;
@@ -66,7 +80,7 @@ pub fn sweep_cmd(a: SweepArgs) -> Result<i32> {
         }
         Backend::Slurm => {
             let (dir, jobs) = submit::submit_new(&mut m, &runner)?;
-            println!("sweep {}: {} runs submitted as {jobs}", m.id, m.points.len());
+            println!("sweep {}: {} runs submitted as {jobs}, {} CPU(s) per task", m.id, m.points.len(), m.cpus_per_task.unwrap_or(1));
             println!("  runner sweep status {id}   runner sweep wait {id}   runner compare {id}", id = m.id);
             if a.wait {
                 return wait_for(&dir);
@@ -82,10 +96,23 @@ pub fn sweep_cmd(a: SweepArgs) -> Result<i32> {
         }
         Backend::Local => {
             let dir = submit::create(&m)?;
-            println!("sweep {}: {} runs on this machine, {} at a time", m.id, m.points.len(), a.jobs);
+            let each = m.run.threads.map(|t| format!(", {} thread{} each", t.count, if t.count == 1 { "" } else { "s" })).unwrap_or_default();
+            println!("sweep {}: {} runs on this machine, {} at a time{each}", m.id, m.points.len(), a.jobs);
             let all: Vec<usize> = (0..m.points.len()).collect();
             run_local(&mut m, &dir, &all, a.jobs, &runner)
         }
+    }
+}
+
+/// The CPUs each Slurm task asks for: `--cpus-per-task`, else what one point needs: the
+/// `--threads` it runs with, else the threads a run would get here (the same order as a
+/// run's: RUNNER_THREADS, OMP_NUM_THREADS, SLURM_CPUS_PER_TASK, the affinity mask, all
+/// cores). The task's run then takes its threads from SLURM_CPUS_PER_TASK.
+fn cpus_per_task(asked: Option<usize>, threads: Option<crate::threads::Threads>) -> Result<usize> {
+    match asked {
+        Some(0) => Err(usage("--cpus-per-task must be at least 1")),
+        Some(n) => Ok(n),
+        None => Ok(crate::threads::resolve(threads)?.count),
     }
 }
 

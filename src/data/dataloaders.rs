@@ -1,12 +1,12 @@
 //! A data set's training and validation loaders, built from its items: fastai's
-//! `DataLoaders`. Building checks the settings, starts the worker pool, decodes ahead for
-//! the cache or `skip_bad`, and computes the normalisation; which items make each batch is
+//! `DataLoaders`. Building checks the settings, starts the worker pool, opens (or builds)
+//! the pixel cache or decodes ahead for `skip_bad`, and computes the normalisation; which items make each batch is
 //! left to the samplers the caller chooses from the items that survived.
 use super::augment::Augment;
-use super::image::{decode_for, shrink_for, Method};
+use super::image::{decode_for, Method};
 use super::item::Item;
 use super::loader::{DataLoader, Renderer};
-use super::pixels::Pixels;
+use super::pixel_cache::{PixelCache, Transform};
 use super::render::{channel_stats, Images};
 use super::sampler::{EpisodeLayout, RandomSampler, Sampler, SequentialSampler};
 use crate::opts::Choice;
@@ -15,6 +15,9 @@ use rayon::prelude::*;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tch::{Device, Tensor};
+
+/// The pixel cache folder's default bound, in GB.
+pub const DEFAULT_CACHE_MAX_GB: f64 = 20.0;
 
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
@@ -65,12 +68,14 @@ crate::options! {
         opt channels: usize = 3,
         /// The training images' random changes (and the pad mode); its options are these loaders'.
         flat augment: Augment = Augment::default(),
-        /// keep decoded, resized images in memory after the first epoch
+        /// serve images from the pixel cache on disk (decoded and resized once, shared by runs; see the README)
         opt cache: bool = false,
+        /// the most the pixel cache folder may hold on disk, in GB; a cache that would not fit is not written
+        opt cache_max_gb: f64 = DEFAULT_CACHE_MAX_GB,
         /// skip (and count) images that fail to decode instead of stopping
         opt skip_bad: bool = false,
-        /// decoding threads
-        opt num_workers: usize = std::thread::available_parallelism().map_or(1, |n| n.get()) => "all cores",
+        /// decoding threads (default: the run's --threads, see the README)
+        opt num_workers: usize = crate::threads::count() => "the run's threads",
         /// the seed of this step's random choices
         opt seed: u64 = crate::seed::DEFAULT_SEED => "the run's seed",
         /// batch size
@@ -83,6 +88,8 @@ crate::options! {
         field redraw: Option<f64> = None,
         /// Batches prepared ahead of the consumer.
         field prefetch: usize = 4,
+        /// Where pixel caches live (default: `pixels/` in the runner's cache folder).
+        field cache_dir: PathBuf = super::pixel_cache::default_dir(),
     }
 }
 
@@ -163,7 +170,7 @@ impl DataLoaders {
         }
         let images = Arc::new(Images {
             paths,
-            cache,
+            cache: cache.map(Arc::new),
             size: cfg.size,
             method: cfg.method,
             channels: cfg.channels,
@@ -206,9 +213,9 @@ impl DataLoaders {
     }
 }
 
-/// For the cache or `skip_bad`: decodes every image once up front, drops the items of
-/// unreadable ones when `skip_bad` (or names the first), and keeps the decoded pixels
-/// (shrunk to what the resize reads) when `cache`.
+/// For the cache or `skip_bad`: opens the pixel cache (building it on first use) or,
+/// uncached, decodes every image once up front; drops the items of unreadable images when
+/// `skip_bad` (or names the first).
 fn decode_ahead(
     paths: &[PathBuf],
     train: Vec<Item>,
@@ -216,20 +223,21 @@ fn decode_ahead(
     n_inputs: usize,
     cfg: &LoaderConfig,
     pool: &rayon::ThreadPool,
-) -> Result<(Kept, Option<Vec<Pixels>>, usize)> {
+) -> Result<(Kept, Option<PixelCache>, usize)> {
     let all = Kept { train_rows: (0..train.len()).collect(), train, valid };
-    if !cfg.cache && !cfg.skip_bad {
-        return Ok((all, None, 0));
-    }
-    let decoded: Vec<Result<Pixels>> = pool.install(|| {
-        paths.par_iter().map(|p| decode_for(p, cfg.channels, cfg.method, cfg.size).and_then(|px| shrink_for(px, cfg.method, cfg.size))).collect()
-    });
-    let bad: Vec<usize> = (0..paths.len()).filter(|&i| decoded[i].is_err()).collect();
+    let transform = Transform { channels: cfg.channels, method: cfg.method, pad: cfg.augment.pad_mode, size: cfg.size };
+    let cache = if cfg.cache { PixelCache::open_or_build(&cfg.cache_dir, (cfg.cache_max_gb.max(0.0) * 1e9) as u64, paths, transform, pool)? } else { None };
+    let bad: Vec<usize> = match &cache {
+        Some(c) => c.unreadable(),
+        None if cfg.skip_bad => pool
+            .install(|| (0..paths.len()).into_par_iter().filter(|&i| decode_for(&paths[i], cfg.channels, cfg.method, cfg.size).is_err()).collect()),
+        None => vec![],
+    };
     let mut kept = all;
     let mut skipped = 0;
     if let Some(&first) = bad.first() {
         if !cfg.skip_bad {
-            let e = decoded.into_iter().nth(first).and_then(Result::err).expect("a failed image");
+            let e = transform.stored(&paths[first]).err().unwrap_or_else(|| anyhow::anyhow!("cannot read {}", paths[first].display()));
             bail!("{e:#} ({} unreadable image(s) in all; skip_bad: true drops them)", bad.len());
         }
         let ok = |it: &Item| it.ids[..n_inputs].iter().all(|id| bad.binary_search(id).is_err());
@@ -239,7 +247,6 @@ fn decode_ahead(
         skipped = before - kept.train.len() - kept.valid.len();
         tracing::warn!("skipped {skipped} item(s) with {} unreadable image(s), e.g. {}", bad.len(), paths[first].display());
     }
-    let cache = cfg.cache.then(|| decoded.into_iter().map(|r| r.unwrap_or(Pixels { width: 0, height: 0, channels: 0, data: vec![] })).collect());
     Ok((kept, cache, skipped))
 }
 
@@ -322,7 +329,7 @@ mod tests {
     }
 
     #[test]
-    fn stats_normalisation_centres_the_data_and_cache_keeps_batches() {
+    fn stats_normalisation_centres_the_data() {
         let t = orl_pairs();
         let mut c = cfg(2);
         c.normalize = Normalize::Stats;
@@ -331,12 +338,28 @@ mod tests {
         let x = Tensor::cat(&epoch(&dls.train, 0).iter().map(|b| b.0[0].shallow_clone()).collect::<Vec<_>>(), 0);
         assert!(x.mean(Kind::Double).double_value(&[]).abs() < 0.1);
         assert!((x.std(true).double_value(&[]) - 1.0).abs() < 0.1);
-        c.cache = true;
-        c.size = 112; // no shrinking: the cache holds exactly the decoded faces
-        let cached = blocks::pair_loaders(&t, &c).unwrap();
-        c.cache = false;
-        let plain = blocks::pair_loaders(&t, &c).unwrap();
-        assert!(same(&epoch(&cached.valid, 0), &epoch(&plain.valid, 0)));
+    }
+
+    #[test]
+    fn epochs_from_the_pixel_cache_equal_uncached_ones() {
+        let t = orl_pairs();
+        let d = tempfile::tempdir().unwrap();
+        for method in [Method::Squish, Method::Crop] {
+            // Random crops, flips and warps on top of the cached pixels.
+            let mut c = LoaderConfig { method, cache_dir: d.path().to_path_buf(), ..cfg(2) };
+            c.augment.flip = true;
+            c.augment.rotate = 10.0;
+            let plain = blocks::pair_loaders(&t, &c).unwrap();
+            c.cache = true;
+            let cached = blocks::pair_loaders(&t, &c).unwrap();
+            let again = blocks::pair_loaders(&t, &c).unwrap();
+            for e in 0..2 {
+                assert!(same(&epoch(&cached.train, e), &epoch(&plain.train, e)), "{method:?} training epoch {e}");
+                assert!(same(&epoch(&again.train, e), &epoch(&plain.train, e)), "{method:?} from the file built before, epoch {e}");
+            }
+            assert!(same(&epoch(&cached.valid, 0), &epoch(&plain.valid, 0)), "{method:?} validation");
+        }
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().flatten().filter(|e| e.path().extension().is_some_and(|x| x == "px")).count(), 2);
     }
 
     #[test]
@@ -391,8 +414,7 @@ mod tests {
             ("is_valid".into(), crate::data::table::Column::Bool((0..10).map(|i| i == 0).collect())),
         ])
         .unwrap();
-        let mut c = cfg(2);
-        c.bs = 3;
+        let mut c = LoaderConfig { bs: 3, cache_dir: d.path().join("pixels"), ..cfg(2) };
         let dls = blocks::image_loaders(&table, "file", "label", "is_valid", &c).unwrap();
         let e = dls.train.iter(0).unwrap().find_map(|b| b.err()).map(|e| format!("{e:#}")).unwrap();
         assert!(e.contains("bad.pgm"), "{e}");

@@ -360,18 +360,6 @@ pub fn reflect(i: i64, n: i64) -> i64 {
     }
 }
 
-/// A smaller copy that still holds every pixel `method` reads at `size` (for the
-/// in-memory cache of big photos); small images are returned unchanged.
-pub fn shrink_for(src: Pixels, method: Method, size: u32) -> Result<Pixels> {
-    let (w, h) = (src.width as f64, src.height as f64);
-    let scale = size as f64 / method.fitted_side(src.width, src.height) as f64;
-    if scale >= 1.0 {
-        return Ok(src);
-    }
-    let (nw, nh) = (((w * scale).round() as u32).max(1), ((h * scale).round() as u32).max(1));
-    resize_box(&src, (0.0, 0.0, w, h), nw, nh)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

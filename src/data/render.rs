@@ -1,20 +1,22 @@
 //! Per-item pixel work, run in the loader's worker threads: decode (or take from the
-//! cache), resize, augment, and gather a batch's u8 buffers; also the channel statistics
+//! pixel cache), resize, augment, and gather a batch's u8 buffers; also the channel statistics
 //! for `normalize: "stats"`. Each item's random choices come from (seed, epoch, index).
 use super::augment::Augment;
-use super::image::{load_resized, resize, Method};
+use super::image::{load_resized, Method};
 use super::item::Item;
+use super::pixel_cache::{PixelCache, Transform};
 use super::pixels::Pixels;
 use super::sampler::BatchPlan;
 use anyhow::{Context, Result};
 use rand::Rng;
 use rayon::prelude::*;
 use std::path::PathBuf;
+use std::sync::Arc;
 
-/// What the workers share: the image files, the optional cache, the transforms.
+/// What the workers share: the image files, the optional pixel cache, the transforms.
 pub(crate) struct Images {
     pub paths: Vec<PathBuf>,
-    pub cache: Option<Vec<Pixels>>,
+    pub cache: Option<Arc<PixelCache>>,
     pub size: u32,
     pub method: Method,
     pub channels: usize,
@@ -31,8 +33,11 @@ impl Images {
     /// Image `id` at the loader's size, the crop at `at` (fractions).
     pub fn sized(&self, id: usize, at: (f64, f64)) -> Result<Pixels> {
         match &self.cache {
-            Some(c) => resize(&c[id], self.method, self.augment.pad_mode, self.size, at)
-                .with_context(|| format!("cannot resize {}", self.paths[id].display())),
+            Some(c) => {
+                let t = Transform { channels: self.channels, method: self.method, pad: self.augment.pad_mode, size: self.size };
+                let stored = c.get(id).with_context(|| format!("{} could not be decoded", self.paths[id].display()))?;
+                t.sized(stored, at).with_context(|| format!("cannot resize {}", self.paths[id].display()))
+            }
             None => load_resized(&self.paths[id], self.channels, self.method, self.augment.pad_mode, self.size, at),
         }
     }

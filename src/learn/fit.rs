@@ -87,9 +87,6 @@ impl Learner {
     /// [0, 1), recorder, progress, checkpoints, the NaN guard, interruption, loss plot) plus
     /// the caller's.
     pub fn fit_with(&mut self, epochs: usize, sched: &dyn Fn(f64) -> (Vec<f64>, f64), opts: &FitOptions, cbs: Cbs) -> Result<()> {
-        if opts.channels_last {
-            self.model.to_channels_last();
-        }
         if let Some(wd) = opts.wd {
             self.opt.wd = wd;
         }
@@ -118,6 +115,10 @@ impl Learner {
     /// run, a fit (`fit` > 0; lr_find passes 0) checkpoints after every epoch and at its
     /// end, and a resumed run restores those checkpoints instead of training again.
     pub fn run_fit(&mut self, fit: usize, n_epoch: usize, opts: &FitOptions, cbs: Cbs) -> Result<()> {
+        let opts = &FitOptions { channels_last: opts.channels_last || self.channels_last, ..opts.clone() };
+        if opts.channels_last {
+            self.model.to_channels_last();
+        }
         let n_iter = self.data.train_len();
         if n_iter == 0 {
             bail!("no training batches: the training set is smaller than one batch (drop_last)");

@@ -8,6 +8,7 @@ use super::metrics::{Metric, MetricName};
 use super::optimizer::{OptKind, Optimizer, Param};
 use super::state::FitState;
 use crate::model::{Model, Splitter};
+use crate::precision::Precision;
 use crate::track::MetricsLog;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -86,6 +87,8 @@ pub struct LearnerOptions {
     pub train_bn: bool,
     /// p(same) at which a two-class model says "same" (default 0.5); see `set_threshold`.
     pub threshold: Option<f64>,
+    /// float32 or bf16 mixed precision (with channels_last where it helps), or auto.
+    pub precision: Precision,
 }
 
 impl Default for LearnerOptions {
@@ -99,6 +102,7 @@ impl Default for LearnerOptions {
             wd_bn_bias: false,
             train_bn: true,
             threshold: None,
+            precision: crate::precision::DEFAULT,
         }
     }
 }
@@ -180,6 +184,8 @@ pub struct Learner {
     pub seed: u64,
     /// bf16 mixed precision for every forward pass (fastai's `to_bf16`).
     pub bf16: bool,
+    /// Conv weights and training inputs in NHWC memory order in every fit.
+    pub channels_last: bool,
     /// The running fit's position and values, for its callbacks.
     pub state: FitState,
     /// p(same) at which a two-class model says "same"; None means 0.5.
@@ -209,6 +215,7 @@ impl Learner {
             })
             .collect();
         let opt = Optimizer::new(opts.opt, groups, opts.wd);
+        let precision = opts.precision.resolve(model.device());
         let mut learn = Learner {
             model,
             data,
@@ -221,7 +228,8 @@ impl Learner {
             epochs_done: 0,
             fits: 0,
             seed,
-            bf16: false,
+            bf16: precision.bf16(),
+            channels_last: precision.channels_last,
             state: FitState::new(0, 0, 0),
             threshold: None,
         };

@@ -1,7 +1,9 @@
 //! `RunConfig`: everything that decides what a run does, in one typed value. The command
 //! line resolves its flags into it; a rerun or resume builds it from the run's record; a
 //! sweep stores it in its manifest and each task reads it back, so nothing re-parses argv.
+use crate::precision::Precision;
 use crate::script::limits::Limits;
+use crate::threads::Threads;
 use crate::track::mlflow::Tracking;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -30,6 +32,17 @@ pub struct RunConfig {
     pub limits: Limits,
     #[serde(default)]
     pub tracking: TrackSettings,
+    /// The threads to compute with (`--threads`, a sweep point's share, a recorded run's);
+    /// none: what the environment gives (see `crate::threads`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<Threads>,
+    /// The precision learners train in unless a script says otherwise.
+    #[serde(default = "default_precision")]
+    pub precision: Precision,
+}
+
+fn default_precision() -> Precision {
+    crate::precision::DEFAULT
 }
 
 /// The MLflow server a run is mirrored to, as given (checked when the run starts).
@@ -79,20 +92,23 @@ mod tests {
             runs_dir: "runs".into(),
             limits: Limits { operations: 5, array_size: 0, string_size: 9, map_size: 3 },
             tracking: TrackSettings { uri: Some("http://127.0.0.1:5000".into()), models: true },
+            threads: Some(Threads { count: 3, from: crate::threads::ThreadSource::SweepShare }),
+            precision: Precision::Bf16,
         };
         let text = toml::to_string_pretty(&c).unwrap();
         assert_eq!(toml::from_str::<RunConfig>(&text).unwrap(), c, "{text}");
         let a = c.absolute().unwrap();
         assert!(a.script.is_absolute() && a.runs_dir.is_absolute() && a.config.as_deref().is_some_and(Path::is_absolute));
         assert!(a.script.ends_with("experiments/hello.rhai"));
-        assert_eq!((a.sets, a.grid, a.seed, a.device, a.limits, a.tracking), (c.sets, c.grid, c.seed, c.device, c.limits, c.tracking));
+        assert_eq!((a.sets, a.grid, a.seed, a.device, a.limits, a.tracking, a.threads), (c.sets, c.grid, c.seed, c.device, c.limits, c.tracking, c.threads));
     }
 
     #[test]
-    fn a_config_without_tracking_reads_as_no_mirror() {
+    fn a_config_without_tracking_threads_or_precision_reads_as_their_defaults() {
         let text = "script = \"s.rhai\"\nseed = 1\ndevice = \"cpu\"\nruns_dir = \"/r\"\n\
                     [limits]\noperations = 1\narray_size = 2\nstring_size = 3\nmap_size = 4\n";
         let c: RunConfig = toml::from_str(text).unwrap();
         assert_eq!((c.sets.len(), c.config, c.tracking), (0, None, TrackSettings::default()));
+        assert_eq!((c.threads, c.precision), (None, crate::precision::DEFAULT), "older configs: the environment's threads, the default precision");
     }
 }

@@ -9,8 +9,10 @@ mod recorded;
 pub use config::{RunConfig, TrackSettings};
 pub use recorded::{rerun, resume, same_metrics, Rerun};
 
+use crate::precision::Resolved;
 use crate::script::{declared_params, format_script_error, new_engine, ParamInputs, ScriptCtx};
 use crate::session::{interrupt_signal_number, interrupted, RunSpec, Session, SweepPoint};
+use crate::threads::Threads;
 use crate::track::mlflow::Mirror;
 use crate::track::{Status, WeightsUse};
 use rhai::{Scope, AST};
@@ -95,6 +97,8 @@ pub struct Checked {
     ast: AST,
     inputs: ParamInputs,
     device: Device,
+    threads: Threads,
+    precision: Resolved,
 }
 
 /// Checks a config's script, params and device; warnings (params the script may compute)
@@ -106,6 +110,8 @@ pub fn check(cfg: &RunConfig) -> Result<Checked, Refusal> {
     }
     let inputs = ParamInputs::new(&cfg.sets, &cfg.grid, cfg.config.as_deref()).map_err(|e| Refusal::Usage(format!("{e:#}")))?;
     let device = crate::device::parse_device(&cfg.device).map_err(|e| Refusal::Usage(format!("{e:#}")))?;
+    let threads = crate::threads::resolve(cfg.threads).map_err(|e| Refusal::Usage(format!("{e:#}")))?;
+    let precision = cfg.precision.resolve(device);
     let checker = new_engine(Rc::new(ScriptCtx::detached()), cfg.limits.operations);
     let ast = checker
         .compile_file(script.to_path_buf())
@@ -114,25 +120,39 @@ pub fn check(cfg: &RunConfig) -> Result<Checked, Refusal> {
     for warning in inputs.check_declared(&declared, script).map_err(|e| Refusal::Usage(format!("{e:#}")))? {
         eprintln!("runner: warning: {warning}");
     }
-    Ok(Checked { ast, inputs, device })
+    Ok(Checked { ast, inputs, device, threads, precision })
 }
 
 /// Runs one script into its run folder.
 pub fn execute(cfg: &RunConfig, launch: Launch) -> Outcome {
     install_handlers();
-    let Checked { ast, inputs, device } = check(cfg)?;
+    let Checked { ast, inputs, device, threads, precision } = check(cfg)?;
     let tracking = cfg.tracking.tracking().map_err(Refusal::Usage)?;
     let (script, seed, limits) = (&cfg.script, cfg.seed, cfg.limits);
 
     let Launch { command, sweep, rerun_of, rerun_weights, folder } = launch;
     let rerun_weights = rerun_of.clone().filter(|_| !rerun_weights.is_empty()).map(|run| (run, rerun_weights));
-    let spec = RunSpec { script: script.clone(), seed, device, runs_dir: cfg.runs_dir.clone(), command, sweep, rerun_of };
+    if let Some(warning) = crate::threads::oversubscribed(threads) {
+        eprintln!("runner: warning: {warning}");
+    }
+    crate::threads::apply(threads);
+    let spec = RunSpec {
+        script: script.clone(),
+        seed,
+        device,
+        threads,
+        precision: precision.clone(),
+        runs_dir: cfg.runs_dir.clone(),
+        command,
+        sweep,
+        rerun_of,
+    };
     crate::seed::seed_torch(seed);
     crate::torch_ext::set_deterministic(device).map_err(Refusal::Setup)?;
     let started = match &folder {
         Folder::New => Session::start(&spec, BTreeMap::new(), None),
         Folder::Made(dir) => Session::start(&spec, BTreeMap::new(), Some(dir)),
-        Folder::Resume(dir) => Session::resume(dir, device, spec.sweep.as_ref()),
+        Folder::Resume(dir) => Session::resume(dir, &spec),
     };
     let session = Arc::new(started.map_err(Refusal::Setup)?);
     if let Err(e) = crate::logging::log_to(&session.dir) {
@@ -148,7 +168,10 @@ pub fn execute(cfg: &RunConfig, launch: Launch) -> Outcome {
     let mirror = tracking.map(|t| Mirror::start(&session.dir, t));
     let verb = if matches!(folder, Folder::Resume(_)) { "resuming run" } else { "run" };
     eprintln!("{verb} {} (seed {seed})", session.dir.display());
-    eprintln!("device: {}", crate::device::describe(device));
+    eprintln!("device: {}", crate::device::describe(device, threads));
+    if precision.bf16() {
+        eprintln!("precision: bf16 mixed precision{} ({})", if precision.channels_last { ", channels_last" } else { "" }, precision.why);
+    }
     tracing::info!(script = %script.display(), seed, "run started");
 
     let ctx = Rc::new(ScriptCtx {
@@ -159,6 +182,7 @@ pub fn execute(cfg: &RunConfig, launch: Launch) -> Outcome {
         script: script.clone(),
         rerun_weights,
         bodies: Default::default(),
+        precision: precision.precision,
     });
     let mut engine = new_engine(ctx, limits.operations);
     limits.apply(&mut engine);

@@ -5,14 +5,16 @@
 use super::{execute, Folder, Launch, Outcome, RunConfig, TrackSettings};
 use crate::script::limits::Limits;
 use crate::session::SweepPoint;
+use crate::threads::{ThreadSource, Threads};
 use crate::track::{find_run, RunEntry};
 use anyhow::{bail, Result};
 use std::path::Path;
 
 impl RunConfig {
     /// The config that runs a recorded run again: the recorded copy of its script, its
-    /// recorded params and seed, on `device` (default: the recorded one when it is cpu,
-    /// else auto), with the default limits.
+    /// recorded params, seed, thread count and precision (these change the numbers; a
+    /// record without them gets today's defaults), on `device` (default: the recorded one
+    /// when it is cpu, else auto), with the default limits.
     pub fn recorded(runs_dir: &Path, old: &RunEntry, device: Option<String>, tracking: TrackSettings) -> Result<RunConfig> {
         let script_rel = old
             .record
@@ -34,6 +36,14 @@ impl RunConfig {
             runs_dir: runs_dir.to_path_buf(),
             limits: Limits::default(),
             tracking,
+            threads: old
+                .record
+                .extra
+                .get("threads")
+                .and_then(|v| v.as_integer())
+                .filter(|&n| n > 0)
+                .map(|n| Threads { count: n as usize, from: ThreadSource::Recorded }),
+            precision: old.record.extra.get("precision").and_then(|v| v.as_str()).and_then(|p| p.parse().ok()).unwrap_or(crate::precision::DEFAULT),
         })
     }
 }

@@ -1,8 +1,9 @@
 //! The run as script bindings see it: the session (folder, record, metrics log), params,
-//! the seed, the device, the script. It sits below every binding file and the engine
+//! the seed, the device, the precision, the script. It sits below every binding file and the engine
 //! builder (`host`) composes them on top, so nothing imports in a circle.
 use super::params::ParamInputs;
 use crate::learn::learner::RunOut;
+use crate::precision::Precision;
 use crate::session::Session;
 use crate::track::{paths, WeightsUse};
 use std::cell::Cell;
@@ -22,6 +23,8 @@ pub struct ScriptCtx {
     pub rerun_weights: Option<(String, Vec<WeightsUse>)>,
     /// Bodies made so far (a rerun matches them to the recorded ones in this order).
     pub bodies: Cell<usize>,
+    /// The precision learners train in unless their options say otherwise.
+    pub precision: Precision,
 }
 
 impl ScriptCtx {
@@ -35,6 +38,7 @@ impl ScriptCtx {
             script: PathBuf::from("script.rhai"),
             rerun_weights: None,
             bodies: Cell::new(0),
+            precision: crate::precision::DEFAULT,
         }
     }
 }

@@ -165,6 +165,12 @@ pub const LEARNER: OptTable = OptTable {
         opt("train_bn", "bool", Def::B(true), "BatchNorm keeps training while its group is frozen"),
         opt("cbs", "Array", Def::None, "callbacks for every fit: after_epoch(|e| ...), after_batch(|b| ...)"),
         opt(
+            "precision",
+            "String",
+            Def::text("the run's --precision"),
+            "fp32, bf16 (mixed, with channels_last where it helps) or auto (bf16 where the device computes it natively)",
+        ),
+        opt(
             "threshold",
             "f64",
             Def::F(0.5),

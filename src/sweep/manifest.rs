@@ -42,6 +42,9 @@ pub struct Manifest {
     /// At most this many points run at once (`%N` of the array, `--jobs` locally).
     #[serde(default)]
     pub max_parallel: Option<usize>,
+    /// CPUs each Slurm task asks for (`--cpus-per-task`); its run takes its threads from them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus_per_task: Option<usize>,
     /// What every point runs with, its paths absolute; a point adds its `sets`.
     pub run: RunConfig,
     pub grid: Vec<Axis>,
@@ -177,9 +180,11 @@ mod tests {
             runs_dir: "/work/runs".into(),
             limits: Limits { operations: 1000, ..Limits::default() },
             tracking: Default::default(),
+            threads: None,
+            precision: crate::precision::Precision::Fp32,
         };
         let axes = vec![Axis { name: "n".into(), values: vec!["1".into(), "2".into()] }];
-        let spec = super::super::submit::SweepSpec { run, axes, backend: Backend::Local, sbatch: vec![], max_parallel: Some(2) };
+        let spec = super::super::submit::SweepSpec { run, axes, backend: Backend::Local, sbatch: vec![], max_parallel: Some(2), cpus_per_task: None };
         super::super::submit::plan(&spec)
     }
 

@@ -18,6 +18,8 @@ pub struct SweepSpec {
     pub backend: Backend,
     pub sbatch: Vec<String>,
     pub max_parallel: Option<usize>,
+    /// CPUs each Slurm task asks for.
+    pub cpus_per_task: Option<usize>,
 }
 
 /// Checks every point (the shared config plus its grid values) before the first starts:
@@ -52,6 +54,7 @@ pub fn plan(spec: &SweepSpec) -> Manifest {
         backend: spec.backend,
         sbatch: spec.sbatch.clone(),
         max_parallel: spec.max_parallel,
+        cpus_per_task: spec.cpus_per_task,
         run: spec.run.clone(),
         grid: spec.axes.clone(),
         points: points(&spec.axes).into_iter().enumerate().map(|(index, sets)| Point { index, sets, attempts: vec![] }).collect(),
@@ -125,6 +128,7 @@ fn resumable(runs_dir: &Path, p: &Point) -> Option<String> {
 pub fn batch_script(m: &Manifest, sweep_dir: &Path, array: usize, runner: &Path) -> String {
     let n = m.arrays[array].points.len();
     let limit = m.max_parallel.map(|p| format!("%{p}")).unwrap_or_default();
+    let cpus = m.cpus_per_task.map(|n| format!("#SBATCH --cpus-per-task={n}\n")).unwrap_or_default();
     let q = |p: &Path| shlex::try_quote(&p.display().to_string()).map(|c| c.into_owned()).unwrap_or_else(|_| p.display().to_string());
     let links = sweep_dir.join("arrays").join(array.to_string());
     format!(
@@ -134,6 +138,7 @@ pub fn batch_script(m: &Manifest, sweep_dir: &Path, array: usize, runner: &Path)
          #SBATCH --array=0-{last}{limit}\n\
          #SBATCH --output={out}\n\
          #SBATCH --open-mode=append\n\
+         {cpus}\
          exec {runner} sweep task {dir} --array {array}\n",
         id = m.id,
         manifest = sweep_dir.join(super::manifest::MANIFEST_FILE).display(),

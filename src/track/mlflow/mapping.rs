@@ -85,9 +85,11 @@ pub fn run_datasets(record: &RunRecord) -> Vec<Dataset> {
         .collect()
 }
 
-/// Every script param with its value as written in `run.toml`, plus the seed, plus the
-/// weights each body started from (`weights.<i>.arch`, `.source`, `.tag`, `.sha256`,
-/// `.file`, `.reason`, as recorded).
+/// Every script param with its value as written in `run.toml`, plus the seed, the weights
+/// each body started from (`weights.<i>.arch`, `.source`, `.tag`, `.sha256`, `.file`,
+/// `.reason`, as recorded), and the threads and precision the run computed with (they
+/// change the numbers too) as `runner.threads` and `runner.precision`, apart from any
+/// script param.
 pub fn run_params(record: &RunRecord) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = record.params.iter().map(|(k, p)| (k.clone(), value_string(&p.value))).collect();
     if !record.params.contains_key("seed") {
@@ -105,6 +107,11 @@ pub fn run_params(record: &RunRecord) -> Vec<(String, String)> {
         ];
         // MLflow keeps a param value to 6000 characters.
         out.extend(fields.into_iter().filter_map(|(k, v)| Some((format!("weights.{i}.{k}"), v?.chars().take(6000).collect()))));
+    }
+    for key in ["threads", "precision"] {
+        if let Some(v) = record.extra.get(key) {
+            out.push((format!("runner.{key}"), value_string(v)));
+        }
     }
     out
 }
@@ -329,5 +336,16 @@ reason = "pretrained: false"
             ("weights.1.source", "random"),
         ];
         assert_eq!(params, want.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+    }
+
+    #[test]
+    fn params_add_the_seed_threads_and_precision_beside_the_scripts() {
+        let text = "format_version = 1\nid = \"a\"\nname = \"n\"\nscript = \"s.rhai\"\nscript_sha256 = \"x\"\nstatus = \"completed\"\n\
+                    seed = 7\ncommand = []\nrunner_version = \"0\"\nrunner_commit = \"c\"\nlibtorch = \"2\"\ndevice = \"cpu\"\nhost = \"h\"\n\
+                    started = \"t\"\nthreads = 1\nprecision = \"bf16\"\n[params.precision]\nvalue = \"mine\"\nsource = \"cli\"\n";
+        let rec: RunRecord = toml::from_str(text).unwrap();
+        let p: std::collections::BTreeMap<_, _> = run_params(&rec).into_iter().collect();
+        let want = [("precision", "mine"), ("runner.precision", "bf16"), ("runner.threads", "1"), ("seed", "7")];
+        assert_eq!(p, want.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), "a script's own `precision` param is kept apart");
     }
 }
