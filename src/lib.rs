@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod data;
 pub mod device;
+pub mod dist;
 pub mod learn;
 pub mod logging;
 pub mod model;

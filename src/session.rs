@@ -129,6 +129,8 @@ pub struct Session {
     earlier_s: f64,
     /// Fits so far, over all the run's learners (see `RunOut::fits`).
     pub fits: Arc<AtomicUsize>,
+    /// The data-parallel group the run trains in (None: one process).
+    pub group: Option<Arc<crate::dist::ProcessGroup>>,
 }
 
 impl Session {
@@ -201,6 +203,7 @@ impl Session {
             started: Instant::now(),
             earlier_s: 0.0,
             fits: Arc::default(),
+            group: None,
         })
     }
 
@@ -243,6 +246,7 @@ impl Session {
             started: Instant::now(),
             earlier_s,
             fits: Arc::default(),
+            group: None,
         })
     }
 
@@ -274,6 +278,13 @@ impl Session {
             rec.write(&self.dir)?;
         }
         Ok(())
+    }
+
+    /// Sets a table or value of the record's own (e.g. `dist`, the data-parallel group).
+    pub fn set_extra(&self, key: &str, value: toml::Value) -> Result<()> {
+        let mut rec = self.record.lock().unwrap();
+        rec.extra.insert(key.to_string(), value);
+        rec.write(&self.dir)
     }
 
     /// Records a data set the script resolved (once per name and folder).

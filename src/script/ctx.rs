@@ -49,9 +49,13 @@ impl ScriptCtx {
     /// Where a learner made by this script writes, and how it hears of Ctrl-C/SIGTERM.
     pub fn run_out(&self) -> RunOut {
         match &self.session {
-            Some(s) => {
-                RunOut { dir: s.dir.clone(), metrics: Some(s.metrics.clone()), interrupted: crate::session::interrupt_signal, fits: s.fits.clone() }
-            }
+            Some(s) => RunOut {
+                dir: s.dir.clone(),
+                metrics: Some(s.metrics.clone()),
+                interrupted: crate::session::interrupt_signal,
+                fits: s.fits.clone(),
+                group: s.group.clone(),
+            },
             None => RunOut::detached("."),
         }
     }

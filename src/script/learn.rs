@@ -156,6 +156,7 @@ fn new_learner(ctx: &ScriptCtx, data: Dynamic, model: ScriptModel, o: Map) -> Rh
         wd_bn_bias: o.bool("wd_bn_bias")?,
         train_bn: o.bool("train_bn")?,
         threshold: o.opt_f64("threshold")?,
+        sync_bn: o.bool("sync_bn")?,
     };
     let cbs = o.get("cbs")?.map(|v| script_callbacks(&v)).transpose()?.unwrap_or_default();
     o.finish()?;

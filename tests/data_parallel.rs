@@ -1,0 +1,186 @@
+//! Data-parallel training through the real binary, on real processes (CPU, Gloo,
+//! 127.0.0.1): a group of 2 with batches of 8 against one process with batches of 16 (every
+//! step's loss, the validation metrics and the final weights), a rerun of the group
+//! (identical metrics.jsonl), a rank killed mid-fit, and ranks that cannot or must not start.
+mod common;
+use common::Sandbox;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The README's callbacks model (ORL faces, a small convnet, cosine classifier), small:
+/// 32 px, 320 training faces, 20 steps of 16 an epoch.
+const SCRIPT: &str = r#"
+let files  = get_image_files(untar_data("orl_faces"));
+let splits = random_splitter(files, #{ valid_pct: 0.2, seed: seed });
+let dls    = image_loaders(image_table(files, parent_label(), splits),
+                           #{ size: 32, method: "squish", channels: 1, normalize: "stats", bs: param("bs", 16), flip: true });
+let body   = convnet(#{ input: [32, 32], channels: [16, 32], kernels: [3, 3], pool: [true, true], bn: param("bn", true),
+                        embed: 64, sigmoid: false });
+let learn  = learner(dls, classifier_model(body, "cosine", dls.vocab.len()),
+                     #{ metrics: ["accuracy"], splitter: "none", sync_bn: param("sync_bn", true) });
+learn.fit_one_cycle(param("epochs", 2), 3e-3);
+"#;
+
+fn rows(run: &Path, kind: &str) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap().as_object().unwrap().clone())
+        .filter(|r| r["kind"] == kind)
+        .collect()
+}
+
+fn f(r: &serde_json::Map<String, serde_json::Value>, k: &str) -> f64 {
+    r[k].as_f64().unwrap()
+}
+
+fn weights(run: &Path) -> Vec<(String, tch::Tensor)> {
+    let mut w = tch::Tensor::read_safetensors(run.join("models/last.safetensors")).unwrap();
+    w.sort_by(|a, b| a.0.cmp(&b.0));
+    w
+}
+
+fn launch(s: &Sandbox, n: &str, sets: &[&str]) -> common::Ran {
+    let mut args = vec!["launch", "--nproc-per-node", n, "--timeout", "30", "dp.rhai"];
+    for set in sets {
+        args.extend(["--set", set]);
+    }
+    s.run(&args)
+}
+
+#[test]
+fn two_ranks_of_8_train_as_one_process_of_16_and_a_rerun_repeats_them() {
+    let s = Sandbox::new();
+    s.write("dp.rhai", SCRIPT);
+    s.run(&["dp.rhai", "--set", "bs=16"]).ok();
+    let one = s.last_run();
+    let ran = launch(&s, "2", &["bs=8"]);
+    ran.ok();
+    let group = s.last_run();
+    assert_ne!(one, group);
+    assert_eq!(s.runs().len(), 2, "the group leaves one run folder");
+    let (a, b) = (rows(&one, "batch"), rows(&group, "batch"));
+    assert_eq!((a.len(), b.len()), (40, 40), "same steps: 2 epochs of 20");
+    let worst = a.iter().zip(&b).map(|(x, y)| (f(x, "loss") - f(y, "loss")).abs()).fold(0.0, f64::max);
+    assert!(worst < 1e-5, "every step's loss agrees within 1e-5; worst {worst}");
+    for (x, y) in rows(&one, "epoch").iter().zip(&rows(&group, "epoch")) {
+        assert_eq!(x["accuracy"], y["accuracy"], "validation over the whole set, padding trimmed: {x:?} {y:?}");
+        assert!((f(x, "valid_loss") - f(y, "valid_loss")).abs() < 1e-5, "{x:?} {y:?}");
+    }
+    let (wa, wb) = (weights(&one), weights(&group));
+    assert_eq!(wa.len(), wb.len());
+    for ((na, ta), (nb, tb)) in wa.iter().zip(&wb) {
+        assert_eq!(na, nb);
+        let d = (ta - tb).abs().max().double_value(&[]);
+        assert!(d < 1e-5, "{na}: final weights differ by {d}");
+    }
+    let rec = s.record(&group);
+    let dist = rec["dist"].as_table().unwrap();
+    assert_eq!((dist["world_size"].as_integer(), dist["backend"].as_str()), (Some(2), Some("gloo")));
+    assert_eq!(dist["hosts"].as_array().unwrap().len(), 2);
+    let log = std::fs::read_to_string(group.join("rank-1.log")).unwrap();
+    assert!(log.contains("rank 1") && log.contains("completed"), "{log}");
+    assert!(!ran.stderr.contains("rank 1 (pid"), "rank 1 writes to its log, not the console");
+
+    // The same seed and world size again: the same bytes.
+    launch(&s, "2", &["bs=8"]).ok();
+    common::assert_same_file(&group.join("metrics.jsonl"), &s.last_run().join("metrics.jsonl"), "two runs of one group");
+}
+
+#[test]
+fn local_batchnorm_statistics_and_a_model_without_batchnorm_train_in_a_group() {
+    let s = Sandbox::new();
+    s.write("dp.rhai", SCRIPT);
+    s.run(&["dp.rhai", "--set", "bs=16", "--set", "bn=false", "--set", "epochs=1"]).ok();
+    let one = s.last_run();
+    launch(&s, "2", &["bs=8", "bn=false", "epochs=1"]).ok();
+    let worst = rows(&one, "batch").iter().zip(&rows(&s.last_run(), "batch")).map(|(x, y)| (f(x, "loss") - f(y, "loss")).abs()).fold(0.0, f64::max);
+    assert!(worst < 1e-5, "without BatchNorm too; worst {worst}");
+    // Each rank's own statistics: a different fit from the synchronised one, but a fit.
+    launch(&s, "2", &["bs=8", "sync_bn=false", "epochs=1"]).ok();
+    assert_eq!(rows(&s.last_run(), "batch").len(), 20);
+}
+
+/// The pid rank `rank` wrote in its log, once it has.
+fn rank_pid(run: &Path, rank: usize) -> Option<i32> {
+    let log = std::fs::read_to_string(run.join(format!("rank-{rank}.log"))).ok()?;
+    log.split("(pid ").nth(1)?.split(')').next()?.parse().ok()
+}
+
+fn newest_run(runs: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(runs).ok()?.flatten().map(|e| e.path()).filter(|p| p.join("run.toml").is_file()).max()
+}
+
+#[test]
+fn a_rank_killed_mid_fit_stops_the_group_with_its_name() {
+    let s = Sandbox::new();
+    s.write("dp.rhai", SCRIPT);
+    let child = s
+        .command(&["launch", "--nproc-per-node", "2", "--timeout", "20", "dp.rhai", "--set", "bs=8", "--set", "epochs=30"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let (run, pid) = loop {
+        assert!(start.elapsed() < Duration::from_secs(120), "the group never got going");
+        std::thread::sleep(Duration::from_millis(100));
+        let Some(run) = newest_run(&s.path().join("runs")) else { continue };
+        let steps = std::fs::read_to_string(run.join("metrics.jsonl")).map(|t| t.matches("\"batch\"").count()).unwrap_or(0);
+        if let Some(pid) = rank_pid(&run, 1).filter(|_| steps >= 5) {
+            break (run, pid);
+        }
+    };
+    Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+    let killed = Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(killed.elapsed() < Duration::from_secs(30), "stopped within the timeout: {:?}", killed.elapsed());
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("rank 1 was killed by signal 9"), "{stderr}");
+    let rec = s.record(&run);
+    assert_eq!(rec["status"].as_str(), Some("failed"));
+    let error = rec["error"].as_str().unwrap();
+    assert!(error.contains("rank 1 died or hung"), "{error}");
+}
+
+/// One rank started by hand, as torchrun or srun would start it.
+fn rank(s: &Sandbox, rank: usize, port: u16, addr: &str, sets: &[&str]) -> Command {
+    let mut args = vec!["dp.rhai"];
+    for set in sets {
+        args.extend(["--set", set]);
+    }
+    let mut c = s.command(&args);
+    c.env("RANK", rank.to_string())
+        .env("WORLD_SIZE", "2")
+        .env("MASTER_ADDR", addr)
+        .env("MASTER_PORT", port.to_string())
+        .env("RUNNER_DIST_TIMEOUT", "3")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    c
+}
+
+#[test]
+fn ranks_that_disagree_or_cannot_reach_the_store_fail_at_start_up_naming_why() {
+    let s = Sandbox::new();
+    s.write("dp.rhai", SCRIPT);
+    let port = runner::dist::launch::free_port().unwrap();
+    let r0 = rank(&s, 0, port, "127.0.0.1", &["bs=8"]).spawn().unwrap();
+    let r1 = rank(&s, 1, port, "127.0.0.1", &["bs=4"]).spawn().unwrap();
+    let (o0, o1) = (r0.wait_with_output().unwrap(), r1.wait_with_output().unwrap());
+    let e1 = String::from_utf8_lossy(&o1.stderr);
+    assert_eq!((o0.status.code(), o1.status.code()), (Some(1), Some(1)), "{e1}");
+    assert!(e1.contains("disagree on params"), "{e1}");
+    let rec = s.record(&s.last_run());
+    assert_eq!(rec["status"].as_str(), Some("failed"));
+    assert!(rec["error"].as_str().unwrap().contains("rank 1"), "{rec:?}");
+
+    // Nobody serves the store at this port: rank 1 names the address it tried.
+    let lonely = runner::dist::launch::free_port().unwrap();
+    let o = rank(&s, 1, lonely, "127.0.0.1", &["bs=8"]).output().unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(e.contains(&format!("cannot reach the group's store at 127.0.0.1:{lonely}")), "{e}");
+}
