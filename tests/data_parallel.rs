@@ -8,20 +8,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The README's callbacks model (ORL faces, a small convnet, cosine classifier), small:
-/// 32 px, 320 training faces, 20 steps of 16 an epoch.
-const SCRIPT: &str = r#"
-let files  = get_image_files(untar_data("orl_faces"));
-let splits = random_splitter(files, #{ valid_pct: 0.2, seed: seed });
-let dls    = image_loaders(image_table(files, parent_label(), splits),
-                           #{ size: 32, method: "squish", channels: 1, normalize: "stats", bs: param("bs", 16), flip: true });
-let body   = convnet(#{ input: [32, 32], channels: [16, 32], kernels: [3, 3], pool: [true, true], bn: param("bn", true),
-                        embed: 64, sigmoid: false });
-let learn  = learner(dls, classifier_model(body, "cosine", dls.vocab.len()),
-                     #{ metrics: ["accuracy"], splitter: "none", sync_bn: param("sync_bn", true) });
-learn.fit_one_cycle(param("epochs", 2), 3e-3);
-"#;
-
 fn rows(run: &Path, kind: &str) -> Vec<serde_json::Map<String, serde_json::Value>> {
     std::fs::read_to_string(run.join("metrics.jsonl"))
         .unwrap()
@@ -52,7 +38,7 @@ fn launch(s: &Sandbox, n: &str, sets: &[&str]) -> common::Ran {
 #[test]
 fn two_ranks_of_8_train_as_one_process_of_16_and_a_rerun_repeats_them() {
     let s = Sandbox::new();
-    s.write("dp.rhai", SCRIPT);
+    s.write("dp.rhai", common::DP_SCRIPT);
     s.run(&["dp.rhai", "--set", "bs=16"]).ok();
     let one = s.last_run();
     let ran = launch(&s, "2", &["bs=8"]);
@@ -91,7 +77,7 @@ fn two_ranks_of_8_train_as_one_process_of_16_and_a_rerun_repeats_them() {
 #[test]
 fn local_batchnorm_statistics_and_a_model_without_batchnorm_train_in_a_group() {
     let s = Sandbox::new();
-    s.write("dp.rhai", SCRIPT);
+    s.write("dp.rhai", common::DP_SCRIPT);
     s.run(&["dp.rhai", "--set", "bs=16", "--set", "bn=false", "--set", "epochs=1"]).ok();
     let one = s.last_run();
     launch(&s, "2", &["bs=8", "bn=false", "epochs=1"]).ok();
@@ -115,7 +101,7 @@ fn newest_run(runs: &Path) -> Option<PathBuf> {
 #[test]
 fn a_rank_killed_mid_fit_stops_the_group_with_its_name() {
     let s = Sandbox::new();
-    s.write("dp.rhai", SCRIPT);
+    s.write("dp.rhai", common::DP_SCRIPT);
     let child = s
         .command(&["launch", "--nproc-per-node", "2", "--timeout", "20", "dp.rhai", "--set", "bs=8", "--set", "epochs=30"])
         .stdout(Stdio::null())
@@ -143,6 +129,9 @@ fn a_rank_killed_mid_fit_stops_the_group_with_its_name() {
     assert_eq!(rec["status"].as_str(), Some("failed"));
     let error = rec["error"].as_str().unwrap();
     assert!(error.contains("rank 1 died or hung"), "{error}");
+    let r = s.run(&["resume", &run.display().to_string()]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("data-parallel run of 2 processes"), "{}", r.stderr);
 }
 
 /// One rank started by hand, as torchrun or srun would start it.
@@ -165,7 +154,7 @@ fn rank(s: &Sandbox, rank: usize, port: u16, addr: &str, sets: &[&str]) -> Comma
 #[test]
 fn ranks_that_disagree_or_cannot_reach_the_store_fail_at_start_up_naming_why() {
     let s = Sandbox::new();
-    s.write("dp.rhai", SCRIPT);
+    s.write("dp.rhai", common::DP_SCRIPT);
     let port = runner::dist::launch::free_port().unwrap();
     let r0 = rank(&s, 0, port, "127.0.0.1", &["bs=8"]).spawn().unwrap();
     let r1 = rank(&s, 1, port, "127.0.0.1", &["bs=4"]).spawn().unwrap();
@@ -183,4 +172,50 @@ fn ranks_that_disagree_or_cannot_reach_the_store_fail_at_start_up_naming_why() {
     let e = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{e}");
     assert!(e.contains(&format!("cannot reach the group's store at 127.0.0.1:{lonely}")), "{e}");
+}
+
+#[test]
+fn torchrun_starts_a_group_through_its_own_store() {
+    let torchrun = common::project_root().join(".venv/bin/torchrun");
+    if !torchrun.is_file() {
+        eprintln!("SKIPPED: no torchrun in the venv");
+        return;
+    }
+    let s = Sandbox::new();
+    s.write("dp.rhai", common::DP_SCRIPT);
+    let runner = env!("CARGO_BIN_EXE_runner");
+    let o = s
+        .command_of(&torchrun, &["--nproc-per-node", "2", "--no-python", runner, "dp.rhai", "--set", "bs=8", "--set", "epochs=1"])
+        .env("RUNNER_DIST_TIMEOUT", "30")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let run = s.last_run();
+    let dist = s.record(&run)["dist"].as_table().unwrap().clone();
+    assert_eq!((dist["launcher"].as_str(), dist["world_size"].as_integer()), (Some("torchrun"), Some(2)));
+    assert_eq!(rows(&run, "batch").len(), 20);
+}
+
+#[test]
+fn lr_find_fine_tune_tta_and_interpretation_see_what_one_process_sees() {
+    let s = Sandbox::new();
+    let script = common::DP_SCRIPT.replace(
+        "learn.fit_one_cycle(param(\"epochs\", 2), 3e-3);",
+        r#"learn.lr_find(#{ num_it: 10 });
+learn.fine_tune(1, 3e-3);
+print(`tta ${learn.tta(#{ n: 2 }).accuracy}`);
+let interp = learn.interpretation();
+print(`confused ${interp.most_confused(#{ min_val: 2 })}`);
+interp.plot_top_losses(4, "top.png");"#,
+    );
+    assert_ne!(script, common::DP_SCRIPT);
+    s.write("dp.rhai", &script);
+    let one = s.run(&["dp.rhai", "--set", "bs=16"]);
+    one.ok();
+    let group = launch(&s, "2", &["bs=8"]);
+    group.ok();
+    let said = |r: &common::Ran| r.stdout.lines().filter(|l| l.starts_with("tta") || l.starts_with("confused")).map(String::from).collect::<Vec<_>>();
+    assert_eq!(said(&one).len(), 2, "{}", one.stdout);
+    assert_eq!(said(&one), said(&group));
+    assert!(s.last_run().join("top.png").is_file());
 }

@@ -35,6 +35,16 @@ pub fn rank_device(device: Device, w: &World) -> Result<Device, String> {
     }
 }
 
+/// A data-parallel run's folder cannot be resumed by one process (its batches were
+/// `bs` on each of N), nor yet by a group.
+pub fn refuse_resume(dir: &Path) -> Result<(), String> {
+    let world = crate::track::RunRecord::read(dir).ok().and_then(|r| r.extra.get("dist")?.get("world_size")?.as_integer());
+    match world {
+        Some(n) if n > 1 => Err(format!("{} was a data-parallel run of {n} processes: resuming one is not supported yet", dir.display())),
+        _ => Ok(()),
+    }
+}
+
 /// Gloo on the CPU, NCCL on CUDA (RUNNER_DIST_BACKEND=gloo|nccl to choose).
 fn backend(device: Device) -> Result<Backend> {
     let chosen = std::env::var("RUNNER_DIST_BACKEND").ok().filter(|v| !v.is_empty());

@@ -132,7 +132,12 @@ pub fn execute(cfg: &RunConfig, launch: Launch) -> Outcome {
             ))
         }
         Some(w) => group::rank_device(device, w).map_err(Refusal::Usage)?,
-        None => device,
+        None => {
+            if let Folder::Resume(dir) = &folder {
+                group::refuse_resume(dir).map_err(Refusal::Usage)?;
+            }
+            device
+        }
     };
     let spec = RunSpec { script: script.clone(), seed, device, runs_dir: cfg.runs_dir.clone(), command, sweep, rerun_of };
     crate::seed::seed_torch(seed);
