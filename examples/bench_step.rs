@@ -49,6 +49,6 @@ fn main() {
     let r34 = BodySpec::resnet("resnet34", -2, None).unwrap();
     time_case("siamese_resnet34_224_bs16", r34, PairHeadSpec::Concat(HeadSpec::new(1024, 2)), 16, [3, 224, 224], steps);
     // Koch et al.'s conv stack with BatchNorm and global pooling (as benches/step.py builds it).
-    let small = ConvNetSpec { batch_norm: true, embed: 0, sigmoid: false, ..ConvNetSpec::koch((105, 105), 1) };
+    let small = ConvNetSpec { input: (105, 105), batch_norm: true, embed: 0, sigmoid: false, ..ConvNetSpec::default() };
     time_case("siamese_convnet_105_bs64", BodySpec::ConvNet(small), PairHeadSpec::L1, 64, [1, 105, 105], steps);
 }

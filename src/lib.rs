@@ -5,14 +5,17 @@
 //! heads, Siamese models), `learn` (optimizer, schedules, fit loop, callbacks) and `track`
 //! (run records) and `report` (one HTML page over runs) are plain Rust APIs; `script`
 //! binds them into Rhai; `run` is a run's lifecycle from a `RunConfig` (and `sweep` runs
-//! many); `cli` is a thin shell that parses, dispatches and maps exit codes.
+//! many); `cli` is a thin shell that parses, dispatches and maps exit codes. `opts`, below
+//! them all, is how a plain-API struct declares the options scripts may set.
 pub mod cli;
 pub mod data;
 pub mod device;
 pub mod dist;
+pub mod fs_walk;
 pub mod learn;
 pub mod logging;
 pub mod model;
+pub mod opts;
 pub mod plot;
 pub mod report;
 pub mod run;

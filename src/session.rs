@@ -2,6 +2,7 @@
 //! starts and finished whatever happens (completed, failed, interrupted), so every run
 //! leaves a readable record.
 use crate::device::{device_name, libtorch_version};
+use crate::track::lock::{lock, FolderLock};
 use crate::track::{MetricsLog, Param, RunRecord, Status};
 use anyhow::{Context, Result};
 use rand::Rng;
@@ -131,6 +132,8 @@ pub struct Session {
     pub fits: Arc<AtomicUsize>,
     /// The data-parallel group the run trains in (None: one process).
     pub group: Option<Arc<crate::dist::ProcessGroup>>,
+    /// No other process runs in this folder while the session lives.
+    _lock: FolderLock,
 }
 
 impl Session {
@@ -150,6 +153,7 @@ impl Session {
             }
             None => new_run_dir(&spec.runs_dir, &stem)?,
         };
+        let lock = lock(&dir, &format!("run {}", dir.display()))?;
         let (git_commit, git_dirty) = git_state(&spec.script);
         let mut extra = toml::Table::new();
         extra.insert("pid".into(), toml::Value::Integer(std::process::id() as i64));
@@ -204,6 +208,7 @@ impl Session {
             earlier_s: 0.0,
             fits: Arc::default(),
             group: None,
+            _lock: lock,
         })
     }
 
@@ -211,6 +216,8 @@ impl Session {
     /// to `running` with this process's pid and one more entry in `resumed`, and
     /// metrics.jsonl keeps what the last checkpoint had written.
     pub fn resume(dir: &Path, device: Device, sweep: Option<&SweepPoint>) -> Result<Session> {
+        // Before anything is read: two resumes of one run must not both continue it.
+        let lock = lock(dir, &format!("run {}", dir.display()))?;
         let mut record = RunRecord::read(dir)?;
         let keep = crate::learn::resume::metrics_lines_kept(dir)?;
         let mut extra = std::mem::take(&mut record.extra);
@@ -247,6 +254,7 @@ impl Session {
             earlier_s,
             fits: Arc::default(),
             group: None,
+            _lock: lock,
         })
     }
 

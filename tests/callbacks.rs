@@ -5,7 +5,7 @@
 use anyhow::Result;
 use runner::learn::callback::{Callback, Cancel, Event};
 use runner::learn::callbacks::{EarlyStopping, LrFinder, Recorder};
-use runner::learn::fit::FitOptions;
+use runner::learn::fit::{EarlyStop, FitOptions};
 use runner::learn::learner::RunOut;
 use runner::learn::lr_find::LrFindOptions;
 use runner::learn::metrics::MetricName;
@@ -134,7 +134,7 @@ fn early_stopping_stops_after_patience_epochs_without_improvement() {
     let dir = tempfile::tempdir().unwrap();
     let mut l = toy(dir.path());
     let (mut spy, mut losses) = (Spy::default(), Losses(vec![1.0, 0.5, 0.6, 0.7, 0.4, 0.3, 0.2, 0.1]));
-    let opts = FitOptions { early_stopping: Some(("valid_loss".into(), 2)), ..Default::default() };
+    let opts = FitOptions { early_stopping: Some(EarlyStop { monitor: "valid_loss".into(), patience: 2 }), ..Default::default() };
     l.fit(8, &Lrs::One(1e-3), &opts, &mut [&mut spy, &mut losses]).unwrap();
     assert_eq!(spy.epochs, [0, 1, 2, 3], "best at epoch 1, no better at 2 and 3: stop after epoch 3");
     assert_eq!(l.epochs_done, 4);

@@ -103,3 +103,40 @@ fn image_png() -> Vec<u8> {
     img.write_to(&mut out, image::ImageFormat::Png).unwrap();
     out.into_inner()
 }
+
+// Issue #25, 9 and 11: what a record holds is shown, never obeyed: ESC and BEL in a param
+// value or a metric name, and a newline, are printed as escapes by `runs`, `show`,
+// `compare` and `compare --markdown`; a huge value is cut to one bounded cell.
+#[test]
+fn terminal_escapes_in_records_are_shown_not_obeyed() {
+    let sb = Sandbox::new();
+    sb.write(
+        "e.rhai",
+        "let note = param(\"note\", \"plain\");\nlet big = param(\"zbig\", \"\");\nlog_metric(\"m\\x1b]0;owned\\x07\", 1.0);\nthrow \"bad\\x1b[2J\";\n",
+    );
+    let evil = "clear\x1b[2J\x1b]0;title\x07two\nlines";
+    let big = "x".repeat(100_000);
+    assert_eq!(sb.run(&["e.rhai", "--set", &format!("note={evil}"), "--set", &format!("zbig={big}")]).code, 1);
+    let toml_len = std::fs::metadata(sb.last_run().join("run.toml")).unwrap().len();
+    assert!(toml_len < 140_000, "the record keeps 64 KiB of the 100 kB value in the params and in the command line, not all: {toml_len}");
+    assert!(sb.record(&sb.last_run())["params"]["zbig"]["value"]
+        .as_str()
+        .unwrap()
+        .ends_with("[cut by the runner: 100000 bytes in all; RUNNER_MAX_RECORD_VALUE keeps more]"));
+    assert_eq!(sb.run(&["e.rhai"]).code, 1);
+    for args in [vec!["runs"], vec!["show", "last~1"], vec!["compare", "last~1", "last"], vec!["compare", "last~1", "last", "--markdown"]] {
+        let r = sb.run(&args);
+        r.ok();
+        assert!(!r.stdout.contains(['\x1b', '\x07']), "{args:?} prints raw escapes: {:?}", r.stdout);
+        assert!(r.stdout.contains("clear\\u{1b}[2J\\u{1b}]0;title\\u{7}two\\nlines"), "{args:?}: {}", r.stdout);
+        assert!(r.stdout.len() < 20_000, "{args:?}: a 100 kB value is cut: {} bytes", r.stdout.len());
+    }
+    let r = sb.run(&["runs"]);
+    assert_eq!(r.stdout.lines().count(), 3, "a header and one line per run: {}", r.stdout);
+    let r = sb.run(&["show", "last~1"]);
+    assert!(r.stdout.contains("m\\u{1b}]0;owned\\u{7}") && r.stdout.contains("bad\\u{1b}[2J"), "{}", r.stdout);
+    let r = sb.run(&["runs", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let notes: Vec<&serde_json::Value> = v.as_array().unwrap().iter().map(|r| &r["record"]["params"]["note"]["value"]).collect();
+    assert!(notes.contains(&&serde_json::json!(evil)), "--json keeps the value as it was: {notes:?}");
+}

@@ -388,3 +388,175 @@ fn a_model_that_does_not_fit_its_data_is_named_without_frames() {
     assert!(e.contains("forward failed for inputs [[16, 1, 8, 8]]: Given input size"), "{e}");
     assert!(e.lines().next().unwrap().len() < 400, "one short line: {e}");
 }
+
+// ---- Issue #25: hostile input, round two ----
+
+/// A small real JPEG whose frame header is patched to declare `w` x `h` pixels (as a
+/// 127-byte decompression bomb does).
+fn jpeg_declaring(w: u16, h: u16) -> Vec<u8> {
+    let mut out = Vec::new();
+    image::RgbImage::from_pixel(16, 16, image::Rgb([10, 200, 10])).write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Jpeg).unwrap();
+    let sof = out.windows(2).position(|w| w == [0xff, 0xc0]).unwrap();
+    out[sof + 5..sof + 7].copy_from_slice(&h.to_be_bytes());
+    out[sof + 7..sof + 9].copy_from_slice(&w.to_be_bytes());
+    out
+}
+
+/// `n` real photos into `dir/c0` and `dir/c1`, alternately.
+fn photos_into(dir: &Path, n: usize) {
+    let pets = common::datasets().join("oxford-iiit-pet-sample/images");
+    let mut all: Vec<PathBuf> =
+        std::fs::read_dir(&pets).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "jpg")).collect();
+    all.sort();
+    for (i, f) in all.iter().take(n).enumerate() {
+        let dst = dir.join(format!("c{}/{i}.jpg", i % 2));
+        std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+        std::fs::copy(f, dst).unwrap();
+    }
+}
+
+// 1, 2. A header that declares 65500x65500 pixels and a 6 GB sparse `.jpg` are refused by
+// their declared size, before anything is decoded or read, in every path that decodes:
+// verify_images, the loaders (skipped with skip_bad), their cache, show_batch and predict.
+#[test]
+fn decompression_bombs_and_huge_files_are_refused_in_every_decode_path() {
+    let sb = Sandbox::new();
+    photos_into(&sb.path().join("imgs"), 6);
+    std::fs::write(sb.path().join("imgs/c0/bomb.jpg"), jpeg_declaring(65500, 65500)).unwrap();
+    std::fs::File::create(sb.path().join("imgs/c1/huge.jpg")).unwrap().set_len(6 << 30).unwrap();
+    for c in ["c0", "c1"] {
+        std::fs::create_dir_all(sb.path().join(format!("bombs/{c}"))).unwrap();
+        for i in 0..2 {
+            std::fs::write(sb.path().join(format!("bombs/{c}/{i}.jpg")), jpeg_declaring(65500, 65500)).unwrap();
+        }
+    }
+    let files = |dir: &str| {
+        format!("let files = get_image_files(\"{dir}\");\nlet t = image_table(files, parent_label(), random_splitter(files, #{{ valid_pct: 0.25, seed: 1 }}));\n")
+    };
+    let t = Instant::now();
+    sb.write("v.rhai", &format!("{}print(verify_images(files));\n", files("imgs")));
+    let r = sb.run(&["v.rhai"]);
+    r.ok();
+    assert!(r.stdout.contains("bomb.jpg") && r.stdout.contains("huge.jpg"), "{}", r.stdout);
+    sb.write(
+        "l.rhai",
+        &format!("{}let dls = image_loaders(t, #{{ size: 32, bs: 2, skip_bad: true }});\nprint(`skipped ${{dls.skipped}}`);\n", files("imgs")),
+    );
+    let r = sb.run(&["l.rhai"]);
+    r.ok();
+    assert!(r.stdout.contains("skipped 2"), "{}\n{}", r.stdout, r.stderr);
+    sb.write("c.rhai", &format!("{}let dls = image_loaders(t, #{{ size: 32, bs: 2, cache: true }});\n", files("imgs")));
+    let e = fails_at(&sb.run(&["c.rhai"]), "c.rhai:3");
+    assert!(
+        e.contains("bomb.jpg: it declares 65500x65500 = 4290250000 pixels, over the limit of 178956970")
+            || e.contains("huge.jpg is 6442450944 bytes, more than an image of at most 178956970 pixels can take"),
+        "{e}"
+    );
+    assert!(e.contains("RUNNER_MAX_IMAGE_PIXELS"), "the error names the option that raises the limit: {e}");
+    sb.write("s.rhai", &format!("{}let dls = image_loaders(t, #{{ size: 32, bs: 2 }});\ndls.show_batch(\"b.png\");\n", files("bombs")));
+    let e = fails_at(&sb.run(&["s.rhai"]), "s.rhai:4");
+    assert!(e.contains("65500x65500") && e.contains("bombs/c"), "{e}");
+    let predict = "let dls = image_loaders(t, #{ size: 32, bs: 2 });\n\
+        let body = convnet(#{ input: [32, 32], channels: [4], kernels: [3], pool: [true], in_channels: 3 });\n\
+        let learn = learner(dls, classifier_model(body, \"cosine\", 2), #{});\n\
+        print(learn.predict(\"imgs/c0/bomb.jpg\"));\n";
+    sb.write("p.rhai", &format!("{}{predict}", files("imgs")));
+    let e = fails_at(&sb.run(&["p.rhai"]), "p.rhai:6");
+    assert!(e.contains("bomb.jpg") && e.contains("65500x65500"), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(120), "refused at once, not after decoding: {:?}", t.elapsed());
+
+    // The limit is an option: lowered, a 500x375 photo is refused; a bad value is named.
+    let r: Ran = sb.command(&["v.rhai"]).env("RUNNER_MAX_IMAGE_PIXELS", "1000").output().unwrap().into();
+    r.ok();
+    assert!(r.stdout.matches(".jpg").count() == 8, "every file over 1000 pixels is listed: {}", r.stdout);
+    let r: Ran = sb.command(&["c.rhai"]).env("RUNNER_MAX_IMAGE_PIXELS", "lots").output().unwrap().into();
+    assert!(r.code == 1 && r.stderr.contains("RUNNER_MAX_IMAGE_PIXELS=`lots` is not a whole number"), "{}", r.stderr);
+}
+
+// 7. A link loop and a dangling link inside a data set: the run goes on (the fingerprint
+// walks the loop once and leaves the dangling link out, naming it), as get_image_files does.
+#[test]
+fn link_loops_and_dangling_links_in_a_data_set_do_not_fail_the_run() {
+    let sb = Sandbox::new();
+    let data = sb.path().join("data");
+    let faces = data.join("orl_faces/s1");
+    std::fs::create_dir_all(&faces).unwrap();
+    for i in 1..=3 {
+        std::fs::copy(common::datasets().join(format!("orl_faces/s1/{i}.pgm")), faces.join(format!("{i}.pgm"))).unwrap();
+    }
+    std::os::unix::fs::symlink(data.join("orl_faces"), faces.join("loop")).unwrap();
+    std::os::unix::fs::symlink(data.join("gone"), faces.join("dangling")).unwrap();
+    sb.write("d.rhai", "let files = get_image_files(untar_data(\"orl_faces\"));\nprint(`n ${files.len()}`);\n");
+    let r: Ran = sb.command(&["d.rhai"]).env("RUNNER_DATA", &data).env("RUNNER_CACHE", sb.path().join("cache")).output().unwrap().into();
+    r.ok();
+    assert!(r.stdout.contains("n 3"), "{}", r.stdout);
+    assert!(r.stderr.contains("left out") && r.stderr.contains("dangling"), "the bad link is named: {}", r.stderr);
+    let rec = sb.record(&sb.last_run());
+    assert_eq!(rec["data"][0]["files"].as_integer(), Some(3), "{rec:?}");
+}
+
+/// An interrupted run of a script that loops until stopped: (sandbox, its folder).
+fn interrupted_loop() -> (Sandbox, PathBuf) {
+    let sb = Sandbox::new();
+    sb.write("loop.rhai", "let i = 0;\nloop { i += 1; }\n");
+    let child = sb.command(&["loop.rhai", "--max-operations", "0"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let run = wait_for_running(&sb);
+    assert!(Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap().success());
+    assert_eq!(child.wait_with_output().unwrap().status.code(), Some(143));
+    assert_eq!(sb.record(&run)["status"].as_str(), Some("interrupted"));
+    (sb, run)
+}
+
+// 10. Two resumes of one run: the second is refused ("already running as pid N on HOST"),
+// whatever the record says when it looks, and touches nothing.
+#[test]
+fn two_resumes_of_one_run_never_run_at_once() {
+    let (sb, run) = interrupted_loop();
+    let host = runner::track::runs::host_name();
+    // The folder's lock held by another process (this one): the record says `interrupted`.
+    let held = runner::track::lock::lock(&run, "test").unwrap();
+    let before = std::fs::read_to_string(run.join("run.toml")).unwrap();
+    let r = sb.run(&["resume", "last"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("is already running as pid {} on {host}", std::process::id())), "{}", r.stderr);
+    assert_eq!(std::fs::read_to_string(run.join("run.toml")).unwrap(), before, "the refused resume left the record alone");
+    drop(held);
+
+    // A real second process: while one resume runs, another that read the record at the
+    // wrong moment (here: a record put back to `interrupted`) is refused by the lock.
+    let first = sb.command(&["resume", "last"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let t = Instant::now();
+    while sb.record(&run).get("pid").and_then(|p| p.as_integer()) != Some(first.id() as i64) {
+        assert!(t.elapsed() < Duration::from_secs(60), "the first resume never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut rec = sb.record(&run);
+    rec.insert("status".into(), "interrupted".into());
+    std::fs::write(run.join("run.toml"), toml::to_string(&rec).unwrap()).unwrap();
+    let r = sb.run(&["resume", "last"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("is already running as pid {} on {host}", first.id())), "{}", r.stderr);
+    assert!(Command::new("kill").arg("-TERM").arg(first.id().to_string()).status().unwrap().success());
+    assert_eq!(first.wait_with_output().unwrap().status.code(), Some(143));
+}
+
+// 10. The same for two `sweep resubmit`s of one sweep.
+#[test]
+fn two_sweep_resubmits_never_run_at_once() {
+    let sb = Sandbox::new();
+    sb.write("f.rhai", "let n = param(\"n\", 1);\nif n == 2 { throw \"two fails\"; }\n");
+    let r = sb.run(&["sweep", "f.rhai", "--grid", "n=1,2"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let sweeps = sb.path().join("runs/sweeps");
+    let dir = std::fs::read_dir(&sweeps).unwrap().flatten().next().unwrap().path();
+    let id = dir.file_name().unwrap().to_str().unwrap().to_string();
+    let held = runner::track::lock::lock(&dir, "test").unwrap();
+    let runs = sb.runs().len();
+    let r = sb.run(&["sweep", "resubmit", &id]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("`runner sweep resubmit` of {id} is already running as pid {}", std::process::id())), "{}", r.stderr);
+    assert_eq!(sb.runs().len(), runs, "nothing ran");
+    drop(held);
+    let r = sb.run(&["sweep", "resubmit", &id]);
+    assert!(r.code == 1 && r.stdout.contains("running point 1 again"), "{}\n{}", r.stdout, r.stderr);
+}

@@ -195,3 +195,29 @@ fn first_experiment_runs_offline_on_the_bundled_sample_and_says_so() {
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("RUNNER_OFFLINE is set: not downloading"), "{}", r.stderr);
 }
+
+// Issue #25, 8: hostile text in params, metric names, run (script) names and errors cannot
+// blank the page: every run gets its row, and the text shows as text.
+#[test]
+fn report_page_survives_hostile_text_in_every_field() {
+    let sb = Sandbox::new();
+    let evil = "<!--<script>";
+    let script = format!(
+        "let note = param(\"note\", \"plain\");\nfor i in 0..3 {{ log_metric(\"{evil}m\", i * 1.0); }}\nlog_metric(\"ok\", 1.0);\n\
+         if note != \"plain\" {{ throw \"</script><!--<script> & \\u2028 went wrong\"; }}\n"
+    );
+    let name = format!("{evil}x<b>.rhai");
+    sb.write(&name, &script);
+    sb.run(&[&name]).ok();
+    assert_eq!(sb.run(&[&name, "--set", &format!("note={evil}")]).code, 1);
+    let r = sb.run(&["report", "last~1", "last", "-o", "r.html"]);
+    r.ok();
+    let dom = rendered_dom(&sb.path().join("r.html"), None);
+    assert_eq!(dom.matches("<tr data-run=").count(), 2, "a row per run: {dom:.4000}");
+    assert_eq!(dom.matches("<div class=\"run\" id=\"run-").count(), 2, "the details of each run");
+    assert!(dom.contains(">note=&lt;!--&lt;script&gt;<"), "the param as text, labelling its run: {dom:.4000}");
+    assert!(dom.contains("&lt;!--&lt;script&gt;m"), "the metric name as text");
+    assert!(dom.contains("&lt;/script&gt;&lt;!--&lt;script&gt; &amp; \u{2028} went wrong"), "the error as text: {dom:.6000}");
+    assert!(dom.contains("-&lt;!--&lt;script&gt;x&lt;b&gt;-"), "the run's folder, named after the script");
+    assert!(dom.contains("class=\"chart "), "the curve of the hostile metric is drawn");
+}

@@ -7,6 +7,8 @@ use std::rc::Rc;
 pub struct ApiEntry {
     pub signature: String,
     pub doc: String,
+    /// Where the binding is registered (`src/script/data.rs:42`), for functions `reg!` bound.
+    pub bound_at: Option<String>,
 }
 
 /// Every function registered in a fresh engine (Rhai's standard library excluded).
@@ -18,18 +20,15 @@ pub fn entries() -> Result<Vec<ApiEntry>> {
         .into_iter()
         .flatten()
         .map(|f| {
-            let doc = f["docComments"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|c| c.as_str())
-                .map(|c| c.trim_start_matches("///").trim())
-                .collect::<Vec<_>>()
-                .join(" ");
+            let lines: Vec<&str> =
+                f["docComments"].as_array().into_iter().flatten().filter_map(|c| c.as_str()).map(|c| c.trim_start_matches("///").trim()).collect();
+            let (bound, doc): (Vec<&str>, Vec<&str>) = lines.into_iter().partition(|l| l.starts_with(crate::bound_at!()));
+            let bound_at = bound.first().map(|l| l[crate::bound_at!().len()..].to_string());
+            let doc = doc.join(" ");
             let name = f["name"].as_str().unwrap_or("");
             let doc =
                 if doc.is_empty() && !name.chars().next().is_some_and(|c| c.is_alphanumeric() || c == '_') { "Operator.".to_string() } else { doc };
-            ApiEntry { signature: f["signature"].as_str().unwrap_or(name).to_string(), doc }
+            ApiEntry { signature: f["signature"].as_str().unwrap_or(name).to_string(), doc, bound_at }
         })
         .collect();
     out.sort_by(|a, b| a.signature.cmp(&b.signature));
@@ -44,7 +43,11 @@ pub fn markdown() -> Result<String> {
          options maps (`#{ key: value }`) reject unknown keys.\n\n",
     );
     for e in entries()? {
-        s.push_str(&format!("- `{}`  \n  {}\n", e.signature, e.doc));
+        s.push_str(&format!("- `{}`  \n  {}", e.signature, e.doc));
+        if let Some(at) = &e.bound_at {
+            s.push_str(&format!("  \n  bound at `{at}`"));
+        }
+        s.push('\n');
     }
     s.push('\n');
     s.push_str(&crate::learn::metrics::MetricName::markdown());
@@ -59,13 +62,38 @@ pub fn print(as_markdown: bool) -> Result<()> {
     } else {
         for e in entries()? {
             println!("{}\n    {}", e.signature, e.doc);
+            if let Some(at) = &e.bound_at {
+                println!("    bound at {at}");
+            }
         }
         for t in crate::script::options::ALL {
             println!("\noptions of {}:", t.function);
-            for o in t.groups.iter().flat_map(|g| g.iter()) {
+            for o in t.rows() {
                 println!("    {:<14} {:<10} {:<22} {}", o.key, o.ty, o.default.to_string(), o.doc);
             }
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// Every function says where it is bound, and that line is its `reg!`.
+    #[test]
+    fn every_function_points_at_its_registration() {
+        for e in super::entries().unwrap() {
+            let at = e.bound_at.unwrap_or_else(|| panic!("{} says nowhere where it is bound", e.signature));
+            let (file, line) = at.rsplit_once(':').unwrap();
+            let src = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap();
+            let here: String = src.lines().skip(line.parse::<usize>().unwrap() - 1).take(3).collect();
+            assert!(here.trim_start().starts_with("reg!("), "{at} is not a registration: {here}");
+            let name = e.signature.split('(').next().unwrap();
+            // Operators are bound in a loop over their names.
+            if name.starts_with(|c: char| c.is_alphabetic()) {
+                assert!(here.contains(&format!("\"{name}\"")), "{at} does not bind {name}: {here}");
+            }
+        }
+    }
 }

@@ -4,6 +4,7 @@ use super::run::outcome_code;
 use super::TrackArgs;
 use crate::plot::{Chart, Series};
 use crate::run::{same_metrics, Rerun};
+use crate::text_table::safe;
 use crate::track::compare::{compare, curves, run_labels};
 use crate::track::{find_run, find_runs, read_metrics, RunEntry};
 use anyhow::{bail, Result};
@@ -30,7 +31,7 @@ pub fn compare_cmd(root: &Path, names: &[String], a: &CompareArgs) -> Result<()>
 pub(super) fn print_comparison(runs: &[RunEntry], a: &CompareArgs) -> Result<()> {
     let c = compare(runs, a.all)?;
     for (run, line, e) in &c.damaged {
-        eprintln!("runner: {run}/metrics.jsonl line {line} is damaged and was skipped ({e})");
+        eprintln!("runner: {}/metrics.jsonl line {line} is damaged and was skipped ({})", safe(run), safe(e));
     }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&c.json)?);

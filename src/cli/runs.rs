@@ -1,5 +1,5 @@
 //! `runner runs` and `runner show`: what was run, how it went, what it left.
-use crate::text_table::{num, render};
+use crate::text_table::{cut, num, render, safe, MAX_LINE_CHARS};
 use crate::track::mlflow::mirror_column;
 use crate::track::{find_run, list_runs, read_metrics, RunEntry};
 use anyhow::Result;
@@ -26,7 +26,7 @@ pub fn list(root: &Path, f: &Filter, json: bool) -> Result<()> {
         .take(f.limit.unwrap_or(usize::MAX))
         .collect();
     for (_, why) in &skipped {
-        eprintln!("runner: skipped {why}");
+        eprintln!("runner: skipped {}", safe(why));
     }
     if json {
         let items: Vec<_> = runs.iter().map(summary_json).collect::<Result<_>>()?;
@@ -120,29 +120,33 @@ pub fn show(root: &Path, name: &str, json: bool) -> Result<()> {
         return Ok(());
     }
     let rec = &r.record;
-    println!("run       {}", r.dir.display());
-    println!("status    {}", r.shown_status());
-    println!("script    {} (sha256 {})", rec.script, &rec.script_sha256[..12.min(rec.script_sha256.len())]);
-    println!("seed      {}", rec.seed);
+    // Whatever the record holds is shown, never obeyed by the terminal, and bounded (see `text_table`).
+    let field = |name: &str, value: &str| println!("{name:<9} {}", cut(value, MAX_LINE_CHARS));
+    field("run", &r.dir.display().to_string());
+    field("status", &r.shown_status());
+    field("script", &format!("{} (sha256 {})", rec.script, &rec.script_sha256[..12.min(rec.script_sha256.len())]));
+    field("seed", &rec.seed.to_string());
     if let Some(s) = &rec.sweep {
-        println!("sweep     {s} (`runner compare {s}`)");
+        field("sweep", &format!("{s} (`runner compare {s}`)"));
     }
-    println!("started   {}", rec.started);
+    field("started", &rec.started);
     if let Some(d) = rec.duration_s {
-        println!("duration  {}", duration(d));
+        field("duration", &duration(d));
     }
-    println!("device    {} (libtorch {})", rec.device, rec.libtorch);
-    println!("runner    {} (commit {})", rec.runner_version, rec.runner_commit);
+    field("device", &format!("{} (libtorch {})", rec.device, rec.libtorch));
+    field("runner", &format!("{} (commit {})", rec.runner_version, rec.runner_commit));
     if let Some(c) = &rec.git_commit {
-        println!("git       {c}{}", if rec.git_dirty == Some(true) { " (dirty)" } else { "" });
+        field("git", &format!("{c}{}", if rec.git_dirty == Some(true) { " (dirty)" } else { "" }));
     }
-    println!("command   {}", rec.command.join(" "));
+    field("command", &rec.command.join(" "));
     if let Some(s) = crate::track::mlflow::MirrorState::of(rec) {
         let page = s.page().unwrap_or_else(|| s.tracking_uri.clone());
-        println!("mlflow    {page}{}", s.reason.map(|r| format!(" (incomplete: {r})")).unwrap_or_default());
+        field("mlflow", &format!("{page}{}", s.reason.map(|r| format!(" (incomplete: {r})")).unwrap_or_default()));
     }
     if let Some(e) = &rec.error {
-        println!("error     {}", e.replace('\n', "\n          "));
+        // The error's own lines (the source excerpt under it) stay lines.
+        let lines: Vec<String> = e.lines().map(|l| cut(l, MAX_LINE_CHARS)).collect();
+        println!("error     {}", lines.join("\n          "));
     }
     if !rec.params.is_empty() {
         let rows: Vec<Vec<String>> = rec
@@ -164,11 +168,11 @@ pub fn show(root: &Path, name: &str, json: bool) -> Result<()> {
         println!("\n{}", render(&["metric", "n", "last", "best"].map(String::from), &rows));
     }
     for (line, e) in &m.damaged {
-        println!("warning: metrics.jsonl line {line} is damaged and was skipped ({e})");
+        println!("warning: metrics.jsonl line {line} is damaged and was skipped ({})", safe(e));
     }
     println!("\nfiles");
     for (f, s) in &files {
-        println!("  {f} ({s} bytes)");
+        println!("  {} ({s} bytes)", safe(f));
     }
     Ok(())
 }

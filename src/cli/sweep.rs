@@ -178,6 +178,8 @@ fn wait_for(dir: &Path) -> Result<i32> {
 /// seed, as a new submission (interrupted ones resume in their folder).
 pub fn resubmit_cmd(runs_dir: &Path, name: &str, wait: bool) -> Result<i32> {
     let dir = find_sweep(runs_dir, name)?;
+    // Two resubmits at once would both find the same points to run.
+    let lock = crate::track::lock::lock(&dir, &format!("`runner sweep resubmit` of {}", dir.file_name().unwrap_or_default().to_string_lossy()))?;
     let mut m = Manifest::read(&dir)?;
     let (points, rows) = to_resubmit(&m)?;
     if points.is_empty() {
@@ -190,6 +192,7 @@ pub fn resubmit_cmd(runs_dir: &Path, name: &str, wait: bool) -> Result<i32> {
     match m.backend {
         Backend::Slurm => {
             let jobs = submit::submit_points(&mut m, &dir, &points, submit::slurm_chunk()?, &runner)?;
+            drop(lock); // submitted: the points' own folders are locked by their tasks
             println!("sweep {}: point{s} {list} resubmitted as {jobs}", m.id);
             if wait {
                 return wait_for(&dir);

@@ -7,44 +7,32 @@ use super::image::{reflect, PadMode};
 use super::pixels::Pixels;
 use rand::Rng;
 
-#[derive(Clone, Debug, PartialEq)]
-pub struct Augment {
-    /// Mirror left-right with probability 0.5.
-    pub flip: bool,
-    /// Max rotation in degrees: angle ~ U(-rotate, rotate).
-    pub rotate: f64,
-    /// Max shear factor: x' = x + s * y, s ~ U(-shear, shear).
-    pub shear: f64,
-    /// Max relative zoom: factor ~ U(1 - scale, 1 + scale).
-    pub scale: f64,
-    /// Max shift as a fraction of the size, per axis.
-    pub translate: f64,
-    /// Max brightness change as a fraction of the range: v + b * 255, b ~ U(-brightness, brightness).
-    pub brightness: f64,
-    /// Max contrast change around mid-grey: (v - 128) * c + 128, c ~ U(1 - contrast, 1 + contrast).
-    pub contrast: f64,
-    /// Probability that the affine warp is applied (fastai's `p_affine`).
-    pub p_affine: f64,
-    /// Probability that brightness/contrast are applied (fastai's `p_lighting`).
-    pub p_lighting: f64,
-    /// How the warp fills pixels that come from outside the image.
-    pub pad_mode: PadMode,
-}
-
-impl Default for Augment {
-    fn default() -> Augment {
-        Augment {
-            flip: false,
-            rotate: 0.0,
-            shear: 0.0,
-            scale: 0.0,
-            translate: 0.0,
-            brightness: 0.0,
-            contrast: 0.0,
-            p_affine: 0.75,
-            p_lighting: 0.75,
-            pad_mode: PadMode::Reflection,
-        }
+crate::options! {
+    /// The random changes each training image gets: an affine warp drawn as U(-max, max) per
+    /// parameter (zoom as 1 +- scale), brightness `v + b * 255` and contrast around mid-grey
+    /// `(v - 128) * c + 128`, each applied with its probability.
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct Augment {
+        /// padding for `pad` and the affine warp: reflection, zeros or border
+        opt pad_mode: PadMode = PadMode::Reflection,
+        /// random horizontal flips on training
+        opt flip: bool = false,
+        /// random rotation up to this many degrees
+        opt rotate: f64 = 0.0,
+        /// random shear up to this fraction
+        opt shear: f64 = 0.0,
+        /// random zoom up to this fraction
+        opt scale: f64 = 0.0,
+        /// random shift up to this fraction of the side
+        opt translate: f64 = 0.0,
+        /// random brightness change up to this fraction
+        opt brightness: f64 = 0.0,
+        /// random contrast change up to this fraction
+        opt contrast: f64 = 0.0,
+        /// probability of the affine warp per image
+        opt p_affine: f64 = 0.75,
+        /// probability of the lighting change per image
+        opt p_lighting: f64 = 0.75,
     }
 }
 

@@ -9,6 +9,7 @@ use super::loader::{DataLoader, Renderer};
 use super::pixels::Pixels;
 use super::render::{channel_stats, Images};
 use super::sampler::{EpisodeLayout, RandomSampler, Sampler, SequentialSampler};
+use crate::opts::Choice;
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 use std::path::PathBuf;
@@ -40,48 +41,48 @@ pub enum Normalize {
     None,
 }
 
-#[derive(Clone, Debug)]
-pub struct LoaderConfig {
-    pub size: u32,
-    pub method: Method,
-    pub normalize: Normalize,
-    pub bs: usize,
-    /// Validation batch size (default: `bs`).
-    pub val_bs: Option<usize>,
-    /// 1 (grey) or 3 (RGB; grey images are repeated).
-    pub channels: usize,
-    pub augment: Augment,
-    /// Keep every image decoded (shrunk to what the resize reads) in memory.
-    pub cache: bool,
-    /// Drop items whose image cannot be decoded (checked when building) instead of failing.
-    pub skip_bad: bool,
-    pub num_workers: usize,
-    pub seed: u64,
-    pub device: Device,
-    /// Redraw the training pairs every epoch after the first, with this `p_same`.
-    pub redraw: Option<f64>,
-    /// Batches prepared ahead of the consumer.
-    pub prefetch: usize,
+impl Choice for Normalize {
+    fn name(&self) -> &'static str {
+        match self {
+            Normalize::Imagenet => "imagenet",
+            Normalize::Stats => "stats",
+            Normalize::None => "none",
+        }
+    }
 }
 
-impl Default for LoaderConfig {
-    fn default() -> LoaderConfig {
-        LoaderConfig {
-            size: 224,
-            method: Method::Crop,
-            normalize: Normalize::Imagenet,
-            bs: 64,
-            val_bs: None,
-            channels: 3,
-            augment: Augment::default(),
-            cache: false,
-            skip_bad: false,
-            num_workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            seed: crate::seed::DEFAULT_SEED,
-            device: Device::Cpu,
-            redraw: None,
-            prefetch: 4,
-        }
+crate::options! {
+    /// How a data set's loaders are built: what every image loader function takes.
+    #[derive(Clone, Debug)]
+    pub struct LoaderConfig {
+        /// image side in pixels after resizing
+        opt size: u32 = 224,
+        /// resize method: crop (random on training, centre on validation), pad or squish
+        opt method: Method = Method::Crop,
+        /// imagenet statistics, stats (of up to 512 training images) or none (only / 255)
+        opt normalize: Normalize = Normalize::Imagenet,
+        /// 1 (grey) or 3 (RGB)
+        opt channels: usize = 3,
+        /// The training images' random changes (and the pad mode); its options are these loaders'.
+        flat augment: Augment = Augment::default(),
+        /// keep decoded, resized images in memory after the first epoch
+        opt cache: bool = false,
+        /// skip (and count) images that fail to decode instead of stopping
+        opt skip_bad: bool = false,
+        /// decoding threads
+        opt num_workers: usize = std::thread::available_parallelism().map_or(1, |n| n.get()) => "all cores",
+        /// the seed of this step's random choices
+        opt seed: u64 = crate::seed::DEFAULT_SEED => "the run's seed",
+        /// batch size
+        opt bs: usize = 64,
+        /// validation batch size (default: bs)
+        opt val_bs: Option<usize> = None,
+        /// Where batches are sent.
+        field device: Device = Device::Cpu,
+        /// Redraw the training pairs every epoch after the first, with this `p_same`.
+        field redraw: Option<f64> = None,
+        /// Batches prepared ahead of the consumer.
+        field prefetch: usize = 4,
     }
 }
 

@@ -1,16 +1,18 @@
 //! `untar_data`: known data sets by name (or any archive URL), found in the data folder or
-//! its cache without network, else downloaded with progress, checked against sha256 and
-//! extracted atomically (temp folder, then rename) refusing entries that would escape the
-//! target (`../`, absolute paths, links).
+//! its cache without network, else downloaded with progress (`download`), checked against
+//! sha256 and extracted (`archive`: atomically, bounded, refusing entries that would escape
+//! the target). An archive URL's files are kept under `urls/<hash of the URL>/`, so two
+//! URLs with the same file name never share a folder, and every extracted folder keeps the
+//! sha256 of its archive (`.runner-archive.toml`), against which a later call's hash is checked.
 //!
 //! Folders: `RUNNER_DATA` is searched first and never written (it may be a shared folder);
 //! archives are extracted, and downloads land, in `RUNNER_CACHE`, else the user's cache
 //! dir + `runner/data` (which is also searched). A set with a sample bundled in the source
 //! tree (`assets/data/`) falls back to it, loudly, when it can be neither found nor downloaded,
 //! so that the first experiment runs on a fresh machine without network.
+use super::{archive, download};
 use anyhow::{bail, Context, Result};
 use sha2::{Digest, Sha256};
-use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
 
 /// A known data set. `archive` and `folder` are relative to the data folder.
@@ -162,12 +164,13 @@ fn lookup(name_or_url: &str) -> Result<Source> {
         if stem.is_empty() || stem.starts_with('.') || !matches!(Path::new(stem).components().collect::<Vec<_>>()[..], [Component::Normal(_)]) {
             bail!("{name_or_url}: the archive name `{file}` gives no usable folder name");
         }
+        let key = &hex::encode(Sha256::digest(name_or_url.as_bytes()))[..16];
         return Ok(Source {
             name: stem.to_string(),
             url: name_or_url.to_string(),
             sha256: None,
-            archive: file.to_string(),
-            folder: stem.to_string(),
+            archive: format!("urls/{key}/{file}"),
+            folder: format!("urls/{key}/{stem}"),
             aliases: &[],
             bundled: None,
         });
@@ -187,23 +190,45 @@ fn lookup(name_or_url: &str) -> Result<Source> {
     })
 }
 
-/// The folder of a data set, downloading and extracting it if needed. `sha256` overrides
-/// (or supplies) the registry's hash.
-pub fn untar_data(name_or_url: &str, sha256: Option<&str>, store: &Store) -> Result<Resolved> {
+/// What `untar_data` is given besides the name: the archive's expected sha256 (over the
+/// registry's), how far extraction and a download may go, and whether the run was asked
+/// to stop (a download ends at once then).
+#[derive(Clone, Debug)]
+pub struct Fetch {
+    pub sha256: Option<String>,
+    pub archive: archive::Limits,
+    pub download: download::Limits,
+    pub stop: fn() -> Option<&'static str>,
+}
+
+impl Default for Fetch {
+    fn default() -> Fetch {
+        Fetch { sha256: None, archive: archive::Limits::default(), download: download::Limits::default(), stop: || None }
+    }
+}
+
+/// Kept in every folder the runner extracts: the archive's URL and sha256.
+pub const ARCHIVE_NOTE: &str = ".runner-archive.toml";
+
+/// The folder of a data set, downloading and extracting it if needed.
+pub fn untar_data(name_or_url: &str, opts: &Fetch, store: &Store) -> Result<Resolved> {
     let ds = lookup(name_or_url)?;
-    let sha = sha256.or(ds.sha256.as_deref());
+    let sha = opts.sha256.as_deref().or(ds.sha256.as_deref());
     let found = |folder: PathBuf, source| Ok(Resolved { name: ds.name.clone(), folder, source });
     for dir in store.dirs() {
         let folder = dir.join(&ds.folder);
         if folder.is_dir() {
+            check_extracted(&folder, sha, opts.sha256.is_some())?;
             return found(folder, "full");
         }
     }
+    let dest = store.cache.join(&ds.folder);
     for dir in store.dirs() {
         let archive = dir.join(&ds.archive);
         if archive.is_file() {
-            check_sha(&archive, &file_sha256(&archive)?, sha, &ds.name)?;
-            return found(extract(&archive, &store.cache.join(&ds.folder))?, "full");
+            let got = file_sha256(&archive)?;
+            check_sha(&archive, &got, sha, &ds.name)?;
+            return found(extract(&archive, &dest, &ds.url, &got, opts)?, "full");
         }
     }
     for alias in ds.aliases {
@@ -216,10 +241,11 @@ pub fn untar_data(name_or_url: &str, sha256: Option<&str>, store: &Store) -> Res
         }
     }
     let archive = store.cache.join(&ds.archive);
-    let fetched = download(&ds.url, &archive, sha, &ds.name).and_then(|()| extract(&archive, &store.cache.join(&ds.folder)));
+    let fetched = fetch(&ds, &archive, sha, opts).and_then(|got| extract(&archive, &dest, &ds.url, &got, opts));
     match (fetched, ds.bundled) {
         (Ok(folder), _) => found(folder, "full"),
-        (Err(e), Some(b)) if Path::new(BUNDLED_DIR).join(b.folder).is_dir() => {
+        // Asked to stop: the run ends, it does not carry on with the sample.
+        (Err(e), Some(b)) if (opts.stop)().is_none() && Path::new(BUNDLED_DIR).join(b.folder).is_dir() => {
             let folder = Path::new(BUNDLED_DIR).join(b.folder);
             tracing::warn!(
                 "untar_data(\"{}\"): {e:#}\n  using the bundled {}: {}\n  it shows the pipeline working, not real accuracy; the full set: {} \
@@ -235,6 +261,44 @@ pub fn untar_data(name_or_url: &str, sha256: Option<&str>, store: &Store) -> Res
         }
         (Err(e), _) => Err(e),
     }
+}
+
+/// A folder found already extracted: the archive it came from must have the sha256 asked
+/// for. A folder put there by hand has no note; a hash the caller gave cannot be checked then.
+fn check_extracted(folder: &Path, want: Option<&str>, asked: bool) -> Result<()> {
+    let note = folder.join(ARCHIVE_NOTE);
+    let Ok(text) = std::fs::read_to_string(&note) else {
+        if asked {
+            tracing::warn!(
+                "untar_data: {} was not extracted by the runner (it has no {ARCHIVE_NOTE}), so the sha256 given is not checked",
+                folder.display()
+            );
+        }
+        return Ok(());
+    };
+    let had: toml::Table =
+        toml::from_str(&text).with_context(|| format!("{} is damaged; delete {} to fetch it again", note.display(), folder.display()))?;
+    let had_sha = had.get("sha256").and_then(|v| v.as_str()).unwrap_or_default();
+    match want {
+        Some(want) if !want.eq_ignore_ascii_case(had_sha) => bail!(
+            "{} was extracted from an archive with sha256 {had_sha} ({}), not the sha256 {want} asked for; delete the folder to fetch it again",
+            folder.display(),
+            had.get("url").and_then(|v| v.as_str()).unwrap_or("unknown URL")
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// Extracts `archive` (from `url`, with sha256 `sha`) to `dest` within the limits, noting where it came from.
+fn extract(archive: &Path, dest: &Path, url: &str, sha: &str, opts: &Fetch) -> Result<PathBuf> {
+    archive::extract(archive, dest, opts.archive, |folder| {
+        let mut note = toml::Table::new();
+        note.insert("url".into(), url.into());
+        note.insert("sha256".into(), sha.into());
+        note.insert("extracted".into(), chrono::Local::now().to_rfc3339().into());
+        std::fs::write(folder.join(ARCHIVE_NOTE), toml::to_string(&note)?)
+            .with_context(|| format!("cannot write {}", folder.join(ARCHIVE_NOTE).display()))
+    })
 }
 
 fn file_sha256(path: &Path) -> Result<String> {
@@ -257,132 +321,16 @@ fn check_sha(what: &Path, got: &str, want: Option<&str>, name: &str) -> Result<(
     }
 }
 
-/// Downloads `url` to `dest` through a `.part` file, hashing as it goes; a mismatch leaves
-/// nothing behind. `RUNNER_OFFLINE=1` refuses at once (machines without network, tests).
-fn download(url: &str, dest: &Path, sha: Option<&str>, name: &str) -> Result<()> {
+/// Downloads a data set's archive to `dest`, its hash checked; `RUNNER_OFFLINE=1` refuses
+/// at once (machines without network, tests). Returns the archive's sha256.
+fn fetch(ds: &Source, dest: &Path, sha: Option<&str>, opts: &Fetch) -> Result<String> {
     if std::env::var_os("RUNNER_OFFLINE").is_some_and(|v| !v.is_empty() && v != "0") {
-        bail!("RUNNER_OFFLINE is set: not downloading {url}");
+        bail!("RUNNER_OFFLINE is set: not downloading {}", ds.url);
     }
     if let Some(parent) = dest.parent() {
         std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
     }
-    let resp = ureq::get(url).call().with_context(|| format!("cannot download {url}"))?;
-    let len = resp.header("content-length").and_then(|l| l.parse::<u64>().ok());
-    let bar = indicatif::ProgressBar::new(len.unwrap_or(0));
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    bar.set_message(format!("downloading {name}"));
-    let part = dest.with_extension("part");
-    let result = (|| -> Result<String> {
-        let mut out = std::fs::File::create(&part).with_context(|| format!("cannot write {}", part.display()))?;
-        let mut reader = resp.into_reader();
-        let mut h = Sha256::new();
-        let mut buf = vec![0u8; 1 << 16];
-        loop {
-            let n = reader.read(&mut buf).with_context(|| format!("download of {url} failed"))?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-            out.write_all(&buf[..n]).with_context(|| format!("cannot write {}", part.display()))?;
-            bar.inc(n as u64);
-        }
-        out.sync_all()?;
-        Ok(hex::encode(h.finalize()))
-    })();
-    bar.finish_and_clear();
-    let checked = result.and_then(|got| check_sha(Path::new(url), &got, sha, name));
-    if let Err(e) = checked {
-        let _ = std::fs::remove_file(&part);
-        return Err(e);
-    }
-    std::fs::rename(&part, dest).with_context(|| format!("cannot move {} into place", dest.display()))
-}
-
-/// A relative path inside the target, or an error for one that would escape it.
-fn safe_path(name: &Path) -> Result<PathBuf> {
-    let mut out = PathBuf::new();
-    for c in name.components() {
-        match c {
-            Component::Normal(p) => out.push(p),
-            Component::CurDir => {}
-            _ => bail!("archive entry `{}` escapes the target folder; refusing to extract", name.display()),
-        }
-    }
-    Ok(out)
-}
-
-/// Extracts into a temp folder next to `dest`, then renames it into place; an archive
-/// holding a single top folder has that folder's content become `dest`.
-pub fn extract(archive: &Path, dest: &Path) -> Result<PathBuf> {
-    let parent = dest.parent().context("extraction target has no parent")?;
-    std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
-    let tmp = parent.join(format!(".tmp-{}-{}", dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    let unpacked = unpack(archive, &tmp).with_context(|| format!("cannot extract {}", archive.display()));
-    let result = unpacked.and_then(|()| {
-        let entries: Vec<PathBuf> = std::fs::read_dir(&tmp)?.flatten().map(|e| e.path()).collect();
-        let src = match entries.as_slice() {
-            [only] if only.is_dir() => only.clone(),
-            _ => tmp.clone(),
-        };
-        if dest.exists() {
-            return Ok(()); // Extracted meanwhile by another process.
-        }
-        std::fs::rename(&src, dest).with_context(|| format!("cannot move the extracted files to {}", dest.display()))
-    });
-    let _ = std::fs::remove_dir_all(&tmp);
-    result.map(|()| dest.to_path_buf())
-}
-
-fn unpack(archive: &Path, into: &Path) -> Result<()> {
-    let name = archive.to_string_lossy().to_lowercase();
-    let file = std::fs::File::open(archive)?;
-    if name.ends_with(".zip") {
-        let mut zip = zip::ZipArchive::new(file)?;
-        for i in 0..zip.len() {
-            let mut entry = zip.by_index(i)?;
-            let rel = safe_path(Path::new(entry.name()))?;
-            if entry.is_symlink() {
-                bail!("archive entry `{}` is a link; refusing to extract", entry.name());
-            }
-            let out = into.join(&rel);
-            if entry.is_dir() {
-                std::fs::create_dir_all(&out)?;
-            } else {
-                if let Some(p) = out.parent() {
-                    std::fs::create_dir_all(p)?;
-                }
-                std::io::copy(&mut entry, &mut std::fs::File::create(&out)?)?;
-            }
-        }
-        return Ok(());
-    }
-    let reader: Box<dyn Read> = if name.ends_with(".tar") { Box::new(file) } else { Box::new(flate2::read::GzDecoder::new(file)) };
-    let mut tar = tar::Archive::new(reader);
-    for entry in tar.entries()? {
-        let mut entry = entry?;
-        let path = entry.path()?.into_owned();
-        let rel = safe_path(&path)?;
-        let kind = entry.header().entry_type();
-        if kind.is_dir() {
-            std::fs::create_dir_all(into.join(&rel))?;
-        } else if kind.is_file() {
-            let out = into.join(&rel);
-            if let Some(p) = out.parent() {
-                std::fs::create_dir_all(p)?;
-            }
-            entry.unpack(&out)?;
-        } else if kind.is_symlink() || kind.is_hard_link() {
-            bail!("archive entry `{}` is a link; refusing to extract", path.display());
-        } else if !matches!(kind, tar::EntryType::XGlobalHeader | tar::EntryType::XHeader) {
-            bail!("archive entry `{}` is not a file or folder; refusing to extract", path.display());
-        }
-    }
-    Ok(())
+    download::download(&ds.url, dest, &ds.name, opts.download, opts.stop, |got| check_sha(Path::new(&ds.url), got, sha, &ds.name))
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! an episode from one parent (`Greek` of `Greek/character03`), as Omniglot's official
 //! runs draw within one alphabet, which is harder than classes from mixed alphabets.
 use super::table::Table;
+use crate::opts::Choice;
 use anyhow::{bail, Result};
 use rand::seq::index::sample;
 use rand::Rng;
@@ -30,27 +31,44 @@ impl std::str::FromStr for Part {
     }
 }
 
-impl std::fmt::Display for Part {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
+impl Choice for Part {
+    fn name(&self) -> &'static str {
+        match self {
             Part::Train => "train",
             Part::Valid => "valid",
             Part::All => "all",
-        })
+        }
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
-pub struct EpisodeSpec {
-    pub n_way: usize,
-    pub k_shot: usize,
-    pub n_query: usize,
-    pub n_episodes: usize,
-    pub part: Part,
-    pub seed: u64,
-    /// All of an episode's classes share the parent of their name (the text before its
-    /// last `/`); the parent is drawn uniformly among those with `n_way` usable classes.
-    pub within_parent: bool,
+impl std::fmt::Display for Part {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+crate::options! {
+    /// What `episodes` draws.
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct EpisodeSpec {
+        /// classes per episode
+        opt n_way: usize = 5,
+        /// support images per class
+        opt k_shot: usize = 1,
+        /// query images per class
+        opt n_query: usize = 1,
+        /// episodes to draw
+        opt n_episodes: usize = 100,
+        /// rows to draw from: train, valid (the is_valid column) or all
+        opt part as split: Part = Part::Valid,
+        // The parent is the text before a class name's last `/`, drawn uniformly among the
+        // parents with `n_way` usable classes.
+        /// draw all of an episode's classes from one parent (Greek of Greek/character03), as
+        /// Omniglot's runs keep to one alphabet
+        opt within_parent: bool = false,
+        /// the seed of this step's random choices
+        opt seed: u64 = crate::seed::DEFAULT_SEED => "the run's seed",
+    }
 }
 
 /// The parent of a class name: the text before its last `/` (empty when it has none).

@@ -1,7 +1,9 @@
 //! Image discovery: recursive, sorted (so results never depend on the file system's
-//! order), and de-duplicated by relative path when several roots overlap (Omniglot's
-//! two minimal background sets share their Greek and Latin folders file for file).
-use anyhow::{bail, Context, Result};
+//! order), links followed once (`fs_walk`), and de-duplicated by relative path when several
+//! roots overlap (Omniglot's two minimal background sets share their Greek and Latin folders
+//! file for file).
+use crate::fs_walk::Entry;
+use anyhow::{bail, Result};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -36,7 +38,7 @@ pub fn get_image_files(roots: &[PathBuf]) -> Result<Found> {
             bail!("image folder {} does not exist", root.display());
         }
         let mut found = Vec::new();
-        walk(root, &mut found, &mut BTreeSet::new())?;
+        walk(root, &mut found)?;
         if found.is_empty() {
             bail!("no image files ({}) under {}", IMAGE_EXTENSIONS.join(", "), root.display());
         }
@@ -53,28 +55,13 @@ pub fn get_image_files(roots: &[PathBuf]) -> Result<Found> {
     Ok(Found { files, duplicates })
 }
 
-/// Recursive listing that follows links to folders but visits each real folder once, so a
-/// link cycle cannot make it loop.
-fn walk(dir: &Path, out: &mut Vec<PathBuf>, visited: &mut BTreeSet<PathBuf>) -> Result<()> {
-    let real = dir.canonicalize().with_context(|| format!("cannot open {}", dir.display()))?;
-    if !visited.insert(real) {
-        return Ok(());
-    }
-    let mut entries: Vec<PathBuf> =
-        std::fs::read_dir(dir).and_then(|rd| rd.map(|e| e.map(|e| e.path())).collect()).with_context(|| format!("cannot list {}", dir.display()))?;
-    // Sorted, so that which path reaches a linked folder first never depends on the file system.
-    entries.sort();
-    for path in entries {
-        if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
-            continue;
-        }
-        if path.is_dir() {
-            walk(&path, out, visited)?;
-        } else if is_image(&path) {
-            out.push(path);
-        }
-    }
-    Ok(())
+/// The images below `dir` (see `fs_walk`); a link that leads nowhere is kept when it is
+/// named like an image, so that decoding it names it.
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    crate::fs_walk::walk(dir, &mut |e| match e {
+        Entry::File { path, .. } | Entry::BadLink { path, .. } if is_image(&path) => out.push(path),
+        _ => {}
+    })
 }
 
 #[cfg(test)]

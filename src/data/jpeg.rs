@@ -52,20 +52,25 @@ pub struct Decoded {
     pub full: (u32, u32),
 }
 
-/// Decodes `bytes` to 1 (grey) or 3 (RGB) channels at the smallest scale whose size
-/// satisfies `covers` (`|_, _| false`: full size), only the rows of `region(width, height)`
-/// of that size and its columns widened to the JPEG's block boundaries (`None`: all).
-/// `Ok(None)`: a colour space this decoder leaves to another (CMYK, YCCK).
+/// The size a JPEG's header declares; `Ok(None)`: a colour space this decoder leaves to
+/// another (CMYK, YCCK). Cheap: nothing is decoded, so a caller can refuse a decompression
+/// bomb before `decode` allocates for it.
+pub fn header(bytes: &[u8]) -> Result<Option<(u32, u32)>> {
+    Ok(call(bytes, 8, 3, None, &mut [])?.map(|(_, w, h)| (w, h)))
+}
+
+/// Decodes `bytes` (whose `header` gave `size`) to 1 (grey) or 3 (RGB) channels at the
+/// smallest scale whose size satisfies `covers` (`|_, _| false`: full size), only the rows
+/// of `region(width, height)` of that size and its columns widened to the JPEG's block
+/// boundaries (`None`: all).
 pub fn decode(
     bytes: &[u8],
+    size: (u32, u32),
     channels: usize,
     covers: impl Fn(u32, u32) -> bool,
     region: impl Fn(u32, u32) -> Option<Rect>,
-) -> Result<Option<Decoded>> {
-    let mut header = [0u8; 0];
-    let Some((_, fw, fh)) = call(bytes, 8, channels, None, &mut header)? else {
-        return Ok(None);
-    };
+) -> Result<Decoded> {
+    let (fw, fh) = size;
     let num = scale_for(fw, fh, covers);
     let full = (scaled(fw, num), scaled(fh, num));
     let rect = region(full.0, full.1);
@@ -74,7 +79,7 @@ pub fn decode(
     let (x, width, height) = call(bytes, num, channels, rect, &mut data)?.expect("same header as before");
     data.truncate(width as usize * height as usize * channels);
     let y = rect.map_or(0, |r| r.y);
-    Ok(Some(Decoded { pixels: Pixels { width, height, channels, data }, x, y, full }))
+    Ok(Decoded { pixels: Pixels { width, height, channels, data }, x, y, full })
 }
 
 /// One call into the C side: the header only (`out` empty: full size) or a decode at num/8.
@@ -118,8 +123,12 @@ mod tests {
         std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/oxford-iiit-pet-sample/images").join(name)).unwrap()
     }
 
+    fn decode_all(bytes: &[u8], channels: usize, covers: impl Fn(u32, u32) -> bool, region: impl Fn(u32, u32) -> Option<Rect>) -> Result<Decoded> {
+        decode(bytes, header(bytes)?.expect("a YCbCr JPEG"), channels, covers, region)
+    }
+
     fn whole(bytes: &[u8], channels: usize, covers: impl Fn(u32, u32) -> bool) -> Result<Pixels> {
-        Ok(decode(bytes, channels, covers, |_, _| None)?.expect("a YCbCr JPEG").pixels)
+        Ok(decode_all(bytes, channels, covers, |_, _| None)?.pixels)
     }
 
     #[test]
@@ -164,7 +173,7 @@ mod tests {
         assert!(whole(b"\xff\xd8\xff\xe0 nope", 3, |_, _| false).is_err());
         // Rows outside a box are skipped, not ignored: damage below it is still found.
         let top = |_: u32, _: u32| Some(Rect { x: 10, y: 0, width: 50, height: 20 });
-        let e = decode(&bytes[..bytes.len() * 2 / 3], 3, |_, _| false, top).err().expect("damage below the box").to_string();
+        let e = decode_all(&bytes[..bytes.len() * 2 / 3], 3, |_, _| false, top).err().expect("damage below the box").to_string();
         assert!(e.contains("Premature end"), "{e}");
     }
 
@@ -176,11 +185,10 @@ mod tests {
                 let covers = |w: u32, h: u32| num_covers > 0 && w.min(h) >= num_covers;
                 let full = whole(&bytes, channels, covers).unwrap();
                 let want = Rect { x: full.width / 5 + 3, y: full.height / 7 + 1, width: full.width / 2, height: full.height / 3 };
-                let d = decode(&bytes, channels, covers, |w, h| {
+                let d = decode_all(&bytes, channels, covers, |w, h| {
                     assert_eq!((w, h), (full.width, full.height));
                     Some(want)
                 })
-                .unwrap()
                 .unwrap();
                 assert_eq!(d.full, (full.width, full.height));
                 assert_eq!((d.y, d.pixels.height), (want.y, want.height), "exactly the rows asked for");

@@ -1,10 +1,12 @@
 //! The data-block layer: files, labels, splits, pairs and tables describe *what* the
 //! items are; image, augment and loader turn them into normalised NCHW batches fast;
 //! datasets and oneshot fetch and read the data sets the experiments use.
+pub mod archive;
 pub mod augment;
 pub mod blocks;
 pub mod dataloaders;
 pub mod datasets;
+pub mod download;
 pub mod episodes;
 pub mod files;
 pub mod grid;

@@ -62,7 +62,7 @@ mod tests {
     fn reads_the_official_runs() {
         let d = tempfile::tempdir().unwrap();
         let zip = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/omniglot/all_runs.zip");
-        let dir = crate::data::datasets::extract(&zip, &d.path().join("all_runs")).unwrap();
+        let dir = crate::data::archive::extract(&zip, &d.path().join("all_runs"), Default::default(), |_| Ok(())).unwrap();
         let runs = read_oneshot_runs(&dir).unwrap();
         assert_eq!(runs.len(), 20);
         assert!(runs.iter().all(|r| r.support.len() == 20 && r.queries.len() == 20));

@@ -31,8 +31,9 @@ impl Images {
     /// Image `id` at the loader's size, the crop at `at` (fractions).
     pub fn sized(&self, id: usize, at: (f64, f64)) -> Result<Pixels> {
         match &self.cache {
-            Some(c) => resize(&c[id], self.method, self.size, at).with_context(|| format!("cannot resize {}", self.paths[id].display())),
-            None => load_resized(&self.paths[id], self.channels, self.method, self.size, at),
+            Some(c) => resize(&c[id], self.method, self.augment.pad_mode, self.size, at)
+                .with_context(|| format!("cannot resize {}", self.paths[id].display())),
+            None => load_resized(&self.paths[id], self.channels, self.method, self.augment.pad_mode, self.size, at),
         }
     }
 

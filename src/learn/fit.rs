@@ -18,19 +18,34 @@ pub use super::metrics::ExtraMetrics;
 /// The callbacks a caller adds to a fit (script closures, metric closures, its own).
 pub type Cbs<'a, 'b> = &'a mut [&'b mut dyn Callback];
 
-/// Options of one fit.
-#[derive(Debug, Clone, Default)]
-pub struct FitOptions {
-    pub wd: Option<f64>,
-    pub grad_clip: Option<f64>,
-    /// Stop when `monitor` has not improved for `patience` epochs.
-    pub early_stopping: Option<(String, usize)>,
-    /// Save `models/best` whenever this column improves; reload it at the end.
-    pub save_best: Option<String>,
-    /// Inputs and conv weights in NHWC memory order (faster convolutions on GPU).
-    pub channels_last: bool,
-    /// bf16 mixed precision for this fit (see `Learner::bf16`).
-    pub bf16: bool,
+crate::options! {
+    /// When a fit stops early: `monitor` has not improved for `patience` epochs.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct EarlyStop {
+        /// the epoch-table column to watch
+        opt monitor: String = "valid_loss".into(),
+        /// epochs without improvement before stopping
+        opt patience: usize = 1,
+    }
+}
+
+crate::options! {
+    /// Options of one fit.
+    #[derive(Debug, Clone)]
+    pub struct FitOptions {
+        /// weight decay for this fit and after
+        opt wd: Option<f64> = None => "the learner's",
+        /// clip the gradient norm to this
+        opt grad_clip: Option<f64> = None,
+        /// #{ monitor, patience }: stop when the column stops improving
+        opt early_stopping: Option<EarlyStop> = None,
+        /// save models/best when this column improves; reload it at the end
+        opt save_best: Option<String> = None,
+        /// NHWC memory order for inputs and conv weights
+        opt channels_last: bool = false,
+        /// bf16 mixed precision for this fit
+        opt bf16: bool = false,
+    }
 }
 
 impl Learner {
@@ -81,7 +96,7 @@ impl Learner {
         let (mut scheduler, mut recorder, mut progress) = (ParamScheduler { sched }, Recorder::new(true), ProgressCb::epochs());
         let (mut interrupt, mut nan, mut plot) = (Interrupt { save: true }, TerminateOnNan, LossPlot::default());
         let mut best = opts.save_best.as_deref().map(|c| SaveBest(super::callbacks::tracker::Watch::new(c)));
-        let mut early = opts.early_stopping.as_ref().map(|(c, p)| EarlyStopping::new(c, *p));
+        let mut early = opts.early_stopping.as_ref().map(|e| EarlyStopping::new(&e.monitor, e.patience));
         let mut parallel = self.group().cloned().map(DataParallel::new);
         let mut all: Vec<&mut dyn Callback> = vec![&mut scheduler, &mut recorder, &mut progress, &mut interrupt, &mut nan, &mut plot];
         if let Some(p) = parallel.as_mut() {

@@ -21,19 +21,26 @@ pub fn exp(start: f64, end: f64, pos: f64) -> f64 {
     start * (end / start).powf(pos)
 }
 
-/// fastai's one-cycle policy for one parameter group.
-#[derive(Debug, Clone, Copy)]
-pub struct OneCycle {
-    pub lr_max: f64,
-    pub div: f64,
-    pub div_final: f64,
-    pub pct_start: f64,
-    pub moms: (f64, f64, f64),
+crate::options! {
+    /// fastai's one-cycle policy for one parameter group.
+    #[derive(Debug, Clone, Copy)]
+    pub struct OneCycle {
+        /// The peak learning rate (the fit's argument).
+        field lr_max: f64 = 1.0,
+        /// the first learning rate is lr_max / div
+        opt div: f64 = 25.0,
+        /// the last learning rate is lr_max / (div * div_final)
+        opt div_final: f64 = 1e5,
+        /// the share of the fit spent warming up
+        opt pct_start: f64 = 0.25,
+        /// momentum at the start, the peak and the end
+        opt moms: (f64, f64, f64) = (0.95, 0.85, 0.95),
+    }
 }
 
 impl OneCycle {
     pub fn new(lr_max: f64) -> OneCycle {
-        OneCycle { lr_max, div: 25.0, div_final: 1e5, pct_start: 0.25, moms: (0.95, 0.85, 0.95) }
+        OneCycle { lr_max, ..OneCycle::default() }
     }
 
     pub fn lr(&self, pos: f64) -> f64 {

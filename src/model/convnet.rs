@@ -1,24 +1,36 @@
 //! A configurable conv stack for small images (Omniglot 105 px, ORL faces 92x112), with
 //! Koch et al. (2015)'s Siamese network as a preset. Output: a flat embedding.
 use super::layers::{bn2d, linear, Seq};
+use crate::opts::Choice;
 use anyhow::{bail, Result};
 use tch::nn;
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConvNetSpec {
-    pub in_channels: i64,
-    pub channels: Vec<i64>,
-    pub kernels: Vec<i64>,
-    /// Max-pool 2x2 after each conv.
-    pub pool: Vec<bool>,
-    pub batch_norm: bool,
-    /// Size of the final embedding (a Linear after flattening); 0 = global average pool instead.
-    pub embed: i64,
-    /// Sigmoid on the embedding (Koch et al.) instead of none.
-    pub sigmoid: bool,
-    /// Input height and width, needed to size the Linear layer.
-    pub input: (i64, i64),
-    pub padding: Padding,
+crate::options! {
+    /// A conv stack: conv (BatchNorm) ReLU (max-pool) per layer, then an embedding. The
+    /// defaults are Koch et al. 2015's: 64@10x10, 128@7x7, 128@4x4, 256@4x4, a 4096-d sigmoid
+    /// embedding.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct ConvNetSpec {
+        // Needed to size the Linear layer; `convnet` refuses a call without it.
+        /// input [height, width]
+        opt input: (i64, i64) = (0, 0) => "required",
+        /// input channels
+        opt in_channels: i64 = 1,
+        /// output channels of each conv
+        opt channels: Vec<i64> = vec![64, 128, 128, 256],
+        /// kernel size of each conv
+        opt kernels: Vec<i64> = vec![10, 7, 4, 4],
+        /// max-pool 2x2 after each conv
+        opt pool: Vec<bool> = vec![true, true, true, false],
+        /// BatchNorm after each conv
+        opt batch_norm as bn: bool = false,
+        /// embedding size (a Linear after flattening); 0 pools globally instead
+        opt embed: i64 = 4096,
+        /// sigmoid on the embedding (Koch et al.)
+        opt sigmoid: bool = true,
+        /// valid (no padding) or same (kernel/2)
+        opt padding: Padding = Padding::Valid,
+    }
 }
 
 /// How each conv is padded.
@@ -41,22 +53,16 @@ impl std::str::FromStr for Padding {
     }
 }
 
-impl ConvNetSpec {
-    /// Koch et al. 2015: 64@10x10, 128@7x7, 128@4x4, 256@4x4, 4096-d sigmoid embedding.
-    pub fn koch(input: (i64, i64), in_channels: i64) -> ConvNetSpec {
-        ConvNetSpec {
-            in_channels,
-            channels: vec![64, 128, 128, 256],
-            kernels: vec![10, 7, 4, 4],
-            pool: vec![true, true, true, false],
-            batch_norm: false,
-            embed: 4096,
-            sigmoid: true,
-            input,
-            padding: Padding::Valid,
+impl Choice for Padding {
+    fn name(&self) -> &'static str {
+        match self {
+            Padding::Valid => "valid",
+            Padding::Same => "same",
         }
     }
+}
 
+impl ConvNetSpec {
     /// Spatial size after the conv stack, or an error naming the layer where it vanishes.
     pub fn feature_size(&self) -> Result<(i64, i64)> {
         let (mut h, mut w) = self.input;

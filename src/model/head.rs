@@ -5,27 +5,37 @@ use super::layers::{bn1d_fastai, linear, BatchNorm, Seq};
 use anyhow::{bail, Result};
 use tch::nn;
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct HeadSpec {
-    pub nf: i64,
-    pub n_out: i64,
-    pub lin_ftrs: Option<Vec<i64>>,
-    pub ps: Vec<f64>,
-    pub concat_pool: bool,
-    pub first_bn: bool,
-    pub bn_final: bool,
+crate::options! {
+    /// fastai's head for `nf` input channels and `n_out` outputs.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct HeadSpec {
+        /// Input channels (create_head's argument).
+        field nf: i64 = 0,
+        /// Outputs (create_head's argument).
+        field n_out: i64 = 0,
+        /// dropout: the last layer's, earlier layers get half (fastai), or one per layer
+        opt ps: Vec<f64> = vec![0.5],
+        /// hidden layer sizes
+        opt lin_ftrs: Vec<i64> = vec![512],
+        /// concatenate average and max pooling
+        opt concat_pool: bool = true,
+        /// BatchNorm before the first Linear
+        opt first_bn: bool = true,
+        /// BatchNorm after the last Linear
+        opt bn_final: bool = false,
+    }
 }
 
 impl HeadSpec {
     pub fn new(nf: i64, n_out: i64) -> HeadSpec {
-        HeadSpec { nf, n_out, lin_ftrs: None, ps: vec![0.5], concat_pool: true, first_bn: true, bn_final: false }
+        HeadSpec { nf, n_out, ..HeadSpec::default() }
     }
 
     /// The feature sizes of the linear stack: `[pooled, 512, n_out]` by default.
     pub fn features(&self) -> Vec<i64> {
         let pooled = if self.concat_pool { 2 * self.nf } else { self.nf };
         let mut f = vec![pooled];
-        f.extend(self.lin_ftrs.clone().unwrap_or_else(|| vec![512]));
+        f.extend(&self.lin_ftrs);
         f.push(self.n_out);
         f
     }

@@ -9,14 +9,20 @@ use anyhow::{bail, Result};
 use tch::nn::{self, ModuleT};
 use tch::{Device, Tensor};
 
-/// What a prototypical network reads from its batch of one episode: `n_way * k_shot`
-/// support images (class-major), then the queries; `scale` multiplies its logits.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ProtoShape {
-    pub n_way: usize,
-    pub k_shot: usize,
-    pub metric: Metric,
-    pub scale: f64,
+crate::options! {
+    /// What a prototypical network reads from its batch of one episode: `n_way * k_shot`
+    /// support images (class-major), then the queries; `scale` multiplies its logits.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    pub struct ProtoShape {
+        /// classes per episode (as the episode loaders draw them)
+        opt n_way: usize = 5,
+        /// support images per class
+        opt k_shot: usize = 1,
+        /// closeness of a query to a prototype: euclidean (Snell et al.) or cosine
+        opt metric: Metric = Metric::Euclidean,
+        /// the logits' scale (cosine needs about 10 to train)
+        opt scale: f64 = 1.0,
+    }
 }
 
 struct ProtoNet {

@@ -3,6 +3,7 @@
 //! and the cosine metric this is exactly the Siamese cosine model's nearest support image.
 //! Plain tensor math below both the protonet model and the learner's N-way evaluation.
 use super::layers::unit_rows;
+use crate::opts::Choice;
 use anyhow::{bail, Result};
 use tch::{Kind, Tensor};
 
@@ -23,6 +24,15 @@ impl std::str::FromStr for Metric {
             "cosine" => Metric::Cosine,
             other => bail!("unknown metric `{other}`: use cosine or euclidean"),
         })
+    }
+}
+
+impl Choice for Metric {
+    fn name(&self) -> &'static str {
+        match self {
+            Metric::Euclidean => "euclidean",
+            Metric::Cosine => "cosine",
+        }
     }
 }
 

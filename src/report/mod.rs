@@ -19,9 +19,25 @@ const VEGA: [(&str, &str); 3] = [
     ("vega-embed 7.3.0", include_str!("../../assets/vega/vega-embed.min.js")),
 ];
 
-/// Text that may sit inside a `<script>` element: `</` cannot close it early.
+/// Our own script text, inside a `<script>` element: `</` cannot close it early.
 fn script_safe(s: &str) -> String {
     s.replace("</", "<\\/")
+}
+
+/// JSON that may sit inside a `<script>` element whatever its strings hold: escaping `</`
+/// alone is not enough (`<!--<script>` puts the HTML parser in a state where the element's
+/// own `</script>` no longer ends it, and the page's script is swallowed), so `<`, `>` and
+/// `&` become `\u` escapes, which JSON reads back as the same characters; so do U+2028 and
+/// U+2029, which end a line in older JavaScript.
+fn json_safe(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        match c {
+            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn html_escape(s: &str) -> String {
@@ -35,7 +51,7 @@ pub fn render(runs: &[RunEntry], title: &str) -> Result<String> {
     }
     let data = gather(runs, title)?;
     let libs: String = VEGA.iter().map(|(name, js)| format!("<script>/* {name}, BSD-3-Clause (see assets/vega/) */\n{js}\n</script>\n")).collect();
-    let json = script_safe(&serde_json::to_string(&data)?);
+    let json = json_safe(&serde_json::to_string(&data)?);
     // One pass, so that text substituted in (an error message) is never substituted again.
     let slot = regex::Regex::new(r"\{\{(TITLE|LIBS|DATA|SCRIPT)\}\}")?;
     Ok(slot
@@ -58,7 +74,11 @@ pub fn write(runs: &[RunEntry], title: &str, path: &Path) -> Result<()> {
 mod tests {
     #[test]
     fn nothing_closes_a_script_early() {
-        assert_eq!(super::script_safe(r#"{"e":"</script><b>"}"#), r#"{"e":"<\/script><b>"}"#);
+        assert_eq!(super::script_safe("a</b"), "a<\\/b");
+        let hostile = serde_json::json!({ "p": "<!--<script></script>&\u{2028}\u{2029}x" });
+        let safe = super::json_safe(&hostile.to_string());
+        assert!(!safe.contains(['<', '>', '&', '\u{2028}', '\u{2029}']), "{safe}");
+        assert_eq!(serde_json::from_str::<serde_json::Value>(&safe).unwrap(), hostile, "the same JSON, read back");
         for (_, js) in super::VEGA {
             assert!(!js.contains("</script"), "a vendored library would end its <script> early");
         }

@@ -1,6 +1,7 @@
 //! Argument glue shared by every binding file: numbers that may be written as integers,
 //! option maps that reject unknown keys, and errors that Rhai positions at the call site.
-use super::options::{Def, Opt, OptTable};
+use super::options::OptTable;
+use crate::opts::{Def, Label, Opt, OptValue, Options, Value};
 use rhai::{Array, Dynamic, EvalAltResult, Map, Position};
 
 pub type RhaiResult<T> = Result<T, Box<EvalAltResult>>;
@@ -25,70 +26,83 @@ impl<T> OrScript<T> for anyhow::Result<T> {
     }
 }
 
-/// A float parameter that also accepts an integer (`fit_one_cycle(1, 1)`).
-pub fn to_f64(v: &Dynamic, what: &str) -> RhaiResult<f64> {
-    if let Ok(f) = v.as_float() {
-        Ok(f)
+/// A script value as the plain API's options take it (see `crate::opts`).
+pub fn value(v: &Dynamic) -> Value {
+    if v.is_unit() {
+        Value::Unit
+    } else if let Ok(b) = v.as_bool() {
+        Value::Bool(b)
     } else if let Ok(i) = v.as_int() {
-        Ok(i as f64)
+        Value::Int(i)
+    } else if let Ok(f) = v.as_float() {
+        Value::Float(f)
+    } else if let Ok(s) = v.clone().into_immutable_string() {
+        Value::Str(s.to_string())
+    } else if let Some(a) = v.read_lock::<Array>() {
+        Value::List(a.iter().map(value).collect())
+    } else if let Some(m) = v.read_lock::<Map>() {
+        Value::Map(m.iter().map(|(k, v)| (k.to_string(), value(v))).collect())
     } else {
-        Err(script_err(format!("{what} must be a number, got {} `{v}`", v.type_name())))
+        Value::Other { ty: v.type_name().to_string(), shown: v.to_string() }
     }
+}
+
+/// A positional argument read as `T` (numbers may be written as integers:
+/// `fit_one_cycle(1, 1)`); errors name it.
+pub fn arg<T: OptValue>(v: &Dynamic, what: &str) -> RhaiResult<T> {
+    T::from_value(&value(v), &Label::bare(what)).map_err(from_anyhow)
+}
+
+pub fn to_f64(v: &Dynamic, what: &str) -> RhaiResult<f64> {
+    arg(v, what)
 }
 
 pub fn to_i64(v: &Dynamic, what: &str) -> RhaiResult<i64> {
-    match v.as_int() {
-        Ok(i) => Ok(i),
-        Err(_) => match v.as_float() {
-            Ok(f) if f.fract() == 0.0 => Ok(f as i64),
-            _ => Err(script_err(format!("{what} must be an integer, got {} `{v}`", v.type_name()))),
-        },
-    }
+    arg(v, what)
 }
 
 pub fn to_usize(v: &Dynamic, what: &str) -> RhaiResult<usize> {
-    let i = to_i64(v, what)?;
-    usize::try_from(i).map_err(|_| script_err(format!("{what} must not be negative, got {i}")))
+    arg(v, what)
 }
 
 pub fn to_string(v: &Dynamic, what: &str) -> RhaiResult<String> {
-    v.clone().into_immutable_string().map(|s| s.to_string()).map_err(|t| script_err(format!("{what} must be a string, got {t} `{v}`")))
+    arg(v, what)
 }
 
+/// One number or a list of them.
 pub fn to_f64s(v: &Dynamic, what: &str) -> RhaiResult<Vec<f64>> {
-    match v.clone().try_cast::<Array>() {
-        Some(a) => a.iter().map(|x| to_f64(x, what)).collect(),
-        None => Ok(vec![to_f64(v, what)?]),
-    }
+    arg(v, what)
 }
 
-pub fn to_usizes(v: &Dynamic, what: &str) -> RhaiResult<Vec<usize>> {
-    match v.clone().try_cast::<Array>() {
-        Some(a) => a.iter().map(|x| to_usize(x, what)).collect(),
-        None => Err(script_err(format!("{what} must be an array of integers, got {} `{v}`", v.type_name()))),
-    }
+/// A list of sizes (no negative entries).
+pub fn to_sizes(v: &Dynamic, what: &str) -> RhaiResult<Vec<i64>> {
+    arg(v, what)
 }
 
-/// An options map (`#{ bs: 64 }`) read key by key through its function's table (see
-/// `options`): defaults come from the table, and `finish` rejects keys the table does not
-/// list, so a typo is an error that names the accepted keys.
+/// An options map (`#{ bs: 64 }`) read through its function's table (see `options`): a
+/// declared options struct is filled with `fill`, other keys are read one by one with
+/// their defaults from the table, and `finish` rejects keys the table does not list, so a
+/// typo is an error that names the accepted keys.
 pub struct Opts {
     table: &'static OptTable,
+    rows: Vec<Opt>,
     map: Map,
 }
 
 impl Opts {
     pub fn new(table: &'static OptTable, map: Map) -> Opts {
-        Opts { table, map }
+        Opts { table, rows: table.rows(), map }
     }
 
-    fn spec(&self, key: &str) -> RhaiResult<&'static Opt> {
-        self.table.get(key).ok_or_else(|| script_err(format!("internal error: {} reads option `{key}` that its table lacks", self.table.function)))
+    fn spec(&self, key: &str) -> RhaiResult<&Opt> {
+        self.rows
+            .iter()
+            .find(|o| o.key == key)
+            .ok_or_else(|| script_err(format!("internal error: {} reads option `{key}` that its table lacks", self.table.function)))
     }
 
-    /// Whether the function's table has option `key`.
-    pub fn has(&self, key: &str) -> bool {
-        self.table.get(key).is_some()
+    fn at<'a>(&self, key: &'a str) -> Label<'a> {
+        Label { function: self.table.function, key }
     }
 
     /// The value given for `key`, if any.
@@ -97,68 +111,72 @@ impl Opts {
         Ok(self.map.get(key).cloned().filter(|v| !v.is_unit()))
     }
 
-    fn label(&self, key: &str) -> String {
-        format!("{} option `{key}`", self.table.function)
+    /// Sets every option of `into` (a struct declared with `options!`) that the map gives
+    /// and the function's table lists; the rest keep the values `into` has.
+    pub fn fill<T: Options>(&mut self, into: &mut T) -> RhaiResult<()> {
+        for o in &self.rows {
+            if let Some(v) = self.map.get(o.key).filter(|v| !v.is_unit()) {
+                into.set(&value(v), &self.at(o.key)).map_err(from_anyhow)?;
+            }
+        }
+        Ok(())
     }
 
-    fn default_bad(&self, key: &str, d: Def) -> Box<EvalAltResult> {
-        script_err(format!("internal error: {} option `{key}` has default {d:?}", self.table.function))
+    /// `key` read as `T`, or its table default.
+    fn read<T: OptValue>(&mut self, key: &str, default: impl Fn(&Def) -> Option<T>) -> RhaiResult<T> {
+        let d = self.spec(key)?.default.clone();
+        match self.get(key)? {
+            Some(v) => T::from_value(&value(&v), &self.at(key)).map_err(from_anyhow),
+            None => default(&d).ok_or_else(|| script_err(format!("internal error: {} option `{key}` has default {d:?}", self.table.function))),
+        }
+    }
+
+    /// `key` read as `T` when given.
+    fn read_opt<T: OptValue>(&mut self, key: &str) -> RhaiResult<Option<T>> {
+        self.read(key, |_| Some(None))
     }
 
     pub fn f64(&mut self, key: &str) -> RhaiResult<f64> {
-        match (self.get(key)?, self.spec(key)?.default) {
-            (Some(v), _) => to_f64(&v, &self.label(key)),
-            (None, Def::F(x)) => Ok(x),
-            (None, Def::I(i)) => Ok(i as f64),
-            (None, d) => Err(self.default_bad(key, d)),
-        }
+        self.read(key, |d| match d {
+            Def::F(x) => Some(*x),
+            Def::I(i) => Some(*i as f64),
+            _ => None,
+        })
     }
 
     pub fn opt_f64(&mut self, key: &str) -> RhaiResult<Option<f64>> {
-        self.get(key)?.map(|v| to_f64(&v, &self.label(key))).transpose()
+        self.read_opt(key)
     }
 
     pub fn i64(&mut self, key: &str) -> RhaiResult<i64> {
-        match (self.get(key)?, self.spec(key)?.default) {
-            (Some(v), _) => to_i64(&v, &self.label(key)),
-            (None, Def::I(i)) => Ok(i),
-            (None, d) => Err(self.default_bad(key, d)),
-        }
+        self.read(key, |d| if let Def::I(i) = d { Some(*i) } else { None })
     }
 
     pub fn usize(&mut self, key: &str) -> RhaiResult<usize> {
-        let label = self.label(key);
-        let i = self.i64(key)?;
-        usize::try_from(i).map_err(|_| script_err(format!("{label} must not be negative, got {i}")))
+        self.read(key, |d| match d {
+            Def::I(i) => usize::try_from(*i).ok(),
+            _ => None,
+        })
     }
 
     pub fn opt_usize(&mut self, key: &str) -> RhaiResult<Option<usize>> {
-        self.get(key)?.map(|v| to_usize(&v, &self.label(key))).transpose()
+        self.read_opt(key)
     }
 
     pub fn opt_u64(&mut self, key: &str) -> RhaiResult<Option<u64>> {
-        let label = self.label(key);
-        self.get(key)?.map(|v| u64::try_from(to_i64(&v, &label)?).map_err(|_| script_err(format!("{label} must not be negative")))).transpose()
+        self.read_opt(key)
     }
 
     pub fn bool(&mut self, key: &str) -> RhaiResult<bool> {
-        match (self.get(key)?, self.spec(key)?.default) {
-            (Some(v), _) => v.as_bool().map_err(|t| script_err(format!("{} must be true or false, got {t}", self.label(key)))),
-            (None, Def::B(b)) => Ok(b),
-            (None, d) => Err(self.default_bad(key, d)),
-        }
+        self.read(key, |d| if let Def::B(b) = d { Some(*b) } else { None })
     }
 
     pub fn string(&mut self, key: &str) -> RhaiResult<String> {
-        match (self.get(key)?, self.spec(key)?.default) {
-            (Some(v), _) => to_string(&v, &self.label(key)),
-            (None, Def::S(s)) => Ok(s.to_string()),
-            (None, d) => Err(self.default_bad(key, d)),
-        }
+        self.read(key, |d| if let Def::S(s) = d { Some(s.to_string()) } else { None })
     }
 
     pub fn opt_string(&mut self, key: &str) -> RhaiResult<Option<String>> {
-        self.get(key)?.map(|v| to_string(&v, &self.label(key))).transpose()
+        self.read_opt(key)
     }
 
     /// A string option parsed into its library type (`FromStr` next to that type).
@@ -168,18 +186,12 @@ impl Opts {
 
     /// Errors on keys the function's table does not list.
     pub fn finish(self) -> RhaiResult<()> {
-        let known = self.table.keys();
+        let known: Vec<&str> = self.rows.iter().map(|o| o.key).collect();
         let unknown: Vec<&str> = self.map.keys().map(|k| k.as_str()).filter(|k| !known.contains(k)).collect();
         if unknown.is_empty() {
             return Ok(());
         }
-        Err(script_err(format!(
-            "unknown {} option{} {}; known options: {}",
-            self.table.function,
-            if unknown.len() > 1 { "s" } else { "" },
-            unknown.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", "),
-            known.join(", ")
-        )))
+        Err(script_err(crate::opts::unknown_keys(self.table.function, &unknown, &known)))
     }
 }
 

@@ -6,13 +6,11 @@ use super::args::{script_err, to_string, Opts, OrScript, RhaiResult};
 use super::ctx::ScriptCtx;
 use super::options;
 use crate::data::blocks::episode_loaders;
-use crate::data::dataloaders::Normalize;
-use crate::data::image::{Method, PadMode};
 use crate::data::labels::{label_all, Labeller};
 use crate::data::sampler::EpisodeLayout;
 use crate::data::splitters::{self, Split};
 use crate::data::table::{Table, Value};
-use crate::data::{augment::Augment, blocks, datasets, files, oneshot, pairs, DataLoaders, LoaderConfig};
+use crate::data::{blocks, datasets, files, oneshot, pairs, DataLoaders, LoaderConfig};
 use crate::reg;
 use rhai::{Array, Dynamic, Engine, FnPtr, Map, NativeCallContext};
 use std::path::{Path, PathBuf};
@@ -83,40 +81,12 @@ fn flags(ctx: &NativeCallContext, fp: &FnPtr, args: impl Iterator<Item = Dynamic
     .collect()
 }
 
-/// The loader options; `bs` and `val_bs` only where the function has them (not episodes).
+/// The loader options the function's table lists (episode loaders take no `bs`); the run's
+/// seed unless given, the run's device.
 fn loader_config(ctx: &ScriptCtx, o: &mut Opts) -> RhaiResult<LoaderConfig> {
-    let d = LoaderConfig::default();
-    let pad_mode = PadMode::parse(&o.string("pad_mode")?).or_script()?;
-    let method = Method::parse(&o.string("method")?, pad_mode).or_script()?;
-    let normalize: Normalize = o.choice("normalize")?;
-    let augment = Augment {
-        flip: o.bool("flip")?,
-        rotate: o.f64("rotate")?,
-        shear: o.f64("shear")?,
-        scale: o.f64("scale")?,
-        translate: o.f64("translate")?,
-        brightness: o.f64("brightness")?,
-        contrast: o.f64("contrast")?,
-        p_affine: o.f64("p_affine")?,
-        p_lighting: o.f64("p_lighting")?,
-        pad_mode,
-    };
-    Ok(LoaderConfig {
-        size: o.usize("size")? as u32,
-        method,
-        normalize,
-        bs: if o.has("bs") { o.usize("bs")? } else { d.bs },
-        val_bs: if o.has("val_bs") { o.opt_usize("val_bs")? } else { None },
-        channels: o.usize("channels")?,
-        augment,
-        cache: o.bool("cache")?,
-        skip_bad: o.bool("skip_bad")?,
-        num_workers: o.opt_usize("num_workers")?.unwrap_or(d.num_workers),
-        seed: o.opt_u64("seed")?.unwrap_or(ctx.seed),
-        device: ctx.device,
-        redraw: None,
-        prefetch: d.prefetch,
-    })
+    let mut cfg = LoaderConfig { seed: ctx.seed, device: ctx.device, ..LoaderConfig::default() };
+    o.fill(&mut cfg)?;
+    Ok(cfg)
 }
 
 pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
@@ -124,18 +94,26 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     engine.register_type_with_name::<ScriptTable>("Table");
     engine.register_type_with_name::<ScriptLabel>("Label");
     engine.register_type_with_name::<ScriptSplits>("Splits");
-    register_files(engine, ctx);
-    register_splitters(engine, ctx);
-    register_table(engine, ctx);
-    register_loaders(engine, ctx);
+    register_datasets(engine, ctx);
+    register_image_files(engine);
+    register_labels(engine);
+    register_random_splitters(engine, ctx);
+    register_rule_splitters(engine);
+    register_splits(engine);
+    register_table_building(engine, ctx);
+    register_table_rows(engine, ctx);
+    register_table_io(engine, ctx);
+    register_loader_kinds(engine, ctx);
+    register_loader_views(engine, ctx);
 }
 
-fn register_files(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
+/// Known data sets: found or downloaded, checked, recorded.
+fn register_datasets(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     let c = ctx.clone();
     // Every data set resolved is recorded in run.toml (folder, file count, fingerprint).
-    let untar = move |name: &str, sha: Option<String>| -> RhaiResult<String> {
+    let untar = move |name: &str, opts: datasets::Fetch| -> RhaiResult<String> {
         let store = datasets::Store::from_env();
-        let fetch = || datasets::untar_data(name, sha.as_deref(), &store);
+        let fetch = || datasets::untar_data(name, &opts, &store);
         // In a data-parallel run rank 0 fetches first, the others wait and find it there.
         let found = match c.session.as_ref().and_then(|s| s.group.as_ref()) {
             Some(g) => g.rank0_first(fetch),
@@ -148,20 +126,37 @@ fn register_files(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         }
         Ok(found.folder.display().to_string())
     };
+    // Inside a run, Ctrl-C and SIGTERM stop a download at once.
+    let stop: fn() -> Option<&'static str> = if ctx.session.is_some() { crate::session::interrupt_signal } else { || None };
     let u = untar.clone();
     reg!(engine, "untar_data", ["name: String", "String"],
         "Folder of a known data set (pets, orl_faces, omniglot_small1, omniglot_small2, omniglot_runs) or an archive URL; found in RUNNER_DATA or downloaded, sha256-checked, extracted; recorded in run.toml (files, fingerprint). Offline, pets falls back to a bundled 148-photo sample, with a warning.",
-        move |name: &str| u(name, None));
-    reg!(engine, "untar_data", ["name: String", "options: Map", "String"], "untar_data with options (see Options below).", move |name: &str,
-                                                                                                                                 opts: Map|
-          -> RhaiResult<
-        String,
-    > {
-        let mut o = Opts::new(&options::UNTAR_DATA, opts);
-        let sha = o.opt_string("sha256")?;
-        o.finish()?;
-        untar(name, sha)
-    });
+        move |name: &str| u(name, datasets::Fetch { stop, ..Default::default() }));
+    reg!(
+        engine,
+        "untar_data",
+        ["name: String", "options: Map", "String"],
+        "untar_data with options (see Options below): the archive's sha256, how far it may expand, how slow its download may be.",
+        move |name: &str, opts: Map| -> RhaiResult<String> {
+            let mut o = Opts::new(&options::UNTAR_DATA, opts);
+            let bytes = |o: &mut Opts, key: &str| -> RhaiResult<u64> {
+                let v = o.i64(key)?;
+                u64::try_from(v).map_err(|_| script_err(format!("untar_data option `{key}` must not be negative, got {v}")))
+            };
+            let fetch = datasets::Fetch {
+                sha256: o.opt_string("sha256")?,
+                archive: crate::data::archive::Limits {
+                    max_bytes: bytes(&mut o, "max_bytes")?,
+                    max_entry_bytes: bytes(&mut o, "max_entry_bytes")?,
+                    max_ratio: o.f64("max_ratio")?,
+                },
+                download: crate::data::download::Limits { timeout_s: o.f64("timeout_s")?, min_rate: o.f64("min_rate")? },
+                stop,
+            };
+            o.finish()?;
+            untar(name, fetch)
+        }
+    );
     reg!(
         engine,
         "datasets",
@@ -181,6 +176,10 @@ fn register_files(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
             .or_script()
         }
     );
+}
+
+/// Image files under folders, the unreadable ones, and Omniglot's one-shot runs.
+fn register_image_files(engine: &mut Engine) {
     let find = |roots: Vec<PathBuf>| -> RhaiResult<Array> {
         let found = files::get_image_files(&roots).or_script()?;
         if found.duplicates > 0 {
@@ -211,6 +210,31 @@ fn register_files(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     );
     reg!(
         engine,
+        "read_oneshot_runs",
+        ["dir: String", "Array"],
+        "The 20 Omniglot one-shot runs of an extracted all_runs folder: `#{name, support: [files], queries: [[file, support index]]}` each.",
+        |dir: &str| -> RhaiResult<Array> {
+            let runs = oneshot::read_oneshot_runs(Path::new(dir)).or_script()?;
+            Ok(runs
+                .into_iter()
+                .map(|r| {
+                    let mut m = Map::new();
+                    m.insert("name".into(), r.name.into());
+                    m.insert("support".into(), Dynamic::from_array(strings(r.support)));
+                    let q: Array =
+                        r.queries.into_iter().map(|(f, i)| Dynamic::from_array(vec![f.display().to_string().into(), (i as i64).into()])).collect();
+                    m.insert("queries".into(), Dynamic::from_array(q));
+                    Dynamic::from_map(m)
+                })
+                .collect())
+        }
+    );
+}
+
+/// Labels of files: built in, or a closure.
+fn register_labels(engine: &mut Engine) {
+    reg!(
+        engine,
         "regex_label",
         ["pattern: String", "Label"],
         "Label = first capture group (or the whole match) of a regex on the file name, e.g. `^(.*)_\\d+\\.jpg$`.",
@@ -233,30 +257,10 @@ fn register_files(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
             Ok(labels_of(&ctx, &paths(&files)?, &label)?.into_iter().map(Dynamic::from).collect())
         }
     );
-    reg!(
-        engine,
-        "read_oneshot_runs",
-        ["dir: String", "Array"],
-        "The 20 Omniglot one-shot runs of an extracted all_runs folder: `#{name, support: [files], queries: [[file, support index]]}` each.",
-        |dir: &str| -> RhaiResult<Array> {
-            let runs = oneshot::read_oneshot_runs(Path::new(dir)).or_script()?;
-            Ok(runs
-                .into_iter()
-                .map(|r| {
-                    let mut m = Map::new();
-                    m.insert("name".into(), r.name.into());
-                    m.insert("support".into(), Dynamic::from_array(strings(r.support)));
-                    let q: Array =
-                        r.queries.into_iter().map(|(f, i)| Dynamic::from_array(vec![f.display().to_string().into(), (i as i64).into()])).collect();
-                    m.insert("queries".into(), Dynamic::from_array(q));
-                    Dynamic::from_map(m)
-                })
-                .collect())
-        }
-    );
 }
 
-fn register_splitters(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
+/// Seeded random splits, of items or of whole groups.
+fn register_random_splitters(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     let c = ctx.clone();
     reg!(
         engine,
@@ -270,6 +274,24 @@ fn register_splitters(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
             splitters::random_splitter(files.len(), pct, seed).map(ScriptSplits).or_script()
         }
     );
+    let c = ctx.clone();
+    reg!(
+        engine,
+        "group_splitter",
+        ["files: Array", "group: Label | Fn", "options: Map", "Splits"],
+        "Whole groups (e.g. a person: parent_label()) go to the validation set: int(valid_pct * n_groups) random groups. Options: see Options below.",
+        move |ctx: NativeCallContext, files: Array, group: Dynamic, opts: Map| -> RhaiResult<ScriptSplits> {
+            let mut o = Opts::new(&options::GROUP_SPLITTER, opts);
+            let (pct, seed) = (o.f64("valid_pct")?, o.opt_u64("seed")?.unwrap_or(c.seed));
+            o.finish()?;
+            let groups = labels_of(&ctx, &paths(&files)?, &group)?;
+            splitters::group_splitter(&groups, pct, seed).map(ScriptSplits).or_script()
+        }
+    );
+}
+
+/// Splits by folder names, a closure or a column.
+fn register_rule_splitters(engine: &mut Engine) {
     let folder_split = |table: &'static options::OptTable, level: usize| {
         move |files: Array, opts: Map| -> RhaiResult<ScriptSplits> {
             let mut o = Opts::new(table, opts);
@@ -304,20 +326,10 @@ fn register_splitters(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         "fastai's ColSplitter: valid where the true/false column is true.",
         |t: &mut ScriptTable, col: &str| -> RhaiResult<ScriptSplits> { Ok(ScriptSplits(Split { is_valid: t.0.bools(col).or_script()?.to_vec() })) }
     );
-    let c = ctx.clone();
-    reg!(
-        engine,
-        "group_splitter",
-        ["files: Array", "group: Label | Fn", "options: Map", "Splits"],
-        "Whole groups (e.g. a person: parent_label()) go to the validation set: int(valid_pct * n_groups) random groups. Options: see Options below.",
-        move |ctx: NativeCallContext, files: Array, group: Dynamic, opts: Map| -> RhaiResult<ScriptSplits> {
-            let mut o = Opts::new(&options::GROUP_SPLITTER, opts);
-            let (pct, seed) = (o.f64("valid_pct")?, o.opt_u64("seed")?.unwrap_or(c.seed));
-            o.finish()?;
-            let groups = labels_of(&ctx, &paths(&files)?, &group)?;
-            splitters::group_splitter(&groups, pct, seed).map(ScriptSplits).or_script()
-        }
-    );
+}
+
+/// What a split holds.
+fn register_splits(engine: &mut Engine) {
     reg!(engine, "get$train", ["s: Splits", "Array"], "`splits.train`: indices of the training items.", |s: &mut ScriptSplits| -> Array {
         s.0.train().into_iter().map(|i| Dynamic::from(i as i64)).collect()
     });
@@ -332,7 +344,8 @@ fn register_splitters(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     ));
 }
 
-fn register_table(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
+/// Tables of items: classification rows, pairs, turned copies, stacked tables.
+fn register_table_building(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     let c = ctx.clone();
     reg!(engine, "siamese_pairs", ["files: Array", "splits: Splits", "label: Label | Fn", "options: Map", "Table"],
         "One pair per file, partner from the same split: same class with probability p_same (0.5), else a random other class present in the split; never the file itself while its class has another image. Columns file1, file2, class1, class2, label (true = same), is_valid. Options: see Options below.",
@@ -360,6 +373,30 @@ fn register_table(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
             crate::data::blocks::image_table(&files, labels, &s.0).map(table).or_script()
         }
     );
+    reg!(
+        engine,
+        "quarter_turns",
+        ["t: Table", "label: String", "Table"],
+        "Each row 4 times, turned 0/90/180/270 degrees (column turns, read by image_loaders), each turn its own class (label/rot90...).",
+        |t: &mut ScriptTable, label: &str| -> RhaiResult<ScriptTable> { t.0.quarter_turns(label).map(table).or_script() }
+    );
+    reg!(
+        engine,
+        "concat",
+        ["tables: Array", "Table"],
+        "Tables with the same columns, stacked in order.",
+        |tables: Array| -> RhaiResult<ScriptTable> {
+            let ts: Vec<Table> = tables
+                .into_iter()
+                .map(|t| t.try_cast::<ScriptTable>().map(|t| (*t.0).clone()).ok_or_else(|| script_err("concat takes an array of tables")))
+                .collect::<RhaiResult<_>>()?;
+            Table::concat(&ts).map(table).or_script()
+        }
+    );
+}
+
+/// Looking at and choosing a table's rows.
+fn register_table_rows(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     reg!(engine, "len", ["t: Table", "i64"], "Number of rows.", |t: &mut ScriptTable| t.0.len() as i64);
     reg!(engine, "head", ["t: Table", "Table"], "The first 5 rows.", |t: &mut ScriptTable| table(t.0.head(5)));
     reg!(engine, "head", ["t: Table", "n: i64", "Table"], "The first n rows.", |t: &mut ScriptTable, n: i64| -> RhaiResult<ScriptTable> {
@@ -403,26 +440,10 @@ fn register_table(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
             t.0.oversample(col, seed).map(table).or_script()
         }
     );
-    reg!(
-        engine,
-        "quarter_turns",
-        ["t: Table", "label: String", "Table"],
-        "Each row 4 times, turned 0/90/180/270 degrees (column turns, read by image_loaders), each turn its own class (label/rot90...).",
-        |t: &mut ScriptTable, label: &str| -> RhaiResult<ScriptTable> { t.0.quarter_turns(label).map(table).or_script() }
-    );
-    reg!(
-        engine,
-        "concat",
-        ["tables: Array", "Table"],
-        "Tables with the same columns, stacked in order.",
-        |tables: Array| -> RhaiResult<ScriptTable> {
-            let ts: Vec<Table> = tables
-                .into_iter()
-                .map(|t| t.try_cast::<ScriptTable>().map(|t| (*t.0).clone()).ok_or_else(|| script_err("concat takes an array of tables")))
-                .collect::<RhaiResult<_>>()?;
-            Table::concat(&ts).map(table).or_script()
-        }
-    );
+}
+
+/// A table's values, CSV files, and printing.
+fn register_table_io(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     let c = ctx.clone();
     reg!(
         engine,
@@ -462,7 +483,8 @@ fn register_table(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         .to_string());
 }
 
-fn register_loaders(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
+/// Loaders for classification tables, episodes and pairs.
+fn register_loader_kinds(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     let c = ctx.clone();
     reg!(
         engine,
@@ -487,15 +509,8 @@ fn register_loaders(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
             let mut o = Opts::new(&options::EPISODE_LOADERS, opts);
             let cfg = loader_config(&c, &mut o)?;
             let (x, y, v) = (o.string("x")?, o.string("y")?, o.string("valid_col")?);
-            let layout = EpisodeLayout {
-                n_way: o.usize("n_way")?,
-                k_shot: o.usize("k_shot")?,
-                n_query: o.usize("n_query")?,
-                episodes: o.usize("episodes")?,
-                valid_episodes: o.usize("valid_episodes")?,
-                valid_query: o.opt_usize("valid_query")?,
-                within_parent: o.bool("within_parent")?,
-            };
+            let mut layout = EpisodeLayout::default();
+            o.fill(&mut layout)?;
             o.finish()?;
             episode_loaders(&t.0, &x, &y, &v, &cfg, &layout).map(|d| ScriptDataLoaders(Rc::new(d))).or_script()
         }
@@ -516,6 +531,10 @@ fn register_loaders(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
             blocks::pair_loaders(&t.0, &cfg).map(|d| ScriptDataLoaders(Rc::new(d))).or_script()
         }
     );
+}
+
+/// What loaders hold: a batch as a picture, the vocab, counts, printing.
+fn register_loader_views(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     let c = ctx.clone();
     let show = move |d: &ScriptDataLoaders, path: &str, n: i64| -> RhaiResult<String> {
         let p = c.output_path(path);

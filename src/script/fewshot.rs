@@ -58,6 +58,13 @@ fn tensor_arg(t: &ScriptTensor) -> tch::Tensor {
 
 pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     engine.register_type_with_name::<ScriptEpisodes>("Episodes");
+    register_episodes(engine, ctx);
+    register_evaluation(engine);
+    register_prototype_math(engine);
+}
+
+/// Episodes drawn over a table, and reading them.
+fn register_episodes(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     let c = ctx.clone();
     reg!(
         engine,
@@ -66,15 +73,8 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         "N-way K-shot episodes over a table's classes (see Options below): each draws n_way classes of one split, k_shot support and n_query query rows of each; seeded per split and episode.",
         move |t: ScriptTable, o: Map| -> RhaiResult<ScriptEpisodes> {
             let mut o = Opts::new(&options::EPISODES, o);
-            let spec = EpisodeSpec {
-                n_way: o.usize("n_way")?,
-                k_shot: o.usize("k_shot")?,
-                n_query: o.usize("n_query")?,
-                n_episodes: o.usize("n_episodes")?,
-                part: o.choice("split")?,
-                seed: o.opt_u64("seed")?.unwrap_or(c.seed),
-                within_parent: o.bool("within_parent")?,
-            };
+            let mut spec = EpisodeSpec { seed: c.seed, ..EpisodeSpec::default() };
+            o.fill(&mut spec)?;
             let label = o.string("label")?;
             o.finish()?;
             let episodes = sample_episodes(&t.0, &label, &spec).or_script()?;
@@ -112,6 +112,10 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
             first.map_or(0, |ep| ep.query.len())
         )
     });
+}
+
+/// N-way evaluation, embeddings and test-time augmentation.
+fn register_evaluation(engine: &mut Engine) {
     reg!(
         engine,
         "n_way_eval",
@@ -160,6 +164,10 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
             Ok(learn.named_metrics(&probs, &targets).into_iter().map(|(k, v)| (k.into(), v.into())).collect())
         }
     );
+}
+
+/// The prototypical network's math on tensors, for scripts that write their own.
+fn register_prototype_math(engine: &mut Engine) {
     reg!(
         engine,
         "prototypes",

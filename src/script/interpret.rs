@@ -53,6 +53,13 @@ fn plot_confusion_matrix(ctx: &ScriptCtx, i: &mut ScriptInterpretation, path: &s
 
 pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     engine.register_type_with_name::<ScriptInterpretation>("Interpretation");
+    register_interpretation(engine, ctx);
+    register_confusion(engine, ctx);
+    register_threshold(engine);
+}
+
+/// The interpretation of a learner, and its worst items.
+fn register_interpretation(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     reg!(
         engine,
         "interpretation",
@@ -70,6 +77,33 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         "`interp.vocab`: the class names, in matrix order.",
         |i: &mut ScriptInterpretation| -> Array { i.interp.vocab.iter().map(|v| Dynamic::from(v.clone())).collect() }
     );
+    reg!(
+        engine,
+        "top_losses",
+        ["interp: Interpretation", "k: i64", "Array"],
+        "The k validation items with the highest loss, highest first: #{index, actual, predicted, loss, prob (of predicted), prob_actual}.",
+        |i: &mut ScriptInterpretation, k: Dynamic| -> RhaiResult<Array> {
+            let k = to_usize(&k, "k")?;
+            Ok(i.interp.top_losses(k).into_iter().map(|o| Dynamic::from_map(outcome_map(&i.interp, o))).collect())
+        }
+    );
+    let c = ctx.clone();
+    reg!(
+        engine,
+        "plot_top_losses",
+        ["interp: Interpretation", "k: i64", "path: String", "Array"],
+        "fastai's plot_top_losses: a PNG grid of the k worst validation items (pairs side by side) titled predicted/actual/loss/prob, wrong ones in red; returns top_losses(k).",
+        move |i: &mut ScriptInterpretation, k: Dynamic, path: &str| -> RhaiResult<Array> {
+            let k = to_usize(&k, "k")?;
+            let learn = i.learn.try_borrow().map_err(|_| script_err("the learner is busy (called from inside its own fit?)"))?;
+            let top = i.interp.plot_top_losses(&learn, k, &c.output_path(path)).or_script()?;
+            Ok(top.iter().map(|o| Dynamic::from_map(outcome_map(&i.interp, o))).collect())
+        }
+    );
+}
+
+/// The confusion matrix and the most confused classes.
+fn register_confusion(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     reg!(
         engine,
         "confusion_matrix",
@@ -107,29 +141,10 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         "most_confused with options (see Options below).",
         most_confused
     );
-    reg!(
-        engine,
-        "top_losses",
-        ["interp: Interpretation", "k: i64", "Array"],
-        "The k validation items with the highest loss, highest first: #{index, actual, predicted, loss, prob (of predicted), prob_actual}.",
-        |i: &mut ScriptInterpretation, k: Dynamic| -> RhaiResult<Array> {
-            let k = to_usize(&k, "k")?;
-            Ok(i.interp.top_losses(k).into_iter().map(|o| Dynamic::from_map(outcome_map(&i.interp, o))).collect())
-        }
-    );
-    let c = ctx.clone();
-    reg!(
-        engine,
-        "plot_top_losses",
-        ["interp: Interpretation", "k: i64", "path: String", "Array"],
-        "fastai's plot_top_losses: a PNG grid of the k worst validation items (pairs side by side) titled predicted/actual/loss/prob, wrong ones in red; returns top_losses(k).",
-        move |i: &mut ScriptInterpretation, k: Dynamic, path: &str| -> RhaiResult<Array> {
-            let k = to_usize(&k, "k")?;
-            let learn = i.learn.try_borrow().map_err(|_| script_err("the learner is busy (called from inside its own fit?)"))?;
-            let top = i.interp.plot_top_losses(&learn, k, &c.output_path(path)).or_script()?;
-            Ok(top.iter().map(|o| Dynamic::from_map(outcome_map(&i.interp, o))).collect())
-        }
-    );
+}
+
+/// The decision threshold of pair models: calibrated, read and set.
+fn register_threshold(engine: &mut Engine) {
     reg!(
         engine,
         "calibrate",

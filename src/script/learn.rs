@@ -89,41 +89,6 @@ fn lrs(v: &Dynamic) -> RhaiResult<Lrs> {
     Ok(Lrs::One(to_f64(v, "learning rate")?))
 }
 
-fn fit_options(o: &mut Opts) -> RhaiResult<FitOptions> {
-    let early_stopping = match o.get("early_stopping")? {
-        Some(v) => {
-            let m = v.try_cast::<Map>().ok_or_else(|| script_err("early_stopping must be a map #{ monitor, patience }"))?;
-            let mut e = Opts::new(&options::EARLY_STOPPING, m);
-            let r = (e.string("monitor")?, e.usize("patience")?);
-            e.finish()?;
-            Some(r)
-        }
-        None => None,
-    };
-    Ok(FitOptions {
-        wd: o.opt_f64("wd")?,
-        grad_clip: o.opt_f64("grad_clip")?,
-        early_stopping,
-        save_best: o.opt_string("save_best")?,
-        channels_last: o.bool("channels_last")?,
-        bf16: o.bool("bf16")?,
-    })
-}
-
-fn one_cycle(o: &mut Opts) -> RhaiResult<OneCycle> {
-    let moms = match o.get("moms")? {
-        Some(v) => {
-            let m = to_f64s(&v, "moms")?;
-            if m.len() != 3 {
-                return Err(script_err("moms must be three numbers [start, middle, end]"));
-            }
-            (m[0], m[1], m[2])
-        }
-        None => OneCycle::new(1.0).moms,
-    };
-    Ok(OneCycle { lr_max: 1.0, div: o.f64("div")?, div_final: o.f64("div_final")?, pct_start: o.f64("pct_start")?, moms })
-}
-
 fn new_learner(ctx: &ScriptCtx, data: Dynamic, model: ScriptModel, o: Map) -> RhaiResult<ScriptLearner> {
     let data = learn_data(&data)?;
     let mut o = Opts::new(&options::LEARNER, o);
@@ -167,6 +132,15 @@ fn new_learner(ctx: &ScriptCtx, data: Dynamic, model: ScriptModel, o: Map) -> Rh
 pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     engine.register_type_with_name::<ScriptLearner>("Learner");
     engine.register_type_with_name::<Lrs>("Slice");
+    register_construction(engine, ctx);
+    register_training_state(engine);
+    register_fits(engine);
+    register_predictions(engine);
+    register_checkpoints(engine);
+}
+
+/// A learner from loaders and a model, its model, and learning-rate slices.
+fn register_construction(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     let c = ctx.clone();
     reg!(
         engine,
@@ -183,6 +157,9 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         "A Learner with options: loss, metrics, splitter, optimizer, weight decay, callbacks. Options: see Options below.",
         move |d: Dynamic, m: ScriptModel, o: Map| new_learner(&c, d, m, o)
     );
+    reg!(engine, "model", ["learn: Learner", "Model"], "The learner's model.", |l: &mut ScriptLearner| -> RhaiResult<ScriptModel> {
+        Ok(ScriptModel(l.get()?.model.clone()))
+    });
     reg!(
         engine,
         "slice",
@@ -193,6 +170,10 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     reg!(engine, "slice", ["hi: f64", "Slice"], "hi/10 for every group but the last, which gets hi.", |hi: Dynamic| -> RhaiResult<Lrs> {
         Ok(Lrs::SliceHi(to_f64(&hi, "hi")?))
     });
+}
+
+/// What trains and how: freezing and precision.
+fn register_training_state(engine: &mut Engine) {
     reg!(
         engine,
         "freeze",
@@ -209,6 +190,16 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     });
     reg!(
         engine,
+        "freeze_to",
+        ["learn: Learner", "n: i64", "()"],
+        "Freeze the groups before n (negative counts from the end).",
+        |l: &mut ScriptLearner, n: Dynamic| -> RhaiResult<()> {
+            l.get()?.freeze_to(to_i64(&n, "n")?);
+            Ok(())
+        }
+    );
+    reg!(
+        engine,
         "to_bf16",
         ["learn: Learner", "()"],
         "bf16 mixed precision from now on (autocast; float32 weights and losses).",
@@ -221,16 +212,10 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         l.get()?.bf16 = false;
         Ok(())
     });
-    reg!(
-        engine,
-        "freeze_to",
-        ["learn: Learner", "n: i64", "()"],
-        "Freeze the groups before n (negative counts from the end).",
-        |l: &mut ScriptLearner, n: Dynamic| -> RhaiResult<()> {
-            l.get()?.freeze_to(to_i64(&n, "n")?);
-            Ok(())
-        }
-    );
+}
+
+/// lr_find and the fits, each with and without options.
+fn register_fits(engine: &mut Engine) {
     reg!(
         engine,
         "lr_find",
@@ -288,6 +273,10 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         "fine_tune with base_lr and options (see Options below).",
         |ctx: NativeCallContext, l: &mut ScriptLearner, n: Dynamic, lr: Dynamic, o: Map| fit(&ctx, l, How::FineTune, n, lr, o)
     );
+}
+
+/// Validation, predictions and the one-shot evaluation.
+fn register_predictions(engine: &mut Engine) {
     reg!(engine, "validate", ["learn: Learner", "Map"], "Validation loss and metrics: #{valid_loss, accuracy, ...}.", |ctx: NativeCallContext,
                                                                                                                        l: &mut ScriptLearner|
      -> RhaiResult<Map> {
@@ -310,29 +299,6 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
             m.insert("probs".into(), Dynamic::from(ScriptTensor::new(p)));
             m.insert("targets".into(), Dynamic::from(ScriptTensor::new(t)));
             Ok(m)
-        }
-    );
-    reg!(
-        engine,
-        "save",
-        ["learn: Learner", "name: String", "String"],
-        "Saves model and optimizer state to models/<name>.safetensors in the run; returns the path.",
-        |l: &mut ScriptLearner, name: &str| -> RhaiResult<String> { Ok(l.get()?.save(name).or_script()?.display().to_string()) }
-    );
-    reg!(engine, "load", ["learn: Learner", "name: String", "()"], "Loads what save wrote (model and optimizer state).", |l: &mut ScriptLearner,
-                                                                                                                          name: &str|
-     -> RhaiResult<()> {
-        l.get()?.load(name).or_script()
-    });
-    reg!(
-        engine,
-        "summary",
-        ["learn: Learner", "String"],
-        "The model summary for the loaders' input size, with frozen/trainable counts.",
-        |l: &mut ScriptLearner| -> RhaiResult<String> {
-            let learn = l.get()?;
-            let input = learn.data.input_shape().unwrap_or_else(|| learn.model.body.default_input());
-            learn.model.summary(&input).or_script()
         }
     );
     reg!(
@@ -365,9 +331,33 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         "one_shot_eval for a Siamese model, images prepared as dls prepares its validation set.",
         |m: ScriptModel, d: Dynamic, dir: &str| -> RhaiResult<Map> { one_shot_map(&m.0, learn_data(&d)?.as_ref(), dir) }
     );
-    reg!(engine, "model", ["learn: Learner", "Model"], "The learner's model.", |l: &mut ScriptLearner| -> RhaiResult<ScriptModel> {
-        Ok(ScriptModel(l.get()?.model.clone()))
+}
+
+/// Saving, loading and summarising the learner's model.
+fn register_checkpoints(engine: &mut Engine) {
+    reg!(
+        engine,
+        "save",
+        ["learn: Learner", "name: String", "String"],
+        "Saves model and optimizer state to models/<name>.safetensors in the run; returns the path.",
+        |l: &mut ScriptLearner, name: &str| -> RhaiResult<String> { Ok(l.get()?.save(name).or_script()?.display().to_string()) }
+    );
+    reg!(engine, "load", ["learn: Learner", "name: String", "()"], "Loads what save wrote (model and optimizer state).", |l: &mut ScriptLearner,
+                                                                                                                          name: &str|
+     -> RhaiResult<()> {
+        l.get()?.load(name).or_script()
     });
+    reg!(
+        engine,
+        "summary",
+        ["learn: Learner", "String"],
+        "The model summary for the loaders' input size, with frozen/trainable counts.",
+        |l: &mut ScriptLearner| -> RhaiResult<String> {
+            let learn = l.get()?;
+            let input = learn.data.input_shape().unwrap_or_else(|| learn.model.body.default_input());
+            learn.model.summary(&input).or_script()
+        }
+    );
 }
 
 fn predict(l: &ScriptLearner, files: &[std::path::PathBuf]) -> RhaiResult<Map> {
@@ -389,7 +379,8 @@ fn one_shot_map(model: &crate::model::Model, data: &dyn LearnData, dir: &str) ->
 
 fn lr_find(l: &mut ScriptLearner, o: Map) -> RhaiResult<Map> {
     let mut o = Opts::new(&options::LR_FIND, o);
-    let opts = LrFindOptions { start_lr: o.f64("start_lr")?, end_lr: o.f64("end_lr")?, num_it: o.usize("num_it")?, stop_div: o.bool("stop_div")? };
+    let mut opts = LrFindOptions::default();
+    o.fill(&mut opts)?;
     o.finish()?;
     let r = l.get()?.lr_find(&opts).or_script()?;
     let mut m = Map::new();
@@ -416,12 +407,10 @@ fn fit(ctx: &NativeCallContext, l: &mut ScriptLearner, how: How, n: Dynamic, lr:
         How::FineTune => &options::FINE_TUNE,
     };
     let mut o = Opts::new(table, o);
-    let (cycle, freeze_epochs) = match how {
-        How::OneCycle => (Some(one_cycle(&mut o)?), 0),
-        How::FineTune => (None, o.usize("freeze_epochs")?),
-        How::Constant => (None, 0),
-    };
-    let f = fit_options(&mut o)?;
+    let (mut cycle, mut f) = (OneCycle::default(), FitOptions::default());
+    o.fill(&mut cycle)?;
+    let freeze_epochs = if how == How::FineTune { o.usize("freeze_epochs")? } else { 0 };
+    o.fill(&mut f)?;
     let fit_cbs = o.get("cbs")?.map(|v| script_callbacks(&v)).transpose()?.unwrap_or_default();
     o.finish()?;
     let metrics = ClosureMetrics::new(ctx, &l.custom);
@@ -430,10 +419,10 @@ fn fit(ctx: &NativeCallContext, l: &mut ScriptLearner, how: How, n: Dynamic, lr:
     let mut cbs: Vec<&mut dyn Callback> = vec![&mut metrics_cb];
     cbs.extend(running.iter_mut().map(|r| r as &mut dyn Callback));
     let mut learn = l.get()?;
-    let r = match cycle {
-        Some(cycle) => learn.fit_one_cycle(epochs, &lrs(&lr)?, cycle, &f, &mut cbs),
-        None if how == How::FineTune => learn.fine_tune(epochs, to_f64(&lr, "base_lr")?, freeze_epochs, &f, &mut cbs),
-        None => learn.fit(epochs, &lrs(&lr)?, &f, &mut cbs),
+    let r = match how {
+        How::OneCycle => learn.fit_one_cycle(epochs, &lrs(&lr)?, cycle, &f, &mut cbs),
+        How::FineTune => learn.fine_tune(epochs, to_f64(&lr, "base_lr")?, freeze_epochs, &f, &mut cbs),
+        How::Constant => learn.fit(epochs, &lrs(&lr)?, &f, &mut cbs),
     };
     drop(cbs);
     // A closure's own error says where in the script it happened; prefer it.

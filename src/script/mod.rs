@@ -22,15 +22,24 @@ pub use errors::format_script_error;
 pub use host::new_engine;
 pub use params::{declared_params, ParamInputs};
 
-/// Registers a script function with its parameter names/types and a one-line doc, which
-/// `runner api` lists; the reference is generated from these registrations.
+/// Registers a script function with its parameter names/types, a one-line doc and the
+/// place of this call (`bound at src/script/data.rs:42`), which `runner api` lists; the
+/// reference is generated from these registrations.
 #[macro_export]
 macro_rules! reg {
     ($engine:expr, $name:expr, [$($p:expr),* $(,)?], $doc:expr, $f:expr) => {
         rhai::FuncRegistration::new($name)
             .with_params_info([$($p),*])
-            .with_comments([concat!("/// ", $doc)])
+            .with_comments([concat!("/// ", $doc), concat!("/// ", $crate::bound_at!(), file!(), ":", line!())])
             .with_volatility(true)
             .register_into_engine($engine, $f)
+    };
+}
+
+/// How `reg!` starts the doc line that says where a function is bound (`runner api` reads it).
+#[macro_export]
+macro_rules! bound_at {
+    () => {
+        "bound at "
     };
 }

@@ -1,29 +1,18 @@
 //! Script bindings for models: body and head specs, combined into a classifier or a
 //! Siamese model on the run's device; summary, save and load.
-use super::args::{script_err, to_i64, to_string, to_usizes, Opts, OrScript, RhaiResult};
+use super::args::{script_err, to_i64, to_sizes, to_string, Opts, OrScript, RhaiResult};
 use super::ctx::ScriptCtx;
 use super::options;
 use crate::model::convnet::ConvNetSpec;
 use crate::model::head::HeadSpec;
 use crate::model::{BodySpec, Model, PairHeadSpec, ProtoShape};
 use crate::reg;
-use rhai::{Array, Dynamic, Engine, Map};
+use rhai::{Dynamic, Engine, Map};
 use std::path::PathBuf;
 use std::rc::Rc;
 
 #[derive(Clone)]
 pub struct ScriptModel(pub Rc<Model>);
-
-fn bools(v: &Dynamic, what: &str) -> RhaiResult<Vec<bool>> {
-    match v.clone().try_cast::<Array>() {
-        Some(a) => a.iter().map(|x| x.as_bool().map_err(|t| script_err(format!("{what} must hold true/false, got {t}")))).collect(),
-        None => Err(script_err(format!("{what} must be an array of true/false"))),
-    }
-}
-
-fn i64s(v: &Dynamic, what: &str) -> RhaiResult<Vec<i64>> {
-    Ok(to_usizes(v, what)?.into_iter().map(|x| x as i64).collect())
-}
 
 fn body(arch: &str, o: Map) -> RhaiResult<BodySpec> {
     let mut o = Opts::new(&options::CREATE_BODY, o);
@@ -35,29 +24,12 @@ fn body(arch: &str, o: Map) -> RhaiResult<BodySpec> {
 
 fn convnet_spec(o: Map) -> RhaiResult<BodySpec> {
     let mut o = Opts::new(&options::CONVNET, o);
-    let input = match o.get("input")? {
-        Some(v) => i64s(&v, "convnet option `input`")?,
-        None => return Err(script_err("convnet needs `input: [height, width]`")),
-    };
-    if input.len() != 2 {
-        return Err(script_err(format!("convnet option `input` must be [height, width], got {} numbers", input.len())));
+    if o.get("input")?.is_none() {
+        return Err(script_err("convnet needs `input: [height, width]`"));
     }
-    let in_channels = o.i64("in_channels")?;
     // Koch et al.'s network unless options say otherwise.
-    let mut spec = ConvNetSpec::koch((input[0], input[1]), in_channels);
-    if let Some(v) = o.get("channels")? {
-        spec.channels = i64s(&v, "convnet option `channels`")?;
-    }
-    if let Some(v) = o.get("kernels")? {
-        spec.kernels = i64s(&v, "convnet option `kernels`")?;
-    }
-    if let Some(v) = o.get("pool")? {
-        spec.pool = bools(&v, "convnet option `pool`")?;
-    }
-    spec.batch_norm = o.bool("bn")?;
-    spec.embed = o.i64("embed")?;
-    spec.sigmoid = o.bool("sigmoid")?;
-    spec.padding = o.choice("padding")?;
+    let mut spec = ConvNetSpec::default();
+    o.fill(&mut spec)?;
     o.finish()?;
     spec.check().or_script()?;
     Ok(BodySpec::ConvNet(spec))
@@ -66,15 +38,7 @@ fn convnet_spec(o: Map) -> RhaiResult<BodySpec> {
 fn head(nf: Dynamic, n_out: Dynamic, o: Map) -> RhaiResult<HeadSpec> {
     let mut spec = HeadSpec::new(to_i64(&nf, "nf")?, to_i64(&n_out, "n_out")?);
     let mut o = Opts::new(&options::CREATE_HEAD, o);
-    if let Some(v) = o.get("ps")? {
-        spec.ps = super::args::to_f64s(&v, "create_head option `ps`")?;
-    }
-    if let Some(v) = o.get("lin_ftrs")? {
-        spec.lin_ftrs = Some(i64s(&v, "create_head option `lin_ftrs`")?);
-    }
-    spec.concat_pool = o.bool("concat_pool")?;
-    spec.first_bn = o.bool("first_bn")?;
-    spec.bn_final = o.bool("bn_final")?;
+    o.fill(&mut spec)?;
     o.finish()?;
     spec.check().or_script()?;
     Ok(spec)
@@ -97,6 +61,14 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     engine.register_type_with_name::<BodySpec>("Body");
     engine.register_type_with_name::<HeadSpec>("Head");
     engine.register_type_with_name::<ScriptModel>("Model");
+    register_parts(engine);
+    register_classifiers(engine, ctx);
+    register_similarity_models(engine, ctx);
+    register_model_files(engine, ctx);
+}
+
+/// Bodies and heads, the parts models are made of.
+fn register_parts(engine: &mut Engine) {
     reg!(engine, "create_body", ["arch: String", "Body"], "A ResNet body (resnet18/34/50), fastai cut -2: the last feature map.", |arch: &str| body(
         arch,
         Map::new()
@@ -123,6 +95,40 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         |nf: Dynamic, n_out: Dynamic| head(nf, n_out, Map::new())
     );
     reg!(engine, "create_head", ["nf: i64", "n_out: i64", "options: Map", "Head"], "fastai's create_head with options (see Options below).", head);
+    reg!(engine, "out_channels", ["body: Body", "i64"], "Channels (or features) the body outputs, to size a head.", |b: &mut BodySpec| b
+        .out_channels());
+}
+
+/// Image classifiers: a body with fastai's head or a cosine head.
+fn register_classifiers(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
+    let c = ctx.clone();
+    reg!(engine, "classifier_model", ["body: Body", "head: Head", "Model"], "An image classifier: body then fastai head.", move |b: BodySpec,
+                                                                                                                                 h: HeadSpec|
+          -> RhaiResult<
+        ScriptModel,
+    > {
+        Ok(ScriptModel(Rc::new(Model::classifier(&b, &h, c.device).or_script()?)))
+    });
+    let c = ctx.clone();
+    reg!(
+        engine,
+        "classifier_model",
+        ["body: Body", "head: String", "n_out: i64", "Model"],
+        "An image classifier with a \"cosine\" head: scale * cos(embedding, class weight), scale 20; any body.",
+        move |b: BodySpec, h: &str, n: Dynamic| cosine_classifier(&c, b, h, n, Map::new())
+    );
+    let c = ctx.clone();
+    reg!(
+        engine,
+        "classifier_model",
+        ["body: Body", "head: String", "n_out: i64", "options: Map", "Model"],
+        "classifier_model with options (see Options below).",
+        move |b: BodySpec, h: &str, n: Dynamic, o: Map| cosine_classifier(&c, b, h, n, o)
+    );
+}
+
+/// Models that compare images: Siamese pairs and prototypical episodes.
+fn register_similarity_models(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     let c = ctx.clone();
     reg!(
         engine,
@@ -143,22 +149,9 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
             Ok(ScriptModel(Rc::new(Model::siamese(&b, &h.parse::<PairHeadSpec>().or_script()?, c.device).or_script()?)))
         }
     );
-    let c = ctx.clone();
-    reg!(engine, "classifier_model", ["body: Body", "head: Head", "Model"], "An image classifier: body then fastai head.", move |b: BodySpec,
-                                                                                                                                 h: HeadSpec|
-          -> RhaiResult<
-        ScriptModel,
-    > {
-        Ok(ScriptModel(Rc::new(Model::classifier(&b, &h, c.device).or_script()?)))
-    });
-    let c = ctx.clone();
-    reg!(
-        engine,
-        "classifier_model",
-        ["body: Body", "head: String", "n_out: i64", "Model"],
-        "An image classifier with a \"cosine\" head: scale * cos(embedding, class weight), scale 20; any body.",
-        move |b: BodySpec, h: &str, n: Dynamic| cosine_classifier(&c, b, h, n, Map::new())
-    );
+    reg!(engine, "siamese_model", ["model: Model", "head: String", "Model"],
+        "A Siamese model over a trained model's body (weights copied) with head \"l1\", \"cosine\" or \"distance\": pairs after classification pretraining.",
+        |m: ScriptModel, h: &str| -> RhaiResult<ScriptModel> { Ok(ScriptModel(Rc::new(m.0.siamese_from(&h.parse::<PairHeadSpec>().or_script()?).or_script()?))) });
     let c = ctx.clone();
     reg!(
         engine,
@@ -167,24 +160,16 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         "A prototypical network over body, trained on episode_loaders' episodes: scale * closeness of each query to each class mean of the support embeddings, [n_way * n_query, n_way]. Options: see Options below.",
         move |b: BodySpec, o: Map| -> RhaiResult<ScriptModel> {
             let mut o = Opts::new(&options::PROTONET, o);
-            let shape = ProtoShape { n_way: o.usize("n_way")?, k_shot: o.usize("k_shot")?, metric: o.choice("metric")?, scale: o.f64("scale")? };
+            let mut shape = ProtoShape::default();
+            o.fill(&mut shape)?;
             o.finish()?;
             Ok(ScriptModel(Rc::new(Model::protonet(&b, shape, c.device).or_script()?)))
         }
     );
-    let c = ctx.clone();
-    reg!(
-        engine,
-        "classifier_model",
-        ["body: Body", "head: String", "n_out: i64", "options: Map", "Model"],
-        "classifier_model with options (see Options below).",
-        move |b: BodySpec, h: &str, n: Dynamic, o: Map| cosine_classifier(&c, b, h, n, o)
-    );
-    reg!(engine, "siamese_model", ["model: Model", "head: String", "Model"],
-        "A Siamese model over a trained model's body (weights copied) with head \"l1\", \"cosine\" or \"distance\": pairs after classification pretraining.",
-        |m: ScriptModel, h: &str| -> RhaiResult<ScriptModel> { Ok(ScriptModel(Rc::new(m.0.siamese_from(&h.parse::<PairHeadSpec>().or_script()?).or_script()?))) });
-    reg!(engine, "out_channels", ["body: Body", "i64"], "Channels (or features) the body outputs, to size a head.", |b: &mut BodySpec| b
-        .out_channels());
+}
+
+/// A model's summary, and its weights saved and loaded.
+fn register_model_files(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     reg!(engine, "summary", ["model: Model", "String"], "Layers, output shapes, parameter counts and what trains.", |m: &mut ScriptModel| m
         .0
         .summary(&m.0.body.default_input())
@@ -194,7 +179,7 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
      -> RhaiResult<String> {
         let mut o = Opts::new(&options::SUMMARY, o);
         let input = match o.get("input")? {
-            Some(v) => i64s(&v, "summary option `input`")?,
+            Some(v) => to_sizes(&v, "summary option `input`")?,
             None => m.0.body.default_input(),
         };
         o.finish()?;

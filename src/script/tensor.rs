@@ -1,7 +1,7 @@
 //! A small tensor type for scripts: create seeded random tensors, reduce them to numbers.
 //! Heavy tensors stay inside the learner; this is for quick checks and custom metrics.
 //! Every libtorch call is a fallible one: a bad shape is a script error at its line.
-use super::args::{script_err, to_f64, to_usizes, RhaiResult};
+use super::args::{script_err, to_f64, to_sizes, RhaiResult};
 use crate::reg;
 use crate::torch_errors::{check_alloc, short};
 use rhai::{Array, Dynamic, Engine, NativeCallContext};
@@ -19,7 +19,7 @@ impl ScriptTensor {
 }
 
 fn shape(v: &Array) -> RhaiResult<Vec<i64>> {
-    Ok(to_usizes(&Dynamic::from_array(v.clone()), "shape")?.into_iter().map(|d| d as i64).collect())
+    to_sizes(&Dynamic::from_array(v.clone()), "shape")
 }
 
 /// A libtorch result as a script result: `op: what went wrong`, at the calling line.
@@ -68,6 +68,14 @@ fn common_device(a: Device, b: Device) -> Device {
 
 pub fn register(engine: &mut Engine) {
     engine.register_type_with_name::<ScriptTensor>("Tensor");
+    register_making(engine);
+    register_reductions(engine);
+    register_reading(engine);
+    register_arithmetic(engine);
+}
+
+/// New tensors: seeded random, from numbers, reshaped.
+fn register_making(engine: &mut Engine) {
     reg!(engine, "randn", ["shape: Array", "Tensor"], "Normal(0, 1) random tensor, seeded by the run seed.", |s: Array| new_tensor(
         "randn",
         &s,
@@ -95,6 +103,10 @@ pub fn register(engine: &mut Engine) {
             torch("reshape", t.0.f_reshape(shape)).map(ScriptTensor::new)
         }
     );
+}
+
+/// Reductions to one number.
+fn register_reductions(engine: &mut Engine) {
     reg!(engine, "mean", ["t: Tensor", "f64"], "Mean of all elements.", |t: &mut ScriptTensor| reduce("mean", &t.0, |t| t.f_mean(Kind::Double)));
     reg!(engine, "sum", ["t: Tensor", "f64"], "Sum of all elements.", |t: &mut ScriptTensor| reduce("sum", &t.0, |t| t.f_sum(Kind::Double)));
     reg!(engine, "std", ["t: Tensor", "f64"], "Standard deviation of all elements (unbiased).", |t: &mut ScriptTensor| reduce("std", &t.0, |t| t
@@ -109,6 +121,10 @@ pub fn register(engine: &mut Engine) {
         "Index of the largest element (of the flattened tensor; first of equals).",
         |t: &mut ScriptTensor| { torch("argmax", t.0.f_argmax(None, false).and_then(|i| i.f_int64_value(&[]))) }
     );
+}
+
+/// Shape, indexing and conversion back to script values.
+fn register_reading(engine: &mut Engine) {
     reg!(engine, "len", ["t: Tensor", "i64"], "The size of the first dimension (1 for a number).", |t: &mut ScriptTensor| -> i64 {
         t.0.size().first().copied().unwrap_or(1)
     });
@@ -147,6 +163,10 @@ pub fn register(engine: &mut Engine) {
         t.0.size(),
         t.0
     ));
+}
+
+/// Elementwise arithmetic with tensors and numbers.
+fn register_arithmetic(engine: &mut Engine) {
     for (op, f) in
         [("+", Tensor::f_add as fn(&Tensor, &Tensor) -> Result<Tensor, TchError>), ("-", Tensor::f_sub), ("*", Tensor::f_mul), ("/", Tensor::f_div)]
     {

@@ -207,7 +207,8 @@ pub fn wait(sweep_dir: &Path) -> Result<(Manifest, Vec<PointStatus>)> {
         for r in &rows {
             if last.get(r.index) != Some(&r.state) && r.state.finished() {
                 let why = r.reason.as_deref().map(|w| format!(": {w}")).unwrap_or_default();
-                eprintln!("point {} ({}): {}{why}", r.index, r.params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "), r.state);
+                let params = r.params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
+                eprintln!("point {} ({}): {}{}", r.index, crate::text_table::safe(&params), r.state, crate::text_table::safe(&why));
             }
         }
         last = rows.iter().map(|r| r.state).collect();

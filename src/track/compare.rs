@@ -213,21 +213,24 @@ impl Comparison {
             s += &format!("\n{}", self.footnote());
         }
         for n in &self.notes {
-            s += &format!("\n{n}");
+            s += &format!("\n{}", crate::text_table::safe(n));
         }
         s
     }
 
     pub fn markdown(&self) -> String {
-        let mut s = format!("| | {} |\n|---|{}\n", self.columns.join(" | "), "---|".repeat(self.columns.len()));
+        // A cell is one table cell: terminal-safe, bounded, and a `|` in it does not start another.
+        let md = |c: &String| crate::text_table::cell(c).replace('|', "\\|");
+        let columns: Vec<String> = self.columns.iter().map(md).collect();
+        let mut s = format!("| | {} |\n|---|{}\n", columns.join(" | "), "---|".repeat(self.columns.len()));
         for r in self.marked(|c| format!("**{c}**")) {
-            s += &format!("| {} |\n", r.join(" | "));
+            s += &format!("| {} |\n", r.iter().map(md).collect::<Vec<_>>().join(" | "));
         }
         if !self.footnote().is_empty() {
             s += &format!("\n{}\n", self.footnote().replacen('*', "bold:", 1));
         }
         for n in &self.notes {
-            s += &format!("\n{n}\n");
+            s += &format!("\n{}\n", crate::text_table::safe(n));
         }
         s
     }

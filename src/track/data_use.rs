@@ -1,6 +1,7 @@
 //! Which data a run used: each data set `untar_data` resolved, with its folder, the number
 //! of files and a fingerprint of the file list (relative names and sizes), so that
 //! `compare` can say when two runs trained on different data without hashing gigabytes.
+use crate::fs_walk::Entry;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -19,10 +20,11 @@ pub struct DataUse {
 }
 
 impl DataUse {
-    /// Lists `folder` (recursively, hidden files skipped) and fingerprints the list.
+    /// Lists `folder` (recursively, hidden files skipped, links followed once) and
+    /// fingerprints the list.
     pub fn scan(name: &str, folder: &Path, source: &str) -> Result<DataUse> {
         let mut entries: Vec<(String, u64)> = Vec::new();
-        walk(folder, folder, &mut entries).with_context(|| format!("cannot list {}", folder.display()))?;
+        walk(folder, &mut entries).with_context(|| format!("cannot list {}", folder.display()))?;
         entries.sort();
         let mut h = Sha256::new();
         for (rel, size) in &entries {
@@ -44,21 +46,15 @@ impl DataUse {
     }
 }
 
-fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, u64)>) -> std::io::Result<()> {
-    for e in std::fs::read_dir(dir)? {
-        let e = e?;
-        if e.file_name().to_string_lossy().starts_with('.') {
-            continue;
+/// Every file below `root` as (relative name, size), links followed as `get_image_files`
+/// follows them; a link that leads nowhere is left out with a warning naming it.
+fn walk(root: &Path, out: &mut Vec<(String, u64)>) -> Result<()> {
+    crate::fs_walk::walk(root, &mut |e| match e {
+        Entry::File { path, len } => out.push((path.strip_prefix(root).unwrap_or(&path).to_string_lossy().into_owned(), len)),
+        Entry::BadLink { path, why } => {
+            tracing::warn!("data fingerprint of {}: left out {}, a link that leads nowhere ({why})", root.display(), path.display())
         }
-        let p = e.path();
-        let meta = std::fs::metadata(&p)?;
-        if meta.is_dir() {
-            walk(root, &p, out)?;
-        } else {
-            out.push((p.strip_prefix(root).unwrap_or(&p).to_string_lossy().into_owned(), meta.len()));
-        }
-    }
-    Ok(())
+    })
 }
 
 #[cfg(test)]
@@ -80,5 +76,18 @@ mod tests {
         let grown = DataUse::scan("pets", dir.path(), "full").unwrap();
         assert_ne!(a.fingerprint, grown.fingerprint, "a changed size changes the fingerprint");
         assert!(grown.short().starts_with("pets: 2 files, "));
+    }
+
+    #[test]
+    fn link_loops_and_dangling_links_do_not_fail_the_fingerprint() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("images")).unwrap();
+        std::fs::write(dir.path().join("images/a.jpg"), b"abc").unwrap();
+        let plain = DataUse::scan("x", dir.path(), "full").unwrap();
+        std::os::unix::fs::symlink(dir.path(), dir.path().join("images/loop")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("gone.jpg"), dir.path().join("images/dangling.jpg")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("images/me"), dir.path().join("images/me")).unwrap();
+        let linked = DataUse::scan("x", dir.path(), "full").unwrap();
+        assert_eq!((linked.files, &linked.fingerprint), (1, &plain.fingerprint), "the loop is walked once, the bad links left out");
     }
 }

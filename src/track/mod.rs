@@ -3,6 +3,7 @@
 //! record can be read by any tool and by any later runner version.
 pub mod compare;
 pub mod data_use;
+pub mod lock;
 pub mod metrics;
 pub mod mlflow;
 pub mod paths;

@@ -108,13 +108,57 @@ impl RunRecord {
     }
 
     /// Writes `run.toml` atomically: readers see the old or the new record, never a mix.
+    /// Every string in it is bounded (`bounded_value`), so a 100 MB `--config` value
+    /// cannot make a 100 MB record.
     pub fn write(&self, dir: &Path) -> Result<()> {
-        write_atomic(&dir.join(RECORD_FILE), &toml::to_string_pretty(self).context("cannot serialise run record")?)
+        let mut value = toml::Value::try_from(self).context("cannot serialise run record")?;
+        bound_strings(&mut value, max_record_value()?);
+        write_atomic(&dir.join(RECORD_FILE), &toml::to_string_pretty(&value).context("cannot serialise run record")?)
     }
 
     /// Param values as plain strings, for tables.
     pub fn param_strings(&self) -> BTreeMap<String, String> {
         self.params.iter().map(|(k, p)| (k.clone(), value_string(&p.value))).collect()
+    }
+}
+
+/// The default most bytes a record keeps of one string (a param value, the error, one
+/// word of the command line).
+pub const DEFAULT_MAX_RECORD_VALUE: usize = 64 << 10;
+
+/// `RUNNER_MAX_RECORD_VALUE` (bytes, 0: no limit), else `DEFAULT_MAX_RECORD_VALUE`.
+pub fn max_record_value() -> Result<usize> {
+    match std::env::var("RUNNER_MAX_RECORD_VALUE") {
+        Ok(v) if !v.trim().is_empty() => v.trim().parse().map_err(|_| anyhow::anyhow!("RUNNER_MAX_RECORD_VALUE=`{v}` is not a number of bytes")),
+        _ => Ok(DEFAULT_MAX_RECORD_VALUE),
+    }
+}
+
+/// `s` cut to at most `max` bytes (0: no limit; at least 256), saying so and how long it
+/// was; a string already cut stays as it is.
+pub fn bounded_value(s: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    let max = if max == 0 { usize::MAX } else { max.max(256) };
+    if s.len() <= max {
+        return s.into();
+    }
+    let note = format!("… [cut by the runner: {} bytes in all; RUNNER_MAX_RECORD_VALUE keeps more]", s.len());
+    let mut end = max.saturating_sub(note.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{note}", &s[..end]).into()
+}
+
+fn bound_strings(v: &mut toml::Value, max: usize) {
+    match v {
+        toml::Value::String(s) => {
+            if let std::borrow::Cow::Owned(cut) = bounded_value(s, max) {
+                *s = cut;
+            }
+        }
+        toml::Value::Array(a) => a.iter_mut().for_each(|x| bound_strings(x, max)),
+        toml::Value::Table(t) => t.iter_mut().for_each(|(_, x)| bound_strings(x, max)),
+        _ => {}
     }
 }
 
@@ -181,5 +225,34 @@ mod tests {
         let again = std::fs::read_to_string(&path).unwrap();
         assert!(again.contains("future_field = \"kept\""), "{again}");
         assert!(again.contains("[future_table]"), "{again}");
+    }
+
+    #[test]
+    fn a_record_keeps_a_bounded_part_of_each_value_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rec = sample();
+        rec.extra.insert("nested".into(), toml::Value::Array(vec![toml::Value::String("ok".into())]));
+        rec.write(dir.path()).unwrap();
+        let text = std::fs::read_to_string(dir.path().join(RECORD_FILE)).unwrap();
+        assert_eq!(text, toml::to_string_pretty(&rec).unwrap(), "a record without long values is written as before");
+        let huge = "é".repeat(3_000_000);
+        rec.params.insert("big".into(), Param { value: toml::Value::String(huge.clone()), source: ParamSource::Config });
+        rec.command.push(format!("big={huge}"));
+        rec.error = Some(huge.clone());
+        rec.write(dir.path()).unwrap();
+        let len = std::fs::metadata(dir.path().join(RECORD_FILE)).unwrap().len();
+        assert!(len < 4 * DEFAULT_MAX_RECORD_VALUE as u64, "{len} bytes");
+        let back = RunRecord::read(dir.path()).unwrap();
+        let kept = back.params["big"].value.as_str().unwrap().to_string();
+        assert!(
+            kept.len() <= DEFAULT_MAX_RECORD_VALUE
+                && kept.starts_with("éé")
+                && kept.ends_with("[cut by the runner: 6000000 bytes in all; RUNNER_MAX_RECORD_VALUE keeps more]"),
+            "{}",
+            &kept[kept.len() - 100..]
+        );
+        assert!(back.error.as_deref().unwrap().contains("cut by the runner"));
+        back.write(dir.path()).unwrap();
+        assert_eq!(RunRecord::read(dir.path()).unwrap().params["big"].value.as_str().unwrap(), kept, "a cut value is not cut again");
     }
 }

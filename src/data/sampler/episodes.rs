@@ -8,21 +8,26 @@ use crate::data::episodes::{draw_episodes, Episode, EpisodeSpec, Part};
 use crate::data::item::Item;
 use anyhow::Result;
 
-/// The shape of every episode, and how many make an epoch.
-#[derive(Clone, Debug, PartialEq)]
-pub struct EpisodeLayout {
-    pub n_way: usize,
-    pub k_shot: usize,
-    pub n_query: usize,
-    /// Training episodes per epoch.
-    pub episodes: usize,
-    /// Validation episodes (drawn once).
-    pub valid_episodes: usize,
-    /// Queries per class in validation episodes (`n_query` when None): a validation split
-    /// with few items per class still gives episodes the model reads (queries are free).
-    pub valid_query: Option<usize>,
-    /// All of an episode's classes under one parent (see `EpisodeSpec::within_parent`).
-    pub within_parent: bool,
+crate::options! {
+    /// The shape of every episode, and how many make an epoch.
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct EpisodeLayout {
+        /// classes per episode
+        opt n_way: usize = 5,
+        /// support images per class
+        opt k_shot: usize = 1,
+        /// query images per class
+        opt n_query: usize = 5,
+        /// training episodes per epoch (drawn afresh each epoch)
+        opt episodes: usize = 100,
+        /// validation episodes (drawn once)
+        opt valid_episodes: usize = 100,
+        // A validation split with few items per class still gives episodes the model reads.
+        /// query images per class in validation episodes
+        opt valid_query: Option<usize> = None => "n_query",
+        /// draw all of an episode's classes from one parent (see episodes)
+        opt within_parent: bool = false,
+    }
 }
 
 impl EpisodeLayout {

@@ -8,17 +8,18 @@ use crate::learn::Learner;
 use anyhow::Result;
 use tch::Tensor;
 
-#[derive(Debug, Clone)]
-pub struct LrFindOptions {
-    pub start_lr: f64,
-    pub end_lr: f64,
-    pub num_it: usize,
-    pub stop_div: bool,
-}
-
-impl Default for LrFindOptions {
-    fn default() -> Self {
-        LrFindOptions { start_lr: 1e-7, end_lr: 10.0, num_it: 100, stop_div: true }
+crate::options! {
+    /// The sweep `lr_find` runs.
+    #[derive(Debug, Clone)]
+    pub struct LrFindOptions {
+        /// the first learning rate
+        opt start_lr: f64 = 1e-7,
+        /// the last learning rate
+        opt end_lr: f64 = 10.0,
+        /// batches in the sweep
+        opt num_it: usize = 100,
+        /// stop once the smoothed loss passes 4x its best
+        opt stop_div: bool = true,
     }
 }
 
