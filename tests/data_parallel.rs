@@ -219,3 +219,33 @@ interp.plot_top_losses(4, "top.png");"#,
     assert_eq!(said(&one), said(&group));
     assert!(s.last_run().join("top.png").is_file());
 }
+
+#[test]
+fn sigterm_to_the_launcher_stops_every_rank_at_one_batch() {
+    let s = Sandbox::new();
+    s.write("dp.rhai", common::DP_SCRIPT);
+    let child = s
+        .command(&["launch", "--nproc-per-node", "2", "--timeout", "20", "dp.rhai", "--set", "bs=8", "--set", "epochs=30"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let run = loop {
+        assert!(start.elapsed() < Duration::from_secs(120), "the group never got going");
+        std::thread::sleep(Duration::from_millis(100));
+        let Some(run) = newest_run(&s.path().join("runs")) else { continue };
+        if std::fs::read_to_string(run.join("metrics.jsonl")).is_ok_and(|t| t.matches("\"batch\"").count() >= 5) {
+            break run;
+        }
+    };
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143), "{}", String::from_utf8_lossy(&out.stderr));
+    let rec = s.record(&run);
+    assert_eq!((rec["status"].as_str(), rec["signal"].as_str()), (Some("interrupted"), Some("SIGTERM")));
+    let at = |text: &str| text.split("interrupted by SIGTERM at ").nth(1).and_then(|t| t.split(';').next()).map(String::from);
+    let (leader, other) = (at(rec["error"].as_str().unwrap()), at(&std::fs::read_to_string(run.join("rank-1.log")).unwrap()));
+    assert!(leader.is_some(), "{rec:?}");
+    assert_eq!(leader, other, "both ranks stop at the same batch");
+}

@@ -416,11 +416,12 @@ fn exit_code(r: anyhow::Result<i32>) -> i32 {
 
 pub fn version_text() -> String {
     format!(
-        "runner {} (commit {})\nlibtorch {}\ncuda: {}{}",
+        "runner {} (commit {})\nlibtorch {}\ncuda: {}{}\ndata-parallel backends: gloo{}",
         env!("CARGO_PKG_VERSION"),
         env!("RUNNER_GIT_COMMIT"),
         crate::device::libtorch_version(),
         if tch::Cuda::is_available() { "available" } else { "not available" },
-        if tch::Cuda::is_available() { format!(" ({} device(s))", tch::Cuda::device_count()) } else { String::new() }
+        if tch::Cuda::is_available() { format!(" ({} device(s))", tch::Cuda::device_count()) } else { String::new() },
+        if crate::dist::Backend::nccl_built() { ", nccl" } else { " (built without nccl)" }
     )
 }

@@ -9,6 +9,7 @@ use std::ffi::OsString;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus};
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -52,7 +53,8 @@ pub fn launch(spec: &LaunchSpec) -> Result<i32> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = std::env::var("OMP_NUM_THREADS").ok().filter(|v| !v.is_empty()).unwrap_or_else(|| (cores / spec.nproc).max(1).to_string());
     let pids: Arc<Mutex<Vec<i32>>> = Arc::default();
-    forward_signals(pids.clone())?;
+    let forwarded = Arc::new(AtomicI32::new(0));
+    forward_signals(pids.clone(), forwarded.clone())?;
     let mut children: Vec<Option<Child>> = Vec::new();
     for rank in 0..spec.nproc {
         let mut cmd = Command::new(&spec.program);
@@ -95,11 +97,11 @@ pub fn launch(spec: &LaunchSpec) -> Result<i32> {
                 pids.lock().unwrap().retain(|&p| p != pid);
                 *slot = None;
                 if !status.success() && first.is_none() {
-                    eprintln!(
-                        "launch: rank {rank} {} (the first to fail){}",
-                        describe(status),
-                        if rank > 0 { format!("; its output is rank-{rank}.log in the run folder") } else { String::new() }
-                    );
+                    let log = if rank > 0 { format!("; its output is rank-{rank}.log in the run folder") } else { String::new() };
+                    match forwarded.load(Ordering::SeqCst) {
+                        0 => eprintln!("launch: rank {rank} {} (the first to fail){log}", describe(status)),
+                        sig => eprintln!("launch: stopping on signal {sig}: rank {rank} {}{log}", describe(status)),
+                    }
                     first = Some((rank, status));
                     deadline = Some(Instant::now() + grace);
                 }
@@ -122,12 +124,13 @@ pub fn launch(spec: &LaunchSpec) -> Result<i32> {
     Ok(first.map_or(0, |(_, s)| code(s)))
 }
 
-/// SIGINT and SIGTERM to the launcher go on to every rank.
-fn forward_signals(pids: Arc<Mutex<Vec<i32>>>) -> Result<()> {
+/// SIGINT and SIGTERM to the launcher go on to every rank (`forwarded` keeps the last).
+fn forward_signals(pids: Arc<Mutex<Vec<i32>>>, forwarded: Arc<AtomicI32>) -> Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]).context("cannot handle SIGINT/SIGTERM")?;
     std::thread::spawn(move || {
         for sig in signals.forever() {
+            forwarded.store(sig, Ordering::SeqCst);
             for &pid in pids.lock().unwrap().iter() {
                 // SAFETY: signalling our own children by pid.
                 unsafe { libc::kill(pid, sig) };

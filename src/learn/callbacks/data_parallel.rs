@@ -45,8 +45,6 @@ impl Callback for DataParallel {
     }
 
     fn before_fit(&mut self, l: &mut Learner) -> Result<()> {
-        self.stop = None;
-        l.state.group_stop = None;
         let vars = Self::variables(l, true);
         self.group.broadcast(&vars.iter().collect::<Vec<_>>(), 0)
     }
