@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod data;
 pub mod device;
+pub mod dist;
 pub mod fs_walk;
 pub mod learn;
 pub mod logging;

@@ -154,6 +154,8 @@ pub struct Session {
     attempt_started: String,
     /// Fits so far, over all the run's learners (see `RunOut::fits`).
     pub fits: Arc<AtomicUsize>,
+    /// The data-parallel group the run trains in (None: one process).
+    pub group: Option<Arc<crate::dist::ProcessGroup>>,
     /// No other process runs in this folder while the session lives.
     _lock: FolderLock,
 }
@@ -235,6 +237,7 @@ impl Session {
             started: Instant::now(),
             attempt_started: now.to_rfc3339(),
             fits: Arc::default(),
+            group: None,
             _lock: lock,
         })
     }
@@ -287,6 +290,7 @@ impl Session {
             started: Instant::now(),
             attempt_started: chrono::Local::now().to_rfc3339(),
             fits: Arc::default(),
+            group: None,
             _lock: lock,
         })
     }
@@ -320,6 +324,14 @@ impl Session {
                 rec.params.insert(name.to_string(), p);
             }
             changed
+        })
+    }
+
+    /// Sets a table or value of the record's own (e.g. `dist`, the data-parallel group).
+    pub fn set_extra(&self, key: &str, value: toml::Value) -> Result<()> {
+        self.record.update(|rec| {
+            rec.extra.insert(key.to_string(), value);
+            true
         })
     }
 

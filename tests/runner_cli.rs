@@ -10,6 +10,7 @@ fn version_shows_libtorch_and_cuda_flag() {
     r.ok();
     assert!(r.stdout.contains("libtorch 2.11"), "{}", r.stdout);
     assert!(r.stdout.contains("cuda: "), "{}", r.stdout);
+    assert!(r.stdout.contains("data-parallel backends: gloo"), "{}", r.stdout);
 }
 
 #[test]

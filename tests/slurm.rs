@@ -371,3 +371,24 @@ fn issue_29_slurm_local_down_stops_every_daemon_it_started() {
     let sinfo = Command::new("sinfo").args(["-h", "-o", "%T"]).env("SLURM_CONF", conf).output().unwrap();
     assert!(sinfo.status.success(), "{}", String::from_utf8_lossy(&sinfo.stderr));
 }
+
+#[test]
+fn two_srun_tasks_train_as_one_data_parallel_group() {
+    let Some((sb, conf)) = sandbox() else { return };
+    sb.write("dp.rhai", common::DP_SCRIPT);
+    let runner = env!("CARGO_BIN_EXE_runner");
+    let r: common::Ran = sb
+        .command_of(Path::new("srun"), &["--ntasks-per-node=2", "--nodes=1", runner, "dp.rhai", "--set", "bs=8", "--set", "epochs=1"])
+        .env("SLURM_CONF", conf)
+        .env("RUNNER_DIST_TIMEOUT", "60")
+        .output()
+        .unwrap()
+        .into();
+    r.ok();
+    let run = sb.last_run();
+    assert_eq!(sb.runs().len(), 1, "one record for the two tasks");
+    let rec = sb.record(&run);
+    let dist = rec["dist"].as_table().unwrap();
+    assert_eq!((dist["launcher"].as_str(), dist["world_size"].as_integer()), (Some("srun"), Some(2)));
+    assert!(run.join("rank-1.log").is_file());
+}

@@ -5,6 +5,7 @@
 //! declare, a malformed `--grid`; nothing ran), 130 SIGINT (Ctrl-C), 143 SIGTERM.
 mod api;
 mod compare;
+mod launch;
 mod report;
 mod run;
 mod runs;
@@ -192,6 +193,21 @@ enum Command {
     Rerun(RecordedRun),
     /// Continue a stopped run (interrupted, killed, preempted) in its folder from its last epoch.
     Resume(RecordedRun),
+    /// One data-parallel run over N local processes (as torchrun starts them): `launch --nproc-per-node 2 script.rhai --set ...`.
+    Launch {
+        /// Processes to start, each a rank of the group.
+        #[arg(long, value_name = "N")]
+        nproc_per_node: usize,
+        /// Seconds a rank waits for the others (joining, a collective) before it fails (RUNNER_DIST_TIMEOUT; default 300).
+        #[arg(long, value_name = "SECONDS")]
+        timeout: Option<f64>,
+        /// The port of the group's store on 127.0.0.1 (default: a free one).
+        #[arg(long)]
+        port: Option<u16>,
+        /// The script and its run options, as `runner SCRIPT ...` takes them.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "SCRIPT [OPTIONS]")]
+        run: Vec<String>,
+    },
     /// One run per combination of --grid values, grouped under a sweep id; here or on Slurm.
     #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Sweep {
@@ -361,7 +377,9 @@ pub fn main() -> i32 {
     };
     let runs_a_script = matches!(
         cli.command,
-        None | Some(Command::Rerun(_) | Command::Resume(_) | Command::Sweep { action: None | Some(SweepAction::Task { .. }), .. })
+        None | Some(
+            Command::Rerun(_) | Command::Resume(_) | Command::Launch { .. } | Command::Sweep { action: None | Some(SweepAction::Task { .. }), .. }
+        )
     );
     if cli.version || !runs_a_script {
         die_quietly_on_closed_pipe();
@@ -385,6 +403,7 @@ pub fn main() -> i32 {
         Some(Command::Sync { run, all, dir, track }) => return exit_code(sync::sync_cmd(&dir.runs_dir, run.as_deref(), all, &track)),
         Some(Command::Resume(RecordedRun { run, dir, device, track })) => return exit_code(compare::resume_cmd(&dir.runs_dir, &run, device, track)),
         Some(Command::Sweep { action: Some(action), .. }) => return exit_code(sweep_action(action)),
+        Some(Command::Launch { nproc_per_node, timeout, port, run }) => return launch::launch_cmd(nproc_per_node, timeout, port, run),
         Some(Command::Sweep { action: None, start }) => {
             let start = *start;
             let Some(script) = start.script else { return 2 };
@@ -445,11 +464,12 @@ fn exit_code(r: anyhow::Result<i32>) -> i32 {
 
 pub fn version_text() -> String {
     format!(
-        "runner {} (commit {})\nlibtorch {}\ncuda: {}{}",
+        "runner {} (commit {})\nlibtorch {}\ncuda: {}{}\ndata-parallel backends: gloo{}",
         env!("CARGO_PKG_VERSION"),
         env!("RUNNER_GIT_COMMIT"),
         crate::device::libtorch_version(),
         if tch::Cuda::is_available() { "available" } else { "not available" },
-        if tch::Cuda::is_available() { format!(" ({} device(s))", tch::Cuda::device_count()) } else { String::new() }
+        if tch::Cuda::is_available() { format!(" ({} device(s))", tch::Cuda::device_count()) } else { String::new() },
+        if crate::dist::Backend::nccl_built() { ", nccl" } else { " (built without nccl)" }
     )
 }

@@ -200,6 +200,33 @@ impl DataLoaders {
         })
     }
 
+    /// Rank `rank`'s share of both loaders in a data-parallel group of `world` processes
+    /// (see `ShardSampler`): `bs` stays the batch of one process, so one step of the group
+    /// trains on `bs * world` items.
+    pub fn shard(&self, rank: usize, world: usize) -> Result<DataLoaders> {
+        let train = self.train.shard(rank, world)?;
+        if train.is_empty() {
+            bail!(
+                "the training set has {} item(s), fewer than one batch of {} on each of {world} processes: lower bs",
+                self.train.n_items(),
+                self.train.batch_size()
+            );
+        }
+        Ok(DataLoaders {
+            valid: self.valid.shard(rank, world)?,
+            train,
+            vocab: self.vocab.clone(),
+            n_inputs: self.n_inputs,
+            device: self.device,
+            size: self.size,
+            channels: self.channels,
+            mean: self.mean.clone(),
+            std: self.std.clone(),
+            skipped: self.skipped,
+            episodes: None,
+        })
+    }
+
     /// Valid-mode transforms (centre crop, normalise) of arbitrary image files, as one NCHW
     /// batch on the device: for predict and the N-way one-shot evaluation.
     pub fn encode_files(&self, files: &[PathBuf]) -> Result<Tensor> {

@@ -13,7 +13,7 @@
 pub use super::item::Item;
 use super::pixels::Pixels;
 use super::render::{produce, Images, RawBatch};
-use super::sampler::{BatchPlan, Drawn, Sampler};
+use super::sampler::{BatchPlan, Drawn, Sampler, ShardSampler};
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 use std::path::PathBuf;
@@ -75,6 +75,24 @@ impl DataLoader {
             prefetch: r.prefetch,
             scale: norm(scale)?,
             shift: norm(shift)?,
+        })
+    }
+
+    /// Rank `rank`'s share of this loader in a data-parallel group of `world` (see
+    /// `ShardSampler`; a training loader drops its last partial batch): same images and
+    /// transforms, `bs` items a batch.
+    pub fn shard(&self, rank: usize, world: usize) -> Result<DataLoader> {
+        let sampler = ShardSampler::new(self.sampler.clone(), rank, world, self.train)?;
+        Ok(DataLoader {
+            images: self.images.clone(),
+            sampler: Arc::new(sampler),
+            n_inputs: self.n_inputs,
+            train: self.train,
+            pool: self.pool.clone(),
+            device: self.device,
+            prefetch: self.prefetch,
+            scale: self.scale.shallow_clone(),
+            shift: self.shift.shallow_clone(),
         })
     }
 

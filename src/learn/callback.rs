@@ -16,6 +16,9 @@ pub enum Event {
     BeforeBatch,
     AfterPred,
     AfterLoss,
+    /// Gradients are computed, not yet clipped or stepped (a data-parallel fit averages
+    /// them over its group here).
+    AfterBackward,
     AfterStep,
     AfterBatch,
     /// A stepped training batch's loss was read back (`state.loss`): after the next batch,
@@ -87,6 +90,9 @@ pub trait Callback {
     fn after_loss(&mut self, l: &mut Learner) -> Result<()> {
         Ok(())
     }
+    fn after_backward(&mut self, l: &mut Learner) -> Result<()> {
+        Ok(())
+    }
     fn after_step(&mut self, l: &mut Learner) -> Result<()> {
         Ok(())
     }
@@ -122,6 +128,7 @@ pub fn fire(cb: &mut dyn Callback, event: Event, l: &mut Learner) -> Result<()> 
         Event::BeforeBatch => cb.before_batch(l),
         Event::AfterPred => cb.after_pred(l),
         Event::AfterLoss => cb.after_loss(l),
+        Event::AfterBackward => cb.after_backward(l),
         Event::AfterStep => cb.after_step(l),
         Event::AfterBatch => cb.after_batch(l),
         Event::AfterLossRead => cb.after_loss_read(l),

@@ -2,6 +2,7 @@
 //! varying per epoch) and validation (in order). `DataLoaders` implements it; so does the
 //! in-memory `TensorData`, which serves tests and small synthetic problems.
 use anyhow::Result;
+use std::rc::Rc;
 use tch::{Device, Kind, Tensor};
 
 /// A batch: one input tensor (images) or two (pairs), and int64 targets.
@@ -17,6 +18,13 @@ pub trait LearnData {
     fn train(&self, epoch: usize) -> Result<Batches<'_>>;
     fn valid(&self) -> Result<Batches<'_>>;
     fn train_len(&self) -> usize;
+    /// Validation items scored in one pass (every rank's share together, for a shard).
+    fn valid_len(&self) -> usize;
+    /// Rank `rank`'s share of this data in a data-parallel group of `world` processes: what
+    /// it trains and validates on (see `data::sampler::ShardSampler`).
+    fn shard(&self, _rank: usize, _world: usize) -> Result<Rc<dyn LearnData>> {
+        anyhow::bail!("this data cannot be split over the processes of a data-parallel run (use DataLoaders from image_loaders or pair_loaders)")
+    }
     /// Class names for targets (`["different", "same"]` for pairs, an episode's ways for
     /// episodic loaders).
     fn vocab(&self) -> Vec<String>;
@@ -57,6 +65,12 @@ impl LearnData for crate::data::DataLoaders {
     }
     fn train_len(&self) -> usize {
         self.train.len()
+    }
+    fn valid_len(&self) -> usize {
+        self.valid.n_items()
+    }
+    fn shard(&self, rank: usize, world: usize) -> Result<Rc<dyn LearnData>> {
+        Ok(Rc::new(crate::data::DataLoaders::shard(self, rank, world)?))
     }
     fn vocab(&self) -> Vec<String> {
         match &self.episodes {
@@ -120,6 +134,9 @@ impl LearnData for TensorData {
     }
     fn train_len(&self) -> usize {
         self.train_y.size()[0] as usize / self.bs
+    }
+    fn valid_len(&self) -> usize {
+        self.valid_y.size()[0] as usize
     }
     fn vocab(&self) -> Vec<String> {
         self.vocab.clone()

@@ -2,7 +2,7 @@
 //! `_do_one_batch`) and lets callbacks do the rest; `fit`, `fit_one_cycle`, `fine_tune`
 //! and `lr_find` are this loop with different callbacks.
 use super::callback::{fire, Callback, Cancel, Event};
-use super::callbacks::{EarlyStopping, Interrupt, LossPlot, ParamScheduler, ProgressCb, Recorder, SaveBest, TerminateOnNan};
+use super::callbacks::{DataParallel, EarlyStopping, Interrupt, LossPlot, ParamScheduler, ProgressCb, Recorder, SaveBest, TerminateOnNan};
 use super::data::XY;
 use super::learner::{Learner, Lrs};
 use super::resume;
@@ -95,7 +95,11 @@ impl Learner {
         let (mut interrupt, mut nan, mut plot) = (Interrupt { save: true }, TerminateOnNan, LossPlot::default());
         let mut best = opts.save_best.as_deref().map(|c| SaveBest(super::callbacks::tracker::Watch::new(c)));
         let mut early = opts.early_stopping.as_ref().map(|e| EarlyStopping::new(&e.monitor, e.patience));
+        let mut parallel = self.group().cloned().map(DataParallel::new);
         let mut all: Vec<&mut dyn Callback> = vec![&mut scheduler, &mut recorder, &mut progress, &mut interrupt, &mut nan, &mut plot];
+        if let Some(p) = parallel.as_mut() {
+            all.push(p);
+        }
         if let Some(b) = best.as_mut() {
             all.push(b);
         }
@@ -119,7 +123,7 @@ impl Learner {
         if opts.channels_last {
             self.model.to_channels_last();
         }
-        let n_iter = self.data.train_len();
+        let n_iter = self.loop_data().train_len();
         if n_iter == 0 {
             bail!("no training batches: the training set is smaller than one batch (drop_last)");
         }
@@ -187,7 +191,7 @@ impl Learner {
     }
 
     fn all_batches(&mut self, cbs: Cbs, opts: &FitOptions) -> Result<()> {
-        let data = self.data.clone();
+        let data = self.loop_data();
         let start = Instant::now();
         (self.state.data_wait, self.state.train_time) = Default::default();
         let mut batches = data.train(self.epochs_done)?.enumerate();
@@ -209,7 +213,8 @@ impl Learner {
         Ok(())
     }
 
-    /// Forward, loss, backward, step; `after_pred`, `after_loss` and `after_step` between.
+    /// Forward, loss, backward, step; `after_pred`, `after_loss`, `after_backward` and
+    /// `after_step` between.
     fn one_batch(&mut self, cbs: Cbs, grad_clip: Option<f64>) -> Result<()> {
         let batch = self.state.batch.as_ref().context("no batch to train on")?;
         let pred = self.forward(&batch.xs, true)?;
@@ -223,7 +228,13 @@ impl Learner {
         self.fire(cbs, Event::AfterLoss)?;
         let loss = self.state.loss_t.as_ref().context("no loss")?.shallow_clone();
         self.opt.zero_grad();
-        loss.f_backward().map_err(|e| anyhow::anyhow!("backward failed: {e}"))?;
+        loss.f_backward().map_err(|e| match self.group().filter(|_| self.sync_bn) {
+            Some(g) => g.explain("backward (synchronised BatchNorm)", e.to_string()),
+            None => anyhow::anyhow!("backward failed: {e}"),
+        })?;
+        self.fire(cbs, Event::AfterBackward)?;
+        // The loss to record: a data-parallel fit's is the group's mean.
+        let loss = self.state.loss_t.as_ref().context("no loss")?.detach();
         if let Some(max) = grad_clip {
             let grads: Vec<Tensor> = self.opt.groups.iter().flatten().map(|p| p.tensor.grad()).filter(|g| g.defined()).collect();
             crate::torch_ext::clip_grad_norm(&grads.iter().collect::<Vec<_>>(), max)?;
@@ -234,7 +245,7 @@ impl Learner {
         self.read_loss(cbs)?;
         let s = &self.state;
         let at = BatchLoss { epoch: s.epoch, iter: s.iter, lr: *self.opt.lrs.last().unwrap_or(&0.0), mom: self.opt.mom, loss: f64::NAN };
-        self.state.unread = Some((at, loss.detach()));
+        self.state.unread = Some((at, loss));
         self.fire(cbs, Event::AfterStep)
     }
 

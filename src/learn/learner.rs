@@ -7,6 +7,7 @@ use super::metrics::ExtraMetrics;
 use super::metrics::{Metric, MetricName};
 use super::optimizer::{OptKind, Optimizer, Param};
 use super::state::FitState;
+use crate::dist::ProcessGroup;
 use crate::model::{Model, Splitter};
 use crate::precision::Precision;
 use crate::track::MetricsLog;
@@ -89,6 +90,9 @@ pub struct LearnerOptions {
     pub threshold: Option<f64>,
     /// float32 or bf16 mixed precision (with channels_last where it helps), or auto.
     pub precision: Precision,
+    /// In a data-parallel run, BatchNorm statistics over the whole group's batch (fastai's
+    /// `sync_bn=True`); false keeps each rank's own, and rank 0's are used to validate.
+    pub sync_bn: bool,
 }
 
 impl Default for LearnerOptions {
@@ -103,6 +107,7 @@ impl Default for LearnerOptions {
             train_bn: true,
             threshold: None,
             precision: crate::precision::DEFAULT,
+            sync_bn: true,
         }
     }
 }
@@ -118,12 +123,14 @@ pub struct RunOut {
     pub interrupted: fn() -> Option<&'static str>,
     /// Fits of the run so far, over all its learners (names their resume checkpoints).
     pub fits: Arc<AtomicUsize>,
+    /// The data-parallel group the run trains in (None: one process).
+    pub group: Option<Arc<ProcessGroup>>,
 }
 
 impl RunOut {
     /// Outside a run: no folder of its own, no log, never interrupted.
     pub fn detached(dir: impl Into<PathBuf>) -> RunOut {
-        RunOut { dir: dir.into(), metrics: None, record: None, interrupted: || None, fits: Arc::default() }
+        RunOut { dir: dir.into(), metrics: None, record: None, interrupted: || None, fits: Arc::default(), group: None }
     }
 
     /// Numbers a new fit of the run: 1, 2, ...
@@ -170,6 +177,10 @@ pub struct Prediction {
 pub struct Learner {
     pub model: Rc<Model>,
     pub data: Rc<dyn LearnData>,
+    /// This rank's share of `data`, which the loop trains and validates on, in a
+    /// data-parallel run.
+    shard: Option<Rc<dyn LearnData>>,
+    pub sync_bn: bool,
     pub loss: Loss,
     pub metrics: Vec<Box<dyn Metric>>,
     pub opt: Optimizer,
@@ -216,9 +227,15 @@ impl Learner {
             .collect();
         let opt = Optimizer::new(opts.opt, groups, opts.wd);
         let precision = opts.precision.resolve(model.device());
+        let shard = match &out.group {
+            Some(g) => Some(data.shard(g.rank(), g.world())?),
+            None => None,
+        };
         let mut learn = Learner {
             model,
             data,
+            shard,
+            sync_bn: opts.sync_bn,
             loss,
             metrics,
             opt,
@@ -250,6 +267,17 @@ impl Learner {
             }
             _ => Ok(()),
         }
+    }
+
+    /// What the loop trains and validates on: this rank's share in a data-parallel run,
+    /// else all the data.
+    pub fn loop_data(&self) -> Rc<dyn LearnData> {
+        self.shard.clone().unwrap_or_else(|| self.data.clone())
+    }
+
+    /// The data-parallel group this learner trains in, if any.
+    pub fn group(&self) -> Option<&Arc<ProcessGroup>> {
+        self.out.group.as_ref()
     }
 
     pub fn n_groups(&self) -> usize {
@@ -355,12 +383,15 @@ impl Learner {
         Ok((v.losses.mean(tch::Kind::Double).double_value(&[]), v.probs, v.targets))
     }
 
-    /// Losses, probabilities and targets of every validation item, in order.
+    /// Losses, probabilities and targets of every validation item, in order; in a
+    /// data-parallel run each rank scores its share and the shares are gathered, so every
+    /// rank has the whole validation set's (fastai's `to_detach` with `gather`).
     pub fn valid_items(&self) -> Result<ValidItems> {
         let (mut losses, mut probs, mut targets, mut logits) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let two_class = self.is_two_class();
+        let data = self.loop_data();
         tch::no_grad(|| -> Result<()> {
-            for b in self.data.valid()? {
+            for b in data.valid()? {
                 let b = b?;
                 let y = super::data::as_targets(&b.y);
                 let out = self.forward(&b.xs, false)?;
@@ -376,8 +407,15 @@ impl Learner {
         if targets.is_empty() {
             bail!("the validation set is empty");
         }
-        let same_logits = two_class.then(|| Tensor::cat(&logits, 0));
-        Ok(ValidItems { losses: Tensor::cat(&losses, 0), probs: Tensor::cat(&probs, 0), targets: Tensor::cat(&targets, 0), same_logits })
+        let gather = |parts: &[Tensor]| -> Result<Tensor> {
+            let local = Tensor::cat(parts, 0);
+            match self.group() {
+                Some(g) => crate::data::sampler::unshard(&g.allgather(&local)?, data.valid_len()),
+                None => Ok(local),
+            }
+        };
+        let same_logits = if two_class { Some(gather(&logits)?) } else { None };
+        Ok(ValidItems { losses: gather(&losses)?, probs: gather(&probs)?, targets: gather(&targets)?, same_logits })
     }
 
     /// Class probabilities of model outputs, the decision threshold applied.
@@ -441,9 +479,14 @@ impl Learner {
         Ok(out)
     }
 
-    /// The model's output in float32, under bf16 autocast when `self.bf16`.
+    /// The model's output in float32, under bf16 autocast when `self.bf16`; in training
+    /// mode of a data-parallel run, with BatchNorm synchronised over the group (`sync_bn`).
     pub fn forward(&self, xs: &[Tensor], train: bool) -> Result<Tensor> {
-        let out = crate::torch_ext::maybe_bf16(self.bf16, self.model.device(), || self.model.forward(xs, train))?;
+        let run = || crate::torch_ext::maybe_bf16(self.bf16, self.model.device(), || self.model.forward(xs, train));
+        let out = match self.group().filter(|_| train && self.sync_bn) {
+            Some(g) => crate::dist::sync_bn::with_sync_bn(g, run)??,
+            None => run()?,
+        };
         Ok(out.to_kind(tch::Kind::Float))
     }
 }

@@ -1,7 +1,7 @@
 //! `lr_find`: a fit with the `LrFinder` callback (fastai's design: no second loop), then
 //! fastai's suggestions from the recorded curve, a metrics.jsonl row and `lr_find.png`.
 use super::callback::Callback;
-use super::callbacks::{Interrupt, LrFinder, ProgressCb, Recorder};
+use super::callbacks::{DataParallel, Interrupt, LrFinder, ProgressCb, Recorder};
 use super::fit::FitOptions;
 use super::learner::Learner;
 use super::suggest;
@@ -24,7 +24,7 @@ pub struct LrFindResult {
 
 impl Learner {
     pub fn lr_find(&mut self, o: &LrFindOptions) -> Result<LrFindResult> {
-        let n_iter = self.data.train_len();
+        let n_iter = self.loop_data().train_len();
         if n_iter == 0 {
             bail!("lr_find: no training batches (the training set is smaller than one batch)");
         }
@@ -32,7 +32,11 @@ impl Learner {
         super::learner::check_lr(o.end_lr, "lr_find end_lr")?;
         let mut finder = LrFinder::new(o.clone());
         let (mut recorder, mut progress, mut interrupt) = (Recorder::new(false), ProgressCb::whole("lr_find", o.num_it), Interrupt { save: false });
+        let mut parallel = self.group().cloned().map(DataParallel::new);
         let mut cbs: Vec<&mut dyn Callback> = vec![&mut finder, &mut recorder, &mut progress, &mut interrupt];
+        if let Some(p) = parallel.as_mut() {
+            cbs.push(p);
+        }
         let result = self.run_fit(0, o.num_it.div_ceil(n_iter), &FitOptions::default(), &mut cbs);
         drop(cbs);
         finder.restore(self)?;

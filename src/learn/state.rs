@@ -33,6 +33,8 @@ pub struct FitState {
     /// The last stepped batch's loss, not read yet: the loop reads it once the next batch's
     /// step is queued, so that reading never makes the device wait.
     pub unread: Option<(BatchLoss, Tensor)>,
+    /// The stop signal the data-parallel group heard of (see `DataParallel`).
+    pub group_stop: Option<&'static str>,
     /// fastai's smoothed training loss (kept by the recorder).
     pub smooth_loss: f64,
     /// The epoch table's value columns: train_loss, valid_loss, then every metric.
@@ -81,6 +83,7 @@ impl FitState {
             loss_t: None,
             loss: None,
             unread: None,
+            group_stop: None,
             smooth_loss: f64::NAN,
             columns: vec![],
             goals: vec![],

@@ -1,7 +1,7 @@
 //! fastai's `create_head`: concat pooling, then BatchNorm / Dropout / Linear blocks
 //! (no bias after a BatchNorm), named like the PyTorch `nn.Sequential` it mirrors
 //! (`2.weight`, `4.weight`, ...) so fastai/PyTorch weights map one to one.
-use super::layers::{bn1d_fastai, linear, Seq};
+use super::layers::{bn1d_fastai, linear, BatchNorm, Seq};
 use anyhow::{bail, Result};
 use tch::nn;
 
@@ -111,7 +111,7 @@ pub fn create_head(p: &nn::Path, spec: &HeadSpec) -> Result<Seq> {
     if spec.bn_final {
         let n = next();
         let cfg = nn::BatchNormConfig { momentum: 0.01, ws_init: nn::Init::Const(1.0), bs_init: nn::Init::Const(1e-3), ..Default::default() };
-        seq.push(n.clone(), "BatchNorm1d", nn::batch_norm1d(p / n.as_str(), spec.n_out, cfg));
+        seq.push(n.clone(), "BatchNorm1d", BatchNorm::new(p / n.as_str(), spec.n_out, 1, cfg));
     }
     Ok(seq)
 }

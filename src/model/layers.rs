@@ -56,15 +56,47 @@ pub fn conv2d(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64, padding: 
     nn::conv2d(p, c_in, c_out, k, cfg)
 }
 
+/// tch's BatchNorm, except that a training forward inside a data-parallel fit normalises
+/// over the whole group's batch (see `dist::sync_bn`; tch keeps its config private, so the
+/// momentum and eps are kept here too).
+#[derive(Debug)]
+pub struct BatchNorm {
+    bn: nn::BatchNorm,
+    momentum: f64,
+    eps: f64,
+}
+
+impl BatchNorm {
+    /// BatchNorm over `nd` spatial dimensions (1 for `[N, C]` features, 2 for feature maps).
+    pub fn new(p: nn::Path, c: i64, nd: usize, cfg: nn::BatchNormConfig) -> BatchNorm {
+        let (momentum, eps) = (cfg.momentum, cfg.eps);
+        let bn = if nd == 1 { nn::batch_norm1d(p, c, cfg) } else { nn::batch_norm2d(p, c, cfg) };
+        BatchNorm { bn, momentum, eps }
+    }
+}
+
+impl ModuleT for BatchNorm {
+    fn forward_t(&self, xs: &Tensor, train: bool) -> Tensor {
+        if let Some(g) = crate::dist::sync_bn::sync_bn_group().filter(|_| train) {
+            let b = &self.bn;
+            match g.sync_batch_norm(xs, b.ws.as_ref(), b.bs.as_ref(), &b.running_mean, &b.running_var, self.momentum, self.eps) {
+                Ok(y) => return y,
+                Err(e) => crate::dist::sync_bn::fail(e),
+            }
+        }
+        self.bn.forward_t(xs, train)
+    }
+}
+
 /// BatchNorm2d with weight 1, bias 0 (torchvision).
-pub fn bn2d(p: nn::Path, c: i64) -> nn::BatchNorm {
-    nn::batch_norm2d(p, c, Default::default())
+pub fn bn2d(p: nn::Path, c: i64) -> BatchNorm {
+    BatchNorm::new(p, c, 2, Default::default())
 }
 
 /// fastai's `BatchNorm(ndim=1)`: weight 1, bias 1e-3.
-pub fn bn1d_fastai(p: nn::Path, c: i64) -> nn::BatchNorm {
+pub fn bn1d_fastai(p: nn::Path, c: i64) -> BatchNorm {
     let cfg = nn::BatchNormConfig { ws_init: nn::Init::Const(1.0), bs_init: nn::Init::Const(1e-3), ..Default::default() };
-    nn::batch_norm1d(p, c, cfg)
+    BatchNorm::new(p, c, 1, cfg)
 }
 
 /// PyTorch's default Linear init (Kaiming uniform a=sqrt(5), bias U(-1/sqrt(fan_in), ..)).

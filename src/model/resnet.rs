@@ -2,7 +2,7 @@
 //! torchvision's `state_dict` keys (`conv1.weight`, `layer1.0.bn2.running_mean`,
 //! `layer2.0.downsample.0.weight`, ...), and cut like fastai's `create_body`: the first
 //! `n` children, pooling and `fc` dropped.
-use super::layers::{bn2d, conv2d, Seq};
+use super::layers::{bn2d, conv2d, BatchNorm, Seq};
 use super::registry::RESNET_CHILDREN;
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
@@ -28,10 +28,10 @@ pub fn out_channels(block: Block, kept: usize) -> i64 {
 #[derive(Debug)]
 struct BasicBlock {
     conv1: nn::Conv2D,
-    bn1: nn::BatchNorm,
+    bn1: BatchNorm,
     conv2: nn::Conv2D,
-    bn2: nn::BatchNorm,
-    downsample: Option<(nn::Conv2D, nn::BatchNorm)>,
+    bn2: BatchNorm,
+    downsample: Option<(nn::Conv2D, BatchNorm)>,
 }
 
 /// In-place add and ReLU where torchvision uses them (`out += identity`, `ReLU(inplace=True)`):
@@ -57,12 +57,12 @@ impl ModuleT for BasicBlock {
 #[derive(Debug)]
 struct Bottleneck {
     conv1: nn::Conv2D,
-    bn1: nn::BatchNorm,
+    bn1: BatchNorm,
     conv2: nn::Conv2D,
-    bn2: nn::BatchNorm,
+    bn2: BatchNorm,
     conv3: nn::Conv2D,
-    bn3: nn::BatchNorm,
-    downsample: Option<(nn::Conv2D, nn::BatchNorm)>,
+    bn3: BatchNorm,
+    downsample: Option<(nn::Conv2D, BatchNorm)>,
 }
 
 impl ModuleT for Bottleneck {
@@ -79,7 +79,7 @@ impl ModuleT for Bottleneck {
     }
 }
 
-fn downsample(p: &nn::Path, c_in: i64, c_out: i64, stride: i64) -> Option<(nn::Conv2D, nn::BatchNorm)> {
+fn downsample(p: &nn::Path, c_in: i64, c_out: i64, stride: i64) -> Option<(nn::Conv2D, BatchNorm)> {
     (stride != 1 || c_in != c_out).then(|| {
         let d = p / "downsample";
         (conv2d(&d / "0", c_in, c_out, 1, stride, 0), bn2d(&d / "1", c_out))

@@ -4,6 +4,7 @@
 //! with the right status whatever happens. `runner <script>`, `rerun`, `resume` and sweep
 //! tasks all go through `execute`; the command line only maps the outcome to an exit code.
 mod config;
+mod group;
 mod recorded;
 
 pub use config::{RunConfig, TrackSettings};
@@ -129,9 +130,24 @@ pub fn execute(cfg: &RunConfig, launch: Launch) -> Outcome {
     let Checked { ast, inputs, device, threads, precision } = check(cfg)?;
     let tracking = cfg.tracking.tracking().map_err(Refusal::Usage)?;
     let (script, seed, limits) = (&cfg.script, cfg.seed, cfg.limits);
-
     let Launch { command, sweep, rerun_of, rerun_weights, folder } = launch;
     let rerun_weights = rerun_of.clone().filter(|_| !rerun_weights.is_empty()).map(|run| (run, rerun_weights));
+    // A data-parallel rank (torchrun, srun, `runner launch`); None: one process, as ever.
+    let world = crate::dist::World::from_env().map_err(|e| Refusal::Usage(format!("{e:#}")))?;
+    let device = match &world {
+        Some(_) if !matches!(folder, Folder::New) => {
+            return Err(Refusal::Usage(
+                "a data-parallel run starts in a new folder: resuming one, or one as a sweep point, is not supported yet".into(),
+            ))
+        }
+        Some(w) => group::rank_device(device, w).map_err(Refusal::Usage)?,
+        None => {
+            if let Folder::Resume(dir) = &folder {
+                group::refuse_resume(dir).map_err(Refusal::Usage)?;
+            }
+            device
+        }
+    };
     if let Some(warning) = crate::threads::oversubscribed(threads) {
         eprintln!("runner: warning: {warning}");
     }
@@ -149,12 +165,32 @@ pub fn execute(cfg: &RunConfig, launch: Launch) -> Outcome {
     };
     crate::seed::seed_torch(seed);
     crate::torch_ext::set_deterministic(device).map_err(Refusal::Setup)?;
-    let started = match &folder {
-        Folder::New => Session::start(&spec, BTreeMap::new(), None),
-        Folder::Made(dir) => Session::start(&spec, BTreeMap::new(), Some(dir)),
-        Folder::Resume(dir) => Session::resume(dir, &spec),
+    // Ranks other than 0 join first: rank 0 tells them the run folder.
+    let follower = match world.as_ref().filter(|w| w.rank > 0) {
+        Some(w) => Some(group::follow(w, cfg, device).map_err(Refusal::Setup)?),
+        None => None,
     };
-    let session = Arc::new(started.map_err(Refusal::Setup)?);
+    let started = match (&folder, follower.as_ref().and_then(|f| f.scratch.as_deref())) {
+        (_, Some(scratch)) => Session::start(&spec, BTreeMap::new(), Some(scratch)),
+        (Folder::New, None) => Session::start(&spec, BTreeMap::new(), None),
+        (Folder::Made(dir), None) => Session::start(&spec, BTreeMap::new(), Some(dir)),
+        (Folder::Resume(dir), None) => Session::resume(dir, &spec),
+    };
+    let mut session = started.map_err(Refusal::Setup)?;
+    let member = match (&world, follower) {
+        (Some(w), None) => match group::lead(w, cfg, device, &session.dir).and_then(|m| session.set_extra("dist", m.describe(w)).map(|()| m)) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                let msg = format!("{e:#}");
+                eprintln!("runner: {msg}");
+                let _ = session.finish(Status::Failed, Some(msg));
+                return Ok(Ended { dir: session.dir.clone(), status: Status::Failed, signal: None });
+            }
+        },
+        (_, follower) => follower,
+    };
+    session.group = member.as_ref().map(|m| m.group.clone());
+    let session = Arc::new(session);
     if let Err(e) = crate::logging::log_to(&session.dir) {
         eprintln!("runner: cannot open the run log: {e:#}");
     }
@@ -165,7 +201,7 @@ pub fn execute(cfg: &RunConfig, launch: Launch) -> Outcome {
             eprintln!("runner: {e:#}");
         }
     }
-    let mirror = tracking.map(|t| Mirror::start(&session.dir, t));
+    let mirror = tracking.filter(|_| member.as_ref().is_none_or(|m| m.scratch.is_none())).map(|t| Mirror::start(&session.dir, t));
     let verb = if matches!(folder, Folder::Resume(_)) { "resuming run" } else { "run" };
     eprintln!("{verb} {} (seed {seed})", session.dir.display());
     eprintln!("device: {}", crate::device::describe(device, threads));
@@ -210,11 +246,17 @@ pub fn execute(cfg: &RunConfig, launch: Launch) -> Outcome {
         tracing::error!(target: "run", "{msg}");
     }
     tracing::info!(status = %status, "run finished");
+    if let (Some(m), Some(e)) = (&member, &error) {
+        m.group.announce_failure(e);
+    }
     if let Err(e) = session.finish(status, error) {
         eprintln!("runner: cannot write the run record: {e:#}");
     }
     if status == Status::Completed {
         crate::learn::resume::discard(&session.dir);
+    }
+    if let Some(scratch) = member.as_ref().and_then(|m| m.scratch.as_deref()) {
+        let _ = std::fs::remove_dir_all(scratch);
     }
     let secs = session.record().duration_s.unwrap_or(0.0);
     eprintln!("run {}: {status} in {secs:.1}s", session.dir.display());

@@ -67,6 +67,7 @@ impl ScriptCtx {
                 record: Some(s.record.clone()),
                 interrupted: crate::session::interrupt_signal,
                 fits: s.fits.clone(),
+                group: s.group.clone(),
             },
             None => RunOut::detached("."),
         }

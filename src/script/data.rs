@@ -113,7 +113,13 @@ fn register_datasets(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     // Every data set resolved is recorded in run.toml (folder, file count, fingerprint).
     let untar = move |name: &str, opts: datasets::Fetch| -> RhaiResult<String> {
         let store = datasets::Store::from_env();
-        let found = datasets::untar_data(name, &opts, &store).or_script()?;
+        let fetch = || datasets::untar_data(name, &opts, &store);
+        // In a data-parallel run rank 0 fetches first, the others wait and find it there.
+        let found = match c.session.as_ref().and_then(|s| s.group.as_ref()) {
+            Some(g) => g.rank0_first(fetch),
+            None => fetch(),
+        }
+        .or_script()?;
         if let Some(session) = &c.session {
             let used = crate::track::DataUse::scan(&found.name, &found.folder, found.source).or_script()?;
             session.record_data(used).or_script()?;

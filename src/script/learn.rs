@@ -151,6 +151,7 @@ fn new_learner(ctx: &ScriptCtx, data: Dynamic, model: ScriptModel, o: Map) -> Rh
         train_bn: o.bool("train_bn")?,
         threshold: o.opt_f64("threshold")?,
         precision: o.opt_string("precision")?.map(|p| p.parse()).transpose().or_script()?.unwrap_or(ctx.precision),
+        sync_bn: o.bool("sync_bn")?,
     };
     let cbs = o.get("cbs")?.map(|v| script_callbacks(&v)).transpose()?.unwrap_or_default();
     o.finish()?;

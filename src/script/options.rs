@@ -163,6 +163,7 @@ pub const LEARNER: OptTable = OptTable {
         opt("wd", "f64", Def::F(0.01), "weight decay (decoupled)"),
         opt("wd_bn_bias", "bool", Def::B(false), "also decay BatchNorm and bias parameters"),
         opt("train_bn", "bool", Def::B(true), "BatchNorm keeps training while its group is frozen"),
+        opt("sync_bn", "bool", Def::B(true), "data-parallel runs: BatchNorm statistics over every process's batch (false: each its own)"),
         opt("cbs", "Array", Def::None, "callbacks for every fit: after_epoch(|e| ...), after_batch(|b| ...)"),
         opt(
             "precision",

@@ -6,6 +6,20 @@ use std::process::{Command, Output};
 /// A URL nothing answers on: a download from it fails at once.
 pub const CLOSED_PORT: &str = "http://127.0.0.1:9/";
 
+/// The README's callbacks model (ORL faces, a small convnet, cosine classifier), small:
+/// 32 px, 320 training faces, 20 steps of 16 an epoch.
+pub const DP_SCRIPT: &str = r#"
+let files  = get_image_files(untar_data("orl_faces"));
+let splits = random_splitter(files, #{ valid_pct: 0.2, seed: seed });
+let dls    = image_loaders(image_table(files, parent_label(), splits),
+                           #{ size: 32, method: "squish", channels: 1, normalize: "stats", bs: param("bs", 16), flip: true });
+let body   = convnet(#{ input: [32, 32], channels: [16, 32], kernels: [3, 3], pool: [true, true], bn: param("bn", true),
+                        embed: 64, sigmoid: false });
+let learn  = learner(dls, classifier_model(body, "cosine", dls.vocab.len()),
+                     #{ metrics: ["accuracy"], splitter: "none", sync_bn: param("sync_bn", true) });
+learn.fit_one_cycle(param("epochs", 2), 3e-3);
+"#;
+
 pub struct Sandbox {
     pub dir: tempfile::TempDir,
 }
@@ -59,7 +73,12 @@ impl Sandbox {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_runner"));
+        self.command_of(Path::new(env!("CARGO_BIN_EXE_runner")), args)
+    }
+
+    /// `program` (a launcher such as torchrun or srun) with the runner's test environment.
+    pub fn command_of(&self, program: &Path, args: &[&str]) -> Command {
+        let mut c = Command::new(program);
         c.args(args)
             .current_dir(self.path())
             .env("RUNNER_RUNS_DIR", self.path().join("runs"))

@@ -6,11 +6,13 @@ mod episodes;
 mod pair_redraw;
 mod random;
 mod sequential;
+mod shard;
 
 pub use episodes::{EpisodeLayout, EpisodeSampler, FixedEpisodes};
 pub use pair_redraw::PairRedraw;
 pub use random::RandomSampler;
 pub use sequential::SequentialSampler;
+pub use shard::{unshard, ShardSampler};
 
 use super::item::Item;
 use anyhow::Result;

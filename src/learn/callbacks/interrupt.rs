@@ -15,7 +15,9 @@ impl Callback for Interrupt {
         -20
     }
     fn before_batch(&mut self, l: &mut Learner) -> Result<()> {
-        let Some(signal) = (l.out.interrupted)() else { return Ok(()) };
+        // In a data-parallel run all ranks stop at one batch, when the group has heard of it.
+        let asked = if l.group().is_some() { l.state.group_stop } else { (l.out.interrupted)() };
+        let Some(signal) = asked else { return Ok(()) };
         let (epoch, batch) = (l.state.epoch, l.state.iter);
         if !self.save {
             bail!("interrupted by {signal} during lr_find");

@@ -3,6 +3,7 @@
 //!
 //! | order | callback | job |
 //! |---|---|---|
+//! | -30 | `DataParallel` | data-parallel runs: rank 0's weights to all, gradients and loss averaged, agreed stops |
 //! | -20 | `Interrupt` | stop at a batch boundary on Ctrl-C/SIGTERM, keeping a checkpoint |
 //! | -10 | `ParamScheduler` | per-batch learning rates and momentum |
 //! | -9 | `TerminateOnNan` | stop when the loss is NaN or infinite |
@@ -19,6 +20,7 @@
 //! checkpoint and `models/last` (see `learn::resume`); callbacks with state to keep across
 //! an interruption (the smoothed loss, the best value so far) give it through
 //! `Callback::state` and take it back through `Callback::restore`.
+pub mod data_parallel;
 pub mod early_stopping;
 pub mod interrupt;
 pub mod loss_plot;
@@ -31,6 +33,7 @@ pub mod save;
 pub mod scheduler;
 pub mod tracker;
 
+pub use data_parallel::DataParallel;
 pub use early_stopping::EarlyStopping;
 pub use interrupt::Interrupt;
 pub use loss_plot::LossPlot;
