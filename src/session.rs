@@ -351,8 +351,6 @@ impl Session {
         self.record.update(|rec| rec.note_goal(name, goal))
     }
 
-    /// Writes the final status and lists this attempt; called exactly once whatever happened.
-
     /// Records the weights body `index` (in the order the script makes bodies) started
     /// from. A resumed run keeps what its first attempt recorded: its bodies are restored
     /// from the checkpoints, whatever they start from now.
@@ -365,6 +363,8 @@ impl Session {
             new
         })
     }
+
+    /// Writes the final status and lists this attempt; called exactly once whatever happened.
     pub fn finish(&self, status: Status, error: Option<String>) -> Result<()> {
         let signal = interrupt_signal().filter(|_| status == Status::Interrupted);
         self.record.finish(|rec| {

@@ -253,7 +253,8 @@ fn decode_ahead(
 ) -> Result<(Kept, Option<PixelCache>, usize)> {
     let all = Kept { train_rows: (0..train.len()).collect(), train, valid };
     let transform = Transform { channels: cfg.channels, method: cfg.method, pad: cfg.augment.pad_mode, size: cfg.size };
-    let cache = if cfg.cache { PixelCache::open_or_build(&cfg.cache_dir, (cfg.cache_max_gb.max(0.0) * 1e9) as u64, paths, transform, pool)? } else { None };
+    let cache =
+        if cfg.cache { PixelCache::open_or_build(&cfg.cache_dir, (cfg.cache_max_gb.max(0.0) * 1e9) as u64, paths, transform, pool)? } else { None };
     let bad: Vec<usize> = match &cache {
         Some(c) => c.unreadable(),
         None if cfg.skip_bad => pool

@@ -337,7 +337,8 @@ mod tests {
         let t = Transform { channels: 3, method: Method::Crop, pad: PadMode::Zeros, size: 64 };
         let c = PixelCache::open_or_build(d.path(), u64::MAX, std::slice::from_ref(&photo), t, &pool()).unwrap().unwrap();
         for at in [(0.5, 0.5), (0.1, 0.9)] {
-            let (got, want) = (t.sized(c.get(0).unwrap(), at).unwrap(), crate::data::image::load_resized(&photo, 3, Method::Crop, PadMode::Zeros, 64, at).unwrap());
+            let (got, want) =
+                (t.sized(c.get(0).unwrap(), at).unwrap(), crate::data::image::load_resized(&photo, 3, Method::Crop, PadMode::Zeros, 64, at).unwrap());
             assert!(got.data.iter().zip(&want.data).all(|(a, b)| a.abs_diff(*b) <= 1), "{at:?}");
         }
     }

@@ -100,7 +100,10 @@ mod tests {
         let a = c.absolute().unwrap();
         assert!(a.script.is_absolute() && a.runs_dir.is_absolute() && a.config.as_deref().is_some_and(Path::is_absolute));
         assert!(a.script.ends_with("experiments/hello.rhai"));
-        assert_eq!((a.sets, a.grid, a.seed, a.device, a.limits, a.tracking, a.threads), (c.sets, c.grid, c.seed, c.device, c.limits, c.tracking, c.threads));
+        assert_eq!(
+            (a.sets, a.grid, a.seed, a.device, a.limits, a.tracking, a.threads),
+            (c.sets, c.grid, c.seed, c.device, c.limits, c.tracking, c.threads)
+        );
     }
 
     #[test]

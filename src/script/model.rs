@@ -1,6 +1,6 @@
 //! Script bindings for models: body and head specs (a body's weights found and recorded),
 //! combined into a classifier or a Siamese model on the run's device; summary, save and load.
-use super::args::{script_err, to_i64, to_string, to_sizes, Opts, OrScript, RhaiResult};
+use super::args::{script_err, to_i64, to_sizes, to_string, Opts, OrScript, RhaiResult};
 use super::ctx::ScriptCtx;
 use super::options;
 use crate::model::convnet::ConvNetSpec;
