@@ -31,10 +31,9 @@ pub fn device_name(d: Device) -> String {
 }
 
 /// The device line a run starts with, so that a newcomer knows at once what will do the
-/// work (and, on a CPU, with how many threads and that a big model will be slow).
-pub fn describe(d: Device, threads: crate::threads::Threads) -> String {
-    // The count libtorch's pool has, so that the line shows what took effect.
-    let threads = crate::threads::Threads { count: tch::get_num_threads().max(0) as usize, ..threads };
+/// work (and, on a CPU, with how many threads, as `threads::in_effect` words them, and
+/// that a big model will be slow).
+pub fn describe(d: Device, threads: impl std::fmt::Display) -> String {
     match d {
         Device::Cpu if tch::Cuda::is_available() => format!("cpu ({threads}; a CUDA device is present: --device cuda to use it)"),
         Device::Cpu => format!("cpu ({threads}; no CUDA device found, so big models such as resnet34 at 224 px train slowly)"),

@@ -151,6 +151,11 @@ pub fn apply(t: Threads) {
     APPLIED.store(t.count, Ordering::Relaxed);
 }
 
+/// `t` with the count libtorch's pool has, so that what a run prints is what took effect.
+pub fn in_effect(t: Threads) -> Threads {
+    Threads { count: tch::get_num_threads().max(0) as usize, ..t }
+}
+
 /// The threads this process computes with: what `apply` set, else what the environment
 /// gives (a bad variable counts as unset here; a run refuses it before it starts).
 pub fn count() -> usize {

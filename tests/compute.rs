@@ -106,7 +106,7 @@ fn sweep_points_side_by_side_share_the_threads() {
         assert_eq!((rec["threads"].as_integer(), rec["threads_from"].as_str()), (Some(1), Some("sweep --jobs")), "{}", run.display());
     }
     let r: common::Ran = command(&sb, &["sweep", "t.rhai", "--grid", "n=1,2", "--cpus-per-task", "2"], &[]).output().unwrap().into();
-    assert!(r.code != 0 && r.stderr.contains("apply to --on slurm"), "{}", r.stderr);
+    assert!(r.code == 2 && r.stderr.contains("--cpus-per-task applies to --on slurm"), "{}", r.stderr);
 }
 
 /// A small classifier on the ORL faces, 2 epochs; `learner_precision` other than "run"

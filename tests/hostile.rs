@@ -100,7 +100,7 @@ fn bad_urls_negative_heads_and_bad_grids_are_refused() {
     assert!(r.stderr.contains("param `scale` expects a number") && r.stderr.contains("abc"), "{}", r.stderr);
     assert_eq!(sb.runs().len(), before, "no point ran");
     let r = sb.run(&["sweep", &hello(), "--grid", "scale=1", "--grid", "scale=2"]);
-    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert_eq!(r.code, 2, "{}", r.stderr); // a usage error
     assert!(r.stderr.contains("--grid names `scale` twice"), "{}", r.stderr);
     assert_eq!(sb.runs().len(), before, "no point ran");
 }

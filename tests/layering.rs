@@ -14,8 +14,9 @@ const LAYERS: &[&[&str]] = &[
     &["learn"],
     &["session"],
     &["script"],
-    &["run", "report"],
+    &["run"],
     &["sweep"],
+    &["report"],
     &["cli"],
     &["lib", "main"],
 ];

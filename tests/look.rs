@@ -236,7 +236,7 @@ fn report_page_survives_hostile_text_in_every_field() {
     r.ok();
     let dom = common::rendered_dom(&format!("file://{}", sb.path().join("r.html").display()), None);
     assert_eq!(dom.matches("<tr data-run=").count(), 2, "a row per run: {dom:.4000}");
-    assert_eq!(dom.matches("<div class=\"run\" id=\"run-").count(), 2, "the details of each run");
+    assert_eq!(dom.matches("<details class=\"run\" id=\"run-").count(), 2, "the details of each run");
     assert!(dom.contains(">note=&lt;!--&lt;script&gt;<"), "the param as text, labelling its run: {dom:.4000}");
     assert!(dom.contains("&lt;!--&lt;script&gt;m"), "the metric name as text");
     assert!(dom.contains("&lt;/script&gt;&lt;!--&lt;script&gt; &amp; \u{2028} went wrong"), "the error as text: {dom:.6000}");

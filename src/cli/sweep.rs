@@ -43,8 +43,13 @@ pub fn sweep_cmd(a: SweepArgs) -> Result<i32> {
         Some(s) => shlex::split(s).ok_or_else(|| usage(format!("--sbatch `{s}`: unbalanced quotes")))?,
         None => vec![],
     };
-    if a.on == Backend::Local && (!sbatch.is_empty() || a.cpus_per_task.is_some()) {
-        return Err(usage("--sbatch and --cpus-per-task apply to --on slurm"));
+    if a.on == Backend::Local {
+        if !sbatch.is_empty() {
+            return Err(usage("--sbatch applies to --on slurm"));
+        }
+        if a.cpus_per_task.is_some() {
+            return Err(usage("--cpus-per-task applies to --on slurm"));
+        }
     }
     let mut run = a.run.absolute()?;
     let cpus_per_task = match a.on {

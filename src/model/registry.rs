@@ -2,7 +2,7 @@
 //! family that builds it, fastai's default cut and parameter-group split, the statistics
 //! its weights were trained with, and torchvision's pretrained weights files (tag, file
 //! name with its sha256 prefix, size). Adding an arch is a row here plus its body.
-use super::resnet::Block;
+use super::resnet::{Block, RESNET_CHILDREN};
 use crate::data::dataloaders::{IMAGENET_MEAN, IMAGENET_STD};
 use anyhow::{bail, Result};
 
@@ -104,7 +104,6 @@ pub struct Arch {
     pub weights: &'static [Pretrained],
 }
 
-pub const RESNET_CHILDREN: &[&str] = &["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool", "fc"];
 const CONVNEXT_CHILDREN: &[&str] = &["features", "avgpool", "classifier"];
 
 const fn resnet(name: &'static str, block: Block, layers: [usize; 4], default_tag: &'static str, weights: &'static [Pretrained]) -> Arch {

@@ -3,9 +3,11 @@
 //! `layer2.0.downsample.0.weight`, ...), and cut like fastai's `create_body`: the first
 //! `n` children, pooling and `fc` dropped.
 use super::layers::{bn2d, conv2d, BatchNorm, Seq};
-use super::registry::RESNET_CHILDREN;
 use tch::nn::{self, ModuleT};
 use tch::Tensor;
+
+/// torchvision's ResNet children in order, the names fastai's `cut` counts.
+pub const RESNET_CHILDREN: &[&str] = &["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool", "fc"];
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Block {

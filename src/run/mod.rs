@@ -204,7 +204,7 @@ pub fn execute(cfg: &RunConfig, launch: Launch) -> Outcome {
     let mirror = tracking.filter(|_| member.as_ref().is_none_or(|m| m.scratch.is_none())).map(|t| Mirror::start(&session.dir, t));
     let verb = if matches!(folder, Folder::Resume(_)) { "resuming run" } else { "run" };
     eprintln!("{verb} {} (seed {seed})", session.dir.display());
-    eprintln!("device: {}", crate::device::describe(device, threads));
+    eprintln!("device: {}", crate::device::describe(device, crate::threads::in_effect(threads)));
     if precision.bf16() {
         eprintln!("precision: bf16 mixed precision{} ({})", if precision.channels_last { ", channels_last" } else { "" }, precision.why);
     }
