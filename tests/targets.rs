@@ -129,9 +129,22 @@ fn wrong_targets_are_refused_naming_the_fix() {
 let t = image_table(files, regex_label(`^(.*)_\d+\.jpg$`), random_splitter(files, #{ seed: 1 }));
 let body = create_body("resnet18", #{ pretrained: false });
 "#;
-    let e = fails(&sb, &format!("{table}learner(image_loaders(t, #{{ size: 32, bs: 8 }}), classifier_model(body, create_head(512, 4)), #{{ loss: \"bce_multi\" }});"));
-    assert!(e.contains("t.rhai:5:") && e.contains("`bce_multi` needs multi-hot targets") && e.contains("label_delim") && e.contains("use cross_entropy"), "{e}");
-    let e = fails(&sb, &format!("{table}learner(image_loaders(t, #{{ size: 32, bs: 8 }}), classifier_model(body, create_head(512, 4)), #{{ metrics: [\"rmse\"] }});"));
+    let e = fails(
+        &sb,
+        &format!(
+            "{table}learner(image_loaders(t, #{{ size: 32, bs: 8 }}), classifier_model(body, create_head(512, 4)), #{{ loss: \"bce_multi\" }});"
+        ),
+    );
+    assert!(
+        e.contains("t.rhai:5:") && e.contains("`bce_multi` needs multi-hot targets") && e.contains("label_delim") && e.contains("use cross_entropy"),
+        "{e}"
+    );
+    let e = fails(
+        &sb,
+        &format!(
+            "{table}learner(image_loaders(t, #{{ size: 32, bs: 8 }}), classifier_model(body, create_head(512, 4)), #{{ metrics: [\"rmse\"] }});"
+        ),
+    );
     assert!(e.contains("metric `rmse` measures float targets") && e.contains("use accuracy"), "{e}");
     let e = fails(&sb, &format!("{table}image_loaders(t, #{{ size: 32, bs: 8, regression: true }});"));
     assert!(e.contains("t.rhai:5:") && e.contains("column `label` row 0 holds `Abyssinian`, not a number"), "{e}");

@@ -220,7 +220,8 @@ mod tests {
 
     #[test]
     fn label_sets_have_top_losses_but_no_confusion_matrix() {
-        let o = Outcome { index: 0, actual: Decision::Labels(vec![0, 2]), predicted: Decision::Labels(vec![2]), loss: 1.0, prob: 0.9, prob_actual: 0.2 };
+        let o =
+            Outcome { index: 0, actual: Decision::Labels(vec![0, 2]), predicted: Decision::Labels(vec![2]), loss: 1.0, prob: 0.9, prob_actual: 0.2 };
         let i = Interpretation { vocab: vec!["cat".into(), "dog".into(), "persian".into()], targets: TargetKind::MultiHot, items: vec![o] };
         assert_eq!(i.items[0].actual.text(&i.vocab), "cat persian");
         assert_eq!(i.top_losses(5).len(), 1);

@@ -316,11 +316,9 @@ mod tests {
     #[test]
     fn regression_and_multi_label_losses_match_pytorch() {
         let (out, y) = (t2(&[0.5, 2.0, -1.0], 1), t2(&[1.0, 0.0, -0.5], 1));
-        for (name, mean, items) in [
-            ("mse", 1.5, [0.25, 4.0, 0.25]),
-            ("l1", 1.0, [0.5, 2.0, 0.5]),
-            ("smooth_l1", 0.5833333134651184, [0.125, 1.5, 0.125]),
-        ] {
+        for (name, mean, items) in
+            [("mse", 1.5, [0.25, 4.0, 0.25]), ("l1", 1.0, [0.5, 2.0, 0.5]), ("smooth_l1", 0.5833333134651184, [0.125, 1.5, 0.125])]
+        {
             let l = Loss::parse(name, &LossParams::default()).unwrap();
             close(&l.compute(&out, &y), &[mean]);
             close(&l.per_item(&out, &y), &items);

@@ -64,7 +64,7 @@ impl HeadSpec {
             bail!("create_head: dropout {p} is not in [0, 1)");
         }
         if let Some(r) = &self.y_range {
-            if r.len() != 2 || !(r[0] < r[1]) || !r.iter().all(|x| x.is_finite()) {
+            if r.len() != 2 || !r.iter().all(|x| x.is_finite()) || r[0] >= r[1] {
                 bail!("create_head: y_range must be [lo, hi] with lo < hi, got {r:?}");
             }
         }

@@ -40,7 +40,12 @@ fn most_confused(i: &mut ScriptInterpretation, o: Map) -> RhaiResult<Array> {
     let mut o = Opts::new(&options::MOST_CONFUSED, o);
     let min_val = o.usize("min_val")?;
     o.finish()?;
-    Ok(i.interp.most_confused(min_val).or_script()?.into_iter().map(|(a, p, n)| Dynamic::from_array(vec![a.into(), p.into(), Dynamic::from(n as i64)])).collect())
+    Ok(i.interp
+        .most_confused(min_val)
+        .or_script()?
+        .into_iter()
+        .map(|(a, p, n)| Dynamic::from_array(vec![a.into(), p.into(), Dynamic::from(n as i64)]))
+        .collect())
 }
 
 fn plot_confusion_matrix(ctx: &ScriptCtx, i: &mut ScriptInterpretation, path: &str, o: Map) -> RhaiResult<String> {

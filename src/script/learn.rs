@@ -10,13 +10,13 @@ use super::tensor::ScriptTensor;
 use crate::learn::callback::Callback;
 use crate::learn::callbacks::ExtraMetricsCb;
 use crate::learn::fit::{ExtraMetrics, FitOptions};
+use crate::learn::learner::Prediction;
+use crate::learn::loss::LossParams;
 use crate::learn::lr_find::LrFindOptions;
+use crate::learn::metrics::MetricName;
 use crate::learn::oneshot::one_shot_eval;
 use crate::learn::optimizer::OptKind;
 use crate::learn::schedule::OneCycle;
-use crate::learn::learner::Prediction;
-use crate::learn::loss::LossParams;
-use crate::learn::metrics::MetricName;
 use crate::learn::{LearnData, Learner, LearnerOptions, Loss, Lrs};
 use crate::reg;
 use crate::track::Goal;
@@ -126,7 +126,8 @@ fn lrs(v: &Dynamic) -> RhaiResult<Lrs> {
 fn new_learner(ctx: &ScriptCtx, data: Dynamic, model: ScriptModel, o: Map) -> RhaiResult<ScriptLearner> {
     let data = learn_data(&data)?;
     let mut o = Opts::new(&options::LEARNER, o);
-    let params = LossParams { margin: o.f64("margin")?, label_smoothing: o.opt_f64("label_smoothing")?, gamma: o.f64("gamma")?, beta: o.f64("beta")? };
+    let params =
+        LossParams { margin: o.f64("margin")?, label_smoothing: o.opt_f64("label_smoothing")?, gamma: o.f64("gamma")?, beta: o.f64("beta")? };
     // A margin alone means the contrastive loss with it (rather than being ignored), and
     // label smoothing alone the smoothed cross-entropy.
     let loss = match o.opt_string("loss")? {
@@ -356,7 +357,7 @@ fn register_predictions(engine: &mut Engine) {
         engine,
         "get_preds",
         ["learn: Learner", "ds: String", "Map"],
-        "Validation-set #{probs: Tensor [N, C], targets: Tensor [N]} (ds must be \"valid\").",
+        "Validation-set #{probs: Tensor [N, C], targets: Tensor [N]} (ds must be \"valid\"); label sets: each label's sigmoid and multi-hot targets [N, C]; numbers: the outputs and targets [N, k].",
         |l: &mut ScriptLearner, ds: &str| -> RhaiResult<Map> {
             if ds != "valid" {
                 return Err(script_err(format!("get_preds(\"{ds}\"): only \"valid\" is supported (training batches are shuffled and augmented)")));

@@ -58,7 +58,12 @@ const TABLE_COLUMNS: &[Opt] = &[X_COL, opt("y", "String", Def::s("label"), "the 
 
 /// How image loaders read their label column(s) (episodes need classes).
 const TARGET_COLUMNS: &[Opt] = &[
-    opt("regression", "bool", Def::B(false), "numbers to regress (fastai's RegressionBlock), whatever the column's type; a float column regresses without it"),
+    opt(
+        "regression",
+        "bool",
+        Def::B(false),
+        "numbers to regress (fastai's RegressionBlock), whatever the column's type; a float column regresses without it",
+    ),
     opt("label_delim", "String", Def::None, "several labels per item, split on this (fastai's MultiCategoryBlock, e.g. \" \"): multi-hot targets"),
 ];
 
@@ -210,7 +215,12 @@ pub const LEARNER: OptTable = OptTable {
 
 pub const MULTI_METRIC: OptTable = OptTable {
     function: "accuracy_multi, f1_multi",
-    groups: &[Group::Keys(&[opt("thresh", "f64", Def::F(crate::learn::metrics::MULTI_THRESH), "a label counts as predicted when its sigmoid exceeds this")])],
+    groups: &[Group::Keys(&[opt(
+        "thresh",
+        "f64",
+        Def::F(crate::learn::metrics::MULTI_THRESH),
+        "a label counts as predicted when its sigmoid exceeds this",
+    )])],
 };
 
 pub const METRIC_ENTRY: OptTable = OptTable {
