@@ -28,7 +28,14 @@ fn main() -> Result<()> {
 /// The best of 5 validation passes (after one that warms the page cache) in images/s.
 fn images_per_s(files: &[std::path::PathBuf], items: &[Item], cfg: &LoaderConfig) -> Result<f64> {
     // Validation mode (centre crop, in order): the same work as the Pillow reference.
-    let set = ItemSet { paths: files.to_vec(), train: items.to_vec(), valid: items.to_vec(), vocab: vec!["x".into()], n_inputs: 1 };
+    let set = ItemSet {
+        paths: files.to_vec(),
+        train: items.to_vec(),
+        valid: items.to_vec(),
+        vocab: vec!["x".into()],
+        targets: runner::data::targets::Targets::classes(1),
+        n_inputs: 1,
+    };
     let dls = DataLoaders::build(set, cfg, |kept| Ok(Samplers::shuffled(kept, cfg)))?;
     let mut best = f64::INFINITY;
     for pass in 0..6 {

@@ -23,6 +23,7 @@ fn time_case(name: &str, body: BodySpec, head: PairHeadSpec, bs: i64, input: [i6
         seed: 0,
         device: Device::Cpu,
         vocab: vec!["different".into(), "same".into()],
+        targets: runner::learn::TargetKind::Classes,
     };
     let model = Rc::new(Model::siamese(&body, &head, Device::Cpu).unwrap());
     let mut learn = Learner::new(model, Rc::new(data), LearnerOptions::default(), RunOut::detached("."), 0).unwrap();

@@ -10,7 +10,7 @@ use runner::learn::learner::RunOut;
 use runner::learn::lr_find::LrFindOptions;
 use runner::learn::metrics::MetricName;
 use runner::learn::schedule::OneCycle;
-use runner::learn::{Learner, LearnerOptions, Lrs, TensorData};
+use runner::learn::{Learner, LearnerOptions, Lrs, TargetKind, TensorData};
 use runner::model::convnet::{ConvNetSpec, Padding};
 use runner::model::{BodySpec, Model, Splitter};
 use std::collections::HashMap;
@@ -36,6 +36,7 @@ fn toy(dir: &std::path::Path) -> Learner {
         seed: 3,
         device: Device::Cpu,
         vocab: vec!["a".into(), "b".into(), "c".into()],
+        targets: TargetKind::Classes,
     };
     let body = BodySpec::ConvNet(ConvNetSpec {
         in_channels: 3,

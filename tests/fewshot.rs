@@ -250,11 +250,11 @@ fn a_cosine_margin_selects_cosface_and_leaves_predictions_alone() {
         padding: Padding::Valid,
     });
     let plain = Model::cosine_classifier(&body, 3, 16.0, tch::Device::Cpu).unwrap();
-    assert_eq!(Loss::default_for(&plain), Loss::CrossEntropy);
+    assert_eq!(Loss::default_for(&plain, runner::learn::TargetKind::Classes), Loss::CrossEntropy);
     let x = tch::Tensor::randn([2, 1, 8, 8], (tch::Kind::Float, tch::Device::Cpu));
     let before = plain.forward(&[x.shallow_clone()], false).unwrap();
     let m = plain.with_cos_margin(0.25).unwrap();
-    match Loss::default_for(&m) {
+    match Loss::default_for(&m, runner::learn::TargetKind::Classes) {
         Loss::MarginCrossEntropy { margin } => assert!((margin - 4.0).abs() < 1e-9, "scale * m = {margin}"),
         other => panic!("a margin should select CosFace, got {other}"),
     }
@@ -279,7 +279,8 @@ fn the_margin_comes_off_the_target_logit_only_in_the_loss() {
     // A margin makes the loss larger than plain cross-entropy; predictions ignore it.
     assert!(m.compute(&out, &y).double_value(&[]) > Loss::CrossEntropy.compute(&out, &y).double_value(&[]));
     assert!(m.probs(&out, 0.0).allclose(&out.softmax(-1, Kind::Float), 1e-6, 1e-6, false));
-    assert!(m.check(Output::Logits).is_ok() && m.check(Output::Logit).is_err());
+    let classes = runner::learn::TargetKind::Classes;
+    assert!(m.check(Output::Logits, classes).is_ok() && m.check(Output::Logit, classes).is_err());
 }
 
 /// ORL faces by person at 16 px, as the episodic tests load them.
@@ -289,10 +290,10 @@ fn orl_episodes(layout: &runner::data::sampler::EpisodeLayout, seed: u64) -> run
     let files = files::get_image_files(&[root]).unwrap().files;
     let labels: Vec<String> = files.iter().map(|f| Labeller::Parent(1).label(f).unwrap()).collect();
     let split = splitters::group_splitter(&labels, 0.25, 7).unwrap();
-    let t = blocks::image_table(&files, labels, &split).unwrap();
+    let t = blocks::image_table(&files, runner::data::table::Column::Str(labels), &split).unwrap();
     let cache_dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pixels");
     let cfg = LoaderConfig { size: 16, channels: 1, num_workers: 2, seed, cache: true, cache_dir, ..LoaderConfig::default() };
-    runner::data::blocks::episode_loaders(&t, "file", "label", "is_valid", &cfg, layout).unwrap()
+    runner::data::blocks::episode_loaders(&t, &blocks::TableColumns::default(), &cfg, layout).unwrap()
 }
 
 fn layout(n_way: usize, k_shot: usize, n_query: usize) -> runner::data::sampler::EpisodeLayout {

@@ -8,7 +8,7 @@ use runner::learn::lr_find::LrFindOptions;
 use runner::learn::metrics::MetricName;
 use runner::learn::optimizer::{OptKind, Optimizer, Param};
 use runner::learn::schedule::OneCycle;
-use runner::learn::{Learner, LearnerOptions, Lrs, TensorData};
+use runner::learn::{Learner, LearnerOptions, Lrs, TargetKind, TensorData};
 use runner::model::convnet::{ConvNetSpec, Padding};
 use runner::model::head::HeadSpec;
 use runner::model::{BodySpec, Model, PairHeadSpec, Splitter};
@@ -70,6 +70,7 @@ fn toy_learner(dir: &std::path::Path, body: BodySpec, head: PairHeadSpec) -> Lea
         seed: 3,
         device: Device::Cpu,
         vocab: vec!["different".into(), "same".into()],
+        targets: TargetKind::Classes,
     };
     tch::manual_seed(0);
     let model = Model::siamese(&body, &head, Device::Cpu).unwrap();
@@ -205,6 +206,7 @@ fn cosine_classifier_body_carries_over_to_a_siamese_model() {
         seed: 3,
         device: Device::Cpu,
         vocab: vec!["a".into(), "b".into(), "c".into()],
+        targets: TargetKind::Classes,
     };
     tch::manual_seed(0);
     let clf = Rc::new(Model::cosine_classifier(&small_convnet(0), 3, 10.0, Device::Cpu).unwrap());

@@ -7,20 +7,22 @@ use super::item::Item;
 use super::sampler::{EpisodeLayout, EpisodeSampler, FixedEpisodes, PairRedraw, SequentialSampler};
 use super::splitters::Split;
 use super::table::{Column, Table};
+use super::targets::{Labelled, TargetBlock, TargetKind, Targets};
 use anyhow::{bail, Result};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// fastai's classification table: one row per file with its label and split.
-pub fn image_table(files: &[PathBuf], labels: Vec<String>, split: &Split) -> Result<Table> {
+/// fastai's classification table: one row per file with its label and split. Labels
+/// are text, or numbers (a float column regresses, see `targets`).
+pub fn image_table(files: &[PathBuf], labels: Column, split: &Split) -> Result<Table> {
     split.check_len(files.len(), "the file list")?;
     if labels.len() != files.len() {
         bail!("{} labels for {} files", labels.len(), files.len());
     }
     Table::new(vec![
         ("file".into(), Column::Str(files.iter().map(|f| f.display().to_string()).collect())),
-        ("label".into(), Column::Str(labels)),
+        ("label".into(), labels),
         ("is_valid".into(), Column::Bool(split.is_valid.clone())),
     ])
 }
@@ -53,47 +55,55 @@ fn nonempty(table: &Table) -> Result<()> {
     Ok(())
 }
 
-/// Plain images with a class each; the vocabulary is the sorted distinct labels. A
-/// `turns` column (as `quarter_turns` adds) rotates each row's image.
-pub fn image_loaders(table: &Table, x: &str, y: &str, valid_col: &str, cfg: &LoaderConfig) -> Result<DataLoaders> {
+/// Which columns of a table hold what: the image files, the label column(s) (several:
+/// numbers to regress, one output each), the validation flag, and how labels read.
+#[derive(Clone, Debug)]
+pub struct TableColumns {
+    pub x: String,
+    pub y: Vec<String>,
+    pub valid_col: String,
+    pub block: TargetBlock,
+}
+
+impl Default for TableColumns {
+    fn default() -> Self {
+        TableColumns { x: "file".into(), y: vec!["label".into()], valid_col: "is_valid".into(), block: TargetBlock::Auto }
+    }
+}
+
+/// Plain images with their targets (see `targets`: classes, the vocabulary sorted; numbers;
+/// label sets). A `turns` column (as `quarter_turns` adds) rotates each row's image.
+pub fn image_loaders(table: &Table, cols: &TableColumns, cfg: &LoaderConfig) -> Result<DataLoaders> {
     if cfg.redraw.is_some() {
         bail!("redraw needs the pairs' classes (columns class1 and class2, as siamese_pairs makes them)");
     }
-    DataLoaders::build(image_items(table, x, y, valid_col)?, cfg, |kept| Ok(Samplers::shuffled(kept, cfg)))
+    DataLoaders::build(image_items(table, cols)?, cfg, |kept| Ok(Samplers::shuffled(kept, cfg)))
 }
 
-/// The items of a classification table, split by `valid_col`.
-fn image_items(table: &Table, x: &str, y: &str, valid_col: &str) -> Result<ItemSet> {
+/// The items of a labelled table, split by its validation column.
+fn image_items(table: &Table, cols: &TableColumns) -> Result<ItemSet> {
     nonempty(table)?;
     let turns: Vec<u8> = match table.column("turns") {
         Ok(Column::Int(t)) => t.iter().map(|&t| t.rem_euclid(4) as u8).collect(),
         Ok(other) => bail!("column `turns` must hold integers (quarter turns), it holds {}", other.type_name()),
         Err(_) => vec![0; table.len()],
     };
-    let files = table.strs(x)?;
-    let labels = table.column(y)?;
-    let is_valid = table.bools(valid_col)?;
-    let names: Vec<String> = (0..table.len()).map(|i| labels.get(i).to_string()).collect();
-    let mut vocab = names.clone();
-    match labels {
-        // Integer classes in numeric order (2 before 10), as fastai's CategoryMap sorts them.
-        Column::Int(_) => vocab.sort_by_key(|v| v.parse::<i64>().unwrap_or(i64::MAX)),
-        _ => vocab.sort(),
-    }
-    vocab.dedup();
-    let index: HashMap<&str, i64> = vocab.iter().enumerate().map(|(i, v)| (v.as_str(), i as i64)).collect();
+    let files = table.strs(&cols.x)?;
+    let labels = cols.y.iter().map(|y| table.column(y)).collect::<Result<Vec<_>>>()?;
+    let is_valid = table.bools(&cols.valid_col)?;
+    let Labelled { targets, vocab, ys } = Targets::from_columns(&cols.y, &labels, &cols.block)?;
     let mut paths = Paths::default();
     let items: Vec<Item> = files
         .iter()
-        .zip(&names)
+        .zip(&ys)
         .zip(&turns)
-        .map(|((f, n), &turns)| {
+        .map(|((f, &y), &turns)| {
             let id = paths.id(f);
-            Item { ids: [id, id], y: index[n.as_str()], turns }
+            Item { ids: [id, id], y, turns }
         })
         .collect();
     let (train, valid) = split_items(items, is_valid);
-    Ok(ItemSet { paths: paths.paths, train, valid, vocab, n_inputs: 1 })
+    Ok(ItemSet { paths: paths.paths, train, valid, vocab, targets, n_inputs: 1 })
 }
 
 /// Pairs of images labelled same (1) or different (0); with `cfg.redraw`, the training
@@ -114,7 +124,7 @@ pub fn pair_loaders(table: &Table, cfg: &LoaderConfig) -> Result<DataLoaders> {
     };
     let (train, valid) = split_items(items, is_valid);
     let vocab = vec!["different".to_string(), "same".to_string()];
-    let set = ItemSet { paths: paths.paths, train, valid, vocab, n_inputs: 2 };
+    let set = ItemSet { paths: paths.paths, train, valid, vocab, targets: Targets::classes(2), n_inputs: 2 };
     DataLoaders::build(set, cfg, |kept| {
         Ok(match (cfg.redraw, anchor_classes) {
             (Some(p), Some(classes)) => {
@@ -132,7 +142,7 @@ pub fn pair_loaders(table: &Table, cfg: &LoaderConfig) -> Result<DataLoaders> {
 /// Episodic loaders over a classification table (as `image_loaders` reads it): training
 /// episodes from the rows of `valid_col` false, validation episodes from the others. The
 /// batch size is the episode's size; `cfg.bs` and `cfg.val_bs` are not read.
-pub fn episode_loaders(table: &Table, x: &str, y: &str, valid_col: &str, cfg: &LoaderConfig, layout: &EpisodeLayout) -> Result<DataLoaders> {
+pub fn episode_loaders(table: &Table, cols: &TableColumns, cfg: &LoaderConfig, layout: &EpisodeLayout) -> Result<DataLoaders> {
     if layout.episodes == 0 || layout.valid_episodes == 0 {
         bail!(
             "episode loaders need at least one episode per epoch and one validation episode, got {} and {}",
@@ -142,7 +152,10 @@ pub fn episode_loaders(table: &Table, x: &str, y: &str, valid_col: &str, cfg: &L
     }
     let size = layout.size().max(1);
     let cfg = LoaderConfig { bs: size, val_bs: Some(size), redraw: None, ..cfg.clone() };
-    let set = image_items(table, x, y, valid_col)?;
+    let set = image_items(table, cols)?;
+    if set.targets.kind != TargetKind::Classes {
+        bail!("episode loaders need one class per item, not {}", set.targets.kind);
+    }
     let vocab = set.vocab.clone();
     let class_of = |items: &[Item]| -> Vec<String> { items.iter().map(|it| vocab[it.y as usize].clone()).collect() };
     let mut dls = DataLoaders::build(set, &cfg, |kept| {
@@ -169,7 +182,7 @@ mod tests {
         ])
         .unwrap();
         let cfg = LoaderConfig { size: 8, bs: 2, channels: 1, num_workers: 1, ..LoaderConfig::default() };
-        let dls = image_loaders(&t, "file", "label", "is_valid", &cfg).unwrap();
+        let dls = image_loaders(&t, &TableColumns::default(), &cfg).unwrap();
         assert_eq!(dls.vocab, ["2", "10"]);
         let ys: Vec<i64> = dls.valid.iter(0).unwrap().flat_map(|b| Vec::<i64>::try_from(&b.unwrap().y).unwrap()).collect();
         assert_eq!(ys, [1, 0]);

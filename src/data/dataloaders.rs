@@ -9,6 +9,7 @@ use super::loader::{DataLoader, Renderer};
 use super::pixel_cache::{PixelCache, Transform};
 use super::render::{channel_stats, Images};
 use super::sampler::{EpisodeLayout, RandomSampler, Sampler, SequentialSampler};
+use super::targets::Targets;
 use crate::opts::Choice;
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
@@ -97,8 +98,11 @@ crate::options! {
 pub struct DataLoaders {
     pub train: DataLoader,
     pub valid: DataLoader,
-    /// Class names; for pairs `["different", "same"]` (index 1 = same).
+    /// Class names; for pairs `["different", "same"]` (index 1 = same); for label sets
+    /// every label; for numbers the label columns' names (one per output).
     pub vocab: Vec<String>,
+    /// What items are labelled with: classes, numbers or label sets.
+    pub targets: Targets,
     /// 1 (plain images) or 2 (pairs).
     pub n_inputs: usize,
     pub device: Device,
@@ -119,6 +123,7 @@ pub struct ItemSet {
     pub train: Vec<Item>,
     pub valid: Vec<Item>,
     pub vocab: Vec<String>,
+    pub targets: Targets,
     pub n_inputs: usize,
 }
 
@@ -150,7 +155,7 @@ impl DataLoaders {
     /// Loaders over `set`, their batches planned by the samplers `samplers` makes of the
     /// items that survive `skip_bad`.
     pub fn build(set: ItemSet, cfg: &LoaderConfig, samplers: impl FnOnce(Kept) -> Result<Samplers>) -> Result<DataLoaders> {
-        let ItemSet { paths, train, valid, vocab, n_inputs } = set;
+        let ItemSet { paths, train, valid, vocab, targets, n_inputs } = set;
         if cfg.size == 0 || cfg.bs == 0 || cfg.val_bs == Some(0) || cfg.num_workers == 0 {
             bail!("size, bs, val_bs and num_workers must be at least 1");
         }
@@ -184,11 +189,12 @@ impl DataLoaders {
             Normalize::Stats => pool.install(|| channel_stats(&images, &kept.train, n_inputs))?,
         };
         let samplers = samplers(kept)?;
-        let r = Renderer { images, n_inputs, pool, device: cfg.device, prefetch: cfg.prefetch, mean, std };
+        let r = Renderer { images, targets: Arc::new(targets.clone()), n_inputs, pool, device: cfg.device, prefetch: cfg.prefetch, mean, std };
         Ok(DataLoaders {
             train: DataLoader::new(&r, samplers.train, true)?,
             valid: DataLoader::new(&r, samplers.valid, false)?,
             vocab,
+            targets,
             n_inputs,
             device: cfg.device,
             size: cfg.size,
@@ -216,6 +222,7 @@ impl DataLoaders {
             valid: self.valid.shard(rank, world)?,
             train,
             vocab: self.vocab.clone(),
+            targets: self.targets.clone(),
             n_inputs: self.n_inputs,
             device: self.device,
             size: self.size,
@@ -415,7 +422,14 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/oxford-iiit-pet-sample/images");
         let paths: Vec<PathBuf> = files::get_image_files(&[root]).unwrap().files.into_iter().take(8).collect();
         let items: Vec<Item> = (0..8).map(|i| Item { ids: [i, i], y: 1, turns: 0 }).collect();
-        let set = ItemSet { paths, train: items.clone(), valid: items, vocab: vec!["different".into(), "same".into()], n_inputs: 2 };
+        let set = ItemSet {
+            paths,
+            train: items.clone(),
+            valid: items,
+            vocab: vec!["different".into(), "same".into()],
+            targets: Targets::classes(2),
+            n_inputs: 2,
+        };
         let c = LoaderConfig { size: 16, bs: 8, num_workers: 2, ..LoaderConfig::default() };
         let dls = DataLoaders::build(set, &c, |kept| Ok(Samplers::shuffled(kept, &c))).unwrap();
         let train = epoch(&dls.train, 0);
@@ -443,14 +457,14 @@ mod tests {
         ])
         .unwrap();
         let mut c = LoaderConfig { bs: 3, cache_dir: d.path().join("pixels"), ..cfg(2) };
-        let dls = blocks::image_loaders(&table, "file", "label", "is_valid", &c).unwrap();
+        let dls = blocks::image_loaders(&table, &blocks::TableColumns::default(), &c).unwrap();
         let e = dls.train.iter(0).unwrap().find_map(|b| b.err()).map(|e| format!("{e:#}")).unwrap();
         assert!(e.contains("bad.pgm"), "{e}");
         c.cache = true;
-        let e = blocks::image_loaders(&table, "file", "label", "is_valid", &c).err().map(|e| format!("{e:#}")).unwrap();
+        let e = blocks::image_loaders(&table, &blocks::TableColumns::default(), &c).err().map(|e| format!("{e:#}")).unwrap();
         assert!(e.contains("bad.pgm") && e.contains("skip_bad"), "{e}");
         c.skip_bad = true;
-        let dls = blocks::image_loaders(&table, "file", "label", "is_valid", &c).unwrap();
+        let dls = blocks::image_loaders(&table, &blocks::TableColumns::default(), &c).unwrap();
         assert_eq!((dls.skipped, dls.train.n_items()), (1, 8));
         assert_eq!(epoch(&dls.train, 0).len(), 2);
         let x = dls.encode_files(&files[..3]).unwrap();

@@ -93,6 +93,11 @@ pub fn verify_images(files: &[PathBuf]) -> Vec<PathBuf> {
     files.par_iter().filter(|f| decode(f, 3).is_err()).cloned().collect()
 }
 
+/// An image file's (width, height) from its header, without decoding the pixels.
+pub fn image_size(path: &Path) -> Result<(u32, u32)> {
+    image::image_dimensions(path).with_context(|| format!("cannot read the size of {}", path.display()))
+}
+
 /// Decodes an image file to 1 (grey) or 3 (RGB) channels at full size; errors name the
 /// file. Every image the runner reads comes through here or `decode_for`, so damaged files
 /// are caught in one place.

@@ -14,6 +14,7 @@ pub use super::item::Item;
 use super::pixels::Pixels;
 use super::render::{produce, Images, RawBatch};
 use super::sampler::{BatchPlan, Drawn, Sampler, ShardSampler};
+use super::targets::{BatchTargets, Targets};
 use anyhow::{bail, Context, Result};
 use rayon::prelude::*;
 use std::path::PathBuf;
@@ -28,7 +29,8 @@ const TTA_EPOCHS: usize = 1 << 40;
 const IN_FLIGHT: usize = 2;
 
 /// One batch: `xs` holds one tensor per input of its items (one image, or two), float32
-/// NCHW, normalised, on the loader's device; `y` holds the sampler's int64 targets.
+/// NCHW, normalised, on the loader's device; `y` holds the targets: int64 classes `[N]`, or
+/// float rows `[N, width]` (numbers, label sets).
 pub struct Batch {
     pub xs: Vec<Tensor>,
     pub y: Tensor,
@@ -36,6 +38,7 @@ pub struct Batch {
 
 pub struct DataLoader {
     images: Arc<Images>,
+    targets: Arc<Targets>,
     sampler: Arc<dyn Sampler>,
     n_inputs: usize,
     /// Training transforms (random crop, augmentation) on its batches.
@@ -51,6 +54,7 @@ pub struct DataLoader {
 /// What a loader renders with, shared by a data set's loaders.
 pub(crate) struct Renderer {
     pub images: Arc<Images>,
+    pub targets: Arc<Targets>,
     pub n_inputs: usize,
     pub pool: Arc<rayon::ThreadPool>,
     pub device: Device,
@@ -67,6 +71,7 @@ impl DataLoader {
         let shift: Vec<f32> = r.mean.iter().zip(&r.std).map(|(m, s)| -m / s).collect();
         Ok(DataLoader {
             images: r.images.clone(),
+            targets: r.targets.clone(),
             sampler,
             n_inputs: r.n_inputs,
             train,
@@ -85,6 +90,7 @@ impl DataLoader {
         let sampler = ShardSampler::new(self.sampler.clone(), rank, world, self.train)?;
         Ok(DataLoader {
             images: self.images.clone(),
+            targets: self.targets.clone(),
             sampler: Arc::new(sampler),
             n_inputs: self.n_inputs,
             train: self.train,
@@ -136,6 +142,7 @@ impl DataLoader {
         let (tx, rx) = crossbeam_channel::bounded(self.prefetch.max(1));
         let stop = Arc::new(AtomicBool::new(false));
         let (images, pool, stop2, n_inputs) = (self.images.clone(), self.pool.clone(), stop.clone(), self.n_inputs);
+        let targets = self.targets.clone();
         let (shape, device) = (self.pixel_shape(), self.device);
         let handle = std::thread::Builder::new()
             .name("runner-loader".into())
@@ -148,10 +155,10 @@ impl DataLoader {
                     while rendering.len() < IN_FLIGHT {
                         let Some(plan) = plans.next() else { break };
                         let (done, rendered) = crossbeam_channel::bounded(1);
-                        let (images, stop) = (images.clone(), stop2.clone());
+                        let (images, targets, stop) = (images.clone(), targets.clone(), stop2.clone());
                         pool.spawn(move || {
                             if !stop.load(Ordering::Relaxed) {
-                                let _ = done.send(produce(&images, &plan, n_inputs, epoch, augment).and_then(|r| stage(r, shape, device)));
+                                let _ = done.send(produce(&images, &plan, n_inputs, epoch, augment).and_then(|r| stage(r, &targets, shape, device)));
                             }
                         });
                         rendering.push_back(rendered);
@@ -210,7 +217,7 @@ impl DataLoader {
         let items = (0..files.len()).map(|i| Drawn { key: i, item: Item { ids: [i, i], y: 0, turns: turns[i] } }).collect();
         let (epoch, augment) = tta.map_or((0, false), |n| (TTA_EPOCHS + n, true));
         let raw = self.pool.install(|| produce(&images, &BatchPlan::of(items), 1, epoch, augment))?;
-        let host = stage(raw, self.pixel_shape(), self.device)?;
+        let host = stage(raw, &Targets::classes(0), self.pixel_shape(), self.device)?;
         self.to_tensor(&host.xs[0])
     }
 
@@ -234,7 +241,7 @@ impl DataLoader {
     }
 }
 
-/// A batch on the host: u8 NHWC pixels per input and int64 targets, page-locked when
+/// A batch on the host: u8 NHWC pixels per input and its targets, page-locked when
 /// bound for CUDA so that the copy to the device runs asynchronously.
 struct HostBatch {
     xs: Vec<Tensor>,
@@ -248,10 +255,14 @@ fn host_tensor<T: tch::kind::Element>(buf: &[T], shape: &[i64], device: Device) 
 }
 
 /// Runs in the loader thread, so the training loop finds its batch ready to copy.
-fn stage(raw: RawBatch, pixel: [i64; 3], device: Device) -> Result<HostBatch> {
+fn stage(raw: RawBatch, targets: &Targets, pixel: [i64; 3], device: Device) -> Result<HostBatch> {
     let shape = [raw.rows as i64, pixel[0], pixel[1], pixel[2]];
     let xs = raw.xs.iter().map(|b| host_tensor(b, &shape, device)).collect::<Result<Vec<_>>>()?;
-    Ok(HostBatch { xs, y: host_tensor(&raw.y, &[raw.y.len() as i64], device)? })
+    let y = match targets.batch(&raw.y) {
+        BatchTargets::Classes(y) => host_tensor(&y, &[y.len() as i64], device)?,
+        BatchTargets::Rows { values, width } => host_tensor(&values, &[raw.y.len() as i64, width as i64], device)?,
+    };
+    Ok(HostBatch { xs, y })
 }
 
 /// A non-blocking copy to `device` (a no-op on the CPU): the caching host allocator keeps

@@ -24,6 +24,7 @@ pub mod sampler;
 pub mod show_batch;
 pub mod splitters;
 pub mod table;
+pub mod targets;
 
 pub use dataloaders::{DataLoaders, LoaderConfig};
 pub use loader::{Batch, DataLoader};

@@ -18,7 +18,7 @@ impl DataLoaders {
         let tiles: Vec<Tile> = items
             .into_iter()
             .map(|(images, y)| {
-                let label = self.vocab.get(y as usize).cloned().unwrap_or_else(|| y.to_string());
+                let label = self.targets.describe(y, &self.vocab);
                 Tile { images, title: wrap(&label, width), alert: false }
             })
             .collect();

@@ -75,8 +75,8 @@ impl Learner {
         tch::no_grad(|| -> Result<()> {
             for b in self.data.train(0)? {
                 let b = b?;
-                logits.push(self.loss.same_logit(&self.forward(&b.xs, false)?));
-                targets.push(super::data::as_targets(&b.y));
+                logits.extend(self.loss.same_logit(&self.forward(&b.xs, false)?));
+                targets.push(super::data::as_targets(&b.y, self.targets));
             }
             Ok(())
         })?;

@@ -1,11 +1,13 @@
 //! What the learner needs from data: batches of inputs and targets for training (shuffled,
 //! varying per epoch) and validation (in order). `DataLoaders` implements it; so does the
 //! in-memory `TensorData`, which serves tests and small synthetic problems.
+pub use crate::data::targets::TargetKind;
 use anyhow::Result;
 use std::rc::Rc;
 use tch::{Device, Kind, Tensor};
 
-/// A batch: one input tensor (images) or two (pairs), and int64 targets.
+/// A batch: one input tensor (images) or two (pairs), and its targets (int64 classes
+/// `[N]`, or float rows `[N, k]` for numbers and label sets).
 pub struct XY {
     pub xs: Vec<Tensor>,
     pub y: Tensor,
@@ -28,6 +30,10 @@ pub trait LearnData {
     /// Class names for targets (`["different", "same"]` for pairs, an episode's ways for
     /// episodic loaders).
     fn vocab(&self) -> Vec<String>;
+    /// What the targets are: classes, numbers or label sets.
+    fn target_kind(&self) -> TargetKind {
+        TargetKind::Classes
+    }
     /// The episode layout when batches are N-way K-shot episodes.
     fn episodes(&self) -> Option<&crate::data::sampler::EpisodeLayout> {
         None
@@ -81,6 +87,9 @@ impl LearnData for crate::data::DataLoaders {
     fn episodes(&self) -> Option<&crate::data::sampler::EpisodeLayout> {
         self.episodes.as_ref()
     }
+    fn target_kind(&self) -> TargetKind {
+        self.targets.kind
+    }
     fn input_shape(&self) -> Option<Vec<i64>> {
         Some(vec![self.channels as i64, self.size as i64, self.size as i64])
     }
@@ -105,7 +114,10 @@ pub struct TensorData {
     pub bs: usize,
     pub seed: u64,
     pub device: Device,
+    /// Class names; for float targets one name per output column.
     pub vocab: Vec<String>,
+    /// What `train_y` and `valid_y` hold.
+    pub targets: TargetKind,
 }
 
 impl TensorData {
@@ -141,13 +153,17 @@ impl LearnData for TensorData {
     fn vocab(&self) -> Vec<String> {
         self.vocab.clone()
     }
+    fn target_kind(&self) -> TargetKind {
+        self.targets
+    }
 }
 
-/// Puts an int64 target on the right kind (guards against float labels).
-pub fn as_targets(y: &Tensor) -> Tensor {
-    if y.kind() == Kind::Int64 {
+/// Targets on the kind their losses take: int64 classes, float32 numbers and label sets.
+pub fn as_targets(y: &Tensor, kind: TargetKind) -> Tensor {
+    let want = if kind == TargetKind::Classes { Kind::Int64 } else { Kind::Float };
+    if y.kind() == want {
         y.shallow_clone()
     } else {
-        y.to_kind(Kind::Int64)
+        y.to_kind(want)
     }
 }

@@ -202,7 +202,7 @@ impl Learner {
             self.state.iter = i;
             self.state.training = true;
             let batch = batch?;
-            let y = super::data::as_targets(&batch.y);
+            let y = super::data::as_targets(&batch.y, self.targets);
             let xs = if opts.channels_last { batch.xs.iter().map(crate::model::channels_last).collect() } else { batch.xs };
             self.state.batch = Some(XY { xs, y });
             self.state.stepped = false;

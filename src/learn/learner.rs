@@ -1,7 +1,7 @@
 //! `Learner`: a model, its data, a loss, metrics and an optimizer over the splitter's
 //! parameter groups; freezing, learning-rate specs, checkpoints and predictions.
 //! The training loop lives in `fit.rs`, its callbacks in `callbacks/`.
-use super::data::LearnData;
+use super::data::{LearnData, TargetKind};
 use super::loss::Loss;
 use super::metrics::ExtraMetrics;
 use super::metrics::{Metric, MetricName};
@@ -86,7 +86,8 @@ pub struct LearnerOptions {
     pub wd: f64,
     pub wd_bn_bias: bool,
     pub train_bn: bool,
-    /// p(same) at which a two-class model says "same" (default 0.5); see `set_threshold`.
+    /// p(same) at which a two-class model says "same", the probability above which a
+    /// multi-label model predicts a label (default 0.5); see `set_threshold`.
     pub threshold: Option<f64>,
     /// float32 or bf16 mixed precision (with channels_last where it helps), or auto.
     pub precision: Precision,
@@ -143,9 +144,10 @@ impl RunOut {
 pub struct ValidItems {
     /// Each item's loss `[N]`.
     pub losses: Tensor,
-    /// Class probabilities `[N, C]` (the threshold applied).
+    /// Class probabilities `[N, C]` (the threshold applied); label probabilities `[N, C]`;
+    /// numbers `[N, k]` (see `Loss::probs`).
     pub probs: Tensor,
-    /// Int64 targets `[N]`.
+    /// Int64 classes `[N]`, or float rows `[N, k]` (numbers, multi-hot label sets).
     pub targets: Tensor,
     /// The logit of "same" `[N]`, unbiased, for two-class outputs (None otherwise).
     pub same_logits: Option<Tensor>,
@@ -166,12 +168,15 @@ fn check_episodes(model: &Model, data: &dyn LearnData) -> Result<()> {
     }
 }
 
-/// One item's prediction: the most likely class, its index, and every class's probability.
-#[derive(Debug, Clone)]
-pub struct Prediction {
-    pub label: String,
-    pub index: usize,
-    pub probs: Vec<f64>,
+/// One item's prediction, as fastai's `predict` decodes it for its targets.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prediction {
+    /// The most likely class, its index, and every class's probability.
+    Class { label: String, index: usize, probs: Vec<f64> },
+    /// The labels whose probability exceeds the threshold, and every label's probability.
+    Labels { labels: Vec<String>, probs: Vec<f64> },
+    /// The predicted numbers, one per output.
+    Values(Vec<f64>),
 }
 
 pub struct Learner {
@@ -199,19 +204,26 @@ pub struct Learner {
     pub channels_last: bool,
     /// The running fit's position and values, for its callbacks.
     pub state: FitState,
-    /// p(same) at which a two-class model says "same"; None means 0.5.
+    /// p(same) at which a two-class model says "same" (a multi-label model: a label is
+    /// predicted); None means 0.5.
     threshold: Option<f64>,
+    /// What the data's targets are (classes, numbers, label sets).
+    pub targets: TargetKind,
 }
 
 impl Learner {
     pub fn new(model: Rc<Model>, data: Rc<dyn LearnData>, opts: LearnerOptions, out: RunOut, seed: u64) -> Result<Learner> {
-        let loss = opts.loss.unwrap_or_else(|| Loss::default_for(&model));
-        loss.check(model.output())?;
+        let targets = data.target_kind();
+        let loss = opts.loss.unwrap_or_else(|| Loss::default_for(&model, targets));
+        loss.check(model.output(), targets)?;
         if let Some(shape) = data.input_shape() {
             model.body.check_input(&shape)?;
         }
         check_episodes(&model, data.as_ref())?;
-        let metrics = opts.metrics.iter().map(|m| m.build()).collect();
+        let metrics: Vec<Box<dyn Metric>> = opts.metrics.iter().map(|m| m.build()).collect();
+        if let Some(m) = metrics.iter().find(|m| m.targets() != targets) {
+            bail!("metric `{}` measures {}, but these loaders give {targets}: use {}", m.name(), m.targets(), MetricName::names_for(targets));
+        }
         let groups = model.split(opts.splitter)?;
         let vars = model.vs.variables();
         let groups: Vec<Vec<Param>> = groups
@@ -249,6 +261,7 @@ impl Learner {
             channels_last: precision.channels_last,
             state: FitState::new(0, 0, 0),
             threshold: None,
+            targets,
         };
         if let Some(t) = opts.threshold {
             learn.set_threshold(t)?;
@@ -260,10 +273,15 @@ impl Learner {
     /// loss, since on CUDA a target past the logits is a device-side assert that poisons
     /// the process.
     pub fn check_output(&self, pred: &Tensor) -> Result<()> {
-        let n_classes = self.data.vocab().len() as i64;
+        let want = self.data.vocab().len() as i64;
+        let what = match self.targets {
+            TargetKind::Classes => format!("{want} classes"),
+            TargetKind::MultiHot => format!("{want} labels"),
+            TargetKind::Floats => format!("{want} number(s) per item to regress"),
+        };
         match (self.model.output(), pred.size().as_slice()) {
-            (crate::model::Output::Logits, [_, n]) if *n != n_classes => {
-                bail!("the model outputs {n} logits per item, but the data has {n_classes} classes: give create_head n_out = {n_classes}")
+            (crate::model::Output::Logits, [_, n]) if *n != want => {
+                bail!("the model outputs {n} values per item, but the data has {what}: give create_head n_out = {want}")
             }
             _ => Ok(()),
         }
@@ -393,12 +411,12 @@ impl Learner {
         tch::no_grad(|| -> Result<()> {
             for b in data.valid()? {
                 let b = b?;
-                let y = super::data::as_targets(&b.y);
+                let y = super::data::as_targets(&b.y, self.targets);
                 let out = self.forward(&b.xs, false)?;
                 losses.push(self.loss.per_item(&out, &y));
                 probs.push(self.probs(&out));
-                if two_class {
-                    logits.push(self.loss.same_logit(&out));
+                if let Some(l) = self.loss.same_logit(&out).filter(|_| two_class) {
+                    logits.push(l);
                 }
                 targets.push(y);
             }
@@ -418,16 +436,17 @@ impl Learner {
         Ok(ValidItems { losses: gather(&losses)?, probs: gather(&probs)?, targets: gather(&targets)?, same_logits })
     }
 
-    /// Class probabilities of model outputs, the decision threshold applied.
+    /// Class probabilities of model outputs, the decision threshold applied (two-class
+    /// models; a multi-label model's threshold applies where labels are decided).
     pub fn probs(&self, out: &Tensor) -> Tensor {
-        let bias = self.threshold.map_or(0.0, |t| (t / (1.0 - t)).ln());
+        let bias = self.threshold.filter(|_| self.is_two_class()).map_or(0.0, |t| (t / (1.0 - t)).ln());
         self.loss.probs(out, bias)
     }
 
     /// Whether the model answers a yes/no question (pairs: same or different), so that a
     /// threshold on p(same) means something.
     pub fn is_two_class(&self) -> bool {
-        self.model.output() != crate::model::Output::Logits || self.data.vocab().len() == 2
+        self.targets == TargetKind::Classes && (self.model.output() != crate::model::Output::Logits || self.data.vocab().len() == 2)
     }
 
     /// The p(same) above which a two-class model says "same" (0.5 unless set).
@@ -436,13 +455,19 @@ impl Learner {
     }
 
     /// Moves the decision point of a two-class model: every metric, prediction and
-    /// interpretation then calls an item "same" (class 1) when p(same) > `t`.
+    /// interpretation then calls an item "same" (class 1) when p(same) > `t`. For a
+    /// multi-label model, predictions and the interpretation then give the labels whose
+    /// probability exceeds `t` (the metrics keep their own `thresh`, as fastai's do).
     pub fn set_threshold(&mut self, t: f64) -> Result<()> {
         if !(t > 0.0 && t < 1.0) {
             bail!("threshold must be a probability strictly between 0 and 1, got {t}");
         }
-        if !self.is_two_class() {
-            bail!("a threshold needs a two-class model (pairs: same/different); this one has {} classes", self.data.vocab().len());
+        if !self.is_two_class() && self.targets != TargetKind::MultiHot {
+            bail!(
+                "a threshold needs a two-class model (pairs: same/different) or label sets; this one has {} {}",
+                self.data.vocab().len(),
+                if self.targets == TargetKind::Floats { "output(s) of numbers" } else { "classes" }
+            );
         }
         self.threshold = Some(t);
         Ok(())
@@ -461,10 +486,20 @@ impl Learner {
         }
         let xs = files.iter().map(|f| self.data.encode_files(std::slice::from_ref(f))).collect::<Result<Vec<_>>>()?;
         let probs = self.predict(&xs)?.squeeze_dim(0).to_kind(tch::Kind::Double).to_device(tch::Device::Cpu);
-        let probs = Vec::<f64>::try_from(probs)?;
-        let best = (0..probs.len()).max_by(|&a, &b| probs[a].total_cmp(&probs[b])).unwrap_or(0);
-        let label = self.data.vocab().get(best).cloned().unwrap_or_else(|| best.to_string());
-        Ok(Prediction { label, index: best, probs })
+        let probs = Vec::<f64>::try_from(probs.flatten(0, -1))?;
+        let vocab = self.data.vocab();
+        let name = |i: usize| vocab.get(i).cloned().unwrap_or_else(|| i.to_string());
+        Ok(match self.targets {
+            TargetKind::Floats => Prediction::Values(probs),
+            TargetKind::MultiHot => {
+                let labels = (0..probs.len()).filter(|&i| probs[i] > self.threshold()).map(name).collect();
+                Prediction::Labels { labels, probs }
+            }
+            TargetKind::Classes => {
+                let best = (0..probs.len()).max_by(|&a, &b| probs[a].total_cmp(&probs[b])).unwrap_or(0);
+                Prediction::Class { label: name(best), index: best, probs }
+            }
+        })
     }
 
     /// The validation loss and every metric, built-in then `extra`, as fastai's

@@ -21,6 +21,6 @@ pub mod state;
 pub mod suggest;
 pub mod tta;
 
-pub use data::{LearnData, TensorData, XY};
+pub use data::{LearnData, TargetKind, TensorData, XY};
 pub use learner::{Learner, LearnerOptions, Lrs};
 pub use loss::Loss;

@@ -23,6 +23,8 @@ crate::options! {
         opt first_bn: bool = true,
         /// BatchNorm after the last Linear
         opt bn_final: bool = false,
+        /// regression: [lo, hi], outputs squashed into it by a scaled sigmoid (fastai's y_range / SigmoidRange)
+        opt y_range: Option<Vec<f64>> = None,
     }
 }
 
@@ -60,6 +62,11 @@ impl HeadSpec {
         }
         if let Some(p) = self.ps.iter().find(|p| !(0.0..1.0).contains(*p)) {
             bail!("create_head: dropout {p} is not in [0, 1)");
+        }
+        if let Some(r) = &self.y_range {
+            if r.len() != 2 || !r.iter().all(|x| x.is_finite()) || r[0] >= r[1] {
+                bail!("create_head: y_range must be [lo, hi] with lo < hi, got {r:?}");
+            }
         }
         self.dropouts().map(|_| ())
     }
@@ -112,6 +119,9 @@ pub fn create_head(p: &nn::Path, spec: &HeadSpec) -> Result<Seq> {
         let n = next();
         let cfg = nn::BatchNormConfig { momentum: 0.01, ws_init: nn::Init::Const(1.0), bs_init: nn::Init::Const(1e-3), ..Default::default() };
         seq.push(n.clone(), "BatchNorm1d", BatchNorm::new(p / n.as_str(), spec.n_out, 1, cfg));
+    }
+    if let Some(&[lo, hi]) = spec.y_range.as_deref() {
+        seq.push(next(), format!("SigmoidRange({lo}, {hi})"), nn::func(move |x| x.sigmoid() * (hi - lo) + lo));
     }
     Ok(seq)
 }

@@ -5,11 +5,13 @@
 use super::args::{script_err, to_string, Opts, OrScript, RhaiResult};
 use super::ctx::ScriptCtx;
 use super::options;
-use crate::data::blocks::episode_loaders;
+use crate::data::blocks::{episode_loaders, TableColumns};
 use crate::data::labels::{label_all, Labeller};
 use crate::data::sampler::EpisodeLayout;
 use crate::data::splitters::{self, Split};
+use crate::data::table::Column;
 use crate::data::table::{Table, Value};
+use crate::data::targets::{TargetBlock, TargetKind};
 use crate::data::{blocks, datasets, files, oneshot, pairs, DataLoaders, LoaderConfig};
 use crate::reg;
 use rhai::{Array, Dynamic, Engine, FnPtr, Map, NativeCallContext};
@@ -43,20 +45,34 @@ fn strings(v: Vec<PathBuf>) -> Array {
     v.into_iter().map(|p| Dynamic::from(p.display().to_string())).collect()
 }
 
-/// Labels from a `Label` or a closure `|file| label`.
+/// Labels from a `Label` or a closure `|file| label`, as text.
 fn labels_of(ctx: &NativeCallContext, files: &[PathBuf], label: &Dynamic) -> RhaiResult<Vec<String>> {
+    Ok(match label_column(ctx, files, label)? {
+        Column::Str(v) => v,
+        col => (0..col.len()).map(|i| col.get(i).to_string()).collect(),
+    })
+}
+
+/// Labels as a table column: text, or numbers when a closure returns numbers for every
+/// file (floats regress, integers are classes in numeric order).
+fn label_column(ctx: &NativeCallContext, files: &[PathBuf], label: &Dynamic) -> RhaiResult<Column> {
     if let Some(l) = label.clone().try_cast::<ScriptLabel>() {
-        return label_all(files, |f| l.0.label(f)).or_script();
+        return label_all(files, |f| l.0.label(f)).map(Column::Str).or_script();
     }
     let Some(fp) = label.clone().try_cast::<FnPtr>() else {
         return Err(script_err(format!("label must be regex_label(..), parent_label() or a closure |file| .., got {}", label.type_name())));
     };
     let mut out = Vec::with_capacity(files.len());
     for f in files {
-        let v: Dynamic = fp.call_within_context(ctx, (Dynamic::from(f.display().to_string()),))?;
-        out.push(v.to_string());
+        out.push(fp.call_within_context::<Dynamic>(ctx, (Dynamic::from(f.display().to_string()),))?);
     }
-    Ok(out)
+    Ok(if !out.is_empty() && out.iter().all(|v| v.is_float()) {
+        Column::Float(out.iter().map(|v| v.as_float().unwrap_or(f64::NAN)).collect())
+    } else if !out.is_empty() && out.iter().all(|v| v.is_int()) {
+        Column::Int(out.iter().map(|v| v.as_int().unwrap_or_default()).collect())
+    } else {
+        Column::Str(out.iter().map(|v| v.to_string()).collect())
+    })
 }
 
 fn value(v: Value) -> Dynamic {
@@ -178,6 +194,15 @@ fn register_datasets(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     );
 }
 
+/// How scripts name a kind of target.
+fn target_kind_name(k: TargetKind) -> &'static str {
+    match k {
+        TargetKind::Classes => "classes",
+        TargetKind::Floats => "floats",
+        TargetKind::MultiHot => "multi_hot",
+    }
+}
+
 /// Image files under folders, the unreadable ones, and Omniglot's one-shot runs.
 fn register_image_files(engine: &mut Engine) {
     let find = |roots: Vec<PathBuf>| -> RhaiResult<Array> {
@@ -200,6 +225,16 @@ fn register_image_files(engine: &mut Engine) {
         ["paths: Array", "Array"],
         "Image files under several folders; a file whose path relative to its folder was already found is skipped (overlapping sets count once).",
         move |roots: Array| find(paths(&roots)?)
+    );
+    reg!(
+        engine,
+        "image_size",
+        ["file: String", "Array"],
+        "[width, height] of an image file in pixels, from its header (PIL's `Image.open(f).size`).",
+        |file: &str| -> RhaiResult<Array> {
+            let (w, h) = crate::data::image::image_size(Path::new(file)).or_script()?;
+            Ok(vec![Dynamic::from(w as i64), Dynamic::from(h as i64)])
+        }
     );
     reg!(
         engine,
@@ -365,11 +400,11 @@ fn register_table_building(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         engine,
         "image_table",
         ["files: Array", "label: Label | Fn", "splits: Splits", "Table"],
-        "A classification table: columns file, label, is_valid.",
+        "A labelled table: columns file, label, is_valid. A closure that returns floats gives a float label column (regression); integers, classes in numeric order.",
         |ctx: NativeCallContext, files: Array, label: Dynamic, s: ScriptSplits| -> RhaiResult<ScriptTable> {
             let files = paths(&files)?;
             s.0.check_len(files.len(), "the file list").or_script()?;
-            let labels = labels_of(&ctx, &files, &label)?;
+            let labels = label_column(&ctx, &files, &label)?;
             crate::data::blocks::image_table(&files, labels, &s.0).map(table).or_script()
         }
     );
@@ -490,13 +525,25 @@ fn register_loader_kinds(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         engine,
         "image_loaders",
         ["t: Table", "options: Map", "DataLoaders"],
-        "Classification loaders from a table of files, labels and is_valid. Options: see Options below.",
+        "Loaders from a table of files, labels and is_valid: classes, numbers (a float column, or regression: true) or label sets (label_delim). Options: see Options below.",
         move |t: &mut ScriptTable, opts: Map| -> RhaiResult<ScriptDataLoaders> {
             let mut o = Opts::new(&options::IMAGE_LOADERS, opts);
             let cfg = loader_config(&c, &mut o)?;
-            let (x, y, v) = (o.string("x")?, o.string("y")?, o.string("valid_col")?);
+            let y = match o.get("y")? {
+                Some(v) if v.is_array() => v.cast::<Array>().iter().map(|c| to_string(c, "y column")).collect::<RhaiResult<Vec<_>>>()?,
+                Some(v) => vec![to_string(&v, "y")?],
+                None => vec!["label".into()],
+            };
+            let (regression, delim) = (o.bool("regression")?, o.opt_string("label_delim")?);
+            let block = match (regression, delim) {
+                (true, Some(_)) => return Err(script_err("regression: true and label_delim ask for two kinds of targets: give one")),
+                (true, None) => TargetBlock::Regression,
+                (false, Some(d)) => TargetBlock::MultiLabel(d),
+                (false, None) => TargetBlock::Auto,
+            };
+            let cols = TableColumns { x: o.string("x")?, y, valid_col: o.string("valid_col")?, block };
             o.finish()?;
-            blocks::image_loaders(&t.0, &x, &y, &v, &cfg).map(|d| ScriptDataLoaders(Rc::new(d))).or_script()
+            blocks::image_loaders(&t.0, &cols, &cfg).map(|d| ScriptDataLoaders(Rc::new(d))).or_script()
         }
     );
     let c = ctx.clone();
@@ -508,11 +555,11 @@ fn register_loader_kinds(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         move |t: &mut ScriptTable, opts: Map| -> RhaiResult<ScriptDataLoaders> {
             let mut o = Opts::new(&options::EPISODE_LOADERS, opts);
             let cfg = loader_config(&c, &mut o)?;
-            let (x, y, v) = (o.string("x")?, o.string("y")?, o.string("valid_col")?);
+            let cols = TableColumns { x: o.string("x")?, y: vec![o.string("y")?], valid_col: o.string("valid_col")?, block: TargetBlock::Auto };
             let mut layout = EpisodeLayout::default();
             o.fill(&mut layout)?;
             o.finish()?;
-            episode_loaders(&t.0, &x, &y, &v, &cfg, &layout).map(|d| ScriptDataLoaders(Rc::new(d))).or_script()
+            episode_loaders(&t.0, &cols, &cfg, &layout).map(|d| ScriptDataLoaders(Rc::new(d))).or_script()
         }
     );
     let c = ctx.clone();
@@ -560,8 +607,15 @@ fn register_loader_views(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         engine,
         "get$vocab",
         ["dls: DataLoaders", "Array"],
-        "`dls.vocab`: class names (pairs: different, same).",
+        "`dls.vocab`: class names (pairs: different, same; label sets: every label; numbers: the label columns' names).",
         |d: &mut ScriptDataLoaders| -> Array { d.0.vocab.iter().map(|v| Dynamic::from(v.clone())).collect() }
+    );
+    reg!(
+        engine,
+        "get$target_kind",
+        ["dls: DataLoaders", "String"],
+        "`dls.target_kind`: classes, floats (numbers to regress) or multi_hot (label sets).",
+        |d: &mut ScriptDataLoaders| -> String { target_kind_name(d.0.targets.kind).into() }
     );
     reg!(engine, "get$n_train", ["dls: DataLoaders", "i64"], "`dls.n_train`: training items.", |d: &mut ScriptDataLoaders| d.0.train.n_items()
         as i64);
@@ -572,10 +626,15 @@ fn register_loader_views(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     reg!(engine, "to_string", ["dls: DataLoaders", "String"], "Items, batches, size and normalisation, for print.", |d: &mut ScriptDataLoaders| {
         let d = &d.0;
         format!(
-            "DataLoaders({} input{}, {} classes, train {} items / {} batches of {}, valid {} items / {} batches, {}x{}x{}, mean {:?}, std {:?})",
+            "DataLoaders({} input{}, {} {}, train {} items / {} batches of {}, valid {} items / {} batches, {}x{}x{}, mean {:?}, std {:?})",
             d.n_inputs,
             if d.n_inputs > 1 { "s" } else { "" },
             d.vocab.len(),
+            match d.targets.kind {
+                TargetKind::Classes => "classes",
+                TargetKind::MultiHot => "labels (multi-hot)",
+                TargetKind::Floats => "number(s) to regress",
+            },
             d.train.n_items(),
             d.train.len(),
             d.train.batch_size(),

@@ -192,7 +192,7 @@ fn register_prototype_math(engine: &mut Engine) {
         "The prototypical loss of one episode: cross-entropy of scale * proto_logits against each query's class.",
         |s: ScriptTensor, q: ScriptTensor, y: ScriptTensor, n: i64, metric: &str, scale: f64| -> RhaiResult<ScriptTensor> {
             let metric: Metric = metric.parse().or_script()?;
-            let y = crate::learn::data::as_targets(&tensor_arg(&y));
+            let y = crate::learn::data::as_targets(&tensor_arg(&y), crate::learn::TargetKind::Classes);
             Ok(ScriptTensor::new(proto_loss(&tensor_arg(&s), &tensor_arg(&q), &y, n.max(0) as usize, metric, scale).or_script()?))
         }
     );

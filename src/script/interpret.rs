@@ -23,23 +23,29 @@ pub struct ScriptInterpretation {
 fn outcome_map(i: &Interpretation, o: &Outcome) -> Map {
     let mut m = Map::new();
     m.insert("index".into(), (o.index as i64).into());
-    m.insert("actual".into(), i.vocab[o.actual].clone().into());
-    m.insert("predicted".into(), i.vocab[o.predicted].clone().into());
+    m.insert("actual".into(), o.actual.text(&i.vocab).into());
+    m.insert("predicted".into(), o.predicted.text(&i.vocab).into());
     m.insert("loss".into(), o.loss.into());
     m.insert("prob".into(), o.prob.into());
     m.insert("prob_actual".into(), o.prob_actual.into());
     m
 }
 
-fn matrix(i: &Interpretation) -> Array {
-    i.confusion_matrix().into_iter().map(|row| Dynamic::from_array(row.into_iter().map(|n| Dynamic::from(n as i64)).collect())).collect()
+fn matrix(i: &Interpretation) -> RhaiResult<Array> {
+    let m = i.confusion_matrix().or_script()?;
+    Ok(m.into_iter().map(|row| Dynamic::from_array(row.into_iter().map(|n| Dynamic::from(n as i64)).collect())).collect())
 }
 
 fn most_confused(i: &mut ScriptInterpretation, o: Map) -> RhaiResult<Array> {
     let mut o = Opts::new(&options::MOST_CONFUSED, o);
     let min_val = o.usize("min_val")?;
     o.finish()?;
-    Ok(i.interp.most_confused(min_val).into_iter().map(|(a, p, n)| Dynamic::from_array(vec![a.into(), p.into(), Dynamic::from(n as i64)])).collect())
+    Ok(i.interp
+        .most_confused(min_val)
+        .or_script()?
+        .into_iter()
+        .map(|(a, p, n)| Dynamic::from_array(vec![a.into(), p.into(), Dynamic::from(n as i64)]))
+        .collect())
 }
 
 fn plot_confusion_matrix(ctx: &ScriptCtx, i: &mut ScriptInterpretation, path: &str, o: Map) -> RhaiResult<String> {
@@ -81,7 +87,7 @@ fn register_interpretation(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         engine,
         "top_losses",
         ["interp: Interpretation", "k: i64", "Array"],
-        "The k validation items with the highest loss, highest first: #{index, actual, predicted, loss, prob (of predicted), prob_actual}.",
+        "The k validation items with the highest loss, highest first: #{index, actual, predicted, loss, prob (of predicted), prob_actual}; label sets show their labels joined by spaces (prob: the highest label probability, prob_actual: the lowest of the item's labels), numbers their values (probs NaN).",
         |i: &mut ScriptInterpretation, k: Dynamic| -> RhaiResult<Array> {
             let k = to_usize(&k, "k")?;
             Ok(i.interp.top_losses(k).into_iter().map(|o| Dynamic::from_map(outcome_map(&i.interp, o))).collect())
@@ -108,7 +114,7 @@ fn register_confusion(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         engine,
         "confusion_matrix",
         ["interp: Interpretation", "Array"],
-        "Counts as rows of the actual class, columns of the predicted class (vocab order); the counts sum to the validation items.",
+        "Counts as rows of the actual class, columns of the predicted class (vocab order); the counts sum to the validation items. Refused for label sets and numbers (use top_losses).",
         |i: &mut ScriptInterpretation| matrix(&i.interp)
     );
     let c = ctx.clone();

@@ -10,7 +10,10 @@ use super::tensor::ScriptTensor;
 use crate::learn::callback::Callback;
 use crate::learn::callbacks::ExtraMetricsCb;
 use crate::learn::fit::{ExtraMetrics, FitOptions};
+use crate::learn::learner::Prediction;
+use crate::learn::loss::LossParams;
 use crate::learn::lr_find::LrFindOptions;
+use crate::learn::metrics::MetricName;
 use crate::learn::oneshot::one_shot_eval;
 use crate::learn::optimizer::OptKind;
 use crate::learn::schedule::OneCycle;
@@ -123,11 +126,14 @@ fn lrs(v: &Dynamic) -> RhaiResult<Lrs> {
 fn new_learner(ctx: &ScriptCtx, data: Dynamic, model: ScriptModel, o: Map) -> RhaiResult<ScriptLearner> {
     let data = learn_data(&data)?;
     let mut o = Opts::new(&options::LEARNER, o);
-    let margin = o.f64("margin")?;
-    // A margin alone means the contrastive loss with it (rather than being ignored).
+    let params =
+        LossParams { margin: o.f64("margin")?, label_smoothing: o.opt_f64("label_smoothing")?, gamma: o.f64("gamma")?, beta: o.f64("beta")? };
+    // A margin alone means the contrastive loss with it (rather than being ignored), and
+    // label smoothing alone the smoothed cross-entropy.
     let loss = match o.opt_string("loss")? {
-        Some(l) => Some(Loss::parse(&l, margin).or_script()?),
-        None if o.get("margin")?.is_some() => Some(Loss::Contrastive { margin }),
+        Some(l) => Some(Loss::parse(&l, &params).or_script()?),
+        None if o.get("margin")?.is_some() => Some(Loss::Contrastive { margin: params.margin }),
+        None if params.label_smoothing.is_some() => Some(Loss::parse("cross_entropy", &params).or_script()?),
         None => None,
     };
     let mut metrics = Vec::new();
@@ -137,7 +143,10 @@ fn new_learner(ctx: &ScriptCtx, data: Dynamic, model: ScriptModel, o: Map) -> Rh
         for m in list {
             match ClosureMetric::parse(&m, custom.len() + 1)? {
                 Some(c) => custom.push(c),
-                None => metrics.push(to_string(&m, "metric")?.parse().or_script()?),
+                None => match m.clone().try_cast::<MetricName>() {
+                    Some(builtin) => metrics.push(builtin),
+                    None => metrics.push(to_string(&m, "metric")?.parse().or_script()?),
+                },
             }
         }
     }
@@ -162,7 +171,9 @@ fn new_learner(ctx: &ScriptCtx, data: Dynamic, model: ScriptModel, o: Map) -> Rh
 pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     engine.register_type_with_name::<ScriptLearner>("Learner");
     engine.register_type_with_name::<Lrs>("Slice");
+    engine.register_type_with_name::<MetricName>("Metric");
     register_construction(engine, ctx);
+    register_multi_label_metrics(engine);
     register_training_state(engine);
     register_fits(engine);
     register_predictions(engine);
@@ -200,6 +211,33 @@ fn register_construction(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     reg!(engine, "slice", ["hi: f64", "Slice"], "hi/10 for every group but the last, which gets hi.", |hi: Dynamic| -> RhaiResult<Lrs> {
         Ok(Lrs::SliceHi(to_f64(&hi, "hi")?))
     });
+}
+
+/// The multi-label metrics with their threshold, for `metrics: [...]`.
+fn register_multi_label_metrics(engine: &mut Engine) {
+    let with_thresh = |o: Map, m: fn(f64) -> MetricName| -> RhaiResult<MetricName> {
+        let mut o = Opts::new(&options::MULTI_METRIC, o);
+        let thresh = o.f64("thresh")?;
+        o.finish()?;
+        if !(0.0..=1.0).contains(&thresh) {
+            return Err(script_err(format!("thresh must be a probability in [0, 1], got {thresh}")));
+        }
+        Ok(m(thresh))
+    };
+    reg!(
+        engine,
+        "accuracy_multi",
+        ["options: Map", "Metric"],
+        "fastai's accuracy_multi with a threshold, for metrics: [...]: a label is predicted when its sigmoid > thresh. Options: see Options below.",
+        move |o: Map| with_thresh(o, |thresh| MetricName::AccuracyMulti { thresh })
+    );
+    reg!(
+        engine,
+        "f1_multi",
+        ["options: Map", "Metric"],
+        "fastai's F1ScoreMulti (macro) with a threshold, for metrics: [...]. Options: see Options below.",
+        move |o: Map| with_thresh(o, |thresh| MetricName::F1Multi { thresh })
+    );
 }
 
 /// What trains and how: freezing and precision.
@@ -319,7 +357,7 @@ fn register_predictions(engine: &mut Engine) {
         engine,
         "get_preds",
         ["learn: Learner", "ds: String", "Map"],
-        "Validation-set #{probs: Tensor [N, C], targets: Tensor [N]} (ds must be \"valid\").",
+        "Validation-set #{probs: Tensor [N, C], targets: Tensor [N]} (ds must be \"valid\"); label sets: each label's sigmoid and multi-hot targets [N, C]; numbers: the outputs and targets [N, k].",
         |l: &mut ScriptLearner, ds: &str| -> RhaiResult<Map> {
             if ds != "valid" {
                 return Err(script_err(format!("get_preds(\"{ds}\"): only \"valid\" is supported (training batches are shuffled and augmented)")));
@@ -335,7 +373,7 @@ fn register_predictions(engine: &mut Engine) {
         engine,
         "predict",
         ["learn: Learner", "files: Array", "Map"],
-        "fastai's predict for one item: [file] for a classifier, [file1, file2] for a Siamese model; #{label, index, probs: Tensor [C]} (probs.argmax() == index, probs[i], probs.to_array()).",
+        "fastai's predict for one item: [file] for a classifier, [file1, file2] for a Siamese model; #{label, index, probs: Tensor [C]} (probs.argmax() == index, probs[i], probs.to_array()); label sets: #{labels: [those over learn.threshold], probs: Tensor [C]}; numbers: #{value (the first output), values: Tensor [k]}.",
         |l: &mut ScriptLearner, files: Array| -> RhaiResult<Map> {
             let files: Vec<std::path::PathBuf> = files.iter().map(|f| to_string(f, "file").map(Into::into)).collect::<RhaiResult<_>>()?;
             predict(l, &files)
@@ -391,11 +429,23 @@ fn register_checkpoints(engine: &mut Engine) {
 }
 
 fn predict(l: &ScriptLearner, files: &[std::path::PathBuf]) -> RhaiResult<Map> {
-    let p = l.get()?.predict_files(files).or_script()?;
+    let tensor = |v: &[f64]| Dynamic::from(ScriptTensor::new(Tensor::from_slice(v)));
     let mut m = Map::new();
-    m.insert("label".into(), p.label.into());
-    m.insert("index".into(), (p.index as i64).into());
-    m.insert("probs".into(), Dynamic::from(ScriptTensor::new(Tensor::from_slice(&p.probs))));
+    match l.get()?.predict_files(files).or_script()? {
+        Prediction::Class { label, index, probs } => {
+            m.insert("label".into(), label.into());
+            m.insert("index".into(), (index as i64).into());
+            m.insert("probs".into(), tensor(&probs));
+        }
+        Prediction::Labels { labels, probs } => {
+            m.insert("labels".into(), Dynamic::from_array(labels.into_iter().map(Dynamic::from).collect()));
+            m.insert("probs".into(), tensor(&probs));
+        }
+        Prediction::Values(values) => {
+            m.insert("value".into(), values.first().copied().unwrap_or(f64::NAN).into());
+            m.insert("values".into(), tensor(&values));
+        }
+    }
     Ok(m)
 }
 

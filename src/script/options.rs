@@ -52,13 +52,33 @@ const SEED: Opt = opt("seed", "i64", Def::text("the run's seed"), "the seed of t
 const LOADER: Group = Group::Of(LoaderConfig::table, &[]);
 const EPISODE_LOADER: Group = Group::Of(LoaderConfig::table, &["bs", "val_bs"]);
 
-const TABLE_COLUMNS: &[Opt] = &[
-    opt("x", "String", Def::s("file"), "the column of image files"),
-    opt("y", "String", Def::s("label"), "the column of labels"),
-    opt("valid_col", "String", Def::s("is_valid"), "the true/false column that marks validation rows"),
+const X_COL: Opt = opt("x", "String", Def::s("file"), "the column of image files");
+const VALID_COL: Opt = opt("valid_col", "String", Def::s("is_valid"), "the true/false column that marks validation rows");
+const TABLE_COLUMNS: &[Opt] = &[X_COL, opt("y", "String", Def::s("label"), "the column of labels"), VALID_COL];
+
+/// How image loaders read their label column(s) (episodes need classes).
+const TARGET_COLUMNS: &[Opt] = &[
+    opt(
+        "regression",
+        "bool",
+        Def::B(false),
+        "numbers to regress (fastai's RegressionBlock), whatever the column's type; a float column regresses without it",
+    ),
+    opt("label_delim", "String", Def::None, "several labels per item, split on this (fastai's MultiCategoryBlock, e.g. \" \"): multi-hot targets"),
 ];
 
-pub const IMAGE_LOADERS: OptTable = OptTable { function: "image_loaders", groups: &[LOADER, Group::Keys(TABLE_COLUMNS)] };
+pub const IMAGE_LOADERS: OptTable = OptTable {
+    function: "image_loaders",
+    groups: &[
+        LOADER,
+        Group::Keys(&[
+            X_COL,
+            opt("y", "String | Array", Def::s("label"), "the column of labels (an array of columns: several numbers to regress, one output each)"),
+            VALID_COL,
+        ]),
+        Group::Keys(TARGET_COLUMNS),
+    ],
+};
 
 pub const EPISODE_LOADERS: OptTable =
     OptTable { function: "episode_loaders", groups: &[EPISODE_LOADER, Group::Keys(TABLE_COLUMNS), Group::Of(EpisodeLayout::table, &[])] };
@@ -150,13 +170,26 @@ pub const SUMMARY: OptTable = OptTable {
 pub const LEARNER: OptTable = OptTable {
     function: "learner",
     groups: &[Group::Keys(&[
-        opt("loss", "String", Def::text("the model's"), "cross_entropy, bce or contrastive; by default what the model's output calls for"),
+        opt(
+            "loss",
+            "String",
+            Def::text("the targets' and model's"),
+            "cross_entropy, label_smoothing_cross_entropy, focal, bce, contrastive (classes); mse, l1, smooth_l1 (numbers); bce_multi (label sets). By default numbers: mse, label sets: bce_multi, classes: what the model's output calls for",
+        ),
         opt("margin", "f64", Def::F(1.0), "the contrastive loss's margin (given alone, it selects the contrastive loss)"),
+        opt(
+            "label_smoothing",
+            "f64",
+            Def::text("0.0 (0.1 for label_smoothing_cross_entropy)"),
+            "cross-entropy against targets smoothed by this eps (fastai's LabelSmoothingCrossEntropy)",
+        ),
+        opt("gamma", "f64", Def::F(2.0), "the focal loss's focusing exponent (fastai's FocalLossFlat)"),
+        opt("beta", "f64", Def::F(1.0), "smooth_l1: where the loss turns from squared to absolute"),
         opt(
             "metrics",
             "Array",
             Def::None,
-            "metric names (accuracy, error_rate, roc_auc, precision, recall, f1), |preds, targets| closures, or maps #{ metric: closure, name, goal }",
+            "metric names (accuracy, error_rate, roc_auc, precision, recall, f1; rmse, mae, r2; accuracy_multi, f1_multi), accuracy_multi(#{ thresh }) / f1_multi(#{ thresh }), |preds, targets| closures, or maps #{ metric: closure, name, goal }",
         ),
         opt("splitter", "String", Def::s("body_head"), "parameter groups: body_head, arch (the body arch's own, as fastai's model_meta: resnets three, others body_head), resnet (fastai's three) or none"),
         opt("opt", "String", Def::s("adam"), "adam (fastai's defaults) or sgd"),
@@ -175,9 +208,19 @@ pub const LEARNER: OptTable = OptTable {
             "threshold",
             "f64",
             Def::F(0.5),
-            "two-class (pair) models: p(same) at which a pair counts as same, for every metric and prediction (see learn.calibrate())",
+            "two-class (pair) models: p(same) at which a pair counts as same, for every metric and prediction (see learn.calibrate()); label sets: the probability above which predict and the interpretation give a label",
         ),
     ])],
+};
+
+pub const MULTI_METRIC: OptTable = OptTable {
+    function: "accuracy_multi, f1_multi",
+    groups: &[Group::Keys(&[opt(
+        "thresh",
+        "f64",
+        Def::F(crate::learn::metrics::MULTI_THRESH),
+        "a label counts as predicted when its sigmoid exceeds this",
+    )])],
 };
 
 pub const METRIC_ENTRY: OptTable = OptTable {
@@ -270,6 +313,7 @@ pub const ALL: &[&OptTable] = &[
     &SUMMARY,
     &LEARNER,
     &METRIC_ENTRY,
+    &MULTI_METRIC,
     &LOG_METRIC,
     &FIT_ONE_CYCLE,
     &FIT_CONSTANT,

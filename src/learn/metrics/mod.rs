@@ -1,10 +1,14 @@
-//! Metrics over a whole validation set (probabilities `[N, C]`, int64 targets `[N]`):
+//! Metrics over a whole validation set (class probabilities `[N, C]` and int64 targets
+//! `[N]`; label probabilities and multi-hot targets; numbers and float targets):
 //! computing them on the concatenated set equals fastai's batch-size-weighted means for
-//! accuracy-like metrics and is the only correct way for ROC AUC. One file per metric.
+//! accuracy-like metrics and is the only correct way for ROC AUC. One file per family.
 mod accuracy;
 mod f1;
+mod multi_label;
+mod regression;
 mod roc_auc;
 
+use crate::data::targets::TargetKind;
 use crate::track::Goal;
 use anyhow::{bail, Result};
 use tch::Tensor;
@@ -16,6 +20,10 @@ pub trait Metric {
     /// `save_best`, early stopping and every comparison of runs.
     fn goal(&self) -> Goal {
         Goal::Max
+    }
+    /// The targets it measures against (the learner refuses it on others).
+    fn targets(&self) -> TargetKind {
+        TargetKind::Classes
     }
 }
 
@@ -30,10 +38,12 @@ pub trait ExtraMetrics {
 
 pub use accuracy::{Accuracy, ErrorRate};
 pub use f1::{BinaryScore, Score};
+pub use multi_label::{AccuracyMulti, F1Multi};
+pub use regression::{Regression, RegressionMetric};
 pub use roc_auc::RocAuc;
 
-/// The built-in metrics, by their fastai names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The built-in metrics, by their fastai names (the multi-label ones with their threshold).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum MetricName {
     Accuracy,
     ErrorRate,
@@ -41,11 +51,19 @@ pub enum MetricName {
     Precision,
     Recall,
     F1,
+    Rmse,
+    Mae,
+    R2,
+    AccuracyMulti { thresh: f64 },
+    F1Multi { thresh: f64 },
 }
+
+/// fastai's threshold for multi-label metrics.
+pub const MULTI_THRESH: f64 = 0.5;
 
 impl MetricName {
     /// Name, metric, and what it measures (for the reference).
-    pub const ALL: [(&'static str, MetricName, &'static str); 6] = [
+    pub const ALL: [(&'static str, MetricName, &'static str); 11] = [
         (
             "accuracy",
             MetricName::Accuracy,
@@ -60,6 +78,19 @@ impl MetricName {
         ("precision", MetricName::Precision, "two classes: of the items called positive (same), the share that are"),
         ("recall", MetricName::Recall, "two classes: of the positive (same) items, the share called positive"),
         ("f1", MetricName::F1, "two classes: the harmonic mean of precision and recall"),
+        ("rmse", MetricName::Rmse, "numbers: the root of the mean squared error over every output (lower is better)"),
+        ("mae", MetricName::Mae, "numbers: the mean absolute error over every output (lower is better)"),
+        ("r2", MetricName::R2, "numbers: 1 - SS_res / SS_tot over every output (sklearn's r2_score)"),
+        (
+            "accuracy_multi",
+            MetricName::AccuracyMulti { thresh: MULTI_THRESH },
+            "label sets: the share of (item, label) decisions that are right, a label predicted when its sigmoid > thresh (0.5; `accuracy_multi(#{ thresh: t })` for another)",
+        ),
+        (
+            "f1_multi",
+            MetricName::F1Multi { thresh: MULTI_THRESH },
+            "label sets: each label's F1 at thresh (0.5; `f1_multi(#{ thresh: t })`), averaged over the labels (fastai's F1ScoreMulti, macro)",
+        ),
     ];
 
     /// The metrics reference as Markdown, with how pair models decide same/different.
@@ -67,7 +98,9 @@ impl MetricName {
         let mut s = String::from(concat!(
             "## Metrics\n\n",
             "`learner(dls, model, #{ metrics: [...] })` accepts these names (and closures `|probs, targets| ...` ",
-            "returning a number). Every model's output becomes class probabilities `[N, C]` first; for pair models ",
+            "returning a number). Every class model's output becomes class probabilities `[N, C]` first (label sets: ",
+            "each label's sigmoid `[N, C]` against multi-hot targets; numbers: the outputs `[N, k]` themselves against ",
+            "float targets); for pair models ",
             "C = 2 (0 = different, 1 = same) and p(same) is the sigmoid of the head's logit (`l1`; `cosine`, whose ",
             "logit is `scale * cos + shift`, both learned), the softmax of a concat head's two logits, or ",
             "`sigmoid((margin/2 - d) * 10/margin)` of a `distance` head's distance d. A pair is called same when ",
@@ -81,6 +114,12 @@ impl MetricName {
         s
     }
 
+    /// The built-in metrics for targets of `kind`, as a list for messages.
+    pub fn names_for(kind: TargetKind) -> String {
+        let names: Vec<&str> = MetricName::ALL.iter().filter(|m| m.1.build().targets() == kind).map(|m| m.0).collect();
+        names.join(", ")
+    }
+
     pub fn build(self) -> Box<dyn Metric> {
         match self {
             MetricName::Accuracy => Box::new(Accuracy),
@@ -89,6 +128,11 @@ impl MetricName {
             MetricName::Precision => Box::new(BinaryScore(Score::Precision)),
             MetricName::Recall => Box::new(BinaryScore(Score::Recall)),
             MetricName::F1 => Box::new(BinaryScore(Score::F1)),
+            MetricName::Rmse => Box::new(RegressionMetric(Regression::Rmse)),
+            MetricName::Mae => Box::new(RegressionMetric(Regression::Mae)),
+            MetricName::R2 => Box::new(RegressionMetric(Regression::R2)),
+            MetricName::AccuracyMulti { thresh } => Box::new(AccuracyMulti { thresh }),
+            MetricName::F1Multi { thresh } => Box::new(F1Multi { thresh }),
         }
     }
 }
@@ -107,7 +151,10 @@ impl std::str::FromStr for MetricName {
     fn from_str(s: &str) -> Result<MetricName> {
         match MetricName::ALL.iter().find(|(n, _, _)| *n == s) {
             Some((_, m, _)) => Ok(*m),
-            None => bail!("unknown metric `{s}`: use accuracy, error_rate, roc_auc, precision, recall, f1, or a closure |preds, targets|"),
+            None => {
+                let names: Vec<&str> = MetricName::ALL.iter().map(|m| m.0).collect();
+                bail!("unknown metric `{s}`: use {}, or a closure |preds, targets|", names.join(", "))
+            }
         }
     }
 }
