@@ -16,6 +16,7 @@ pub mod modules;
 pub mod options;
 pub mod params;
 pub mod tensor;
+pub mod tensor_value;
 
 pub use ctx::ScriptCtx;
 pub use errors::format_script_error;
