@@ -64,6 +64,9 @@ impl CustomLoss {
         if !l.is_floating_point() {
             bail!("loss `{}` returned a {:?} tensor: a loss is a floating-point number (use .float())", self.name, l.kind());
         }
+        if out.requires_grad() && !l.requires_grad() {
+            bail!("loss `{}` does not depend on the predictions (its result has no gradient): compute it from them with tensor ops", self.name);
+        }
         Ok(l.reshape([] as [i64; 0]))
     }
 

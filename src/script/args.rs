@@ -172,6 +172,10 @@ impl Opts {
         self.read_opt(key)
     }
 
+    pub fn opt_bool(&mut self, key: &str) -> RhaiResult<Option<bool>> {
+        self.read_opt(key)
+    }
+
     pub fn bool(&mut self, key: &str) -> RhaiResult<bool> {
         self.read(key, |d| if let Def::B(b) = d { Some(*b) } else { None })
     }

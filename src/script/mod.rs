@@ -11,6 +11,7 @@ pub mod host;
 pub mod interpret;
 pub mod learn;
 pub mod limits;
+pub mod loss;
 pub mod model;
 pub mod modules;
 pub mod options;

@@ -150,13 +150,18 @@ pub const SUMMARY: OptTable = OptTable {
 pub const LEARNER: OptTable = OptTable {
     function: "learner",
     groups: &[Group::Keys(&[
-        opt("loss", "String", Def::text("the model's"), "cross_entropy, bce or contrastive; by default what the model's output calls for"),
+        opt(
+            "loss",
+            "String|FnPtr",
+            Def::text("the model's"),
+            "cross_entropy, bce or contrastive (by default what the model's output calls for), or a closure |preds, targets| returning the batch's loss as a Tensor (autograd runs through it; metrics and predictions then see the raw outputs)",
+        ),
         opt("margin", "f64", Def::F(1.0), "the contrastive loss's margin (given alone, it selects the contrastive loss)"),
         opt(
             "metrics",
             "Array",
             Def::None,
-            "metric names (accuracy, error_rate, roc_auc, precision, recall, f1), |preds, targets| closures, or maps #{ metric: closure, name, goal }",
+            "metric names (accuracy, error_rate, roc_auc, precision, recall, f1), |preds, targets| closures (columns metric1, metric2, .., not ranked), metric(closure, #{ name, lower_is_better }), or maps #{ metric: closure, name, goal }",
         ),
         opt("splitter", "String", Def::s("body_head"), "parameter groups: body_head, arch (the body arch's own, as fastai's model_meta: resnets three, others body_head), resnet (fastai's three) or none"),
         opt("opt", "String", Def::s("adam"), "adam (fastai's defaults) or sgd"),
@@ -186,6 +191,19 @@ pub const METRIC_ENTRY: OptTable = OptTable {
         opt("metric", "FnPtr", Def::None, "the closure |preds, targets| returning a number (required)"),
         opt("name", "String", Def::text("the function's name, else metricN"), "the epoch-table column's name"),
         opt("goal", "String", Def::None, "max (higher is better) or min; without it, comparisons of runs do not rank the column"),
+    ])],
+};
+
+pub const METRIC: OptTable = OptTable {
+    function: "metric",
+    groups: &[Group::Keys(&[
+        opt("name", "String", Def::text("the function's name, else metricN"), "the epoch-table column's name"),
+        opt(
+            "lower_is_better",
+            "bool",
+            Def::None,
+            "true: lower is better (rmse, mae), false: higher; used by compare, the report, save_best and early stopping. Without it comparisons of runs do not rank the column",
+        ),
     ])],
 };
 
@@ -270,6 +288,7 @@ pub const ALL: &[&OptTable] = &[
     &SUMMARY,
     &LEARNER,
     &METRIC_ENTRY,
+    &METRIC,
     &LOG_METRIC,
     &FIT_ONE_CYCLE,
     &FIT_CONSTANT,
