@@ -134,7 +134,10 @@ if x.mean() < 3 { print("if_works"); }
     // Row 0's target logit is 1 above the other, row 1's 1 below: softplus(-1) and softplus(1).
     let ce = ((1.0 + (-1f64).exp()).ln() + (1.0 + 1f64.exp()).ln()) / 2.0;
     assert_eq!(line("ce"), format!("ce {ce:.6} [1.0, 1.0] [0.0, 1.0, 0.0, 1.0, 0.0, 0.0]"));
-    assert_eq!(line("maths"), format!("maths {:.6} 10.0000 [2.0, 1.0, 0.0, 1.0] 2.0 [1.5, 2.0, 3.0, 3.0] [2.0, 2.0, 3.0, 4.0]", 1.0 / (1.0 + (-1f64).exp())));
+    assert_eq!(
+        line("maths"),
+        format!("maths {:.6} 10.0000 [2.0, 1.0, 0.0, 1.0] 2.0 [1.5, 2.0, 3.0, 3.0] [2.0, 2.0, 3.0, 4.0]", 1.0 / (1.0 + (-1f64).exp()))
+    );
     assert_eq!(line("kinds"), "kinds 0.5 [2.0, 1.0] [1.0, 2.0, 3.0, 4.0] 2 4");
     assert!(out.contains("if_works"), "{out}");
 }

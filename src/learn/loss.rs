@@ -208,7 +208,9 @@ mod tests {
 
     /// Cross-entropy written as fastai users write it by hand.
     fn hand_written_ce() -> Loss {
-        Loss::Custom(CustomLoss::new("my_ce", |o: &Tensor, y: &Tensor| Ok(-o.log_softmax(1, Kind::Float).gather(1, &y.unsqueeze(1), false).mean(Kind::Float))))
+        Loss::Custom(CustomLoss::new("my_ce", |o: &Tensor, y: &Tensor| {
+            Ok(-o.log_softmax(1, Kind::Float).gather(1, &y.unsqueeze(1), false).mean(Kind::Float))
+        }))
     }
 
     /// The loss and the gradient it sends into the logits.

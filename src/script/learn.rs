@@ -156,12 +156,10 @@ fn new_learner(call: &NativeCallContext, ctx: &Rc<ScriptCtx>, data: Dynamic, mod
     // A margin alone means the contrastive loss with it (rather than being ignored).
     let loss = match o.get("loss")? {
         Some(v) if v.is::<FnPtr>() => Some(Loss::Custom(closure_loss(call, ctx, v.cast::<FnPtr>(), &loss_error))),
-        Some(v) if !v.is_string() => {
-            return Err(script_err(format!(
-                "learner: `loss` takes a name (cross_entropy, bce, contrastive) or a closure |preds, targets| returning the batch's loss Tensor, got {}",
-                v.type_name()
-            )))
-        }
+        Some(v) if !v.is_string() => return Err(script_err(format!(
+            "learner: `loss` takes a name (cross_entropy, bce, contrastive) or a closure |preds, targets| returning the batch's loss Tensor, got {}",
+            v.type_name()
+        ))),
         Some(_) => Some(Loss::parse(&o.string("loss")?, margin).or_script()?),
         None if o.get("margin")?.is_some() => Some(Loss::Contrastive { margin }),
         None => None,

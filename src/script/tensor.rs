@@ -222,18 +222,27 @@ fn register_making(engine: &mut Engine) {
         &s,
         Tensor::f_rand
     ));
-    reg!(engine, "tensor", ["values: Array", "Tensor"], "A 1-d float tensor from numbers (`.long()` for class indices).", |v: Array| -> TensorResult {
-        let xs: Vec<f32> = v.iter().map(|x| to_f64(x, "tensor value").map(|f| f as f32)).collect::<RhaiResult<_>>()?;
-        new("tensor", Tensor::f_from_slice(&xs))
-    });
+    reg!(
+        engine,
+        "tensor",
+        ["values: Array", "Tensor"],
+        "A 1-d float tensor from numbers (`.long()` for class indices).",
+        |v: Array| -> TensorResult {
+            let xs: Vec<f32> = v.iter().map(|x| to_f64(x, "tensor value").map(|f| f as f32)).collect::<RhaiResult<_>>()?;
+            new("tensor", Tensor::f_from_slice(&xs))
+        }
+    );
 }
 
 /// Reductions, whole (to a 0-dim tensor) and along one dimension.
 fn register_reductions(engine: &mut Engine) {
-    reg!(engine, "mean", ["t: Tensor", "Tensor"], "Mean of all elements, a 0-dim tensor (integers and booleans: in float32).", |t: &mut ScriptTensor| new(
+    reg!(
+        engine,
         "mean",
-        t.0.f_mean(float_kind(&t.0))
-    ));
+        ["t: Tensor", "Tensor"],
+        "Mean of all elements, a 0-dim tensor (integers and booleans: in float32).",
+        |t: &mut ScriptTensor| new("mean", t.0.f_mean(float_kind(&t.0)))
+    );
     reg!(
         engine,
         "mean",
@@ -311,20 +320,19 @@ fn register_elementwise(engine: &mut Engine) {
         "Log of the softmax along dim, computed stably (for a cross-entropy: -t.log_softmax(1).gather(1, y.unsqueeze(1)).mean()).",
         |t: &mut ScriptTensor, d: i64| new("log_softmax", t.0.f_log_softmax(d, float_kind(&t.0)))
     );
-    reg!(
-        engine,
-        "clamp",
-        ["t: Tensor", "min: f64", "max: f64", "Tensor"],
-        "Each element limited to [min, max].",
-        |t: &mut ScriptTensor, lo: Dynamic, hi: Dynamic| -> TensorResult { new("clamp", t.0.f_clamp(scalar(&lo)?, scalar(&hi)?)) }
-    );
+    reg!(engine, "clamp", ["t: Tensor", "min: f64", "max: f64", "Tensor"], "Each element limited to [min, max].", |t: &mut ScriptTensor,
+                                                                                                                   lo: Dynamic,
+                                                                                                                   hi: Dynamic|
+     -> TensorResult {
+        new("clamp", t.0.f_clamp(scalar(&lo)?, scalar(&hi)?))
+    });
     reg!(engine, "clamp_min", ["t: Tensor", "min: f64", "Tensor"], "Each element at least min.", |t: &mut ScriptTensor,
-                                                                                                 lo: Dynamic|
+                                                                                                  lo: Dynamic|
      -> TensorResult {
         new("clamp_min", t.0.f_clamp_min(scalar(&lo)?))
     });
     reg!(engine, "clamp_max", ["t: Tensor", "max: f64", "Tensor"], "Each element at most max.", |t: &mut ScriptTensor,
-                                                                                                hi: Dynamic|
+                                                                                                 hi: Dynamic|
      -> TensorResult {
         new("clamp_max", t.0.f_clamp_max(scalar(&hi)?))
     });
@@ -352,11 +360,13 @@ fn register_shaping(engine: &mut Engine) {
         "squeeze",
         t.0.f_squeeze_dim(d)
     ));
-    reg!(engine, "unsqueeze", ["t: Tensor", "dim: i64", "Tensor"], "With a new dimension of size 1 at dim ([N] -> [N, 1] at 1).", |t: &mut ScriptTensor,
-                                                                                                                             d: i64| new(
+    reg!(
+        engine,
         "unsqueeze",
-        t.0.f_unsqueeze(d)
-    ));
+        ["t: Tensor", "dim: i64", "Tensor"],
+        "With a new dimension of size 1 at dim ([N] -> [N, 1] at 1).",
+        |t: &mut ScriptTensor, d: i64| new("unsqueeze", t.0.f_unsqueeze(d))
+    );
     reg!(
         engine,
         "gather",
@@ -408,10 +418,16 @@ fn register_reading(engine: &mut Engine) {
         "The number a one-element tensor holds (PyTorch's .item()).",
         |t: &mut ScriptTensor| -> RhaiResult<f64> { one_number(&t.0, "to_float").and_then(|n| to_f64(&n, "to_float")) }
     );
-    reg!(engine, "to_int", ["t: Tensor", "i64"], "The integer a one-element tensor holds (rounded toward zero).", |t: &mut ScriptTensor| -> RhaiResult<i64> {
-        let n = one_number(&t.0, "to_int")?;
-        Ok(n.as_int().unwrap_or_else(|_| to_f64(&n, "to_int").map_or(0, |f| f as i64)))
-    });
+    reg!(
+        engine,
+        "to_int",
+        ["t: Tensor", "i64"],
+        "The integer a one-element tensor holds (rounded toward zero).",
+        |t: &mut ScriptTensor| -> RhaiResult<i64> {
+            let n = one_number(&t.0, "to_int")?;
+            Ok(n.as_int().unwrap_or_else(|_| to_f64(&n, "to_int").map_or(0, |f| f as i64)))
+        }
+    );
     reg!(engine, "to_array", ["t: Tensor", "Array"], "All elements as a flat array of floats.", |ctx: NativeCallContext,
                                                                                                  t: &mut ScriptTensor|
      -> RhaiResult<Array> {
@@ -444,10 +460,13 @@ fn one_number(t: &Tensor, op: &str) -> RhaiResult<Dynamic> {
 /// Elementwise arithmetic (`+ - * / **`, `pow`) with tensors and numbers on either side.
 fn register_arithmetic(engine: &mut Engine) {
     for (op, a) in Arith::ALL {
-        reg!(engine, op, ["a: Tensor", "b: Tensor", "Tensor"], "Elementwise arithmetic (+ - * / **, pow) of two tensors, broadcast.", move |x: ScriptTensor,
-                                                                                                                                     y: ScriptTensor| {
-            pair(op, &x.0, &y.0, |x, y| a.tensors(x, y))
-        });
+        reg!(
+            engine,
+            op,
+            ["a: Tensor", "b: Tensor", "Tensor"],
+            "Elementwise arithmetic (+ - * / **, pow) of two tensors, broadcast.",
+            move |x: ScriptTensor, y: ScriptTensor| { pair(op, &x.0, &y.0, |x, y| a.tensors(x, y)) }
+        );
         reg!(
             engine,
             op,
@@ -455,11 +474,13 @@ fn register_arithmetic(engine: &mut Engine) {
             "Elementwise arithmetic with a number (an integer keeps an integer tensor integer).",
             move |x: ScriptTensor, y: Dynamic| -> TensorResult { new(&format!("`{op}`"), a.tensor_number(&x.0, scalar(&y)?)) }
         );
-        reg!(engine, op, ["a: f64", "b: Tensor", "Tensor"], "Arithmetic with the number on the left (1.0 - t, 2 * t).", move |x: f64,
-                                                                                                                            y: ScriptTensor| new(
-            &format!("`{op}`"),
-            a.number_tensor(Scalar::float(x), &y.0)
-        ));
+        reg!(
+            engine,
+            op,
+            ["a: f64", "b: Tensor", "Tensor"],
+            "Arithmetic with the number on the left (1.0 - t, 2 * t).",
+            move |x: f64, y: ScriptTensor| new(&format!("`{op}`"), a.number_tensor(Scalar::float(x), &y.0))
+        );
         reg!(engine, op, ["a: i64", "b: Tensor", "Tensor"], "Arithmetic with an integer on the left.", move |x: i64, y: ScriptTensor| new(
             &format!("`{op}`"),
             a.number_tensor(Scalar::int(x), &y.0)
