@@ -42,7 +42,7 @@ pub fn list(root: &Path, f: &Filter, json: bool) -> Result<()> {
         println!("no runs under {}", root.display());
         return Ok(());
     }
-    let mut headers = ["status", "run", "started", "duration", "params", "last metrics"].map(String::from).to_vec();
+    let mut headers = ["status", "run", "started", "duration", "params", "final metrics"].map(String::from).to_vec();
     // The mirror column (`yes`, `incomplete`) appears once some run was sent to MLflow.
     let mirrored = runs.iter().any(|r| !mirror_column(&r.record).is_empty());
     if mirrored {
@@ -60,14 +60,7 @@ pub fn list(root: &Path, f: &Filter, json: bool) -> Result<()> {
                 .collect::<Vec<_>>()
                 .join(" ");
             let metrics = read_metrics(&r.dir)
-                .map(|m| {
-                    m.series()
-                        .iter()
-                        .take(4)
-                        .filter_map(|s| s.values.last().map(|x| format!("{}={}", s.label(), short(*x))))
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                })
+                .map(|m| m.final_values().iter().take(6).map(|(k, x)| format!("{k}={}", short(*x))).collect::<Vec<_>>().join(" "))
                 .unwrap_or_default();
             vec![
                 r.shown_status(),

@@ -224,7 +224,7 @@ impl Learner {
         self.state.pred = Some(pred);
         self.fire(cbs, Event::AfterPred)?;
         let (pred, batch) = (self.state.pred.as_ref().context("no prediction")?, self.state.batch.as_ref().context("no batch")?);
-        self.state.loss_t = Some(self.loss.compute(pred, &batch.y));
+        self.state.loss_t = Some(self.loss.compute(pred, &batch.y)?);
         self.fire(cbs, Event::AfterLoss)?;
         let loss = self.state.loss_t.as_ref().context("no loss")?.shallow_clone();
         self.opt.zero_grad();

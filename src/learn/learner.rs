@@ -413,7 +413,7 @@ impl Learner {
                 let b = b?;
                 let y = super::data::as_targets(&b.y, self.targets);
                 let out = self.forward(&b.xs, false)?;
-                losses.push(self.loss.per_item(&out, &y));
+                losses.push(self.loss.per_item(&out, &y)?);
                 probs.push(self.probs(&out));
                 if let Some(l) = self.loss.same_logit(&out).filter(|_| two_class) {
                     logits.push(l);
@@ -461,6 +461,9 @@ impl Learner {
     pub fn set_threshold(&mut self, t: f64) -> Result<()> {
         if !(t > 0.0 && t < 1.0) {
             bail!("threshold must be a probability strictly between 0 and 1, got {t}");
+        }
+        if let Loss::Custom(c) = &self.loss {
+            bail!("a threshold needs probabilities, and the loss `{}` gives the model's raw outputs (as a plain function in fastai)", c.name);
         }
         if !self.is_two_class() && self.targets != TargetKind::MultiHot {
             bail!(

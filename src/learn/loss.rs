@@ -5,9 +5,10 @@
 use super::data::TargetKind;
 use crate::model::{Model, Output};
 use anyhow::{bail, Result};
+use std::rc::Rc;
 use tch::{Kind, Reduction, Tensor};
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Loss {
     CrossEntropy,
     /// Cross-entropy against targets smoothed to `1 - eps` on the class and `eps / C`
@@ -43,6 +44,65 @@ pub enum Loss {
     SmoothL1 {
         beta: f64,
     },
+    /// Any callable from (outputs, targets) to the batch's loss, as fastai takes any
+    /// function as `loss_func` (a script's closure `|preds, targets| ...`).
+    Custom(CustomLoss),
+}
+
+/// The callable of a custom loss; errors are the callable's own (a script names its line).
+pub type LossFn = dyn Fn(&Tensor, &Tensor) -> Result<Tensor>;
+
+/// A loss written by the caller, named for messages. Like a plain function given to
+/// fastai, it has no activation: probabilities, metrics and predictions see the model's
+/// raw outputs. `Rc`, as the learner is: a script closure lives on the script's thread.
+#[derive(Clone)]
+pub struct CustomLoss {
+    pub name: String,
+    pub f: Rc<LossFn>,
+}
+
+impl std::fmt::Debug for CustomLoss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CustomLoss({})", self.name)
+    }
+}
+
+/// The same callable (two closures are never compared by what they compute).
+impl PartialEq for CustomLoss {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.f, &other.f)
+    }
+}
+
+impl CustomLoss {
+    pub fn new(name: impl Into<String>, f: impl Fn(&Tensor, &Tensor) -> Result<Tensor> + 'static) -> CustomLoss {
+        CustomLoss { name: name.into(), f: Rc::new(f) }
+    }
+
+    /// The batch's loss as a 0-dim float tensor; anything but one number is refused.
+    pub fn batch(&self, out: &Tensor, y: &Tensor) -> Result<Tensor> {
+        let l = (self.f)(out, y)?;
+        if !l.defined() || l.numel() != 1 {
+            let shape = if l.defined() { format!("{:?}", l.size()) } else { "undefined".into() };
+            bail!("loss `{}` returned a tensor of shape {shape}: a loss is one number per batch (end it with .mean() or .sum())", self.name);
+        }
+        if !l.is_floating_point() {
+            bail!("loss `{}` returned a {:?} tensor: a loss is a floating-point number (use .float())", self.name, l.kind());
+        }
+        if out.requires_grad() && !l.requires_grad() {
+            bail!("loss `{}` does not depend on the predictions (its result has no gradient): compute it from them with tensor ops", self.name);
+        }
+        Ok(l.reshape([] as [i64; 0]))
+    }
+
+    /// Each item's loss `[N]`: the callable on every item alone, so that the mean over
+    /// items is the validation loss and the worst items are the top losses.
+    pub fn per_item(&self, out: &Tensor, y: &Tensor) -> Result<Tensor> {
+        let items = (0..out.size().first().copied().unwrap_or(0))
+            .map(|i| self.batch(&out.narrow(0, i, 1), &y.narrow(0, i, 1)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Tensor::stack(&items, 0))
+    }
 }
 
 /// The settings that named losses read (the learner's options).
@@ -77,6 +137,7 @@ impl std::fmt::Display for Loss {
             Loss::Mse => f.write_str("mse"),
             Loss::L1 => f.write_str("l1"),
             Loss::SmoothL1 { beta } => write!(f, "smooth_l1 (beta {beta})"),
+            Loss::Custom(c) => f.write_str(&c.name),
         }
     }
 }
@@ -152,6 +213,9 @@ impl Loss {
     /// Whether the loss fits the model's output and the data's targets; a refusal names
     /// the losses that would fit, or how to get the targets the loss needs.
     pub fn check(&self, output: Output, kind: TargetKind) -> Result<()> {
+        if matches!(self, Loss::Custom(_)) {
+            return Ok(());
+        }
         if self.targets() != kind {
             bail!(
                 "loss `{self}` needs {} ({}), but these loaders give {kind}: use {} (or name no loss: the learner picks it from the targets)",
@@ -172,27 +236,29 @@ impl Loss {
     }
 
     /// Mean loss of a batch (libtorch's fused reductions where it has them).
-    pub fn compute(&self, out: &Tensor, y: &Tensor) -> Tensor {
-        match self {
+    pub fn compute(&self, out: &Tensor, y: &Tensor) -> Result<Tensor> {
+        Ok(match self {
+            Loss::Custom(c) => return c.batch(out, y),
             Loss::CrossEntropy => out.cross_entropy_for_logits(y),
             Loss::LabelSmoothing { eps } => out.cross_entropy_loss::<Tensor>(y, None, Reduction::Mean, -100, *eps),
             Loss::MarginCrossEntropy { margin } => with_target_margin(out, y, *margin).cross_entropy_for_logits(y),
             Loss::BinaryCrossEntropy => out.binary_cross_entropy_with_logits::<Tensor>(&y.to_kind(Kind::Float), None, None, Reduction::Mean),
-            Loss::Focal { .. } | Loss::Contrastive { .. } => self.per_item(out, y).mean(Kind::Float),
+            Loss::Focal { .. } | Loss::Contrastive { .. } => self.per_item(out, y)?.mean(Kind::Float),
             // The "flat" losses: every output against its target, as fastai's *Flat do.
             Loss::BceMulti => out.flatten(0, -1).binary_cross_entropy_with_logits::<Tensor>(&y.flatten(0, -1), None, None, Reduction::Mean),
             Loss::Mse => out.flatten(0, -1).mse_loss(&y.flatten(0, -1), Reduction::Mean),
             Loss::L1 => out.flatten(0, -1).l1_loss(&y.flatten(0, -1), Reduction::Mean),
             Loss::SmoothL1 { beta } => out.flatten(0, -1).smooth_l1_loss(&y.flatten(0, -1), Reduction::Mean, *beta),
-        }
+        })
     }
 
     /// Each item's loss `[N]` (fastai's `reduction='none'`; for several outputs their
     /// mean), for top losses.
-    pub fn per_item(&self, out: &Tensor, y: &Tensor) -> Tensor {
+    pub fn per_item(&self, out: &Tensor, y: &Tensor) -> Result<Tensor> {
         let rows = |t: Tensor| if t.dim() > 1 { t.mean_dim(-1, false, Kind::Float) } else { t };
         let flat = |t: &Tensor| t.reshape([out.size()[0], -1]);
-        match self {
+        Ok(match self {
+            Loss::Custom(c) => return c.per_item(out, y),
             Loss::CrossEntropy => out.cross_entropy_loss::<Tensor>(y, None, Reduction::None, -100, 0.0),
             Loss::LabelSmoothing { eps } => out.cross_entropy_loss::<Tensor>(y, None, Reduction::None, -100, *eps),
             Loss::Focal { gamma } => {
@@ -214,7 +280,7 @@ impl Loss {
             Loss::Mse => rows(flat(out).mse_loss(&flat(y), Reduction::None)),
             Loss::L1 => rows(flat(out).l1_loss(&flat(y), Reduction::None)),
             Loss::SmoothL1 { beta } => rows(flat(out).smooth_l1_loss(&flat(y), Reduction::None, *beta)),
-        }
+        })
     }
 
     /// The logit of "same" (class 1) of a two-class output `[N]`: the logit of a pair head,
@@ -229,6 +295,9 @@ impl Loss {
             Loss::BinaryCrossEntropy => out.shallow_clone(),
             Loss::Contrastive { margin } => distance_logit(out, *margin),
             Loss::BceMulti | Loss::Mse | Loss::L1 | Loss::SmoothL1 { .. } => return None,
+            // A custom loss's outputs read as the default loss of their shape would.
+            Loss::Custom(_) if out.dim() == 2 => out.select(1, 1) - out.select(1, 0),
+            Loss::Custom(_) => out.shallow_clone(),
         })
     }
 
@@ -248,7 +317,8 @@ impl Loss {
             Loss::BinaryCrossEntropy => pair_probs(out - bias),
             Loss::Contrastive { margin } => pair_probs(distance_logit(out, *margin) - bias),
             Loss::BceMulti => out.sigmoid(),
-            Loss::Mse | Loss::L1 | Loss::SmoothL1 { .. } => out.shallow_clone(),
+            // A custom loss, like a plain function in fastai, has no activation.
+            Loss::Mse | Loss::L1 | Loss::SmoothL1 { .. } | Loss::Custom(_) => out.shallow_clone(),
         }
     }
 }
@@ -302,15 +372,15 @@ mod tests {
         let lg = t2(&[1.0, -0.5, 2.0, 0.3, 0.2, -1.0], 3);
         let y = Tensor::from_slice(&[2i64, 1]);
         let p = LossParams::default();
-        close(&Loss::parse("cross_entropy", &p).unwrap().compute(&lg, &y), &[0.6248282194137573]);
+        close(&Loss::parse("cross_entropy", &p).unwrap().compute(&lg, &y).unwrap(), &[0.6248282194137573]);
         let ls = Loss::parse("label_smoothing_cross_entropy", &p).unwrap();
         assert_eq!(ls, Loss::LabelSmoothing { eps: 0.1 }, "fastai's eps 0.1 by default");
         assert_eq!(Loss::parse("cross_entropy", &LossParams { label_smoothing: Some(0.1), ..p }).unwrap(), ls);
-        close(&ls.compute(&lg, &y), &[0.7014948725700378]);
-        close(&ls.per_item(&lg, &y), &[0.4882057309150696, 0.9147839546203613]);
+        close(&ls.compute(&lg, &y).unwrap(), &[0.7014948725700378]);
+        close(&ls.per_item(&lg, &y).unwrap(), &[0.4882057309150696, 0.9147839546203613]);
         let focal = Loss::parse("focal", &p).unwrap();
-        close(&focal.compute(&lg, &y), &[0.16785722970962524]);
-        close(&focal.per_item(&lg, &y), &[0.035780489444732666, 0.2999339699745178]);
+        close(&focal.compute(&lg, &y).unwrap(), &[0.16785722970962524]);
+        close(&focal.per_item(&lg, &y).unwrap(), &[0.035780489444732666, 0.2999339699745178]);
     }
 
     #[test]
@@ -320,13 +390,13 @@ mod tests {
             [("mse", 1.5, [0.25, 4.0, 0.25]), ("l1", 1.0, [0.5, 2.0, 0.5]), ("smooth_l1", 0.5833333134651184, [0.125, 1.5, 0.125])]
         {
             let l = Loss::parse(name, &LossParams::default()).unwrap();
-            close(&l.compute(&out, &y), &[mean]);
-            close(&l.per_item(&out, &y), &items);
+            close(&l.compute(&out, &y).unwrap(), &[mean]);
+            close(&l.per_item(&out, &y).unwrap(), &items);
             close(&l.probs(&out, 0.0), &[0.5, 2.0, -1.0]);
         }
         let (lg, hot) = (t2(&[1.0, -2.0, 0.5, 0.0, 3.0, -1.0], 3), t2(&[1., 0., 1., 0., 1., 1.], 3));
-        close(&Loss::BceMulti.compute(&lg, &hot), &[0.4948771893978119]);
-        close(&Loss::BceMulti.per_item(&lg, &hot), &[0.3047555983066559, 0.6849987506866455]);
+        close(&Loss::BceMulti.compute(&lg, &hot).unwrap(), &[0.4948771893978119]);
+        close(&Loss::BceMulti.per_item(&lg, &hot).unwrap(), &[0.3047555983066559, 0.6849987506866455]);
         assert!(Loss::BceMulti.same_logit(&lg).is_none());
     }
 
@@ -340,5 +410,51 @@ mod tests {
         let e = Loss::parse("huber", &LossParams::default()).unwrap_err().to_string();
         assert!(e.contains("unknown loss `huber`") && e.contains("smooth_l1"), "{e}");
         assert!(Loss::parse("cross_entropy", &LossParams { label_smoothing: Some(1.5), ..LossParams::default() }).is_err());
+    }
+
+    /// Cross-entropy written as fastai users write it by hand.
+    fn hand_written_ce() -> Loss {
+        Loss::Custom(CustomLoss::new("my_ce", |o: &Tensor, y: &Tensor| {
+            Ok(-o.log_softmax(1, Kind::Float).gather(1, &y.unsqueeze(1), false).mean(Kind::Float))
+        }))
+    }
+
+    /// The loss and the gradient it sends into the logits.
+    fn loss_and_grad(loss: &Loss, logits: &Tensor, y: &Tensor) -> (f64, Tensor) {
+        let x = logits.detach().set_requires_grad(true);
+        let l = loss.compute(&x, y).unwrap();
+        l.backward();
+        (l.double_value(&[]), x.grad())
+    }
+
+    #[test]
+    fn a_custom_loss_trains_through_its_callable_as_the_built_in_one() {
+        tch::manual_seed(0);
+        let logits = Tensor::randn([6, 4], (Kind::Float, tch::Device::Cpu));
+        let y = Tensor::from_slice(&[0i64, 3, 1, 1, 2, 0]);
+        let (mine, my_grad) = loss_and_grad(&hand_written_ce(), &logits, &y);
+        let (theirs, their_grad) = loss_and_grad(&Loss::CrossEntropy, &logits, &y);
+        assert!((mine - theirs).abs() < 1e-6, "{mine} vs {theirs}");
+        assert!(my_grad.abs().sum(Kind::Float).double_value(&[]) > 0.1, "the gradient flows back through the callable");
+        assert!((my_grad - their_grad).abs().max().double_value(&[]) < 1e-7);
+        let (a, b) = (hand_written_ce().per_item(&logits, &y).unwrap(), Loss::CrossEntropy.per_item(&logits, &y).unwrap());
+        assert_eq!(a.size(), [6]);
+        assert!((a - b).abs().max().double_value(&[]) < 1e-6, "item by item, the same losses");
+        hand_written_ce().check(Output::Distance, TargetKind::Floats).unwrap();
+        assert_eq!(hand_written_ce().to_string(), "my_ce");
+    }
+
+    #[test]
+    fn a_custom_loss_must_return_one_float() {
+        let out = Tensor::ones([3, 2], (Kind::Float, tch::Device::Cpu));
+        let y = Tensor::zeros([3], (Kind::Int64, tch::Device::Cpu));
+        let per_row = Loss::Custom(CustomLoss::new("rows", |o: &Tensor, _: &Tensor| Ok(o.sum_dim_intlist(1, false, None))));
+        let e = per_row.compute(&out, &y).unwrap_err().to_string();
+        assert!(e.contains("loss `rows` returned a tensor of shape [3]") && e.contains(".mean()"), "{e}");
+        let ints = Loss::Custom(CustomLoss::new("ints", |_: &Tensor, y: &Tensor| Ok(y.sum(None))));
+        let e = ints.compute(&out, &y).unwrap_err().to_string();
+        assert!(e.contains("loss `ints` returned a Int64 tensor") && e.contains(".float()"), "{e}");
+        let failing = Loss::Custom(CustomLoss::new("bad", |_: &Tensor, _: &Tensor| anyhow::bail!("the callable's own error")));
+        assert_eq!(failing.compute(&out, &y).unwrap_err().to_string(), "the callable's own error");
     }
 }

@@ -219,9 +219,12 @@ pub fn execute(cfg: &RunConfig, launch: Launch) -> Outcome {
         rerun_weights,
         bodies: Default::default(),
         precision: precision.precision,
+        engine: Default::default(),
     });
-    let mut engine = new_engine(ctx, limits.operations);
+    let mut engine = new_engine(ctx.clone(), limits.operations);
     limits.apply(&mut engine);
+    let engine = Rc::new(engine);
+    ctx.bind_engine(&engine);
     let mut scope = Scope::new();
     scope.push_constant("seed", seed as i64);
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| engine.run_ast_with_scope(&mut scope, &ast)));

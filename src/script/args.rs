@@ -1,6 +1,7 @@
 //! Argument glue shared by every binding file: numbers that may be written as integers,
 //! option maps that reject unknown keys, and errors that Rhai positions at the call site.
 use super::options::OptTable;
+use super::tensor_value::as_number;
 use crate::opts::{Def, Label, Opt, OptValue, Options, Value};
 use rhai::{Array, Dynamic, EvalAltResult, Map, Position};
 
@@ -27,7 +28,11 @@ impl<T> OrScript<T> for anyhow::Result<T> {
 }
 
 /// A script value as the plain API's options take it (see `crate::opts`).
+/// A one-element tensor reads as the number it holds (`fixed(t.mean(), 3)`).
 pub fn value(v: &Dynamic) -> Value {
+    if let Some(n) = as_number(v) {
+        return value(&n);
+    }
     if v.is_unit() {
         Value::Unit
     } else if let Ok(b) = v.as_bool() {
@@ -164,6 +169,10 @@ impl Opts {
     }
 
     pub fn opt_u64(&mut self, key: &str) -> RhaiResult<Option<u64>> {
+        self.read_opt(key)
+    }
+
+    pub fn opt_bool(&mut self, key: &str) -> RhaiResult<Option<bool>> {
         self.read_opt(key)
     }
 

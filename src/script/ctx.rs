@@ -6,8 +6,10 @@ use crate::learn::learner::RunOut;
 use crate::precision::Precision;
 use crate::session::Session;
 use crate::track::{paths, WeightsUse};
-use std::cell::Cell;
+use rhai::Engine;
+use std::cell::{Cell, RefCell};
 use std::path::{Path, PathBuf};
+use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use tch::Device;
 
@@ -25,6 +27,9 @@ pub struct ScriptCtx {
     pub bodies: Cell<usize>,
     /// The precision learners train in unless their options say otherwise.
     pub precision: Precision,
+    /// The engine running the script, for closures the learner calls outside any script
+    /// call (a loss closure, in every batch); unset until the run binds it.
+    pub engine: RefCell<Weak<Engine>>,
 }
 
 impl ScriptCtx {
@@ -39,7 +44,18 @@ impl ScriptCtx {
             rerun_weights: None,
             bodies: Cell::new(0),
             precision: crate::precision::DEFAULT,
+            engine: RefCell::default(),
         }
+    }
+
+    /// Makes `engine` the one closures kept by the script's objects are called on.
+    pub fn bind_engine(&self, engine: &Rc<Engine>) {
+        *self.engine.borrow_mut() = Rc::downgrade(engine);
+    }
+
+    /// The engine running the script, while it runs.
+    pub fn engine(&self) -> Option<Rc<Engine>> {
+        self.engine.borrow().upgrade()
     }
 }
 

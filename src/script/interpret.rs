@@ -72,7 +72,7 @@ fn register_interpretation(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         ["learn: Learner", "Interpretation"],
         "fastai's ClassificationInterpretation.from_learner: runs the model over the validation set once (the threshold applied); pair models have the classes different/same.",
         |l: &mut ScriptLearner| -> RhaiResult<ScriptInterpretation> {
-            let interp = Interpretation::from_learner(&*l.get()?).or_script()?;
+            let interp = Interpretation::from_learner(&*l.get()?).map_err(|e| l.error(e))?;
             Ok(ScriptInterpretation { interp: Rc::new(interp), learn: l.inner.clone() })
         }
     );

@@ -1,9 +1,11 @@
 //! Script bindings for the learner: `learner(dls, model, #{...})`, freezing, lr_find,
 //! the fits with fastai's learning-rate forms (number, list, `slice`), checkpoints,
-//! predictions, and metric closures `|preds, targets| ...`.
-use super::args::{script_err, to_f64, to_f64s, to_i64, to_string, to_usize, Opts, OrScript, RhaiResult};
+//! predictions, metric closures `|preds, targets| ...` (named and ranked with `metric`)
+//! and loss closures.
+use super::args::{from_anyhow, script_err, to_f64, to_f64s, to_i64, to_string, to_usize, Opts, OrScript, RhaiResult};
 use super::callbacks::{script_callbacks, Running, ScriptCallback};
 use super::ctx::ScriptCtx;
+use super::loss::{closure_loss, ClosureError};
 use super::model::ScriptModel;
 use super::options;
 use super::tensor::ScriptTensor;
@@ -32,11 +34,19 @@ pub struct ScriptLearner {
     custom: Rc<Vec<ClosureMetric>>,
     /// Callbacks given to `learner(...)`, run in every fit.
     cbs: Rc<Vec<ScriptCallback>>,
+    /// Where a loss closure leaves its error.
+    loss_error: ClosureError,
 }
 
 impl ScriptLearner {
     pub(crate) fn get(&self) -> RhaiResult<std::cell::RefMut<'_, Learner>> {
         self.inner.try_borrow_mut().map_err(|_| script_err("the learner is busy (called from inside its own fit?)"))
+    }
+
+    /// A learner error as a script error: a loss closure's own, kept whole, so that it is
+    /// reported at the closure's line.
+    pub(crate) fn error(&self, e: anyhow::Error) -> Box<EvalAltResult> {
+        self.loss_error.take().unwrap_or_else(|| from_anyhow(e))
     }
 }
 
@@ -49,7 +59,8 @@ pub fn learn_data(d: &Dynamic) -> RhaiResult<Rc<dyn LearnData>> {
 }
 
 /// A metric closure: its column's name, and which way it is better when its options say.
-struct ClosureMetric {
+#[derive(Clone)]
+pub struct ClosureMetric {
     name: String,
     f: FnPtr,
     goal: Option<Goal>,
@@ -63,6 +74,10 @@ impl ClosureMetric {
         if let Some(f) = entry.clone().try_cast::<FnPtr>() {
             return Ok(Some(ClosureMetric { name: unnamed(&f), f, goal: None }));
         }
+        if let Some(mut m) = entry.clone().try_cast::<ClosureMetric>() {
+            m.name = m.name.replace(UNNAMED, &format!("metric{n}"));
+            return Ok(Some(m));
+        }
         let Some(map) = entry.clone().try_cast::<Map>() else { return Ok(None) };
         let mut o = Opts::new(&options::METRIC_ENTRY, map);
         let Some(f) = o.get("metric")?.and_then(|v| v.try_cast::<FnPtr>()) else {
@@ -73,6 +88,19 @@ impl ClosureMetric {
         o.finish()?;
         Ok(Some(ClosureMetric { name, f, goal }))
     }
+}
+
+/// What `metric(f)` names an anonymous closure until `learner` numbers it `metricN`.
+const UNNAMED: &str = "metric$";
+
+/// `metric(|p, t| ..., #{ name, lower_is_better })`: a closure metric with its column name
+/// and direction, for `metrics: [...]`.
+fn named_metric(f: FnPtr, o: Map) -> RhaiResult<ClosureMetric> {
+    let mut o = Opts::new(&options::METRIC, o);
+    let name = o.opt_string("name")?.unwrap_or_else(|| if f.fn_name().starts_with("anon$") { UNNAMED.into() } else { f.fn_name().to_string() });
+    let goal = o.opt_bool("lower_is_better")?.map(|lower| if lower { Goal::Min } else { Goal::Max });
+    o.finish()?;
+    Ok(ClosureMetric { name, f, goal })
 }
 
 /// Script closures as metrics: called with (probabilities, targets) tensors. A closure's
@@ -123,15 +151,24 @@ fn lrs(v: &Dynamic) -> RhaiResult<Lrs> {
     Ok(Lrs::One(to_f64(v, "learning rate")?))
 }
 
-fn new_learner(ctx: &ScriptCtx, data: Dynamic, model: ScriptModel, o: Map) -> RhaiResult<ScriptLearner> {
+fn new_learner(call: &NativeCallContext, ctx: &Rc<ScriptCtx>, data: Dynamic, model: ScriptModel, o: Map) -> RhaiResult<ScriptLearner> {
     let data = learn_data(&data)?;
     let mut o = Opts::new(&options::LEARNER, o);
     let params =
         LossParams { margin: o.f64("margin")?, label_smoothing: o.opt_f64("label_smoothing")?, gamma: o.f64("gamma")?, beta: o.f64("beta")? };
+    let loss_error = ClosureError::default();
     // A margin alone means the contrastive loss with it (rather than being ignored), and
     // label smoothing alone the smoothed cross-entropy.
-    let loss = match o.opt_string("loss")? {
-        Some(l) => Some(Loss::parse(&l, &params).or_script()?),
+    let loss = match o.get("loss")? {
+        Some(v) if v.is::<FnPtr>() => Some(Loss::Custom(closure_loss(call, ctx, v.cast::<FnPtr>(), &loss_error))),
+        Some(v) if !v.is_string() => {
+            return Err(script_err(format!(
+                "learner: `loss` takes a name ({}) or a closure |preds, targets| returning the batch's loss Tensor, got {}",
+                Loss::NAMES,
+                v.type_name()
+            )))
+        }
+        Some(_) => Some(Loss::parse(&o.string("loss")?, &params).or_script()?),
         None if o.get("margin")?.is_some() => Some(Loss::Contrastive { margin: params.margin }),
         None if params.label_smoothing.is_some() => Some(Loss::parse("cross_entropy", &params).or_script()?),
         None => None,
@@ -165,13 +202,14 @@ fn new_learner(ctx: &ScriptCtx, data: Dynamic, model: ScriptModel, o: Map) -> Rh
     let cbs = o.get("cbs")?.map(|v| script_callbacks(&v)).transpose()?.unwrap_or_default();
     o.finish()?;
     let l = Learner::new(model.0.clone(), data, opts, ctx.run_out(), ctx.seed).or_script()?;
-    Ok(ScriptLearner { inner: Rc::new(RefCell::new(l)), custom: Rc::new(custom), cbs: Rc::new(cbs) })
+    Ok(ScriptLearner { inner: Rc::new(RefCell::new(l)), custom: Rc::new(custom), cbs: Rc::new(cbs), loss_error })
 }
 
 pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     engine.register_type_with_name::<ScriptLearner>("Learner");
     engine.register_type_with_name::<Lrs>("Slice");
     engine.register_type_with_name::<MetricName>("Metric");
+    engine.register_type_with_name::<ClosureMetric>("Metric");
     register_construction(engine, ctx);
     register_multi_label_metrics(engine);
     register_training_state(engine);
@@ -188,7 +226,7 @@ fn register_construction(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         "learner",
         ["dls: DataLoaders", "model: Model", "Learner"],
         "A Learner with the loss the model's output calls for, Adam (fastai defaults), body_head splitter.",
-        move |d: Dynamic, m: ScriptModel| new_learner(&c, d, m, Map::new())
+        move |call: NativeCallContext, d: Dynamic, m: ScriptModel| new_learner(&call, &c, d, m, Map::new())
     );
     let c = ctx.clone();
     reg!(
@@ -196,7 +234,14 @@ fn register_construction(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         "learner",
         ["dls: DataLoaders", "model: Model", "options: Map", "Learner"],
         "A Learner with options: loss, metrics, splitter, optimizer, weight decay, callbacks. Options: see Options below.",
-        move |d: Dynamic, m: ScriptModel, o: Map| new_learner(&c, d, m, o)
+        move |call: NativeCallContext, d: Dynamic, m: ScriptModel, o: Map| new_learner(&call, &c, d, m, o)
+    );
+    reg!(
+        engine,
+        "metric",
+        ["f: FnPtr", "options: Map", "Metric"],
+        "A closure metric |preds, targets| with its column name and direction, for metrics: [...] (fastai's AccumMetric with a name): #{ name, lower_is_better }. Options: see Options below.",
+        named_metric
     );
     reg!(engine, "model", ["learn: Learner", "Model"], "The learner's model.", |l: &mut ScriptLearner| -> RhaiResult<ScriptModel> {
         Ok(ScriptModel(l.get()?.model.clone()))
@@ -350,7 +395,7 @@ fn register_predictions(engine: &mut Engine) {
      -> RhaiResult<Map> {
         let extra = ClosureMetrics::new(&ctx, &l.custom);
         let r = l.get()?.evaluate(Some(&extra));
-        let values = r.map_err(|e| extra.error.take().unwrap_or_else(|| super::args::from_anyhow(e)))?;
+        let values = r.map_err(|e| extra.error.take().unwrap_or_else(|| l.error(e)))?;
         Ok(values.into_iter().map(|(k, v)| (k.into(), v.into())).collect())
     });
     reg!(
@@ -362,7 +407,7 @@ fn register_predictions(engine: &mut Engine) {
             if ds != "valid" {
                 return Err(script_err(format!("get_preds(\"{ds}\"): only \"valid\" is supported (training batches are shuffled and augmented)")));
             }
-            let (p, t) = l.get()?.get_preds().or_script()?;
+            let (p, t) = l.get()?.get_preds().map_err(|e| l.error(e))?;
             let mut m = Map::new();
             m.insert("probs".into(), Dynamic::from(ScriptTensor::new(p)));
             m.insert("targets".into(), Dynamic::from(ScriptTensor::new(t)));
@@ -462,7 +507,7 @@ fn lr_find(l: &mut ScriptLearner, o: Map) -> RhaiResult<Map> {
     let mut opts = LrFindOptions::default();
     o.fill(&mut opts)?;
     o.finish()?;
-    let r = l.get()?.lr_find(&opts).or_script()?;
+    let r = l.get()?.lr_find(&opts).map_err(|e| l.error(e))?;
     let mut m = Map::new();
     m.insert("valley".into(), r.valley.into());
     m.insert("minimum".into(), r.minimum.into());
@@ -507,5 +552,5 @@ fn fit(ctx: &NativeCallContext, l: &mut ScriptLearner, how: How, n: Dynamic, lr:
     drop(cbs);
     // A closure's own error says where in the script it happened; prefer it.
     let closure_error = metrics.error.take().or_else(|| running.iter_mut().find_map(|r| r.error.take()));
-    r.map_err(|e| closure_error.unwrap_or_else(|| super::args::from_anyhow(e)))
+    r.map_err(|e| closure_error.unwrap_or_else(|| l.error(e)))
 }

@@ -11,11 +11,13 @@ pub mod host;
 pub mod interpret;
 pub mod learn;
 pub mod limits;
+pub mod loss;
 pub mod model;
 pub mod modules;
 pub mod options;
 pub mod params;
 pub mod tensor;
+pub mod tensor_value;
 
 pub use ctx::ScriptCtx;
 pub use errors::format_script_error;

@@ -172,9 +172,9 @@ pub const LEARNER: OptTable = OptTable {
     groups: &[Group::Keys(&[
         opt(
             "loss",
-            "String",
+            "String|FnPtr",
             Def::text("the targets' and model's"),
-            "cross_entropy, label_smoothing_cross_entropy, focal, bce, contrastive (classes); mse, l1, smooth_l1 (numbers); bce_multi (label sets). By default numbers: mse, label sets: bce_multi, classes: what the model's output calls for",
+            "cross_entropy, label_smoothing_cross_entropy, focal, bce, contrastive (classes); mse, l1, smooth_l1 (numbers); bce_multi (label sets); or a closure |preds, targets| returning the batch's loss as a Tensor (autograd runs through it; metrics and predictions then see the raw outputs). By default numbers: mse, label sets: bce_multi, classes: what the model's output calls for",
         ),
         opt("margin", "f64", Def::F(1.0), "the contrastive loss's margin (given alone, it selects the contrastive loss)"),
         opt(
@@ -189,7 +189,7 @@ pub const LEARNER: OptTable = OptTable {
             "metrics",
             "Array",
             Def::None,
-            "metric names (accuracy, error_rate, roc_auc, precision, recall, f1; rmse, mae, r2; accuracy_multi, f1_multi), accuracy_multi(#{ thresh }) / f1_multi(#{ thresh }), |preds, targets| closures, or maps #{ metric: closure, name, goal }",
+            "metric names (accuracy, error_rate, roc_auc, precision, recall, f1; rmse, mae, r2; accuracy_multi, f1_multi), accuracy_multi(#{ thresh }) / f1_multi(#{ thresh }), |preds, targets| closures (columns metric1, metric2, .., not ranked), metric(closure, #{ name, lower_is_better }), or maps #{ metric: closure, name, goal }",
         ),
         opt("splitter", "String", Def::s("body_head"), "parameter groups: body_head, arch (the body arch's own, as fastai's model_meta: resnets three, others body_head), resnet (fastai's three) or none"),
         opt("opt", "String", Def::s("adam"), "adam (fastai's defaults) or sgd"),
@@ -229,6 +229,19 @@ pub const METRIC_ENTRY: OptTable = OptTable {
         opt("metric", "FnPtr", Def::None, "the closure |preds, targets| returning a number (required)"),
         opt("name", "String", Def::text("the function's name, else metricN"), "the epoch-table column's name"),
         opt("goal", "String", Def::None, "max (higher is better) or min; without it, comparisons of runs do not rank the column"),
+    ])],
+};
+
+pub const METRIC: OptTable = OptTable {
+    function: "metric",
+    groups: &[Group::Keys(&[
+        opt("name", "String", Def::text("the function's name, else metricN"), "the epoch-table column's name"),
+        opt(
+            "lower_is_better",
+            "bool",
+            Def::None,
+            "true: lower is better (rmse, mae), false: higher; used by compare, the report, save_best and early stopping. Without it comparisons of runs do not rank the column",
+        ),
     ])],
 };
 
@@ -314,6 +327,7 @@ pub const ALL: &[&OptTable] = &[
     &LEARNER,
     &METRIC_ENTRY,
     &MULTI_METRIC,
+    &METRIC,
     &LOG_METRIC,
     &FIT_ONE_CYCLE,
     &FIT_CONSTANT,

@@ -231,6 +231,19 @@ impl MetricsFile {
         out
     }
 
+    /// What a run ended with: the last value of each `log_metric` name, then of each column
+    /// of the final fit's epoch table but its training loss (a `fine_tune`'s first fit is
+    /// only its frozen epoch).
+    pub fn final_values(&self) -> Vec<(String, f64)> {
+        let series = self.series();
+        let last_fit = series.iter().filter_map(|s| s.fit).max();
+        series
+            .into_iter()
+            .filter(|s| s.fit.is_none() || (s.fit == last_fit && s.name != "train_loss"))
+            .filter_map(|s| Some((s.name, *s.values.last()?)))
+            .collect()
+    }
+
     /// Records of one kind (`batch`, `epoch`, `metric`, ...).
     pub fn of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Map<String, Value>> + 'a {
         self.records.iter().filter(move |r| r.get("kind").and_then(Value::as_str) == Some(kind))
@@ -293,6 +306,20 @@ mod tests {
         assert_eq!(series[0].values[0], 0.5);
         assert!(series[0].values[1].is_nan());
         assert_eq!(series[1], Series { fit: Some(1), name: "valid_loss".into(), values: vec![0.25] });
+    }
+
+    #[test]
+    fn final_values_are_the_logged_metrics_and_the_last_fit() {
+        let dir = tempfile::tempdir().unwrap();
+        let lines = [
+            r#"{"kind":"epoch","fit":1,"epoch":0,"train_loss":2.0,"valid_loss":1.5,"accuracy":0.25}"#,
+            r#"{"kind":"metric","name":"test_acc","step":0,"value":0.5}"#,
+            r#"{"kind":"epoch","fit":2,"epoch":0,"train_loss":1.0,"valid_loss":0.9,"accuracy":0.5}"#,
+            r#"{"kind":"epoch","fit":2,"epoch":1,"train_loss":0.5,"valid_loss":0.7,"accuracy":0.75}"#,
+        ];
+        std::fs::write(dir.path().join(METRICS_FILE), lines.join("\n") + "\n").unwrap();
+        let v = read_metrics(dir.path()).unwrap().final_values();
+        assert_eq!(v, [("test_acc".to_string(), 0.5), ("valid_loss".to_string(), 0.7), ("accuracy".to_string(), 0.75)]);
     }
 
     #[test]
