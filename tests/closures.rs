@@ -90,7 +90,7 @@ fn a_failing_loss_closure_names_its_line_and_a_wrong_result_says_what_it_is() {
         ("|preds, targets| preds.mean().to_float()", "loss `closure` returned the number"),
         ("|preds, targets| preds.log_softmax(1)", "loss `closure` returned a tensor of shape [32, 40]: a loss is one number per batch"),
         ("|preds, targets| 1.0 + tensor([2.0]).mean()", "loss `closure` does not depend on the predictions"),
-        ("42", "`loss` takes a name (cross_entropy, bce, contrastive) or a closure |preds, targets|"),
+        ("42", "`loss` takes a name (cross_entropy, label_smoothing_cross_entropy, focal, bce, contrastive, bce_multi, mse, l1, smooth_l1) or a closure |preds, targets|"),
     ];
     for (loss, want) in cases {
         sb.write("e.rhai", &script(loss, "learn.fit(1, 1e-3);"));
