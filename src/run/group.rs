@@ -190,3 +190,29 @@ fn redirect_output(path: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn world(size: usize) -> World {
+        let (rank, local_rank, master_addr, master_port, agent_store) = (0, 0, "127.0.0.1".into(), 1, false);
+        World { rank, size, local_rank, master_addr, master_port, agent_store, launcher: "srun", timeout: crate::dist::DEFAULT_TIMEOUT, attempt: 0 }
+    }
+
+    #[test]
+    fn a_run_resumes_only_in_a_world_of_its_recorded_size_and_says_how() {
+        let dir = Path::new("runs/r");
+        let by = |launcher: &str| RecordedWorld { size: 2, launcher: launcher.into(), timeout: None };
+        assert_eq!(by("srun").check_resume(dir, Some(&world(2))), Ok(()));
+        let one = RecordedWorld { size: 1, launcher: String::new(), timeout: None };
+        assert_eq!(one.check_resume(dir, None), Ok(()));
+        let e = by("srun").check_resume(dir, None).unwrap_err();
+        assert!(e.contains("runs/r was a data-parallel run of 2 processes") && e.contains("under srun"), "{e}");
+        assert!(by("runner launch").check_resume(dir, None).unwrap_err().contains("`runner resume` starts its group again"));
+        let e = by("torchrun").check_resume(dir, Some(&world(3))).unwrap_err();
+        assert!(e.contains("a run of 2 processes, but this resume is a group of 3 processes"), "{e}");
+        let e = one.check_resume(dir, Some(&world(2))).unwrap_err();
+        assert!(e.contains("a run of one process, but this resume is a group of 2 processes"), "{e}");
+    }
+}
