@@ -1,7 +1,8 @@
 //! Data-parallel training through the real binary, on real processes (CPU, Gloo,
 //! 127.0.0.1): a group of 2 with batches of 8 against one process with batches of 16 (every
 //! step's loss, the validation metrics and the final weights), a rerun of the group
-//! (identical metrics.jsonl), a rank killed mid-fit, and ranks that cannot or must not start.
+//! (identical metrics.jsonl), a rank killed mid-fit, a group stopped and resumed, and ranks
+//! that cannot or must not start.
 mod common;
 use common::Sandbox;
 use std::path::{Path, PathBuf};
@@ -129,9 +130,63 @@ fn a_rank_killed_mid_fit_stops_the_group_with_its_name() {
     assert_eq!(rec["status"].as_str(), Some("failed"));
     let error = rec["error"].as_str().unwrap();
     assert!(error.contains("rank 1 died or hung"), "{error}");
-    let r = s.run(&["resume", &run.display().to_string()]);
-    assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stderr.contains("data-parallel run of 2 processes"), "{}", r.stderr);
+}
+
+#[test]
+fn a_group_stopped_by_sigterm_resumes_as_if_never_stopped_and_only_with_its_world_size() {
+    let s = Sandbox::new();
+    s.write("dp.rhai", common::DP_SCRIPT);
+    let sets = ["bs=8", "epochs=3"];
+    launch(&s, "2", &sets).ok();
+    let whole = s.last_run();
+    let child = s
+        .command(&["launch", "--nproc-per-node", "2", "--timeout", "30", "dp.rhai", "--set", sets[0], "--set", sets[1]])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let run = loop {
+        assert!(start.elapsed() < Duration::from_secs(120), "the group never got going");
+        std::thread::sleep(Duration::from_millis(20));
+        if let Some(run) = newest_run(&s.path().join("runs")).filter(|r| *r != whole) {
+            break run;
+        }
+    };
+    // Mid-epoch: after the first epoch's row (index 0) and a batch of the second.
+    common::wait_for_batch_after(&run.join("metrics.jsonl"), "\"epoch\":0,", 120);
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(143), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(s.record(&run)["status"].as_str(), Some("interrupted"));
+    let partial = rows(&run, "batch").len();
+    assert!((20..60).contains(&partial), "stopped part-way: {partial} of 60 steps");
+    let name = run.display().to_string();
+
+    // Another world size is refused before any rank joins, naming both.
+    let port = runner::dist::launch::free_port().unwrap().to_string();
+    let env = [("RANK", "0"), ("WORLD_SIZE", "3"), ("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", port.as_str())];
+    let o = s.command(&["resume", &name]).envs(env).output().unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(e.contains("was a run of 2 processes, but this resume is a group of 3 processes"), "{e}");
+    assert_eq!(s.record(&run)["status"].as_str(), Some("interrupted"), "a refused resume leaves the record alone");
+
+    // `runner resume` starts the group again as `runner launch` did; both ranks restore rank 0's checkpoint.
+    let r = s.run(&["resume", &name]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("starting 2 again") && r.stderr.contains("resumed from its checkpoint at epoch 1 of 3"), "{}", r.stderr);
+    let log = std::fs::read_to_string(run.join("rank-1.log")).unwrap();
+    assert!(log.contains("resumed from its checkpoint at epoch 1 of 3"), "rank 1 restored it too:\n{log}");
+    common::assert_same_file(&run.join("metrics.jsonl"), &whole.join("metrics.jsonl"), "the resumed group against the uninterrupted one");
+    let rec = s.record(&run);
+    assert_eq!(rec["status"].as_str(), Some("completed"));
+    assert_eq!(rec["resumed"].as_array().map(Vec::len), Some(1));
+    let attempts: Vec<_> = rec["attempts"].as_array().unwrap().iter().map(|a| a["status"].as_str().unwrap().to_string()).collect();
+    assert_eq!(attempts, ["interrupted", "completed"]);
+    assert_eq!(rec["dist"]["world_size"].as_integer(), Some(2));
+    let (wa, wb) = (weights(&whole), weights(&run));
+    assert!(wa.iter().zip(&wb).all(|((na, ta), (nb, tb))| na == nb && ta.equal(tb)), "the same final weights, bit for bit");
 }
 
 /// One rank started by hand, as torchrun or srun would start it.

@@ -3,7 +3,8 @@
 //! exit): job arrays with the runner's records as the truth, failures and resubmission,
 //! chunking, dry runs, a task killed with -9, and SIGTERM (scancel) then resume on the
 //! cluster, the point `interrupted` in between; `scripts/slurm-local down` stopping every
-//! daemon it started. Without root and without Slurm installed the cluster cannot start:
+//! daemon it started; srun tasks as one data-parallel group, alone and as every point of a
+//! sweep (--ntasks-per-node). Without root and without Slurm installed the cluster cannot start:
 //! those tests say so and pass without checking anything. A cluster that is down or not
 //! configured is one clear line, fast; that needs no cluster.
 mod common;
@@ -391,4 +392,66 @@ fn two_srun_tasks_train_as_one_data_parallel_group() {
     let dist = rec["dist"].as_table().unwrap();
     assert_eq!((dist["launcher"].as_str(), dist["world_size"].as_integer()), (Some("srun"), Some(2)));
     assert!(run.join("rank-1.log").is_file());
+}
+
+#[test]
+fn a_sweep_with_two_tasks_per_node_runs_every_point_as_a_group_of_two() {
+    let Some((sb, conf)) = sandbox() else { return };
+    sb.write("dp.rhai", common::DP_SCRIPT);
+    let args = [
+        "sweep",
+        "dp.rhai",
+        "--grid",
+        "bs=8,16",
+        "--set",
+        "epochs=1",
+        "--on",
+        "slurm",
+        "--ntasks-per-node",
+        "2",
+        "--nodes",
+        "1",
+        "--cpus-per-task",
+        "1",
+    ];
+    let dry = run(&sb, conf, &[&args[..], &["--dry-run"]].concat());
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    for line in ["#SBATCH --nodes=1\n", "#SBATCH --ntasks-per-node=2\n", "exec srun --cpus-per-task=1 "] {
+        assert!(dry.stdout.contains(line), "{line:?} in:\n{}", dry.stdout);
+    }
+    let r: common::Ran = sb
+        .command(&[&args[..], &["--wait"]].concat())
+        .env("SLURM_CONF", conf)
+        .env("RUNNER_SWEEP_POLL_SECS", "1")
+        .env("RUNNER_DIST_TIMEOUT", "60")
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("each run a group of 2 tasks"), "{}", r.stdout);
+    let rows = status(&sb, conf, &sweep_id(&r.stdout));
+    assert_eq!(states(&rows), ["completed", "completed"]);
+    for row in &rows {
+        let dir = run_dir(&sb, row);
+        let dist = sb.record(&dir)["dist"].as_table().unwrap().clone();
+        assert_eq!((dist["world_size"].as_integer(), dist["launcher"].as_str()), (Some(2), Some("srun")), "{}", dir.display());
+        assert!(std::fs::read_to_string(dir.join("rank-1.log")).unwrap().contains("completed"), "rank 1 ran the point too");
+    }
+    assert_eq!(sb.runs().len(), 2, "one record per point, not per task");
+
+    // The README's example of it, on the cluster.
+    let (sb, _) = sandbox().unwrap();
+    let readme = std::fs::read_to_string(common::project_root().join("README.md")).unwrap();
+    let block = common::readme_blocks(&readme, "sh").into_iter().find(|b| b.contains("--ntasks-per-node 2")).expect("the README's group sweep");
+    let experiments = format!("{}/experiments/", common::project_root().display());
+    for line in block.lines() {
+        let Some(rest) = line.split(" #").next().unwrap().trim().strip_prefix("runner ") else { continue };
+        let r = run(&sb, conf, &rest.replace("experiments/", &experiments).split_whitespace().collect::<Vec<_>>());
+        assert_eq!(r.code, 0, "README command `{line}` failed:\n{}\n{}", r.stdout, r.stderr);
+    }
+    let runs = sb.runs();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    for dir in runs {
+        assert_eq!(sb.record(&dir)["dist"]["world_size"].as_integer(), Some(2), "{}", dir.display());
+    }
 }

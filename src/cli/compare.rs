@@ -90,7 +90,10 @@ pub fn rerun_cmd(root: &Path, name: &str, device: Option<String>, track: TrackAr
     Ok(code)
 }
 
-/// `runner resume <run>`.
+/// `runner resume <run>`; a group that `runner launch` started is started again.
 pub fn resume_cmd(root: &Path, name: &str, device: Option<String>, track: TrackArgs) -> Result<i32> {
+    if let Some(group) = crate::run::relaunch(root, name)? {
+        return super::launch::resume_group(root, &group, device, &track);
+    }
     Ok(outcome_code(&crate::run::resume(root, name, device, track.settings())?))
 }

@@ -1,9 +1,14 @@
 //! `runner launch --nproc-per-node N SCRIPT [OPTIONS]`: checks the run once here (its
 //! flags, the script, its params), then starts the local group (`dist::launch`) and
-//! exits with the group's code.
-use super::Cli;
+//! exits with the group's code. `runner resume` of a run it started starts the group
+//! again the same way, each rank running `runner resume`.
+use super::{Cli, TrackArgs};
 use crate::dist::launch::{launch, LaunchSpec};
+use crate::run::Relaunch;
+use anyhow::{Context, Result};
 use clap::Parser;
+use std::ffi::OsString;
+use std::path::Path;
 use std::time::Duration;
 
 pub fn launch_cmd(nproc: usize, timeout: Option<f64>, port: Option<u16>, run: Vec<String>) -> i32 {
@@ -49,4 +54,23 @@ pub fn launch_cmd(nproc: usize, timeout: Option<f64>, port: Option<u16>, run: Ve
         eprintln!("runner: {e:#}");
         1
     })
+}
+
+/// `runner resume RUN` of a run `runner launch` started: its recorded number of ranks on
+/// this host, with its recorded timeout, each resuming the run.
+pub fn resume_group(root: &Path, group: &Relaunch, device: Option<String>, track: &TrackArgs) -> Result<i32> {
+    let program = std::env::current_exe().context("cannot find the runner binary to launch")?;
+    let mut args: Vec<OsString> = vec!["resume".into(), group.run.dir.clone().into(), "--runs-dir".into(), root.into()];
+    if let Some(d) = device {
+        args.extend(["--device".into(), d.into()]);
+    }
+    if let Some(uri) = &track.uri {
+        args.extend(["--track".into(), uri.into()]);
+    }
+    if track.track_models {
+        args.push("--track-models".into());
+    }
+    let n = group.world.size;
+    eprintln!("resume: {} was a group of {n} processes started by runner launch: starting {n} again", group.run.folder());
+    launch(&LaunchSpec { nproc: n, program, args, timeout: group.world.timeout, port: None })
 }

@@ -271,6 +271,12 @@ struct SweepStart {
     /// CPUs each Slurm task asks for (`--cpus-per-task`); its run uses them [default: --threads, else the threads a run gets here].
     #[arg(long, value_name = "N")]
     cpus_per_task: Option<usize>,
+    /// Every point a data-parallel group of this many Slurm tasks per node, started by one srun (`--ntasks-per-node`).
+    #[arg(long, value_name = "N")]
+    ntasks_per_node: Option<usize>,
+    /// Nodes of each point's group (`--nodes`; default 1 with --ntasks-per-node).
+    #[arg(long, value_name = "M")]
+    nodes: Option<usize>,
     /// Options for sbatch, passed through: "--partition=gpu --gres=gpu:1 --time=02:00:00".
     #[arg(long, value_name = "OPTIONS", allow_hyphen_values = true)]
     sbatch: Option<String>,
@@ -413,6 +419,8 @@ pub fn main() -> i32 {
                 on,
                 jobs: start.jobs,
                 cpus_per_task: start.cpus_per_task,
+                ntasks_per_node: start.ntasks_per_node,
+                nodes: start.nodes,
                 sbatch: start.sbatch,
                 max_parallel: start.max_parallel,
                 dry_run: start.dry_run,

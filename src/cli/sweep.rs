@@ -7,7 +7,7 @@ use crate::run::RunConfig;
 use crate::sweep::status::{latest_runs, summary, to_resubmit};
 use crate::sweep::submit::{self, SweepSpec};
 use crate::sweep::task::TaskRun;
-use crate::sweep::{find_sweep, local, parse_grid, status, Backend, Manifest, PointState, PointStatus};
+use crate::sweep::{find_sweep, local, parse_grid, status, Backend, Manifest, PointState, PointStatus, Ranks};
 use anyhow::Result;
 use std::path::Path;
 
@@ -16,6 +16,8 @@ pub struct SweepArgs {
     pub on: Backend,
     pub jobs: usize,
     pub cpus_per_task: Option<usize>,
+    pub ntasks_per_node: Option<usize>,
+    pub nodes: Option<usize>,
     pub sbatch: Option<String>,
     pub max_parallel: Option<usize>,
     pub dry_run: bool,
@@ -50,7 +52,15 @@ pub fn sweep_cmd(a: SweepArgs) -> Result<i32> {
         if a.cpus_per_task.is_some() {
             return Err(usage("--cpus-per-task applies to --on slurm"));
         }
+        if a.ntasks_per_node.is_some() || a.nodes.is_some() {
+            return Err(usage("--ntasks-per-node and --nodes apply to --on slurm (here, `runner launch` starts a group)"));
+        }
     }
+    if a.ntasks_per_node == Some(0) || a.nodes == Some(0) {
+        return Err(usage("--ntasks-per-node and --nodes must be at least 1"));
+    }
+    let ranks = (a.ntasks_per_node.is_some() || a.nodes.is_some())
+        .then(|| Ranks { nodes: a.nodes.unwrap_or(1), ntasks_per_node: a.ntasks_per_node.unwrap_or(1) });
     let mut run = a.run.absolute()?;
     let cpus_per_task = match a.on {
         Backend::Slurm => Some(cpus_per_task(a.cpus_per_task, run.threads)?),
@@ -70,6 +80,7 @@ pub fn sweep_cmd(a: SweepArgs) -> Result<i32> {
         sbatch,
         max_parallel: if a.on == Backend::Local { Some(a.jobs) } else { a.max_parallel },
         cpus_per_task,
+        ranks,
     };
     let mut m = submit::plan(&spec);
     let runner = submit::runner_exe()?;
@@ -85,7 +96,8 @@ pub fn sweep_cmd(a: SweepArgs) -> Result<i32> {
         }
         Backend::Slurm => {
             let (dir, jobs) = submit::submit_new(&mut m, &runner)?;
-            println!("sweep {}: {} runs submitted as {jobs}, {} CPU(s) per task", m.id, m.points.len(), m.cpus_per_task.unwrap_or(1));
+            let group = m.ranks.map(|r| format!(", each run a group of {} tasks", r.nodes * r.ntasks_per_node)).unwrap_or_default();
+            println!("sweep {}: {} runs submitted as {jobs}, {} CPU(s) per task{group}", m.id, m.points.len(), m.cpus_per_task.unwrap_or(1));
             println!("  runner sweep status {id}   runner sweep wait {id}   runner compare {id}", id = m.id);
             if a.wait {
                 return wait_for(&dir);

@@ -35,13 +35,49 @@ pub fn rank_device(device: Device, w: &World) -> Result<Device, String> {
     }
 }
 
-/// A data-parallel run's folder cannot be resumed by one process (its batches were
-/// `bs` on each of N), nor yet by a group.
-pub fn refuse_resume(dir: &Path) -> Result<(), String> {
-    let world = crate::track::RunRecord::read(dir).ok().and_then(|r| r.extra.get("dist")?.get("world_size")?.as_integer());
-    match world {
-        Some(n) if n > 1 => Err(format!("{} was a data-parallel run of {n} processes: resuming one is not supported yet", dir.display())),
-        _ => Ok(()),
+/// How a run was started, as its record's `[dist]` table says (a run without one was one process).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedWorld {
+    pub size: usize,
+    /// `runner launch`, `torchrun`, `srun` or `env`.
+    pub launcher: String,
+    pub timeout: Option<std::time::Duration>,
+}
+
+impl RecordedWorld {
+    pub fn of(record: &crate::track::RunRecord) -> RecordedWorld {
+        let dist = record.extra.get("dist").and_then(|d| d.as_table());
+        let get = |k: &str| dist.and_then(|d| d.get(k));
+        RecordedWorld {
+            size: get("world_size").and_then(|v| v.as_integer()).filter(|&n| n > 0).map_or(1, |n| n as usize),
+            launcher: get("launcher").and_then(|v| v.as_str()).unwrap_or("").to_string(),
+            timeout: get("timeout_s").and_then(|v| v.as_float()).filter(|t| *t > 0.0 && t.is_finite()).map(std::time::Duration::from_secs_f64),
+        }
+    }
+
+    /// A run resumes in a world of its recorded size: a group's batches were `bs` on each of
+    /// N ranks, and its sampler gave each rank 1/N of every epoch.
+    pub fn check_resume(&self, dir: &Path, world: Option<&World>) -> Result<(), String> {
+        let now = world.map_or(1, |w| w.size);
+        if now == self.size {
+            return Ok(());
+        }
+        let procs = |n: usize| if n == 1 { "one process".to_string() } else { format!("{n} processes") };
+        if now == 1 {
+            let how = match self.launcher.as_str() {
+                "runner launch" => "`runner resume` starts its group again".to_string(),
+                l => {
+                    format!("resume it as it was started: every rank running `runner resume` under {}", if l.is_empty() { "its launcher" } else { l })
+                }
+            };
+            return Err(format!("{} was a data-parallel run of {}, but this resume is one process: {how}", dir.display(), procs(self.size)));
+        }
+        Err(format!(
+            "{} was a run of {}, but this resume is a group of {}: a run resumes with the world size it was recorded with",
+            dir.display(),
+            procs(self.size),
+            procs(now)
+        ))
     }
 }
 
@@ -99,8 +135,34 @@ pub fn follow(w: &World, cfg: &RunConfig, device: Device) -> Result<Member> {
     let name = j.run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let scratch = std::env::temp_dir().join(format!("runner-{name}-rank{}-{}", w.rank, std::process::id()));
     std::fs::create_dir_all(&scratch).with_context(|| format!("cannot create {}", scratch.display()))?;
+    take_checkpoints(&j.run_dir, &scratch)?;
     eprintln!("rank {} (pid {}) of {} in run {} (its own files in {})", w.rank, std::process::id(), w.size, j.run_dir.display(), scratch.display());
     Ok(Member { group: Arc::new(j.group), hosts: j.hosts, scratch: Some(scratch) })
+}
+
+/// A follower restores what rank 0 checkpointed: when rank 0's folder holds resume
+/// checkpoints at joining (it is resuming: a new run has none yet), the follower copies its
+/// `models/` into its own folder before the script starts. Rank 0 cannot write newer ones
+/// before then: it needs this rank for the next collective.
+fn take_checkpoints(run_dir: &Path, scratch: &Path) -> Result<()> {
+    let models = run_dir.join("models");
+    if !run_dir.join(crate::learn::resume::RESUME_DIR).is_dir() {
+        return Ok(());
+    }
+    let mut files = Vec::new();
+    crate::fs_walk::walk(&models, &mut |e| {
+        if let crate::fs_walk::Entry::File { path, .. } = e {
+            files.push(path);
+        }
+    })?;
+    for from in files {
+        let to = scratch.join(from.strip_prefix(run_dir).unwrap_or(&from));
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        }
+        std::fs::copy(&from, &to).with_context(|| format!("cannot copy rank 0's checkpoint {} to {}", from.display(), to.display()))?;
+    }
+    Ok(())
 }
 
 impl Member {
@@ -127,4 +189,30 @@ fn redirect_output(path: &Path) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn world(size: usize) -> World {
+        let (rank, local_rank, master_addr, master_port, agent_store) = (0, 0, "127.0.0.1".into(), 1, false);
+        World { rank, size, local_rank, master_addr, master_port, agent_store, launcher: "srun", timeout: crate::dist::DEFAULT_TIMEOUT, attempt: 0 }
+    }
+
+    #[test]
+    fn a_run_resumes_only_in_a_world_of_its_recorded_size_and_says_how() {
+        let dir = Path::new("runs/r");
+        let by = |launcher: &str| RecordedWorld { size: 2, launcher: launcher.into(), timeout: None };
+        assert_eq!(by("srun").check_resume(dir, Some(&world(2))), Ok(()));
+        let one = RecordedWorld { size: 1, launcher: String::new(), timeout: None };
+        assert_eq!(one.check_resume(dir, None), Ok(()));
+        let e = by("srun").check_resume(dir, None).unwrap_err();
+        assert!(e.contains("runs/r was a data-parallel run of 2 processes") && e.contains("under srun"), "{e}");
+        assert!(by("runner launch").check_resume(dir, None).unwrap_err().contains("`runner resume` starts its group again"));
+        let e = by("torchrun").check_resume(dir, Some(&world(3))).unwrap_err();
+        assert!(e.contains("a run of 2 processes, but this resume is a group of 3 processes"), "{e}");
+        let e = one.check_resume(dir, Some(&world(2))).unwrap_err();
+        assert!(e.contains("a run of one process, but this resume is a group of 2 processes"), "{e}");
+    }
 }

@@ -8,7 +8,8 @@ mod group;
 mod recorded;
 
 pub use config::{RunConfig, TrackSettings};
-pub use recorded::{rerun, resume, same_metrics, Rerun};
+pub use group::RecordedWorld;
+pub use recorded::{relaunch, rerun, resume, same_metrics, Relaunch, Rerun};
 
 use crate::precision::Resolved;
 use crate::script::{declared_params, format_script_error, new_engine, ParamInputs, ScriptCtx};
@@ -134,19 +135,13 @@ pub fn execute(cfg: &RunConfig, launch: Launch) -> Outcome {
     let rerun_weights = rerun_of.clone().filter(|_| !rerun_weights.is_empty()).map(|run| (run, rerun_weights));
     // A data-parallel rank (torchrun, srun, `runner launch`); None: one process, as ever.
     let world = crate::dist::World::from_env().map_err(|e| Refusal::Usage(format!("{e:#}")))?;
+    if let Folder::Resume(dir) = &folder {
+        let record = crate::track::RunRecord::read(dir).map_err(Refusal::Setup)?;
+        group::RecordedWorld::of(&record).check_resume(dir, world.as_ref()).map_err(Refusal::Usage)?;
+    }
     let device = match &world {
-        Some(_) if !matches!(folder, Folder::New) => {
-            return Err(Refusal::Usage(
-                "a data-parallel run starts in a new folder: resuming one, or one as a sweep point, is not supported yet".into(),
-            ))
-        }
         Some(w) => group::rank_device(device, w).map_err(Refusal::Usage)?,
-        None => {
-            if let Folder::Resume(dir) = &folder {
-                group::refuse_resume(dir).map_err(Refusal::Usage)?;
-            }
-            device
-        }
+        None => device,
     };
     if let Some(warning) = crate::threads::oversubscribed(threads) {
         eprintln!("runner: warning: {warning}");

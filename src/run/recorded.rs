@@ -2,7 +2,9 @@
 //! recorded params and seed) in a new folder, and `resume` continues a stopped one in its
 //! own folder from its last checkpoint. Both build their `RunConfig` from the record; the
 //! argv it keeps (`command`) is information only.
+use super::group::RecordedWorld;
 use super::{execute, Folder, Launch, Outcome, RunConfig, TrackSettings};
+use crate::dist::World;
 use crate::script::limits::Limits;
 use crate::session::SweepPoint;
 use crate::threads::{ThreadSource, Threads};
@@ -71,15 +73,47 @@ pub fn same_metrics(a: &Path, b: &Path) -> bool {
     read(a) == read(b)
 }
 
-/// `runner resume <run>`: continues a stopped run (interrupted, or killed) in its own
-/// folder from its last checkpointed epoch, as the sweep point it was, if it was one.
-pub fn resume(runs_dir: &Path, name: &str, device: Option<String>, tracking: TrackSettings) -> Result<Outcome> {
-    let old = find_run(runs_dir, name)?;
+/// A stopped run `resume` may continue: not completed, and no process still in it. A rank
+/// other than 0 of a resumed group finds the record `running` (rank 0 reopened it first)
+/// and leaves that check to rank 0.
+fn resumable(old: &RunEntry, follower: bool) -> Result<()> {
     match old.shown_status().as_str() {
         "completed" => bail!("{} completed: nothing to resume (`runner rerun` runs it again)", old.folder()),
-        "running" => bail!("{} is still running (pid {})", old.folder(), old.record.extra.get("pid").map(|p| p.to_string()).unwrap_or_default()),
-        _ => {}
+        "running" if !follower => {
+            bail!("{} is still running (pid {})", old.folder(), old.record.extra.get("pid").map(|p| p.to_string()).unwrap_or_default())
+        }
+        _ => Ok(()),
     }
+}
+
+/// A data-parallel run that `runner launch` started, to resume from a process outside any
+/// group: `runner resume` starts the group again, each of `world.size` ranks resuming it.
+pub struct Relaunch {
+    pub run: RunEntry,
+    pub world: RecordedWorld,
+}
+
+/// The group to start again when `runner resume <run>` runs outside a group and the run was
+/// one that `runner launch` started (None: resume in this process).
+pub fn relaunch(runs_dir: &Path, name: &str) -> Result<Option<Relaunch>> {
+    if World::from_env()?.is_some() {
+        return Ok(None);
+    }
+    let run = find_run(runs_dir, name)?;
+    let world = RecordedWorld::of(&run.record);
+    if world.size == 1 || world.launcher != "runner launch" {
+        return Ok(None);
+    }
+    resumable(&run, false)?;
+    Ok(Some(Relaunch { run, world }))
+}
+
+/// `runner resume <run>`: continues a stopped run (interrupted, or killed) in its own
+/// folder from its last checkpointed epoch, as the sweep point it was, if it was one; a
+/// data-parallel run is resumed by the same number of ranks, each running this.
+pub fn resume(runs_dir: &Path, name: &str, device: Option<String>, tracking: TrackSettings) -> Result<Outcome> {
+    let old = find_run(runs_dir, name)?;
+    resumable(&old, World::from_env()?.is_some_and(|w| w.rank > 0))?;
     let cfg = RunConfig::recorded(runs_dir, &old, device, tracking)?;
     let sweep = old.record.sweep.clone().map(|id| SweepPoint {
         id,

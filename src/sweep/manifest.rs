@@ -45,12 +45,23 @@ pub struct Manifest {
     /// CPUs each Slurm task asks for (`--cpus-per-task`); its run takes its threads from them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpus_per_task: Option<usize>,
+    /// On Slurm, every point as a data-parallel group of srun tasks (None: one process).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ranks: Option<Ranks>,
     /// What every point runs with, its paths absolute; a point adds its `sets`.
     pub run: RunConfig,
     pub grid: Vec<Axis>,
     pub points: Vec<Point>,
     #[serde(default)]
     pub arrays: Vec<ArraySub>,
+}
+
+/// The tasks of each array task, one `srun` of them forming the point's group
+/// (`--nodes`, `--ntasks-per-node`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Ranks {
+    pub nodes: usize,
+    pub ntasks_per_node: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -184,7 +195,15 @@ mod tests {
             precision: crate::precision::Precision::Fp32,
         };
         let axes = vec![Axis { name: "n".into(), values: vec!["1".into(), "2".into()] }];
-        let spec = super::super::submit::SweepSpec { run, axes, backend: Backend::Local, sbatch: vec![], max_parallel: Some(2), cpus_per_task: None };
+        let spec = super::super::submit::SweepSpec {
+            run,
+            axes,
+            backend: Backend::Local,
+            sbatch: vec![],
+            max_parallel: Some(2),
+            cpus_per_task: None,
+            ranks: None,
+        };
         super::super::submit::plan(&spec)
     }
 

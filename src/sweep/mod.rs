@@ -12,5 +12,5 @@ pub mod submit;
 pub mod task;
 
 pub use grid::{parse_grid, Axis};
-pub use manifest::{find_sweep, Backend, Manifest};
+pub use manifest::{find_sweep, Backend, Manifest, Ranks};
 pub use status::{status, PointState, PointStatus};

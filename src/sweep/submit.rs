@@ -3,7 +3,7 @@
 //! and, for Slurm, is one job array per `MaxArraySize` chunk: `sbatch --array=0-N%P` whose
 //! task `i` runs the submission's `i`-th point.
 use super::grid::{points, Axis};
-use super::manifest::{ArraySub, Attempt, Backend, Manifest, Point};
+use super::manifest::{ArraySub, Attempt, Backend, Manifest, Point, Ranks};
 use super::slurm;
 use crate::run::{check, Refusal, RunConfig};
 use crate::track::{RunRecord, Status};
@@ -20,6 +20,8 @@ pub struct SweepSpec {
     pub max_parallel: Option<usize>,
     /// CPUs each Slurm task asks for.
     pub cpus_per_task: Option<usize>,
+    /// Each point a data-parallel group of this many Slurm tasks.
+    pub ranks: Option<Ranks>,
 }
 
 /// Checks every point (the shared config plus its grid values) before the first starts:
@@ -55,6 +57,7 @@ pub fn plan(spec: &SweepSpec) -> Manifest {
         sbatch: spec.sbatch.clone(),
         max_parallel: spec.max_parallel,
         cpus_per_task: spec.cpus_per_task,
+        ranks: spec.ranks,
         run: spec.run.clone(),
         grid: spec.axes.clone(),
         points: points(&spec.axes).into_iter().enumerate().map(|(index, sets)| Point { index, sets, attempts: vec![] }).collect(),
@@ -124,11 +127,20 @@ fn resumable(runs_dir: &Path, p: &Point) -> Option<String> {
 }
 
 /// The batch script of one submission: our `#SBATCH` options (the user's `--sbatch` ones
-/// are given on the command line, where they win), and the task itself.
+/// are given on the command line, where they win), and the task itself; with `ranks`, the
+/// task run by one `srun` over the allocation, whose tasks form the point's group (its CPUs
+/// per task given again: srun does not take them from the batch job since Slurm 22.05).
 pub fn batch_script(m: &Manifest, sweep_dir: &Path, array: usize, runner: &Path) -> String {
     let n = m.arrays[array].points.len();
     let limit = m.max_parallel.map(|p| format!("%{p}")).unwrap_or_default();
     let cpus = m.cpus_per_task.map(|n| format!("#SBATCH --cpus-per-task={n}\n")).unwrap_or_default();
+    let (tasks, srun) = match m.ranks {
+        Some(r) => (
+            format!("#SBATCH --nodes={}\n#SBATCH --ntasks-per-node={}\n", r.nodes, r.ntasks_per_node),
+            format!("srun {}", m.cpus_per_task.map(|n| format!("--cpus-per-task={n} ")).unwrap_or_default()),
+        ),
+        None => (String::new(), String::new()),
+    };
     let q = |p: &Path| shlex::try_quote(&p.display().to_string()).map(|c| c.into_owned()).unwrap_or_else(|_| p.display().to_string());
     let links = sweep_dir.join("arrays").join(array.to_string());
     format!(
@@ -139,7 +151,8 @@ pub fn batch_script(m: &Manifest, sweep_dir: &Path, array: usize, runner: &Path)
          #SBATCH --output={out}\n\
          #SBATCH --open-mode=append\n\
          {cpus}\
-         exec {runner} sweep task {dir} --array {array}\n",
+         {tasks}\
+         exec {srun}{runner} sweep task {dir} --array {array}\n",
         id = m.id,
         manifest = sweep_dir.join(super::manifest::MANIFEST_FILE).display(),
         name = slurm::job_name(&m.id),

@@ -1,6 +1,7 @@
 //! One task of a submission (what each Slurm array task or local job runs): the point it
 //! stands for, run with the manifest's `RunConfig` in the run folder made for it, or
-//! resumed there when an earlier attempt or a requeued task stopped part-way.
+//! resumed there when an earlier attempt or a requeued task stopped part-way. A point run
+//! as a data-parallel group runs this in every rank (one `srun`).
 use super::manifest::Manifest;
 use crate::run::{execute, Folder, Launch, Outcome};
 use crate::session::SweepPoint;
@@ -22,8 +23,12 @@ pub fn run(sweep_dir: &Path, array: usize, task: usize) -> Result<TaskRun> {
     let (point, attempt, n) = m.task(array, task)?;
     let cfg = m.point_config(&dir, point);
     let run_dir = m.runs_dir().join(&attempt.run);
+    // A point's group: the others learn rank 0's folder at joining, and find it in a record
+    // rank 0 may be writing; only `completed` (which needs them) is theirs to read.
+    let follower = crate::dist::World::from_env()?.is_some_and(|w| w.rank > 0);
     let folder = match RunRecord::read(&run_dir) {
         Ok(r) if r.status == Status::Completed => return Ok(TaskRun::AlreadyCompleted(run_dir)),
+        _ if follower => Folder::Made(run_dir),
         Ok(r) => {
             let entry = RunEntry { dir: run_dir.clone(), record: r };
             if entry.shown_status() == "running" {
