@@ -60,9 +60,14 @@ pub fn join(world: &World, backend: Backend, host: &str, facts: &[(&str, String)
     let mut hosts = vec![String::new(); world.size];
     hosts[world.rank] = post.host.clone();
     let dir;
+    // A rank tells rank 0 it has read what it needs, so that rank 0, which serves the
+    // store, does not stop the group and take the store away before a rank read why.
+    let seen = |rank: usize| key(&format!("seen/{rank}"));
     if world.rank == 0 {
+        let mut came = Vec::new();
         let verdict = (1..world.size).try_for_each(|r| {
             let theirs = read(r)?;
+            came.push(r);
             hosts[r] = theirs.host.clone();
             differs(&post, &theirs, r)
         });
@@ -71,15 +76,24 @@ pub fn join(world: &World, backend: Backend, host: &str, facts: &[(&str, String)
             Err(e) => format!("{e:#}"),
         };
         group.store_set(&key("verdict"), text.as_bytes())?;
+        if verdict.is_err() {
+            for r in came {
+                let _ = group.store_get(&seen(r), wait);
+            }
+        }
         verdict?;
         dir = run_dir.context("rank 0 joins with its run folder")?.to_path_buf();
     } else {
         let leader = read(0)?;
         hosts[0] = leader.host.clone();
-        differs(&leader, &post, world.rank)?;
+        if let Err(e) = differs(&leader, &post, world.rank) {
+            let _ = group.store_set(&seen(world.rank), b"1");
+            return Err(e);
+        }
         let verdict = group
             .store_get(&key("verdict"), wait)
             .map_err(|e| anyhow!("rank 0 gave no word within {}s on whether the group may start ({e})", wait.as_secs()))?;
+        let _ = group.store_set(&seen(world.rank), b"1");
         let verdict = String::from_utf8_lossy(&verdict).into_owned();
         if verdict != VERDICT_OK {
             bail!("rank 0 stopped the group: {verdict}");
