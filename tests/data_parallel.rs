@@ -99,8 +99,8 @@ fn newest_run(runs: &Path) -> Option<PathBuf> {
     std::fs::read_dir(runs).ok()?.flatten().map(|e| e.path()).filter(|p| p.join("run.toml").is_file()).max()
 }
 
-#[test]
-fn a_rank_killed_mid_fit_stops_the_group_with_its_name() {
+/// A 2-rank group started on a fit long enough to be stopped part-way (30 epochs).
+fn long_group() -> (Sandbox, std::process::Child) {
     let s = Sandbox::new();
     s.write("dp.rhai", common::DP_SCRIPT);
     let child = s
@@ -109,6 +109,12 @@ fn a_rank_killed_mid_fit_stops_the_group_with_its_name() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    (s, child)
+}
+
+#[test]
+fn a_rank_killed_mid_fit_stops_the_group_with_its_name() {
+    let (s, child) = long_group();
     let start = Instant::now();
     let (run, pid) = loop {
         assert!(start.elapsed() < Duration::from_secs(120), "the group never got going");
@@ -277,14 +283,7 @@ interp.plot_top_losses(4, "top.png");"#,
 
 #[test]
 fn sigterm_to_the_launcher_stops_every_rank_at_one_batch() {
-    let s = Sandbox::new();
-    s.write("dp.rhai", common::DP_SCRIPT);
-    let child = s
-        .command(&["launch", "--nproc-per-node", "2", "--timeout", "20", "dp.rhai", "--set", "bs=8", "--set", "epochs=30"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (s, child) = long_group();
     let start = Instant::now();
     let run = loop {
         assert!(start.elapsed() < Duration::from_secs(120), "the group never got going");
