@@ -84,3 +84,17 @@ fn mismatched_split_and_bad_table_use() {
     let e = fails(&sb, "random_splitter([1, 2], #{ valid_pct: 1.5 });\n");
     assert!(e.contains("valid_pct must be in [0, 1)"), "{e}");
 }
+
+#[test]
+fn table_files_checked_when_read_and_bad_booleans_named() {
+    let sb = Sandbox::new();
+    sb.write("data/images/a.pgm", "x");
+    sb.write("data/labels.csv", "file,label,is_valid\na.pgm,x,True\nmissing.pgm,y,False\n");
+    let e = fails(&sb, "read_csv(\"data/labels.csv\", #{ folder: \"images\" });\n");
+    assert!(e.contains("1 of 2 files in column `file` do not exist under data/images: row 1: data/images/missing.pgm"), "{e}");
+    sb.write("data/flags.csv", "file,is_valid\na.pgm,True\na.pgm,maybe\n");
+    let e = fails(&sb, "col_splitter(read_csv(\"data/flags.csv\"), \"is_valid\");\n");
+    assert!(e.contains("column `is_valid` row 1 holds `maybe`, not a boolean (true/false, True/False or 1/0)"), "{e}");
+    let e = fails(&sb, "read_csv(\"data/flags.csv\").with_column(\"n\", [1, \"two\"]);\n");
+    assert!(e.contains("value 1 is string `two` after i64"), "{e}");
+}

@@ -42,6 +42,19 @@ fn pets_siamese_tutorial_runs_and_leaves_every_artifact() {
     assert!(m.contains("\"kind\":\"lr_find\"") && m.contains("\"kind\":\"epoch\"") && m.contains("\"valid_accuracy\""));
 }
 
+/// Issue 27, 6: the breed classifier with aug_transforms and presizing, as fastai's book
+/// writes it, at its tiny defaults (64 px from 128 px items, resnet18 from scratch).
+#[test]
+fn pets_breeds_aug_trains_with_presizing() {
+    let sb = Sandbox::new();
+    let r = sb.run(&[experiment("pets_breeds_aug.rhai").as_str()]);
+    r.ok();
+    assert!(last_line(&r.stdout).starts_with("error_rate: 0."), "{}", r.stdout);
+    assert!(r.stdout.contains("\"max_warp\": 0.2") && r.stdout.contains("\"min_scale\": 0.75"), "the preset printed: {}", r.stdout);
+    assert!(r.stdout.contains("37 classes") && r.stdout.contains("3x64x64"), "{}", r.stdout);
+    assert!(sb.last_run().join("batch.png").is_file() && sb.last_run().join("results.png").is_file());
+}
+
 /// The GPU check's script on CPU, small: bf16 autocast and channels-last through a real
 /// fit, and the numbers scripts/gpu-check reads.
 #[test]

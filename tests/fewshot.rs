@@ -255,7 +255,7 @@ fn a_cosine_margin_selects_cosface_and_leaves_predictions_alone() {
     let before = plain.forward(&[x.shallow_clone()], false).unwrap();
     let m = plain.with_cos_margin(0.25).unwrap();
     match Loss::default_for(&m, runner::learn::TargetKind::Classes) {
-        Loss::MarginCrossEntropy { margin } => assert!((margin - 4.0).abs() < 1e-9, "scale * m = {margin}"),
+        Loss::MarginCrossEntropy { margin } => assert_eq!(margin, runner::model::Margin::Cos { scale: 16.0, m: 0.25 }),
         other => panic!("a margin should select CosFace, got {other}"),
     }
     assert!(m.forward(&[x], false).unwrap().equal(&before), "the margin is for the loss only");
@@ -271,7 +271,7 @@ fn the_margin_comes_off_the_target_logit_only_in_the_loss() {
     use tch::{Kind, Tensor};
     let out = Tensor::from_slice(&[2.0f32, 1.0, 0.0, 0.5, 0.5, 3.0]).view([2, 3]);
     let y = Tensor::from_slice(&[0i64, 2]);
-    let m = Loss::MarginCrossEntropy { margin: 0.5 };
+    let m = Loss::MarginCrossEntropy { margin: runner::model::Margin::Cos { scale: 2.0, m: 0.25 } };
     let shifted = Tensor::from_slice(&[1.5f32, 1.0, 0.0, 0.5, 0.5, 2.5]).view([2, 3]);
     let want = Loss::CrossEntropy.per_item(&shifted, &y).unwrap();
     assert!(m.per_item(&out, &y).unwrap().allclose(&want, 1e-6, 1e-6, false));

@@ -50,6 +50,21 @@ fn pets_regression_learns_the_aspect_ratio_and_predicts_numbers() {
     for goal in ["mae = \"min\"", "r2 = \"max\"", "rmse = \"min\""] {
         assert!(record.contains(goal), "{goal} in the record's goals: {record}");
     }
+    assert!(record.contains("log_mse"), "the closure loss is the run's loss: {record}");
+    assert!(sb.last_run().join("results.png").is_file());
+
+    // The exported learner answers on the command line with the number predict gave.
+    let learner = sb.last_run().join("aspect.learner");
+    let photo = common::datasets().join("oxford-iiit-pet-sample/images/Abyssinian_101.jpg");
+    let (learner, photo) = (learner.display().to_string(), photo.display().to_string());
+    let t = sb.run(&["predict", &learner, &photo]);
+    t.ok();
+    let lines: Vec<&str> = t.stdout.lines().collect();
+    assert_eq!(lines[0].split_whitespace().collect::<Vec<_>>(), ["file", "label"], "{}", t.stdout);
+    let cell: f64 = lines[1].split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!((cell - p).abs() < 6e-4, "runner predict says {cell}, the script's predict {p}");
+    let j: serde_json::Value = serde_json::from_str(&sb.run(&["predict", &learner, &photo, "--json"]).stdout).unwrap();
+    assert!((j[0]["values"]["label"].as_f64().unwrap() - cell).abs() < 6e-5, "{j}");
 }
 
 #[test]

@@ -6,6 +6,7 @@
 mod api;
 mod compare;
 mod launch;
+mod predict;
 mod report;
 mod run;
 mod runs;
@@ -233,6 +234,20 @@ enum Command {
         #[command(subcommand)]
         action: WeightsAction,
     },
+    /// Predictions of an exported learner (learn.export_learner's file) for image files: a table (file, prediction, probability) or JSON.
+    Predict {
+        /// The learner file.
+        learner: PathBuf,
+        /// Image files (a pair model takes them two at a time).
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        /// JSON: one object per item with every class's probability.
+        #[arg(long)]
+        json: bool,
+        /// auto (CUDA when present), cpu, cuda or cuda:N.
+        #[arg(long, default_value = "auto", env = "RUNNER_DEVICE")]
+        device: String,
+    },
     /// Every script function with its signature and a one-line doc.
     Api {
         /// Markdown, as in docs/API.md.
@@ -401,6 +416,7 @@ pub fn main() -> i32 {
         }
         Some(Command::Show { run, dir, json }) => runs::show(&dir.runs_dir, &run, json),
         Some(Command::Api { markdown }) => api::print(markdown),
+        Some(Command::Predict { learner, images, json, device }) => predict::predict(&learner, &images, &device, json),
         Some(Command::Compare { runs, dir, all, plot, markdown, json }) => {
             compare::compare_cmd(&dir.runs_dir, &runs, &compare::CompareArgs { all, plot, markdown, json })
         }

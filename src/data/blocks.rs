@@ -102,7 +102,7 @@ fn image_items(table: &Table, cols: &TableColumns) -> Result<ItemSet> {
             Item { ids: [id, id], y, turns }
         })
         .collect();
-    let (train, valid) = split_items(items, is_valid);
+    let (train, valid) = split_items(items, &is_valid);
     Ok(ItemSet { paths: paths.paths, train, valid, vocab, targets, n_inputs: 1 })
 }
 
@@ -122,7 +122,7 @@ pub fn pair_loaders(table: &Table, cfg: &LoaderConfig) -> Result<DataLoaders> {
         }
         None => None,
     };
-    let (train, valid) = split_items(items, is_valid);
+    let (train, valid) = split_items(items, &is_valid);
     let vocab = vec!["different".to_string(), "same".to_string()];
     let set = ItemSet { paths: paths.paths, train, valid, vocab, targets: Targets::classes(2), n_inputs: 2 };
     DataLoaders::build(set, cfg, |kept| {

@@ -61,6 +61,8 @@ crate::options! {
     pub struct LoaderConfig {
         /// image side in pixels after resizing
         opt size: u32 = 224,
+        /// presizing (fastai's item_tfms=Resize(460)): items are loaded at this larger side, then augmentation and the resize to size are one resample
+        opt item_size: Option<u32> = None,
         /// resize method: crop (random on training, centre on validation), pad or squish
         opt method: Method = Method::Crop,
         /// imagenet statistics, stats (of up to 512 training images) or none (only / 255)
@@ -91,6 +93,13 @@ crate::options! {
         field prefetch: usize = 4,
         /// Where pixel caches live (default: `pixels/` in the runner's cache folder).
         field cache_dir: PathBuf = super::pixel_cache::default_dir(),
+    }
+}
+
+impl LoaderConfig {
+    /// The side items are loaded at: `item_size` when presizing, else `size`.
+    pub fn item_side(&self) -> u32 {
+        self.item_size.unwrap_or(self.size)
     }
 }
 
@@ -162,6 +171,10 @@ impl DataLoaders {
         if cfg.channels != 1 && cfg.channels != 3 {
             bail!("channels must be 1 or 3, got {}", cfg.channels);
         }
+        if cfg.item_side() < cfg.size {
+            bail!("item_size {} is smaller than size {}: presizing loads items larger than the final size", cfg.item_side(), cfg.size);
+        }
+        cfg.augment.check()?;
         let pool = Arc::new(
             rayon::ThreadPoolBuilder::new()
                 .num_threads(cfg.num_workers)
@@ -177,6 +190,7 @@ impl DataLoaders {
             paths,
             cache: cache.map(Arc::new),
             size: cfg.size,
+            item_size: cfg.item_side(),
             method: cfg.method,
             channels: cfg.channels,
             augment: cfg.augment.clone(),
@@ -259,13 +273,14 @@ fn decode_ahead(
     pool: &rayon::ThreadPool,
 ) -> Result<(Kept, Option<PixelCache>, usize)> {
     let all = Kept { train_rows: (0..train.len()).collect(), train, valid };
-    let transform = Transform { channels: cfg.channels, method: cfg.method, pad: cfg.augment.pad_mode, size: cfg.size };
+    let transform = Transform { channels: cfg.channels, method: cfg.method, pad: cfg.augment.pad_mode, size: cfg.item_side() };
     let cache =
         if cfg.cache { PixelCache::open_or_build(&cfg.cache_dir, (cfg.cache_max_gb.max(0.0) * 1e9) as u64, paths, transform, pool)? } else { None };
     let bad: Vec<usize> = match &cache {
         Some(c) => c.unreadable(),
-        None if cfg.skip_bad => pool
-            .install(|| (0..paths.len()).into_par_iter().filter(|&i| decode_for(&paths[i], cfg.channels, cfg.method, cfg.size).is_err()).collect()),
+        None if cfg.skip_bad => pool.install(|| {
+            (0..paths.len()).into_par_iter().filter(|&i| decode_for(&paths[i], cfg.channels, cfg.method, cfg.item_side()).is_err()).collect()
+        }),
         None => vec![],
     };
     let mut kept = all;
@@ -395,6 +410,26 @@ mod tests {
             assert!(same(&epoch(&cached.valid, 0), &epoch(&plain.valid, 0)), "{method:?} validation");
         }
         assert_eq!(std::fs::read_dir(d.path()).unwrap().flatten().filter(|e| e.path().extension().is_some_and(|x| x == "px")).count(), 2);
+    }
+
+    #[test]
+    fn presized_epochs_are_deterministic_and_cached_equal_uncached() {
+        // fastai's presizing: items at 40 px, aug_transforms' crop, warp and lighting down to 24.
+        let t = orl_pairs();
+        let d = tempfile::tempdir().unwrap();
+        let aug = crate::data::augment::AugTransforms { min_scale: 0.75, ..Default::default() }.augment();
+        let c = LoaderConfig { item_size: Some(40), augment: aug, cache_dir: d.path().to_path_buf(), ..cfg(1) };
+        let plain = blocks::pair_loaders(&t, &c).unwrap();
+        let three = blocks::pair_loaders(&t, &LoaderConfig { num_workers: 3, ..c.clone() }).unwrap();
+        let cached = blocks::pair_loaders(&t, &LoaderConfig { cache: true, ..c.clone() }).unwrap();
+        let e1 = epoch(&plain.train, 1);
+        assert_eq!(e1[0].0[0].size(), [16, 1, 24, 24]);
+        assert!(same(&e1, &epoch(&three.train, 1)), "thread count");
+        assert!(same(&e1, &epoch(&cached.train, 1)), "pixel cache");
+        assert!(same(&epoch(&plain.valid, 0), &epoch(&cached.valid, 0)));
+        assert!(!same(&e1, &epoch(&plain.train, 2)));
+        let e = blocks::pair_loaders(&t, &LoaderConfig { item_size: Some(16), ..c.clone() }).err().unwrap().to_string();
+        assert!(e.contains("item_size 16 is smaller than size 24"), "{e}");
     }
 
     #[test]

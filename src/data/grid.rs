@@ -15,12 +15,39 @@ pub const MIN_SIDE: u32 = 160;
 const FONT_PX: u32 = 16;
 const LINE: u32 = 20;
 
+/// The colour of a tile's title: black, or as fastai marks predictions, green when right
+/// and red when wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    Plain,
+    Right,
+    Wrong,
+}
+
+impl Tone {
+    pub fn of(right: bool) -> Tone {
+        if right {
+            Tone::Right
+        } else {
+            Tone::Wrong
+        }
+    }
+
+    fn color(self) -> RGBColor {
+        match self {
+            Tone::Plain => BLACK,
+            // A dark green, readable on white.
+            Tone::Right => RGBColor(0, 128, 0),
+            Tone::Wrong => RED,
+        }
+    }
+}
+
 /// One tile: its images (all of one size) and its title lines, top to bottom.
 pub struct Tile {
     pub images: Vec<Pixels>,
     pub title: Vec<String>,
-    /// Draw the title in red (a wrong prediction).
-    pub alert: bool,
+    pub tone: Tone,
 }
 
 /// Splits `label` into at most two lines that fit `width` pixels (at roughly 0.6 em a
@@ -77,7 +104,8 @@ pub fn save_grid(path: &Path, tiles: &[Tile], min_side: u32) -> Result<()> {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
         for (k, tile) in tiles.iter().enumerate() {
             let (cx, cy) = origin(k);
-            let style = TextStyle::from((FONT, FONT_PX).into_font()).color(if tile.alert { &RED } else { &BLACK });
+            let color = tile.tone.color();
+            let style = TextStyle::from((FONT, FONT_PX).into_font()).color(&color);
             let first = cy + 2 + (title_h - 4 - tile.title.len() as u32 * LINE);
             for (i, line) in tile.title.iter().enumerate() {
                 let at = (cx as i32, (first + i as u32 * LINE) as i32);

@@ -12,7 +12,8 @@ use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
 /// How pixels from outside an image are filled (padding, the affine warp's border).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum PadMode {
     Zeros,
     Reflection,
@@ -20,7 +21,8 @@ pub enum PadMode {
 }
 
 /// How an image is brought to the square size: its pad mode is the augmentation's.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Method {
     Crop,
     Pad,

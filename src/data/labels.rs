@@ -1,6 +1,8 @@
 //! Labels from a file's path: a regex on the file name (fastai's `RegexLabeller` applied
 //! to `name`) or the parent folder(s). Closures are applied by the script layer, which
-//! owns the engine; every labeller ends in `label_all`, which reports all failures at once.
+//! owns the engine, and get the whole path as fastai's label functions do; `file_name` and
+//! `parent_name` take it apart. Every labeller ends in `label_all`, which reports all
+//! failures at once.
 use anyhow::{bail, Context, Result};
 use regex::Regex;
 use std::path::{Path, PathBuf};
@@ -28,7 +30,7 @@ impl Labeller {
     pub fn label(&self, path: &Path) -> Result<String> {
         match self {
             Labeller::Regex(re) => {
-                let name = path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+                let name = file_name(path);
                 let caps = re.captures(&name).with_context(|| format!("regex `{re}` does not match file name `{name}`"))?;
                 Ok(caps.get(1).or_else(|| caps.get(0)).map(|m| m.as_str().to_string()).unwrap_or_default())
             }
@@ -42,6 +44,16 @@ impl Labeller {
             }
         }
     }
+}
+
+/// The last part of a path (fastai's `Path.name`): `/d/images/pug_12.jpg` gives `pug_12.jpg`.
+pub fn file_name(path: &Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// The name of the folder holding a path (fastai's `Path.parent.name`): `s7` for `/d/s7/3.pgm`.
+pub fn parent_name(path: &Path) -> String {
+    path.parent().map(file_name).unwrap_or_default()
 }
 
 /// Labels every file; when some fail, one error says how many and shows a few, so a regex
@@ -77,6 +89,13 @@ mod tests {
         assert_eq!(p.label(Path::new("/d/orl_faces/s7/3.pgm")).unwrap(), "s7");
         let p2 = Labeller::parent(2).unwrap();
         assert_eq!(p2.label(Path::new("/d/Greek/character03/x.png")).unwrap(), "Greek/character03");
+    }
+
+    #[test]
+    fn file_and_parent_names() {
+        assert_eq!(file_name(Path::new("/x/images/great_pyrenees_12.jpg")), "great_pyrenees_12.jpg");
+        assert_eq!(parent_name(Path::new("/d/orl_faces/s7/3.pgm")), "s7");
+        assert_eq!((file_name(Path::new("/")), parent_name(Path::new("a.jpg"))), (String::new(), String::new()));
     }
 
     #[test]

@@ -119,6 +119,11 @@ impl DataLoader {
         self.sampler.batch_size()
     }
 
+    /// The images and transforms it renders with.
+    pub(crate) fn images(&self) -> &Images {
+        &self.images
+    }
+
     /// What plans its batches.
     pub fn sampler(&self) -> &dyn Sampler {
         self.sampler.as_ref()

@@ -17,6 +17,7 @@ pub mod labels;
 pub mod loader;
 pub mod oneshot;
 pub mod pairs;
+pub mod pipeline;
 pub mod pixel_cache;
 pub mod pixels;
 pub mod render;

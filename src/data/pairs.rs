@@ -153,7 +153,7 @@ mod tests {
         let valid = t.bools("is_valid").unwrap();
         let (f1, f2) = (t.strs("file1").unwrap(), t.strs("file2").unwrap());
         let (c1, c2, same) = (t.strs("class1").unwrap(), t.strs("class2").unwrap(), t.bools("label").unwrap());
-        let valid_files: std::collections::BTreeSet<&String> = f1.iter().zip(valid).filter(|p| *p.1).map(|p| p.0).collect();
+        let valid_files: std::collections::BTreeSet<&String> = f1.iter().zip(valid.iter()).filter(|p| *p.1).map(|p| p.0).collect();
         for i in 0..t.len() {
             assert_ne!(f1[i], f2[i]);
             assert_eq!(same[i], c1[i] == c2[i]);

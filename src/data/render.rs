@@ -1,8 +1,9 @@
 //! Per-item pixel work, run in the loader's worker threads: decode (or take from the
-//! pixel cache), resize, augment, and gather a batch's u8 buffers; also the channel statistics
+//! pixel cache), resize to the item size, augment down to the final size (presizing: the
+//! item size may be larger), and gather a batch's u8 buffers; also the channel statistics
 //! for `normalize: "stats"`. Each item's random choices come from (seed, epoch, index).
 use super::augment::Augment;
-use super::image::{load_resized, Method};
+use super::image::{load_resized, resize, Method};
 use super::item::Item;
 use super::pixel_cache::{PixelCache, Transform};
 use super::pixels::Pixels;
@@ -17,7 +18,10 @@ use std::sync::Arc;
 pub(crate) struct Images {
     pub paths: Vec<PathBuf>,
     pub cache: Option<Arc<PixelCache>>,
+    /// The final side of every image.
     pub size: u32,
+    /// The side items are loaded at (fastai's item `Resize`): `size`, or larger for presizing.
+    pub item_size: u32,
     pub method: Method,
     pub channels: usize,
     pub augment: Augment,
@@ -27,19 +31,27 @@ pub(crate) struct Images {
 impl Images {
     /// The same transforms over other image files (uncached).
     pub fn with_paths(&self, paths: Vec<PathBuf>) -> Images {
-        Images { paths, cache: None, size: self.size, method: self.method, channels: self.channels, augment: self.augment.clone(), seed: self.seed }
+        Images { paths, cache: None, augment: self.augment.clone(), ..*self }
     }
 
-    /// Image `id` at the loader's size, the crop at `at` (fractions).
+    /// Image `id` at the item size, the crop at `at` (fractions).
     pub fn sized(&self, id: usize, at: (f64, f64)) -> Result<Pixels> {
         match &self.cache {
             Some(c) => {
-                let t = Transform { channels: self.channels, method: self.method, pad: self.augment.pad_mode, size: self.size };
+                let t = Transform { channels: self.channels, method: self.method, pad: self.augment.pad_mode, size: self.item_size };
                 let stored = c.get(id).with_context(|| format!("{} could not be decoded", self.paths[id].display()))?;
                 t.sized(stored, at).with_context(|| format!("cannot resize {}", self.paths[id].display()))
             }
-            None => load_resized(&self.paths[id], self.channels, self.method, self.augment.pad_mode, self.size, at),
+            None => load_resized(&self.paths[id], self.channels, self.method, self.augment.pad_mode, self.item_size, at),
         }
+    }
+
+    /// An item at the final size, unaugmented: as it is, or resized from the item size.
+    fn unaugmented(&self, px: Pixels) -> Result<Pixels> {
+        if px.width == self.size && px.height == self.size {
+            return Ok(px);
+        }
+        resize(&px, Method::Squish, self.augment.pad_mode, self.size, (0.5, 0.5))
     }
 
     /// The item's images for `epoch`: random crop position (shared by both images of a
@@ -58,9 +70,9 @@ impl Images {
                     px = px.rot90(item.turns);
                 }
                 if train && !self.augment.is_identity() {
-                    self.augment.apply(&mut px, &mut crate::seed::rng(self.seed, &format!("aug/{epoch}/{index}/{slot}")));
+                    return Ok(self.augment.apply(px, self.size, &mut crate::seed::rng(self.seed, &format!("aug/{epoch}/{index}/{slot}"))));
                 }
-                Ok(px)
+                self.unaugmented(px)
             })
             .collect()
     }
@@ -97,7 +109,7 @@ pub(crate) fn channel_stats(images: &Images, train: &[Item], n_inputs: usize) ->
     let sums: Vec<Result<Vec<f64>>> = picked
         .par_iter()
         .map(|&id| {
-            let px = images.sized(id, (0.5, 0.5))?;
+            let px = images.unaugmented(images.sized(id, (0.5, 0.5))?)?;
             let mut s = vec![0f64; 2 * c];
             for p in px.data.chunks_exact(c) {
                 for k in 0..c {

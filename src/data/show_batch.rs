@@ -2,7 +2,7 @@
 //! (crop and augmentation included, before normalisation), each titled with its label;
 //! the two images of a pair sit side by side (see `grid`).
 use super::dataloaders::DataLoaders;
-use super::grid::{save_grid, tile_width, wrap, Tile, MIN_SIDE};
+use super::grid::{save_grid, tile_width, wrap, Tile, Tone, MIN_SIDE};
 use anyhow::{bail, Result};
 use std::path::Path;
 
@@ -19,7 +19,7 @@ impl DataLoaders {
             .into_iter()
             .map(|(images, y)| {
                 let label = self.targets.describe(y, &self.vocab);
-                Tile { images, title: wrap(&label, width), alert: false }
+                Tile { images, title: wrap(&label, width), tone: Tone::Plain }
             })
             .collect();
         save_grid(path, &tiles, MIN_SIDE)

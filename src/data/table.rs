@@ -1,7 +1,10 @@
 //! A small typed table, the tutorial's pandas step: rows of pairs or labelled files that a
-//! script can count, filter, oversample, concatenate, save as CSV, edit by hand and read back.
+//! script can count, filter, oversample, concatenate, extend by a column, save as CSV, edit
+//! by hand and read back; file names made whole and checked against a folder (fastai's
+//! `path`/`folder`) when the table is read, not at the first batch.
 use anyhow::{bail, Context, Result};
 use rand::Rng;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
@@ -89,10 +92,11 @@ impl Column {
         true
     }
 
-    /// Parses CSV cells with the narrowest type that fits all of them: bool, int, float, str.
+    /// Parses CSV cells with the narrowest type that fits all of them: bool (`true`/`false`
+    /// as the runner writes them, `True`/`False` as pandas does), int, float, str.
     fn parse(cells: Vec<String>) -> Column {
-        if !cells.is_empty() && cells.iter().all(|c| c == "true" || c == "false") {
-            return Column::Bool(cells.iter().map(|c| c == "true").collect());
+        if !cells.is_empty() && cells.iter().all(|c| matches!(c.as_str(), "true" | "false" | "True" | "False")) {
+            return Column::Bool(cells.iter().map(|c| c.eq_ignore_ascii_case("true")).collect());
         }
         if let Ok(v) = cells.iter().map(|c| c.parse::<i64>()).collect::<Result<Vec<_>, _>>() {
             if !cells.is_empty() {
@@ -159,11 +163,59 @@ impl Table {
         }
     }
 
-    pub fn bools(&self, name: &str) -> Result<&[bool]> {
+    /// A true/false column; integers 1/0 and the texts true/false, True/False (any case),
+    /// 1/0 are read as such, anything else is named with its row.
+    pub fn bools(&self, name: &str) -> Result<Cow<'_, [bool]>> {
+        let bad = |row: usize, v: &dyn fmt::Display| -> anyhow::Error {
+            anyhow::anyhow!("column `{name}` row {row} holds `{v}`, not a boolean (true/false, True/False or 1/0)")
+        };
         match self.column(name)? {
-            Column::Bool(v) => Ok(v),
+            Column::Bool(v) => Ok(Cow::Borrowed(v)),
+            Column::Int(v) => {
+                v.iter().enumerate().map(|(i, &x)| if x == 0 || x == 1 { Ok(x == 1) } else { Err(bad(i, &x)) }).collect::<Result<_>>().map(Cow::Owned)
+            }
+            Column::Str(v) => v
+                .iter()
+                .enumerate()
+                .map(|(i, x)| match x.to_ascii_lowercase().as_str() {
+                    "true" | "1" => Ok(true),
+                    "false" | "0" => Ok(false),
+                    _ => Err(bad(i, x)),
+                })
+                .collect::<Result<_>>()
+                .map(Cow::Owned),
             c => bail!("column `{name}` holds {} values, not true/false", c.type_name()),
         }
+    }
+
+    /// pandas' `df[name] = values`: the table with the column replaced, or added at the end.
+    pub fn with_column(&self, name: &str, col: Column) -> Result<Table> {
+        if col.len() != self.len() && !self.names.is_empty() {
+            bail!("with_column(`{name}`): {} values for a table of {} rows", col.len(), self.len());
+        }
+        let mut t = self.clone();
+        match t.names.iter().position(|n| n == name) {
+            Some(i) => t.cols[i] = col,
+            None => {
+                t.names.push(name.to_string());
+                t.cols.push(col);
+            }
+        }
+        Ok(t)
+    }
+
+    /// fastai's `path`/`folder`/`suff` of `from_df`: each name in column `col` becomes
+    /// `folder/name + suff` (absolute names keep their place), and every file must exist;
+    /// the missing ones are named with their rows.
+    pub fn resolve_files(&self, col: &str, folder: &Path, suff: &str) -> Result<Table> {
+        let names = self.strs(col)?;
+        let full: Vec<String> = names.iter().map(|n| folder.join(format!("{n}{suff}")).display().to_string()).collect();
+        let missing: Vec<String> = full.iter().enumerate().filter(|(_, f)| !Path::new(f).is_file()).map(|(i, f)| format!("row {i}: {f}")).collect();
+        if !missing.is_empty() {
+            let shown = missing.iter().take(3).cloned().collect::<Vec<_>>().join("; ");
+            bail!("{} of {} files in column `{col}` do not exist under {}: {shown}", missing.len(), names.len(), folder.display());
+        }
+        self.with_column(col, Column::Str(full))
     }
 
     /// One row as (column name, value) pairs.
@@ -358,6 +410,50 @@ mod tests {
         let t = pairs();
         t.to_csv(&p).unwrap();
         assert_eq!(Table::read_csv(&p).unwrap(), t);
+    }
+
+    #[test]
+    fn pandas_booleans_and_bad_ones_named_by_row() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("t.csv");
+        std::fs::write(&p, "file,is_valid,flag,n\na.jpg,True,1,0\nb.jpg,False,0,1\nc.jpg,True,yes,1\n").unwrap();
+        let t = Table::read_csv(&p).unwrap();
+        assert_eq!(t.column("is_valid").unwrap(), &Column::Bool(vec![true, false, true]));
+        assert_eq!(&*t.bools("n").unwrap(), [false, true, true], "integers 0/1 read as booleans");
+        let e = t.bools("flag").unwrap_err().to_string();
+        assert_eq!(e, "column `flag` row 2 holds `yes`, not a boolean (true/false, True/False or 1/0)");
+        let e = t.bools("file").unwrap_err().to_string();
+        assert!(e.contains("row 0 holds `a.jpg`"), "{e}");
+        let twos = Table::new(vec![("k".into(), Column::Int(vec![0, 2]))]).unwrap();
+        assert!(twos.bools("k").unwrap_err().to_string().contains("row 1 holds `2`"));
+    }
+
+    #[test]
+    fn with_column_adds_or_replaces() {
+        let t = pairs();
+        let w = t.with_column("n", Column::Int((0..10).collect())).unwrap();
+        assert_eq!(w.names(), ["file", "label", "score", "n"]);
+        let r = w.with_column("file", Column::Int(vec![7; 10])).unwrap();
+        assert_eq!(r.names(), w.names());
+        assert_eq!(r.column("file").unwrap(), &Column::Int(vec![7; 10]));
+        assert!(t.with_column("n", Column::Int(vec![1])).unwrap_err().to_string().contains("1 values for a table of 10 rows"));
+    }
+
+    #[test]
+    fn resolve_files_joins_the_folder_and_names_missing_rows() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("a.jpg"), b"x").unwrap();
+        std::fs::write(d.path().join("b.jpg"), b"x").unwrap();
+        let t = Table::new(vec![("file".into(), Column::Str(vec!["a".into(), "b".into()]))]).unwrap();
+        let r = t.resolve_files("file", d.path(), ".jpg").unwrap();
+        assert_eq!(r.strs("file").unwrap()[1], d.path().join("b.jpg").display().to_string());
+        let t = Table::new(vec![("file".into(), Column::Str(vec!["a.jpg".into(), "gone.jpg".into(), "b.jpg".into()]))]).unwrap();
+        let e = t.resolve_files("file", d.path(), "").unwrap_err().to_string();
+        assert!(
+            e.starts_with("1 of 3 files in column `file` do not exist under ")
+                && e.ends_with(&format!("row 1: {}", d.path().join("gone.jpg").display())),
+            "{e}"
+        );
     }
 
     #[test]

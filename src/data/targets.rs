@@ -66,7 +66,12 @@ pub struct Labelled {
 
 impl Targets {
     pub fn classes(n: usize) -> Targets {
-        Targets { kind: TargetKind::Classes, width: n, rows: Arc::default() }
+        Targets::without_rows(TargetKind::Classes, n)
+    }
+
+    /// Targets of a kind and width with no items (a loaded learner's loaders).
+    pub fn without_rows(kind: TargetKind, width: usize) -> Targets {
+        Targets { kind, width, rows: Arc::default() }
     }
 
     /// Reads the label columns `cols` (named `names`) as `block` says.

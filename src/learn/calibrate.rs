@@ -23,18 +23,35 @@ pub struct Calibration {
     pub distance: Option<f64>,
 }
 
-/// The cut on "same" logits that classifies the most items right (same above the cut):
-/// midway between neighbouring distinct scores, one unit outside them at the ends; of
-/// equally good cuts the one nearest 0 (p = 0.5), so that a tie keeps the default.
-/// Returns the cut and the number of items it gets right.
-pub fn best_cut(logits: &[f64], same: &[bool]) -> (f64, usize) {
+/// How `calibrate` places the cut between the pairs' scores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cut {
+    /// The cut that classifies the most items right (`best_cut`).
+    Best,
+    /// The equal-error-rate cut (`eer_cut`).
+    Eer,
+}
+
+impl Cut {
+    pub const NAMES: &'static str = "\"best\" (the most pairs right) or \"eer\" (equal error rates)";
+
+    pub fn parse(name: &str) -> Result<Cut> {
+        match name {
+            "best" => Ok(Cut::Best),
+            "eer" => Ok(Cut::Eer),
+            other => bail!("unknown cut `{other}`: use {}", Cut::NAMES),
+        }
+    }
+}
+
+/// Every cut worth trying on sorted scores: midway between neighbouring distinct scores,
+/// one unit outside them at the ends; each with the number of same and of different
+/// items below it (called different).
+fn candidate_cuts(logits: &[f64], same: &[bool]) -> Vec<(f64, usize, usize)> {
     let mut idx: Vec<usize> = (0..logits.len()).collect();
     idx.sort_by(|&a, &b| logits[a].total_cmp(&logits[b]));
     let s: Vec<f64> = idx.iter().map(|&i| logits[i]).collect();
-    let n_same = same.iter().filter(|x| **x).count();
-    // Cut before sorted position k: items below are called different, the rest same.
-    let (mut best, mut best_right) = (0.0f64, usize::MAX);
-    let (mut diff_below, mut same_below) = (0, 0);
+    let (mut out, mut same_below, mut diff_below) = (Vec::new(), 0, 0);
     for k in 0..=s.len() {
         if k > 0 {
             if same[idx[k - 1]] {
@@ -51,12 +68,47 @@ pub fn best_cut(logits: &[f64], same: &[bool]) -> (f64, usize) {
             k if k == s.len() => s[k - 1] + 1.0,
             k => (s[k - 1] + s[k]) / 2.0,
         };
-        let right = diff_below + (n_same - same_below);
-        if best_right == usize::MAX || right > best_right || (right == best_right && cut.abs() < best.abs()) {
-            (best, best_right) = (cut, right);
+        out.push((cut, same_below, diff_below));
+    }
+    out
+}
+
+/// The candidate cut with the lowest `cost`; of equal ones the one nearest 0 (p = 0.5),
+/// so that a tie keeps the default.
+fn cheapest_cut(cuts: &[(f64, usize, usize)], cost: impl Fn(usize, usize) -> f64) -> (f64, f64) {
+    let mut best = (0.0f64, f64::INFINITY);
+    for &(cut, same_below, diff_below) in cuts {
+        let c = cost(same_below, diff_below);
+        if c < best.1 || (c == best.1 && cut.abs() < best.0.abs()) {
+            best = (cut, c);
         }
     }
-    (best, best_right)
+    best
+}
+
+/// The cut on "same" logits that classifies the most items right (same above the cut).
+/// Returns the cut and the number of items it gets right.
+pub fn best_cut(logits: &[f64], same: &[bool]) -> (f64, usize) {
+    let n_same = same.iter().filter(|x| **x).count();
+    let (cut, wrong) =
+        cheapest_cut(&candidate_cuts(logits, same), |same_below, diff_below| (same_below + (logits.len() - n_same - diff_below)) as f64);
+    (cut, logits.len() - wrong as usize)
+}
+
+/// The equal-error-rate cut: where the share of different items above it (false accepts)
+/// comes nearest the share of same items below it (false rejects). It weighs the two
+/// kinds of error alike whatever the mix of items, and it sits where the two score
+/// distributions cross rather than on a few lucky items, so it moves less than the best
+/// cut does when the people it is fitted on are few.
+pub fn eer_cut(logits: &[f64], same: &[bool]) -> f64 {
+    let n_same = same.iter().filter(|x| **x).count().max(1) as f64;
+    let n_diff = (logits.len() as f64 - n_same).max(1.0);
+    let cuts = candidate_cuts(logits, same);
+    cheapest_cut(&cuts, |same_below, diff_below| {
+        let false_accepts = (n_diff - diff_below as f64) / n_diff;
+        (false_accepts - same_below as f64 / n_same).abs()
+    })
+    .0
 }
 
 fn sigmoid(x: f64) -> f64 {
@@ -65,9 +117,9 @@ fn sigmoid(x: f64) -> f64 {
 
 impl Learner {
     /// Fits the threshold on the training pairs (epoch 0's batches, model in eval mode)
-    /// and sets it, so that `validate`, the metrics of later fits, `predict` and the
-    /// interpretation use it.
-    pub fn calibrate(&mut self) -> Result<Calibration> {
+    /// by the rule `cut` and sets it, so that `validate`, the metrics of later fits,
+    /// `predict` and the interpretation use it.
+    pub fn calibrate(&mut self, rule: Cut) -> Result<Calibration> {
         if !self.is_two_class() {
             bail!("calibrate needs a two-class model (pairs: same/different); this one has {} classes", self.data.vocab().len());
         }
@@ -92,8 +144,12 @@ impl Learner {
         };
         let right_before = logits.iter().zip(&same).filter(|(l, s)| (**l > bias) == **s).count();
         // Beyond +-30 p(same) is 1 or 0 in float32: the cut would mean nothing.
-        let (cut, right) = best_cut(&logits, &same);
-        let cut = cut.clamp(-30.0, 30.0);
+        let cut = match rule {
+            Cut::Best => best_cut(&logits, &same).0,
+            Cut::Eer => eer_cut(&logits, &same),
+        }
+        .clamp(-30.0, 30.0);
+        let right = logits.iter().zip(&same).filter(|(l, s)| (**l > cut) == **s).count();
         let threshold = sigmoid(cut);
         self.set_threshold(threshold)?;
         // The inverse of `Loss::same_logit` for distances.
@@ -107,7 +163,7 @@ impl Learner {
 
 #[cfg(test)]
 mod tests {
-    use super::best_cut;
+    use super::{best_cut, eer_cut, Cut};
 
     #[test]
     fn the_cut_separates_what_it_can_and_prefers_zero() {
@@ -122,5 +178,24 @@ mod tests {
         assert_eq!(right, 2);
         // all same: the cut goes below every score
         assert_eq!(best_cut(&[2.0, 3.0], &[true, true]), (1.0, 2));
+    }
+
+    #[test]
+    fn the_eer_cut_balances_the_two_error_rates() {
+        // 2 different pairs, 6 same (sorted: d -2.0, s 0.5, d 1.0, s 1.2, ...). Cuts at
+        // -0.75 and 1.1 both get 7 right; the best cut keeps the one nearer 0, accepting
+        // half the different pairs (false accepts 1/2, false rejects 0). Equal error
+        // rates take 1.1 (0 and 1/6), the nearest the two rates come.
+        let logits = [-2.0, 1.0, 0.5, 1.2, 2.0, 2.5, 3.0, 3.5];
+        let same = [false, false, true, true, true, true, true, true];
+        assert_eq!(best_cut(&logits, &same), (-0.75, 7));
+        assert_eq!(eer_cut(&logits, &same), 1.1);
+        // separable: both rates 0 at the cut nearest 0 that separates
+        assert_eq!(eer_cut(&[-1.0, 1.0], &[false, true]), 0.0);
+        assert_eq!(Cut::parse("eer").unwrap(), Cut::Eer);
+        assert_eq!(
+            Cut::parse("median").unwrap_err().to_string(),
+            "unknown cut `median`: use \"best\" (the most pairs right) or \"eer\" (equal error rates)"
+        );
     }
 }

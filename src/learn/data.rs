@@ -56,6 +56,10 @@ pub trait LearnData {
     fn encode_files(&self, files: &[std::path::PathBuf]) -> Result<Tensor> {
         self.encode(files, &vec![0; files.len()], None)
     }
+    /// What turns an image file into an input (for exporting a learner), when the data reads files.
+    fn pipeline(&self) -> Option<crate::data::pipeline::ItemPipeline> {
+        None
+    }
     /// The validation batches through pass `n` of the training augmentation (for `tta`).
     fn valid_augmented(&self, _n: usize) -> Result<Batches<'_>> {
         anyhow::bail!("this data has no training augmentation to apply at test time (use DataLoaders)")
@@ -101,6 +105,9 @@ impl LearnData for crate::data::DataLoaders {
     }
     fn valid_images(&self, indices: &[usize]) -> Result<Vec<Vec<crate::data::pixels::Pixels>>> {
         Ok(self.valid.items_at(indices)?.into_iter().map(|(px, _)| px).collect())
+    }
+    fn pipeline(&self) -> Option<crate::data::pipeline::ItemPipeline> {
+        Some(crate::data::DataLoaders::pipeline(self))
     }
 }
 

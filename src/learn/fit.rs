@@ -124,6 +124,9 @@ impl Learner {
             self.model.to_channels_last();
         }
         let n_iter = self.loop_data().train_len();
+        if n_iter == 0 && self.loop_data().valid_len() == 0 {
+            bail!("this learner has no data to train on (a learner from load_learner only predicts: build loaders and a learner to train)");
+        }
         if n_iter == 0 {
             bail!("no training batches: the training set is smaller than one batch (drop_last)");
         }

@@ -7,7 +7,7 @@
 //! needs one class per item, is refused for them.
 use super::data::TargetKind;
 use super::learner::Learner;
-use crate::data::grid::{save_grid, tile_width, wrap, Tile};
+use crate::data::grid::{save_grid, tile_width, wrap, Tile, Tone};
 use anyhow::{bail, Result};
 use std::path::Path;
 use tch::{Device, Kind, Tensor};
@@ -169,11 +169,10 @@ impl Interpretation {
                 let mut title = wrap(&format!("predicted: {}", o.predicted.text(&self.vocab)), width);
                 title.extend(wrap(&format!("actual: {}", o.actual.text(&self.vocab)), width));
                 title.push(if o.prob.is_nan() { format!("loss {:.2}", o.loss) } else { format!("loss {:.2}, p {:.2}", o.loss, o.prob) });
-                let alert = match (&o.actual, &o.predicted) {
-                    (Decision::Values(_), _) => false,
-                    (a, p) => a != p,
-                };
-                Tile { images, title, alert }
+                // Regression values are never exactly right, so they are not marked wrong.
+                let wrong = !matches!(o.actual, Decision::Values(_)) && o.actual != o.predicted;
+                let tone = if wrong { Tone::Wrong } else { Tone::Plain };
+                Tile { images, title, tone }
             })
             .collect();
         save_grid(path, &tiles, TILE_SIDE)?;

@@ -168,6 +168,9 @@ fn check_episodes(model: &Model, data: &dyn LearnData) -> Result<()> {
     }
 }
 
+/// Items `predict_batch` runs through the model at once.
+pub const PREDICT_BS: usize = 64;
+
 /// One item's prediction, as fastai's `predict` decodes it for its targets.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Prediction {
@@ -415,7 +418,7 @@ impl Learner {
                 let out = self.forward(&b.xs, false)?;
                 losses.push(self.loss.per_item(&out, &y)?);
                 probs.push(self.probs(&out));
-                if let Some(l) = self.loss.same_logit(&out).filter(|_| two_class) {
+                if let Some(l) = two_class.then(|| self.loss.same_logit(&out)).flatten() {
                     logits.push(l);
                 }
                 targets.push(y);
@@ -447,6 +450,11 @@ impl Learner {
     /// threshold on p(same) means something.
     pub fn is_two_class(&self) -> bool {
         self.targets == TargetKind::Classes && (self.model.output() != crate::model::Output::Logits || self.data.vocab().len() == 2)
+    }
+
+    /// The threshold when one was set (None: 0.5, the default).
+    pub fn threshold_set(&self) -> Option<f64> {
+        self.threshold
     }
 
     /// The p(same) above which a two-class model says "same" (0.5 unless set).
@@ -484,15 +492,35 @@ impl Learner {
     /// fastai's `learn.predict` for one item given as image files (one per model input:
     /// one for a classifier, two for a Siamese model), prepared as the validation set is.
     pub fn predict_files(&self, files: &[PathBuf]) -> Result<Prediction> {
-        if files.len() != self.model.n_inputs() {
-            bail!("predict takes {} file(s) for this model, got {}", self.model.n_inputs(), files.len());
+        Ok(self.predict_batch(&[files.to_vec()])?.remove(0))
+    }
+
+    /// Predictions for many items (each its files, one per model input), in batches of
+    /// `PREDICT_BS` (fastai's `get_preds` over a `test_dl`).
+    pub fn predict_batch(&self, items: &[Vec<PathBuf>]) -> Result<Vec<Prediction>> {
+        let n = self.model.n_inputs();
+        if let Some(item) = items.iter().find(|it| it.len() != n) {
+            bail!("predict takes {n} file(s) for this model, got {}", item.len());
         }
-        let xs = files.iter().map(|f| self.data.encode_files(std::slice::from_ref(f))).collect::<Result<Vec<_>>>()?;
-        let probs = self.predict(&xs)?.squeeze_dim(0).to_kind(tch::Kind::Double).to_device(tch::Device::Cpu);
-        let probs = Vec::<f64>::try_from(probs.flatten(0, -1))?;
+        let mut out = Vec::with_capacity(items.len());
+        for chunk in items.chunks(PREDICT_BS) {
+            let xs = (0..n)
+                .map(|slot| self.data.encode_files(&chunk.iter().map(|it| it[slot].clone()).collect::<Vec<_>>()))
+                .collect::<Result<Vec<_>>>()?;
+            let probs = self.predict(&xs)?.to_kind(tch::Kind::Double).to_device(tch::Device::Cpu);
+            for row in 0..chunk.len() as i64 {
+                out.push(self.decode(Vec::<f64>::try_from(probs.get(row).flatten(0, -1))?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// One item's outputs decoded for the targets: a class, the labels over the threshold,
+    /// or the numbers themselves.
+    fn decode(&self, probs: Vec<f64>) -> Prediction {
         let vocab = self.data.vocab();
         let name = |i: usize| vocab.get(i).cloned().unwrap_or_else(|| i.to_string());
-        Ok(match self.targets {
+        match self.targets {
             TargetKind::Floats => Prediction::Values(probs),
             TargetKind::MultiHot => {
                 let labels = (0..probs.len()).filter(|&i| probs[i] > self.threshold()).map(name).collect();
@@ -502,7 +530,7 @@ impl Learner {
                 let best = (0..probs.len()).max_by(|&a, &b| probs[a].total_cmp(&probs[b])).unwrap_or(0);
                 Prediction::Class { label: name(best), index: best, probs }
             }
-        })
+        }
     }
 
     /// The validation loss and every metric, built-in then `extra`, as fastai's

@@ -3,7 +3,7 @@
 //! probabilities `[N, C]` for every class head alike, label probabilities, numbers).
 //! A loss is one variant here: its name, `compute` (the batch mean) and `per_item`.
 use super::data::TargetKind;
-use crate::model::{Model, Output};
+use crate::model::{Margin, Model, Output};
 use anyhow::{bail, Result};
 use std::rc::Rc;
 use tch::{Kind, Reduction, Tensor};
@@ -22,11 +22,11 @@ pub enum Loss {
     Focal {
         gamma: f64,
     },
-    /// CosFace (Wang et al. 2018): cross-entropy after `margin` (in logits, a cosine
-    /// head's `scale * m`) is taken off each item's target-class logit, so that training
-    /// asks for a margin between classes that predictions (no margin) then enjoy.
+    /// CosFace (Wang et al. 2018) or ArcFace (Deng et al. 2019): cross-entropy after a
+    /// cosine head's `margin` is applied to each item's target-class logit, so that
+    /// training asks for a margin between classes that predictions (no margin) then enjoy.
     MarginCrossEntropy {
-        margin: f64,
+        margin: Margin,
     },
     BinaryCrossEntropy,
     /// Hadsell et al.: same pairs pulled together, different pairs pushed past `margin`.
@@ -130,7 +130,7 @@ impl std::fmt::Display for Loss {
             Loss::CrossEntropy => f.write_str("cross_entropy"),
             Loss::LabelSmoothing { eps } => write!(f, "cross_entropy (label smoothing {eps})"),
             Loss::Focal { gamma } => write!(f, "focal (gamma {gamma})"),
-            Loss::MarginCrossEntropy { margin } => write!(f, "cross_entropy (target-class margin {margin})"),
+            Loss::MarginCrossEntropy { margin } => write!(f, "cross_entropy ({margin})"),
             Loss::BinaryCrossEntropy => f.write_str("bce"),
             Loss::Contrastive { margin } => write!(f, "contrastive (margin {margin})"),
             Loss::BceMulti => f.write_str("bce_multi"),
@@ -188,8 +188,8 @@ impl Loss {
 
     /// The loss a learner uses when the script names none, as fastai's Learner infers it
     /// from the targets (numbers: mse, label sets: bce_multi) and, for classes, from the
-    /// model: what its output calls for, with CosFace's margin when the model trains with
-    /// one (a cosine classifier's `scale * m`).
+    /// model: what its output calls for, with the margin a cosine classifier trains with
+    /// (CosFace's, ArcFace's).
     pub fn default_for(model: &Model, kind: TargetKind) -> Loss {
         match (kind, model.output(), model.train_margin()) {
             (TargetKind::Floats, _, _) => Loss::Mse,
@@ -241,7 +241,7 @@ impl Loss {
             Loss::Custom(c) => return c.batch(out, y),
             Loss::CrossEntropy => out.cross_entropy_for_logits(y),
             Loss::LabelSmoothing { eps } => out.cross_entropy_loss::<Tensor>(y, None, Reduction::Mean, -100, *eps),
-            Loss::MarginCrossEntropy { margin } => with_target_margin(out, y, *margin).cross_entropy_for_logits(y),
+            Loss::MarginCrossEntropy { margin } => margin.apply(out, y).cross_entropy_for_logits(y),
             Loss::BinaryCrossEntropy => out.binary_cross_entropy_with_logits::<Tensor>(&y.to_kind(Kind::Float), None, None, Reduction::Mean),
             Loss::Focal { .. } | Loss::Contrastive { .. } => self.per_item(out, y)?.mean(Kind::Float),
             // The "flat" losses: every output against its target, as fastai's *Flat do.
@@ -266,9 +266,7 @@ impl Loss {
                 let hard: Tensor = 1.0 - (-&ce).exp();
                 hard.pow_tensor_scalar(*gamma) * ce
             }
-            Loss::MarginCrossEntropy { margin } => {
-                with_target_margin(out, y, *margin).cross_entropy_loss::<Tensor>(y, None, Reduction::None, -100, 0.0)
-            }
+            Loss::MarginCrossEntropy { margin } => margin.apply(out, y).cross_entropy_loss::<Tensor>(y, None, Reduction::None, -100, 0.0),
             Loss::BinaryCrossEntropy => out.binary_cross_entropy_with_logits::<Tensor>(&y.to_kind(Kind::Float), None, None, Reduction::None),
             Loss::Contrastive { margin } => {
                 let y = y.to_kind(Kind::Float);
@@ -286,7 +284,7 @@ impl Loss {
     /// The logit of "same" (class 1) of a two-class output `[N]`: the logit of a pair head,
     /// `l1 - l0` of two class logits, and `(margin/2 - d) * 10/margin` of a distance, so
     /// that a distance below half the margin counts as "same". None for losses over
-    /// numbers or label sets, which have no "same".
+    /// numbers or label sets, which have no "same" (nor a closure's outputs of other shapes).
     pub fn same_logit(&self, out: &Tensor) -> Option<Tensor> {
         Some(match self {
             Loss::CrossEntropy | Loss::LabelSmoothing { .. } | Loss::Focal { .. } | Loss::MarginCrossEntropy { .. } => {
@@ -296,8 +294,9 @@ impl Loss {
             Loss::Contrastive { margin } => distance_logit(out, *margin),
             Loss::BceMulti | Loss::Mse | Loss::L1 | Loss::SmoothL1 { .. } => return None,
             // A custom loss's outputs read as the default loss of their shape would.
-            Loss::Custom(_) if out.dim() == 2 => out.select(1, 1) - out.select(1, 0),
-            Loss::Custom(_) => out.shallow_clone(),
+            Loss::Custom(_) if out.dim() == 2 && out.size()[1] == 2 => out.select(1, 1) - out.select(1, 0),
+            Loss::Custom(_) if out.dim() == 1 => out.shallow_clone(),
+            Loss::Custom(_) => return None,
         })
     }
 
@@ -332,11 +331,6 @@ fn pair_probs(logit: Tensor) -> Tensor {
 /// The logit of same for a distance `d`: `(margin/2 - d) * 10/margin`.
 fn distance_logit(d: &Tensor, margin: f64) -> Tensor {
     (margin / 2.0 - d) * (10.0 / margin)
-}
-
-/// Logits `[N, C]` with `margin` subtracted from each row's target class `y` `[N]`.
-fn with_target_margin(out: &Tensor, y: &Tensor, margin: f64) -> Tensor {
-    out - out.zeros_like().scatter_value(1, &y.unsqueeze(1), margin)
 }
 
 #[cfg(test)]

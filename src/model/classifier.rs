@@ -3,7 +3,7 @@
 use super::head::{self, HeadSpec};
 use super::layers::Seq;
 use super::net::{Net, Output, SummaryRow};
-use super::{BodySpec, Model};
+use super::{BodySpec, KindSpec, Model};
 use anyhow::{bail, Result};
 use tch::nn::{self, ModuleT};
 use tch::{Device, Tensor};
@@ -47,6 +47,6 @@ impl Model {
         let vs = nn::VarStore::new(device);
         let b = body.build(&(vs.root() / "body"))?;
         let h = head::create_head(&(vs.root() / "head"), head)?;
-        Model::finish(vs, Classifier { body: b, head: h }, body)
+        Model::finish(vs, Classifier { body: b, head: h }, body, Some(KindSpec::Classifier { head: head.clone() }))
     }
 }

@@ -9,7 +9,8 @@ crate::options! {
     /// A conv stack: conv (BatchNorm) ReLU (max-pool) per layer, then an embedding. The
     /// defaults are Koch et al. 2015's: 64@10x10, 128@7x7, 128@4x4, 256@4x4, a 4096-d sigmoid
     /// embedding.
-    #[derive(Debug, Clone, PartialEq)]
+    #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[serde(default)]
     pub struct ConvNetSpec {
         // Needed to size the Linear layer; `convnet` refuses a call without it.
         /// input [height, width]
@@ -34,7 +35,8 @@ crate::options! {
 }
 
 /// How each conv is padded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Padding {
     /// None, as Koch et al.'s convs: each conv shrinks the map by kernel - 1.
     Valid,

@@ -7,7 +7,8 @@ use tch::nn;
 
 crate::options! {
     /// fastai's head for `nf` input channels and `n_out` outputs.
-    #[derive(Debug, Clone, PartialEq)]
+    #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[serde(default)]
     pub struct HeadSpec {
         /// Input channels (create_head's argument).
         field nf: i64 = 0,

@@ -10,6 +10,7 @@ pub mod convnext;
 pub mod cosine_classifier;
 pub mod head;
 pub mod layers;
+pub mod margin;
 pub mod net;
 pub mod pretrained;
 pub mod protonet;
@@ -18,14 +19,16 @@ pub mod pth;
 pub mod registry;
 pub mod resnet;
 pub mod siamese;
+pub mod spec;
 pub mod summary;
 pub mod weights;
 
 pub use body::BodySpec;
+pub use margin::Margin;
 pub use net::{Net, Output};
 pub use protonet::ProtoShape;
 pub use registry::Split;
-pub use siamese::PairHeadSpec;
+pub use spec::{KindSpec, ModelSpec, PairHeadSpec};
 
 use anyhow::{bail, Context, Result};
 use std::collections::HashSet;
@@ -75,12 +78,15 @@ pub struct Model {
     /// Trainable parameter names, sorted (the optimizer's deterministic order).
     pub param_names: Vec<String>,
     bn_params: HashSet<String>,
+    /// What rebuilds the kind (None: a protonet, which cannot be exported).
+    kind_spec: Option<KindSpec>,
 }
 
 impl Model {
-    /// A model of kind `net`, whose variables `vs` holds (the body's under `body.`, loaded
-    /// from the body's weights file when it names one): what each kind's constructor ends with.
-    pub(crate) fn finish(vs: nn::VarStore, net: impl Net, body: &BodySpec) -> Result<Model> {
+    /// A model of kind `net` (built from `kind_spec`), whose variables `vs` holds (the body's
+    /// under `body.`, loaded from the body's weights file when it names one): what each
+    /// kind's constructor ends with.
+    pub(crate) fn finish(vs: nn::VarStore, net: impl Net, body: &BodySpec, kind_spec: Option<KindSpec>) -> Result<Model> {
         let vars = vs.variables();
         let mut param_names: Vec<String> = vars.iter().filter(|(_, t)| t.requires_grad()).map(|(k, _)| k.clone()).collect();
         param_names.sort();
@@ -92,7 +98,7 @@ impl Model {
             })
             .cloned()
             .collect();
-        let model = Model { vs, net: Box::new(net), body: body.clone(), param_names, bn_params };
+        let model = Model { vs, net: Box::new(net), body: body.clone(), param_names, bn_params, kind_spec };
         if let BodySpec::Arch { arch, kept, weights: Some(w) } = body {
             let n = weights::load_prefixed(&model.vs, "body", w, &arch.children[*kept..])?;
             tracing::info!("loaded {n} tensors from {} into the body", w.display());
@@ -125,8 +131,8 @@ impl Model {
         self.net.episode_shape()
     }
 
-    /// The margin (in logits) training should take off each target-class logit; see `Net`.
-    pub fn train_margin(&self) -> Option<f64> {
+    /// The margin training should apply to each target-class logit; see `Net`.
+    pub fn train_margin(&self) -> Option<Margin> {
         self.net.train_margin()
     }
 
@@ -227,7 +233,20 @@ mod tests {
         let resnet = BodySpec::arch("resnet18", -2, None).unwrap();
         let models = [
             (Model::classifier(&resnet, &head::HeadSpec::new(512, 3), cpu).unwrap(), "Classifier", 1, None, None),
-            (Model::cosine_classifier(&convnet(), 3, 16.0, cpu).unwrap().with_cos_margin(0.25).unwrap(), "CosineClassifier", 1, None, Some(4.0)),
+            (
+                Model::cosine_classifier(&convnet(), 3, 16.0, cpu).unwrap().with_cos_margin(0.25).unwrap(),
+                "CosineClassifier",
+                1,
+                None,
+                Some(Margin::Cos { scale: 16.0, m: 0.25 }),
+            ),
+            (
+                Model::cosine_classifier(&convnet(), 3, 16.0, cpu).unwrap().with_arc_margin(0.5).unwrap(),
+                "CosineClassifier",
+                1,
+                None,
+                Some(Margin::Arc { scale: 16.0, m: 0.5 }),
+            ),
             (Model::siamese(&convnet(), &PairHeadSpec::Distance, cpu).unwrap(), "SiameseModel", 2, None, None),
             (Model::protonet(&convnet(), shape, cpu).unwrap(), "ProtoNet", 1, Some((2, 1)), None),
         ];

@@ -71,9 +71,9 @@ pub trait Net: Any {
         None
     }
 
-    /// A margin (in logits) that training takes off each item's target-class logit
-    /// (CosFace's `scale * m`); None when it trains on its plain output.
-    fn train_margin(&self) -> Option<f64> {
+    /// A margin that training applies to each item's target-class logit (CosFace's,
+    /// ArcFace's); None when it trains on its plain output.
+    fn train_margin(&self) -> Option<super::Margin> {
         None
     }
 }

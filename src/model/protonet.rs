@@ -102,6 +102,6 @@ impl Model {
         }
         let vs = nn::VarStore::new(device);
         let b = body.build(&(vs.root() / "body"))?;
-        Model::finish(vs, ProtoNet { body: b, pool: body.outputs_feature_map(), shape }, body)
+        Model::finish(vs, ProtoNet { body: b, pool: body.outputs_feature_map(), shape }, body, None)
     }
 }

@@ -1,40 +1,16 @@
 //! A Siamese model: one shared encoder on both images of a pair, then a head that turns the
 //! two into an answer (fastai's concat head, Koch et al.'s weighted L1, a scaled cosine, or
 //! the plain distance a contrastive loss wants).
-use super::head::{self, HeadSpec};
+use super::head;
 use super::layers::{self, embed, Seq};
 use super::net::{checked_forward, Net, Output, SummaryRow};
+use super::spec::{KindSpec, PairHeadSpec};
 use super::{BodySpec, Model};
 use anyhow::{bail, Result};
 use tch::nn::{self, ModuleT};
 use tch::{Device, Kind, Tensor};
 
 /// How a Siamese model turns two embeddings into an answer.
-#[derive(Debug, Clone, PartialEq)]
-pub enum PairHeadSpec {
-    /// The fastai tutorial: concatenate the feature maps, then a fastai head (2 logits).
-    Concat(HeadSpec),
-    /// Koch et al.: weighted L1 distance of the embeddings -> one logit (sigmoid = same).
-    L1,
-    /// Cosine similarity, scaled and shifted by learned numbers -> one logit.
-    Cosine,
-    /// Euclidean distance of the embeddings, for the contrastive loss.
-    Distance,
-}
-
-impl std::str::FromStr for PairHeadSpec {
-    type Err = anyhow::Error;
-    /// The named Siamese heads (`Concat` is built from a `create_head` instead).
-    fn from_str(s: &str) -> Result<PairHeadSpec> {
-        Ok(match s {
-            "l1" => PairHeadSpec::L1,
-            "cosine" => PairHeadSpec::Cosine,
-            "distance" => PairHeadSpec::Distance,
-            other => bail!("unknown Siamese head `{other}`: use a create_head(...), \"l1\", \"cosine\" or \"distance\""),
-        })
-    }
-}
-
 enum PairHead {
     Concat(Seq),
     L1(nn::Linear),
@@ -110,6 +86,7 @@ impl Net for Siamese {
 impl Model {
     /// One shared encoder applied to both images, then `head`.
     pub fn siamese(body: &BodySpec, head: &PairHeadSpec, device: Device) -> Result<Model> {
+        let kind_spec = KindSpec::Siamese { head: head.clone() };
         let vs = nn::VarStore::new(device);
         let root = vs.root();
         let encoder = body.build(&(&root / "body"))?;
@@ -132,7 +109,7 @@ impl Model {
             }
             PairHeadSpec::Distance => (PairHead::Distance, Output::Distance),
         };
-        Model::finish(vs, Siamese { body: encoder, pool, head, output }, body)
+        Model::finish(vs, Siamese { body: encoder, pool, head, output }, body, Some(kind_spec))
     }
 
     /// A Siamese model over this model's body, its trained weights copied: after

@@ -119,7 +119,12 @@ pub fn save(vs: &VarStore, path: &Path) -> Result<()> {
 
 /// Loads a file written by `save`: names and shapes must match exactly.
 pub fn load(vs: &VarStore, path: &Path) -> Result<()> {
-    let file: BTreeMap<String, Tensor> = read_tensors(path)?.into_iter().collect();
+    load_named(vs, read_tensors(path)?.into_iter().collect(), path)
+}
+
+/// Copies `file`'s tensors (read from `path`) into the variables: names and shapes must
+/// match exactly.
+pub fn load_named(vs: &VarStore, file: BTreeMap<String, Tensor>, path: &Path) -> Result<()> {
     let vars = vs.variables();
     let unexpected: Vec<String> = file.keys().filter(|k| !vars.contains_key(*k)).cloned().collect();
     if !unexpected.is_empty() {

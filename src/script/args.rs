@@ -52,6 +52,20 @@ pub fn value(v: &Dynamic) -> Value {
     }
 }
 
+/// The plain API's value as a script value (the inverse of `value`).
+pub fn dynamic(v: &Value) -> Dynamic {
+    match v {
+        Value::Unit => Dynamic::UNIT,
+        Value::Bool(b) => (*b).into(),
+        Value::Int(i) => (*i).into(),
+        Value::Float(x) => (*x).into(),
+        Value::Str(s) => s.clone().into(),
+        Value::List(l) => Dynamic::from_array(l.iter().map(dynamic).collect()),
+        Value::Map(m) => Dynamic::from_map(m.iter().map(|(k, v)| (k.into(), dynamic(v))).collect()),
+        Value::Other { shown, .. } => shown.clone().into(),
+    }
+}
+
 /// A positional argument read as `T` (numbers may be written as integers:
 /// `fit_one_cycle(1, 1)`); errors name it.
 pub fn arg<T: OptValue>(v: &Dynamic, what: &str) -> RhaiResult<T> {

@@ -5,12 +5,12 @@
 use super::args::{script_err, to_string, Opts, OrScript, RhaiResult};
 use super::ctx::ScriptCtx;
 use super::options;
+use crate::data::augment::AugTransforms;
 use crate::data::blocks::{episode_loaders, TableColumns};
-use crate::data::labels::{label_all, Labeller};
+use crate::data::labels::{self, label_all, Labeller};
 use crate::data::sampler::EpisodeLayout;
 use crate::data::splitters::{self, Split};
-use crate::data::table::Column;
-use crate::data::table::{Table, Value};
+use crate::data::table::{Column, Table, Value};
 use crate::data::targets::{TargetBlock, TargetKind};
 use crate::data::{blocks, datasets, files, oneshot, pairs, DataLoaders, LoaderConfig};
 use crate::reg;
@@ -84,6 +84,31 @@ fn value(v: Value) -> Dynamic {
     }
 }
 
+/// Script values as one typed column: all true/false, all integers, all numbers or all
+/// strings; anything else is refused naming the first odd value.
+fn column_of(values: Vec<Dynamic>, what: &str) -> RhaiResult<Column> {
+    let all = |f: fn(&Dynamic) -> bool| values.iter().all(f);
+    if all(|v| v.is_bool()) {
+        return Ok(Column::Bool(values.iter().map(|v| v.as_bool().unwrap_or_default()).collect()));
+    }
+    if all(|v| v.is_int()) {
+        return Ok(Column::Int(values.iter().map(|v| v.as_int().unwrap_or_default()).collect()));
+    }
+    if all(|v| v.is_int() || v.is_float()) {
+        return Ok(Column::Float(values.iter().map(|v| v.as_float().or_else(|_| v.as_int().map(|i| i as f64)).unwrap_or_default()).collect()));
+    }
+    if all(|v| v.is_string()) {
+        return Ok(Column::Str(values.iter().map(|v| v.to_string()).collect()));
+    }
+    let odd = values.iter().position(|v| v.type_name() != values[0].type_name()).unwrap_or(0);
+    Err(script_err(format!(
+        "{what}: a column holds one type (bool, integer, number or string); value {odd} is {} `{}` after {}",
+        values[odd].type_name(),
+        values[odd],
+        values[0].type_name()
+    )))
+}
+
 fn row_map(t: &Table, i: usize) -> Map {
     t.row(i).into_iter().map(|(n, v)| (n.into(), value(v))).collect()
 }
@@ -111,6 +136,7 @@ pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     engine.register_type_with_name::<ScriptLabel>("Label");
     engine.register_type_with_name::<ScriptSplits>("Splits");
     register_datasets(engine, ctx);
+    register_augment(engine);
     register_image_files(engine);
     register_labels(engine);
     register_random_splitters(engine, ctx);
@@ -203,6 +229,28 @@ fn target_kind_name(k: TargetKind) -> &'static str {
     }
 }
 
+/// fastai's augmentation preset, as loader options.
+fn register_augment(engine: &mut Engine) {
+    let preset = |opts: Map| -> RhaiResult<Map> {
+        let mut aug = AugTransforms::default();
+        let mut o = Opts::new(&options::AUG_TRANSFORMS, opts);
+        o.fill(&mut aug)?;
+        o.finish()?;
+        aug.augment().check().or_script()?;
+        Ok(aug.loader_options().into_iter().map(|(k, v)| (k.into(), super::args::dynamic(&v))).collect())
+    };
+    reg!(engine, "aug_transforms", ["Map"],
+        "fastai's aug_transforms() with its defaults (flip, rotate 10, zoom 1..1.1, warp 0.2, lighting 0.2, p 0.75) as loader options: `image_loaders(t, aug_transforms(#{ size: 224 }) + #{ item_size: 460, bs: 64 })`.",
+        move || preset(Map::new()));
+    reg!(
+        engine,
+        "aug_transforms",
+        ["options: Map", "Map"],
+        "aug_transforms with fastai's keys (see Options below); with the loaders' item_size larger than size, fastai's presizing.",
+        preset
+    );
+}
+
 /// Image files under folders, the unreadable ones, and Omniglot's one-shot runs.
 fn register_image_files(engine: &mut Engine) {
     let find = |roots: Vec<PathBuf>| -> RhaiResult<Array> {
@@ -285,9 +333,23 @@ fn register_labels(engine: &mut Engine) {
     );
     reg!(
         engine,
+        "file_name",
+        ["path: String", "String"],
+        "The last part of a path (fastai's `Path.name`): `file_name(\"/d/images/pug_12.jpg\") == \"pug_12.jpg\"`; label closures get whole paths.",
+        |path: &str| labels::file_name(Path::new(path))
+    );
+    reg!(
+        engine,
+        "parent_name",
+        ["path: String", "String"],
+        "The name of the folder holding a path (fastai's `Path.parent.name`): `parent_name(\"/d/s7/3.pgm\") == \"s7\"`.",
+        |path: &str| labels::parent_name(Path::new(path))
+    );
+    reg!(
+        engine,
         "get_labels",
         ["files: Array", "label: Label | Fn", "Array"],
-        "The label of every file, from a Label or a closure `|file| ...`.",
+        "The label of every file, from a Label or a closure `|file| ...`; the closure gets the whole path, as fastai's label functions do (`|f| file_name(f)` for the name).",
         |ctx: NativeCallContext, files: Array, label: Dynamic| -> RhaiResult<Array> {
             Ok(labels_of(&ctx, &paths(&files)?, &label)?.into_iter().map(Dynamic::from).collect())
         }
@@ -307,6 +369,19 @@ fn register_random_splitters(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
             let (pct, seed) = (o.f64("valid_pct")?, o.opt_u64("seed")?.unwrap_or(c.seed));
             o.finish()?;
             splitters::random_splitter(files.len(), pct, seed).map(ScriptSplits).or_script()
+        }
+    );
+    let c = ctx.clone();
+    reg!(
+        engine,
+        "random_splitter",
+        ["t: Table", "options: Map", "Splits"],
+        "random_splitter over a table's rows (one read by read_csv): `t.with_column(\"is_valid\", random_splitter(t, #{ valid_pct: 0.2 }))`.",
+        move |t: &mut ScriptTable, opts: Map| -> RhaiResult<ScriptSplits> {
+            let mut o = Opts::new(&options::RANDOM_SPLITTER, opts);
+            let (pct, seed) = (o.f64("valid_pct")?, o.opt_u64("seed")?.unwrap_or(c.seed));
+            o.finish()?;
+            splitters::random_splitter(t.0.len(), pct, seed).map(ScriptSplits).or_script()
         }
     );
     let c = ctx.clone();
@@ -358,7 +433,7 @@ fn register_rule_splitters(engine: &mut Engine) {
         engine,
         "col_splitter",
         ["t: Table", "column: String", "Splits"],
-        "fastai's ColSplitter: valid where the true/false column is true.",
+        "fastai's ColSplitter: valid where the column is true (true/false, pandas' True/False or 1/0).",
         |t: &mut ScriptTable, col: &str| -> RhaiResult<ScriptSplits> { Ok(ScriptSplits(Split { is_valid: t.0.bools(col).or_script()?.to_vec() })) }
     );
 }
@@ -406,6 +481,38 @@ fn register_table_building(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
             s.0.check_len(files.len(), "the file list").or_script()?;
             let labels = label_column(&ctx, &files, &label)?;
             crate::data::blocks::image_table(&files, labels, &s.0).map(table).or_script()
+        }
+    );
+    reg!(
+        engine,
+        "with_column",
+        ["t: Table", "name: String", "values: Array", "Table"],
+        "pandas' `df[name] = values`: the table with the column added (or replaced); one value per row, all of one type.",
+        |t: &mut ScriptTable, name: &str, values: Array| -> RhaiResult<ScriptTable> {
+            let col = column_of(values, &format!("with_column(`{name}`)"))?;
+            t.0.with_column(name, col).map(table).or_script()
+        }
+    );
+    reg!(
+        engine,
+        "with_column",
+        ["t: Table", "name: String", "value: Fn", "Table"],
+        "The column computed per row by `|r| ...` (`r` a map of the row): `t.with_column(\"name\", |r| file_name(r.file))`.",
+        |ctx: NativeCallContext, t: &mut ScriptTable, name: &str, f: FnPtr| -> RhaiResult<ScriptTable> {
+            let values =
+                (0..t.0.len()).map(|i| f.call_within_context(&ctx, (Dynamic::from_map(row_map(&t.0, i)),))).collect::<RhaiResult<Vec<Dynamic>>>()?;
+            let col = column_of(values, &format!("with_column(`{name}`)"))?;
+            t.0.with_column(name, col).map(table).or_script()
+        }
+    );
+    reg!(
+        engine,
+        "with_column",
+        ["t: Table", "name: String", "splits: Splits", "Table"],
+        "A split's validation flags as a true/false column (`is_valid`, as image_loaders reads it).",
+        |t: &mut ScriptTable, name: &str, s: ScriptSplits| -> RhaiResult<ScriptTable> {
+            s.0.check_len(t.0.len(), "the table").or_script()?;
+            t.0.with_column(name, Column::Bool(s.0.is_valid)).map(table).or_script()
         }
     );
     reg!(
@@ -497,6 +604,23 @@ fn register_table_io(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
         ["path: String", "Table"],
         "Reads a CSV with a header; columns typed as bool, int, float or string.",
         |path: &str| -> RhaiResult<ScriptTable> { Table::read_csv(Path::new(path)).map(table).or_script() }
+    );
+    reg!(
+        engine,
+        "read_csv",
+        ["path: String", "options: Map", "Table"],
+        "read_csv with fastai's from_df file options (see Options below): with `folder`, the names in fn_col become folder/name + suff (a relative folder is under the CSV's own), each checked to exist now; a missing one is named with its row.",
+        |path: &str, opts: Map| -> RhaiResult<ScriptTable> {
+            let mut o = Opts::new(&options::READ_CSV, opts);
+            let (folder, fn_col, suff) = (o.opt_string("folder")?, o.string("fn_col")?, o.string("suff")?);
+            o.finish()?;
+            let path = Path::new(path);
+            let t = Table::read_csv(path).or_script()?;
+            match folder {
+                Some(f) => t.resolve_files(&fn_col, &path.parent().unwrap_or(Path::new("")).join(f), &suff).map(table).or_script(),
+                None => Ok(table(t)),
+            }
+        }
     );
     reg!(engine, "column", ["t: Table", "name: String", "Array"], "The values of one column.", |t: &mut ScriptTable,
                                                                                                 name: &str|

@@ -1,8 +1,12 @@
 //! Turns any error a script causes into `path:LINE:COL: message` plus the offending
-//! source line, following calls into functions and modules down to where it happened.
+//! source line, following calls into functions and modules down to where it happened. A
+//! name the engine does not know gets a hint on the same line (`suggest`): fastai's name
+//! for it, the nearest registered names, or the signatures of a function called wrongly.
 use super::limits::Limits;
-use rhai::{EvalAltResult, Position};
+use super::suggest;
+use rhai::{EvalAltResult, ParseErrorType, Position};
 use std::fmt::Write;
+use std::rc::Rc;
 
 pub fn format_script_error(err: &EvalAltResult, script: &str, limits: &Limits) -> String {
     let mut file = script.to_string();
@@ -40,8 +44,13 @@ pub fn format_script_error(err: &EvalAltResult, script: &str, limits: &Limits) -
             }
         }
     };
+    let message = match unknown_name_hint(cur, || word_at(&file, pos)) {
+        Some(hint) => format!("{message}; {hint}"),
+        None => message,
+    };
     let mut out = format!("{}: {}", locate(&file, pos), clip(&message, MAX_MESSAGE_CHARS));
-    if let Some(line) = pos.line().and_then(|n| source_line(&file, n)) {
+    let line = pos.line().and_then(|n| source_line(&file, n));
+    if let Some(line) = line {
         let n = pos.line().unwrap();
         let (line, col) = excerpt(&line, pos.position().unwrap_or(1).max(1));
         let _ = write!(out, "\n{n:>5} | {line}\n      | {}^", " ".repeat(col - 1));
@@ -50,6 +59,47 @@ pub fn format_script_error(err: &EvalAltResult, script: &str, limits: &Limits) -
         let _ = write!(out, "\n  {t}");
     }
     out
+}
+
+/// Every function a script can call, as signatures (`name(a: T, ...) -> R`), from a fresh
+/// engine: only built when an error needs it.
+fn registered() -> Vec<String> {
+    super::new_engine(Rc::new(super::ScriptCtx::detached()), 1).gen_fn_signatures(false)
+}
+
+fn name_of(signature: &str) -> &str {
+    signature.split([' ', '(']).next().unwrap_or(signature)
+}
+
+/// The name written at `pos` in the script, if any.
+fn word_at(file: &str, pos: Position) -> Option<String> {
+    let line = source_line(file, pos.line()?)?;
+    let word: String = line.chars().skip(pos.position()?.saturating_sub(1)).take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+    (!word.is_empty()).then_some(word)
+}
+
+/// A hint for a function or variable the engine does not know, or for a fastai name that
+/// is a Rhai keyword (`learn.export()` does not parse): `word` is the name at the error.
+fn unknown_name_hint(err: &EvalAltResult, word: impl Fn() -> Option<String>) -> Option<String> {
+    match err {
+        EvalAltResult::ErrorFunctionNotFound(called, _) => {
+            let name = name_of(called);
+            let signatures = registered();
+            let same: Vec<&str> = signatures.iter().filter(|s| name_of(s) == name).map(String::as_str).collect();
+            if !same.is_empty() {
+                return Some(format!("`{name}` takes {}", same.join(" or ")));
+            }
+            let mut names: Vec<String> = signatures.iter().map(|s| name_of(s).to_string()).filter(|n| !n.contains('$')).collect();
+            names.sort();
+            names.dedup();
+            suggest::hint(name, &names)
+        }
+        EvalAltResult::ErrorVariableNotFound(name, _) => suggest::hint(name, &[]),
+        EvalAltResult::ErrorParsing(ParseErrorType::PropertyExpected | ParseErrorType::Reserved(_), _) => {
+            word().and_then(|w| suggest::fastai(&w).map(|_| suggest::hint(&w, &[])))?
+        }
+        _ => None,
+    }
 }
 
 fn locate(file: &str, pos: Position) -> String {

@@ -47,6 +47,8 @@ pub fn new_engine(ctx: Rc<ScriptCtx>, max_operations: u64) -> Engine {
     super::data::register(&mut engine, &ctx);
     super::model::register(&mut engine, &ctx);
     super::learn::register(&mut engine, &ctx);
+    super::vision::register(&mut engine, &ctx);
+    super::export::register(&mut engine, &ctx);
     super::interpret::register(&mut engine, &ctx);
     super::fewshot::register(&mut engine, &ctx);
     super::callbacks::register(&mut engine);

@@ -6,6 +6,7 @@ use super::args::{script_err, to_f64, to_usize, Opts, OrScript, RhaiResult};
 use super::ctx::ScriptCtx;
 use super::learn::ScriptLearner;
 use super::options;
+use crate::learn::calibrate::Cut;
 use crate::learn::interpret::{Interpretation, Outcome};
 use crate::learn::Learner;
 use crate::reg;
@@ -149,23 +150,35 @@ fn register_confusion(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
     );
 }
 
+fn calibrate(l: &mut ScriptLearner, o: Map) -> RhaiResult<Map> {
+    let mut o = Opts::new(&options::CALIBRATE, o);
+    let cut = Cut::parse(&o.string("cut")?).or_script()?;
+    o.finish()?;
+    let c = l.get()?.calibrate(cut).or_script()?;
+    let mut m = Map::new();
+    m.insert("threshold".into(), c.threshold.into());
+    m.insert("accuracy_before".into(), c.accuracy_before.into());
+    m.insert("accuracy".into(), c.accuracy.into());
+    m.insert("n".into(), (c.n as i64).into());
+    m.insert("distance".into(), c.distance.map_or(Dynamic::UNIT, Dynamic::from));
+    Ok(m)
+}
+
 /// The decision threshold of pair models: calibrated, read and set.
 fn register_threshold(engine: &mut Engine) {
     reg!(
         engine,
         "calibrate",
         ["learn: Learner", "Map"],
-        "Fits the same/different threshold of a pair model on its training pairs and sets it: #{threshold (p(same)), accuracy_before, accuracy (training pairs), n, distance (distance heads)}.",
-        |l: &mut ScriptLearner| -> RhaiResult<Map> {
-            let c = l.get()?.calibrate().or_script()?;
-            let mut m = Map::new();
-            m.insert("threshold".into(), c.threshold.into());
-            m.insert("accuracy_before".into(), c.accuracy_before.into());
-            m.insert("accuracy".into(), c.accuracy.into());
-            m.insert("n".into(), (c.n as i64).into());
-            m.insert("distance".into(), c.distance.map_or(Dynamic::UNIT, Dynamic::from));
-            Ok(m)
-        }
+        "Fits the same/different threshold of a pair model on its training pairs (the cut that gets the most right) and sets it: #{threshold (p(same)), accuracy_before, accuracy (training pairs), n, distance (distance heads)}.",
+        |l: &mut ScriptLearner| calibrate(l, Map::new())
+    );
+    reg!(
+        engine,
+        "calibrate",
+        ["learn: Learner", "options: Map", "Map"],
+        "calibrate with options (see Options below): cut \"eer\" puts the threshold at equal error rates.",
+        calibrate
     );
     reg!(
         engine,

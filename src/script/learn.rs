@@ -154,6 +154,29 @@ fn lrs(v: &Dynamic) -> RhaiResult<Lrs> {
 fn new_learner(call: &NativeCallContext, ctx: &Rc<ScriptCtx>, data: Dynamic, model: ScriptModel, o: Map) -> RhaiResult<ScriptLearner> {
     let data = learn_data(&data)?;
     let mut o = Opts::new(&options::LEARNER, o);
+    let (opts, made) = learner_options(call, ctx, &mut o)?;
+    o.finish()?;
+    made.wrap(Learner::new(model.0.clone(), data, opts, ctx.run_out(), ctx.seed).or_script()?)
+}
+
+/// What a script learner keeps beside the learner: metric closures, callbacks and where a
+/// loss closure leaves its error.
+#[derive(Default)]
+pub(crate) struct ScriptParts {
+    custom: Vec<ClosureMetric>,
+    cbs: Vec<ScriptCallback>,
+    loss_error: ClosureError,
+}
+
+impl ScriptParts {
+    pub(crate) fn wrap(self, l: Learner) -> RhaiResult<ScriptLearner> {
+        let ScriptParts { custom, cbs, loss_error } = self;
+        Ok(ScriptLearner { inner: Rc::new(RefCell::new(l)), custom: Rc::new(custom), cbs: Rc::new(cbs), loss_error })
+    }
+}
+
+/// The learner's options (`learner`'s table, also `vision_learner`'s), read from `o`.
+pub(crate) fn learner_options(call: &NativeCallContext, ctx: &Rc<ScriptCtx>, o: &mut Opts) -> RhaiResult<(LearnerOptions, ScriptParts)> {
     let params =
         LossParams { margin: o.f64("margin")?, label_smoothing: o.opt_f64("label_smoothing")?, gamma: o.f64("gamma")?, beta: o.f64("beta")? };
     let loss_error = ClosureError::default();
@@ -200,9 +223,7 @@ fn new_learner(call: &NativeCallContext, ctx: &Rc<ScriptCtx>, data: Dynamic, mod
         sync_bn: o.bool("sync_bn")?,
     };
     let cbs = o.get("cbs")?.map(|v| script_callbacks(&v)).transpose()?.unwrap_or_default();
-    o.finish()?;
-    let l = Learner::new(model.0.clone(), data, opts, ctx.run_out(), ctx.seed).or_script()?;
-    Ok(ScriptLearner { inner: Rc::new(RefCell::new(l)), custom: Rc::new(custom), cbs: Rc::new(cbs), loss_error })
+    Ok((opts, ScriptParts { custom, cbs, loss_error }))
 }
 
 pub fn register(engine: &mut Engine, ctx: &Rc<ScriptCtx>) {
@@ -474,12 +495,19 @@ fn register_checkpoints(engine: &mut Engine) {
 }
 
 fn predict(l: &ScriptLearner, files: &[std::path::PathBuf]) -> RhaiResult<Map> {
+    Ok(prediction_map(l.get()?.predict_files(files).or_script()?))
+}
+
+/// A prediction as scripts read it: `#{label, index, prob, probs}` for a class (`prob`: the
+/// label's), `#{labels, probs}` for multi-label, `#{value, values}` for numbers.
+pub(crate) fn prediction_map(p: Prediction) -> Map {
     let tensor = |v: &[f64]| Dynamic::from(ScriptTensor::new(Tensor::from_slice(v)));
     let mut m = Map::new();
-    match l.get()?.predict_files(files).or_script()? {
+    match p {
         Prediction::Class { label, index, probs } => {
             m.insert("label".into(), label.into());
             m.insert("index".into(), (index as i64).into());
+            m.insert("prob".into(), probs.get(index).copied().unwrap_or(f64::NAN).into());
             m.insert("probs".into(), tensor(&probs));
         }
         Prediction::Labels { labels, probs } => {
@@ -491,7 +519,7 @@ fn predict(l: &ScriptLearner, files: &[std::path::PathBuf]) -> RhaiResult<Map> {
             m.insert("values".into(), tensor(&values));
         }
     }
-    Ok(m)
+    m
 }
 
 fn one_shot_map(model: &crate::model::Model, data: &dyn LearnData, dir: &str) -> RhaiResult<Map> {

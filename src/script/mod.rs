@@ -6,6 +6,7 @@ pub mod core;
 pub mod ctx;
 pub mod data;
 pub mod errors;
+pub mod export;
 pub mod fewshot;
 pub mod host;
 pub mod interpret;
@@ -16,8 +17,10 @@ pub mod model;
 pub mod modules;
 pub mod options;
 pub mod params;
+pub mod suggest;
 pub mod tensor;
 pub mod tensor_value;
+pub mod vision;
 
 pub use ctx::ScriptCtx;
 pub use errors::format_script_error;

@@ -45,10 +45,35 @@ fn weights_request(arch: &Arch, weights: Option<String>, pretrained: Option<Dyna
 /// announced, recorded in run.toml, and for a rerun checked against the recorded run's.
 fn body(ctx: &ScriptCtx, name: &str, o: Map) -> RhaiResult<BodySpec> {
     let mut o = Opts::new(&options::CREATE_BODY, o);
-    let cut = o.i64("cut")?;
-    let weights = o.opt_string("weights")?;
-    let pretrained = o.get("pretrained")?;
+    let asked = BodyAsk::read(&mut o)?;
     o.finish()?;
+    asked.body(ctx, name)
+}
+
+/// What a script asks of a body (`create_body`'s options, also `vision_learner`'s).
+pub(crate) struct BodyAsk {
+    cut: i64,
+    weights: Option<String>,
+    pretrained: Option<Dynamic>,
+}
+
+impl BodyAsk {
+    pub(crate) fn read(o: &mut Opts) -> RhaiResult<BodyAsk> {
+        Ok(BodyAsk { cut: o.i64("cut")?, weights: o.opt_string("weights")?, pretrained: o.get("pretrained")? })
+    }
+
+    /// Whether pretrained weights were asked for (all but `pretrained: false`), whether
+    /// or not they can be had.
+    pub(crate) fn pretrained(&self) -> bool {
+        self.pretrained.as_ref().and_then(|p| p.as_bool().ok()) != Some(false)
+    }
+
+    pub(crate) fn body(self, ctx: &ScriptCtx, name: &str) -> RhaiResult<BodySpec> {
+        resolve_body(ctx, name, self.cut, self.weights, self.pretrained)
+    }
+}
+
+fn resolve_body(ctx: &ScriptCtx, name: &str, cut: i64, weights: Option<String>, pretrained: Option<Dynamic>) -> RhaiResult<BodySpec> {
     let arch = registry::arch(name).or_script()?;
     arch.children_kept(cut).or_script()?;
     let index = ctx.bodies.get();
@@ -109,9 +134,17 @@ fn cosine_classifier(ctx: &ScriptCtx, body: BodySpec, head: &str, n_out: Dynamic
     let mut o = Opts::new(&options::CLASSIFIER_MODEL, o);
     let scale = o.f64("scale")?;
     let margin = o.f64("margin")?;
+    let arc_margin = o.f64("arc_margin")?;
     o.finish()?;
+    if margin != 0.0 && arc_margin != 0.0 {
+        return Err(script_err(format!(
+            "classifier_model takes one margin, CosFace's (margin) or ArcFace's (arc_margin), got margin {margin} and arc_margin {arc_margin}"
+        )));
+    }
     let n_out = to_i64(&n_out, "n_out")?;
-    let model = Model::cosine_classifier(&body, n_out, scale, ctx.device).and_then(|m| m.with_cos_margin(margin)).or_script()?;
+    let model = Model::cosine_classifier(&body, n_out, scale, ctx.device)
+        .and_then(|m| if arc_margin != 0.0 { m.with_arc_margin(arc_margin) } else { m.with_cos_margin(margin) })
+        .or_script()?;
     Ok(ScriptModel(Rc::new(model)))
 }
 

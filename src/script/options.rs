@@ -5,6 +5,7 @@
 //! a function accepts, what the reference says and what the error lists cannot differ.
 //! Options that configure a plain-API struct are declared with that struct (`crate::opts`)
 //! and listed here by group; the rest are rows read key by key by their binding.
+use crate::data::augment::AugTransforms;
 use crate::data::episodes::EpisodeSpec;
 use crate::data::sampler::EpisodeLayout;
 use crate::data::LoaderConfig;
@@ -121,6 +122,17 @@ pub const RANDOM_SPLITTER: OptTable = OptTable {
     groups: &[Group::Keys(&[opt("valid_pct", "f64", Def::F(0.2), "the share of items held out for validation"), SEED])],
 };
 
+pub const AUG_TRANSFORMS: OptTable = OptTable { function: "aug_transforms", groups: &[Group::Of(AugTransforms::table, &[])] };
+
+pub const READ_CSV: OptTable = OptTable {
+    function: "read_csv",
+    groups: &[Group::Keys(&[
+        opt("folder", "String", Def::None, "the folder the file names are relative to (fastai's path/folder; a relative one is under the CSV's folder, \".\" is that folder); given, every file is checked now"),
+        opt("fn_col", "String", Def::s("file"), "with folder: the column of file names"),
+        opt("suff", "String", Def::s(""), "with folder: appended to every file name (fastai's suff, e.g. \".jpg\")"),
+    ])],
+};
+
 pub const GROUP_SPLITTER: OptTable = OptTable {
     function: "group_splitter",
     groups: &[Group::Keys(&[opt("valid_pct", "f64", Def::F(0.2), "the share of groups held out for validation (whole groups)"), SEED])],
@@ -139,14 +151,13 @@ pub const SIAMESE_PAIRS: OptTable =
 
 pub const OVERSAMPLE: OptTable = OptTable { function: "oversample", groups: &[Group::Keys(&[SEED])] };
 
-pub const CREATE_BODY: OptTable = OptTable {
-    function: "create_body",
-    groups: &[Group::Keys(&[
+const BODY_KEYS: Group = Group::Keys(&[
         opt("cut", "i64", Def::I(-2), "where to cut the torchvision model (fastai's cut; -2 drops pooling and the classifier)"),
         opt("weights", "String", Def::text("the arch's ImageNet weights"), "a weights file (.pth as torch.save writes it, or .safetensors), a URL (downloaded once into the runner's cache; a sha256 prefix in its name is checked) or one of the arch's tags (IMAGENET1K_V1, ...)"),
         opt("pretrained", "bool | String", Def::B(true), "false: random init, quietly; \"required\": an error when the default weights can be neither found nor downloaded (as RUNNER_REQUIRE_WEIGHTS=1), which otherwise warns and starts from random init"),
-    ])],
-};
+    ]);
+
+pub const CREATE_BODY: OptTable = OptTable { function: "create_body", groups: &[BODY_KEYS] };
 
 pub const CONVNET: OptTable = OptTable { function: "convnet", groups: &[Group::Of(ConvNetSpec::table, &[])] };
 
@@ -157,6 +168,7 @@ pub const CLASSIFIER_MODEL: OptTable = OptTable {
     groups: &[Group::Keys(&[
         opt("scale", "f64", Def::F(20.0), "the cosine head's logit scale"),
         opt("margin", "f64", Def::F(0.0), "CosFace's additive cosine margin m: training takes scale * m off each image's own-class logit"),
+        opt("arc_margin", "f64", Def::F(0.0), "ArcFace's additive angular margin m (radians): training scores each image's own class at scale * cos(theta + m); one of margin and arc_margin"),
     ])],
 };
 
@@ -222,6 +234,28 @@ pub const MULTI_METRIC: OptTable = OptTable {
         "a label counts as predicted when its sigmoid exceeds this",
     )])],
 };
+
+fn learner_rows() -> Vec<Opt> {
+    LEARNER.rows()
+}
+
+pub const VISION_LEARNER: OptTable = OptTable {
+    function: "vision_learner",
+    groups: &[
+        BODY_KEYS,
+        Group::Of(HeadSpec::table, &[]),
+        Group::Keys(&[opt(
+            "splitter",
+            "String",
+            Def::s("arch"),
+            "parameter groups: arch (the arch's own split, fastai's), body_head, resnet or none",
+        )]),
+        Group::Of(learner_rows, &["splitter"]),
+    ],
+};
+
+pub const SHOW_RESULTS: OptTable =
+    OptTable { function: "show_results", groups: &[Group::Keys(&[opt("max_n", "i64", Def::I(9), "validation items shown, from the first")])] };
 
 pub const METRIC_ENTRY: OptTable = OptTable {
     function: "metrics entry",
@@ -298,6 +332,16 @@ pub const N_WAY_EVAL: OptTable = OptTable {
     ],
 };
 
+pub const CALIBRATE: OptTable = OptTable {
+    function: "calibrate",
+    groups: &[Group::Keys(&[opt(
+        "cut",
+        "String",
+        Def::s("best"),
+        "where the threshold goes: \"best\" (the cut that classifies the most training pairs right) or \"eer\" (equal error rates: as many same pairs rejected as different ones accepted, in shares)",
+    )])],
+};
+
 pub const TTA: OptTable = OptTable {
     function: "tta",
     groups: &[Group::Keys(&[
@@ -309,6 +353,8 @@ pub const TTA: OptTable = OptTable {
 /// Every table, for the reference.
 pub const ALL: &[&OptTable] = &[
     &UNTAR_DATA,
+    &READ_CSV,
+    &AUG_TRANSFORMS,
     &RANDOM_SPLITTER,
     &GROUP_SPLITTER,
     &GRANDPARENT_SPLITTER,
@@ -325,6 +371,8 @@ pub const ALL: &[&OptTable] = &[
     &PROTONET,
     &SUMMARY,
     &LEARNER,
+    &VISION_LEARNER,
+    &SHOW_RESULTS,
     &METRIC_ENTRY,
     &MULTI_METRIC,
     &METRIC,
@@ -338,6 +386,7 @@ pub const ALL: &[&OptTable] = &[
     &PLOT_CONFUSION_MATRIX,
     &EPISODES,
     &N_WAY_EVAL,
+    &CALIBRATE,
     &TTA,
 ];
 
