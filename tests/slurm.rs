@@ -312,7 +312,10 @@ fn refused_fast(sb: &Sandbox, conf: Option<&Path>, says: &str) {
     let r: common::Ran = c.output().unwrap().into();
     let secs = t.elapsed().as_secs_f64();
     assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(secs < 2.0, "took {secs:.1}s: {}", r.stderr);
+    // Slurm's own tools wait out MessageTimeout (10 s) before they fail; the refusal asks
+    // nothing of a cluster it cannot reach (a 0.5 s probe), so it ends well before that even
+    // on a loaded machine (a start-up alone took 2.0 s beside the other cluster tests).
+    assert!(secs < 8.0, "took {secs:.1}s: {}", r.stderr);
     assert_eq!(r.stderr.trim().lines().count(), 1, "one line: {}", r.stderr);
     assert!(r.stderr.contains(says) && r.stderr.contains("SLURM_CONF") && r.stderr.contains("scripts/slurm-local up"), "{}", r.stderr);
     for raw in ["scontrol:", "error:", "DNS SRV", "fatal"] {
