@@ -139,8 +139,14 @@ fn precision_is_recorded_followed_by_learners_and_deterministic_in_bf16() {
         let run = sb.last_run();
         (std::fs::read_to_string(run.join("metrics.jsonl")).unwrap(), sb.record(&run), r.stderr)
     };
+    // Each fit's own record says what it computed in (a learner may differ from the run).
+    let fit_used = |rec: &toml::Table| {
+        let f = &rec["fits"].as_array().expect("[[fits]]")[0];
+        (f["bf16"].as_bool().unwrap(), f["channels_last"].as_bool().unwrap())
+    };
     let (fp32, rec, _) = metrics(&["--precision", "fp32"]);
     assert_eq!((rec["precision"].as_str(), rec["channels_last"].as_bool()), (Some("fp32"), Some(false)));
+    assert_eq!(fit_used(&rec), (false, false), "{rec}");
     let (auto, rec, _) = metrics(&["--precision", "auto"]);
     assert!(rec["precision_from"].as_str().unwrap().starts_with("auto: the CPU has"), "{rec}");
     assert_eq!(rec["precision"].as_str(), Some(if native_bf16() { "bf16" } else { "fp32" }), "{rec}");
@@ -151,6 +157,7 @@ fn precision_is_recorded_followed_by_learners_and_deterministic_in_bf16() {
     }
     let (bf16, rec, stderr) = metrics(&["--precision", "bf16"]);
     assert_eq!((rec["precision"].as_str(), rec["channels_last"].as_bool()), (Some("bf16"), Some(true)));
+    assert_eq!(fit_used(&rec), (true, true), "{rec}");
     assert!(stderr.contains("precision: bf16 mixed precision"), "{stderr}");
     assert_ne!(bf16, fp32, "bf16 changes the numbers, so it is in effect");
     assert_eq!(auto, bf16, "auto is bf16 on this CPU");

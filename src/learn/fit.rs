@@ -134,6 +134,7 @@ impl Learner {
         let seq = self.out.next_fit();
         self.state = FitState::new(fit, n_epoch, n_iter);
         self.state.seq = seq;
+        self.state.channels_last = opts.channels_last;
         let checkpoints = fit > 0 && self.out.metrics.is_some();
         let restored = if checkpoints { resume::read(&self.out.dir, seq)? } else { None };
         if let Some(c) = restored.as_ref().filter(|c| c.done) {

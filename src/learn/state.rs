@@ -51,6 +51,8 @@ pub struct FitState {
     pub data_wait: Duration,
     /// This epoch's training phase, batches and waits together.
     pub train_time: Duration,
+    /// Whether this fit's inputs and conv weights are NHWC (for its record).
+    pub channels_last: bool,
 }
 
 /// One training batch's loss and where it was taken: what the recorder, the NaN guard, the
@@ -92,6 +94,7 @@ impl FitState {
             epoch_start: Instant::now(),
             data_wait: Duration::ZERO,
             train_time: Duration::ZERO,
+            channels_last: false,
         }
     }
 

@@ -433,7 +433,7 @@ mod tests {
             { "kind": "metric", "name": "m", "step": 0, "value": 1.0 },
             { "kind": "metric", "name": "m", "step": 1, "value": 2.0 }
         ]));
-        let info = [FitInfo { seq: 2, epochs: 2, batches_per_epoch: 2, batch_size: 16 }];
+        let info = [FitInfo { seq: 2, epochs: 2, batches_per_epoch: 2, batch_size: 16, bf16: false, channels_last: false }];
         let c = curves(&m, &info);
         let titles: Vec<&str> = c.iter().map(|c| c.title.as_str()).collect();
         assert_eq!(

@@ -112,6 +112,12 @@ pub struct FitInfo {
     pub batches_per_epoch: usize,
     /// Items in a training batch (pairs for pair models, images of an episode).
     pub batch_size: usize,
+    /// What it computed in: bf16 mixed precision, NHWC (channels_last) memory order. Both
+    /// change the last digits, so two fits differing here are not expected to agree.
+    #[serde(default)]
+    pub bf16: bool,
+    #[serde(default)]
+    pub channels_last: bool,
 }
 
 /// Where a parameter's value came from, most specific last.
@@ -452,7 +458,7 @@ mod tests {
     fn fits_are_noted_once_and_goals_read_back() {
         let dir = tempfile::tempdir().unwrap();
         let mut rec = sample();
-        let fit = FitInfo { seq: 2, epochs: 3, batches_per_epoch: 36, batch_size: 32 };
+        let fit = FitInfo { seq: 2, epochs: 3, batches_per_epoch: 36, batch_size: 32, bf16: false, channels_last: true };
         assert!(rec.note_fit(fit, [("valid_loss".to_string(), Goal::Min), ("accuracy".to_string(), Goal::Max)]));
         assert!(!rec.note_fit(fit, [("accuracy".to_string(), Goal::Max)]), "a replayed fit changes nothing");
         assert!(rec.note_fit(FitInfo { seq: 1, ..fit }, []));

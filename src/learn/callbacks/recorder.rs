@@ -57,7 +57,14 @@ impl Recorder {
         self.noted = true;
         let (Some(record), Some(batch)) = (&l.out.record, &l.state.batch) else { return Ok(()) };
         let s = &l.state;
-        let fit = FitInfo { seq: s.seq, epochs: s.n_epoch, batches_per_epoch: s.n_iter, batch_size: batch.xs[0].size()[0] as usize };
+        let fit = FitInfo {
+            seq: s.seq,
+            epochs: s.n_epoch,
+            batches_per_epoch: s.n_iter,
+            batch_size: batch.xs[0].size()[0] as usize,
+            bf16: l.bf16,
+            channels_last: s.channels_last,
+        };
         let goals: Vec<(String, Goal)> = s.columns.iter().zip(&s.goals).filter_map(|(c, g)| Some((c.clone(), (*g)?))).collect();
         record.update(|r| r.note_fit(fit, goals))
     }
