@@ -160,6 +160,12 @@ impl Samplers {
     }
 }
 
+/// The worker threads that decode, augment and collate items.
+pub(crate) fn worker_pool(n: usize) -> Result<Arc<rayon::ThreadPool>> {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(n).thread_name(|i| format!("runner-data-{i}")).build();
+    Ok(Arc::new(pool.context("cannot start the data worker threads")?))
+}
+
 impl DataLoaders {
     /// Loaders over `set`, their batches planned by the samplers `samplers` makes of the
     /// items that survive `skip_bad`.
@@ -175,13 +181,7 @@ impl DataLoaders {
             bail!("item_size {} is smaller than size {}: presizing loads items larger than the final size", cfg.item_side(), cfg.size);
         }
         cfg.augment.check()?;
-        let pool = Arc::new(
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(cfg.num_workers)
-                .thread_name(|i| format!("runner-data-{i}"))
-                .build()
-                .context("cannot start the data worker threads")?,
-        );
+        let pool = worker_pool(cfg.num_workers)?;
         let (kept, cache, skipped) = decode_ahead(&paths, train, valid, n_inputs, cfg, &pool)?;
         if kept.train.len() < cfg.bs {
             bail!("the training set has {} item(s), fewer than bs {}: every batch would be dropped (drop_last); lower bs", kept.train.len(), cfg.bs);
@@ -204,15 +204,21 @@ impl DataLoaders {
         };
         let samplers = samplers(kept)?;
         let r = Renderer { images, targets: Arc::new(targets.clone()), n_inputs, pool, device: cfg.device, prefetch: cfg.prefetch, mean, std };
+        DataLoaders::rendered_by(r, samplers, vocab, targets, skipped)
+    }
+
+    /// The loaders whose batches `r` renders from the samplers' plans: what `build` makes of
+    /// a data set, and `for_inference` of a stored pipeline with no items.
+    pub(crate) fn rendered_by(r: Renderer, samplers: Samplers, vocab: Vec<String>, targets: Targets, skipped: usize) -> Result<DataLoaders> {
         Ok(DataLoaders {
             train: DataLoader::new(&r, samplers.train, true)?,
             valid: DataLoader::new(&r, samplers.valid, false)?,
             vocab,
             targets,
-            n_inputs,
-            device: cfg.device,
-            size: cfg.size,
-            channels: cfg.channels,
+            n_inputs: r.n_inputs,
+            device: r.device,
+            size: r.images.size,
+            channels: r.images.channels,
             mean: r.mean,
             std: r.std,
             skipped,

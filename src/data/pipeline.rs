@@ -3,13 +3,13 @@
 //! applies it. Exported learners keep it, and loaders built from it alone (no items, no
 //! training data) prepare images for predictions exactly as the training run's loaders did.
 use super::augment::Augment;
-use super::dataloaders::DataLoaders;
+use super::dataloaders::{worker_pool, DataLoaders, Samplers};
 use super::image::{Method, PadMode};
-use super::loader::{DataLoader, Renderer};
+use super::loader::Renderer;
 use super::render::Images;
 use super::sampler::SequentialSampler;
 use super::targets::{TargetKind, Targets};
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tch::Device;
@@ -62,11 +62,6 @@ impl DataLoaders {
         if p.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) || p.mean.iter().any(|m| !m.is_finite()) {
             bail!("an item pipeline's mean must be finite and its std positive, got mean {:?} std {:?}", p.mean, p.std);
         }
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(crate::threads::count())
-            .thread_name(|i| format!("runner-data-{i}"))
-            .build()
-            .context("cannot start the data worker threads")?;
         let images = Images {
             paths: vec![],
             cache: None,
@@ -82,27 +77,14 @@ impl DataLoaders {
             images: Arc::new(images),
             targets: Arc::new(targets.clone()),
             n_inputs,
-            pool: Arc::new(pool),
+            pool: worker_pool(crate::threads::count())?,
             device,
             prefetch: 1,
             mean: p.mean.clone(),
             std: p.std.clone(),
         };
         let none = || Arc::new(SequentialSampler::new(vec![], 1));
-        Ok(DataLoaders {
-            train: DataLoader::new(&r, none(), true)?,
-            valid: DataLoader::new(&r, none(), false)?,
-            vocab,
-            targets,
-            n_inputs,
-            device,
-            size: p.size,
-            channels: p.channels,
-            mean: r.mean,
-            std: r.std,
-            skipped: 0,
-            episodes: None,
-        })
+        DataLoaders::rendered_by(r, Samplers { train: none(), valid: none() }, vocab, targets, 0)
     }
 }
 
