@@ -41,25 +41,25 @@ pub fn predict(learner: &Path, images: &[PathBuf], device: &str, json: bool) -> 
             TargetKind::MultiHot => ["file", "labels", "probabilities"].map(String::from).to_vec(),
             TargetKind::Classes => ["file", "prediction", "probability"].map(String::from).to_vec(),
         };
-        let rows: Vec<Vec<String>> = items.iter().zip(&preds).map(|(it, p)| std::iter::once(name(it)).chain(cells(p, &vocab)).collect()).collect();
+        let rows: Vec<Vec<String>> = items.iter().zip(&preds).map(|(it, p)| std::iter::once(name(it)).chain(cells(p)).collect()).collect();
         println!("{}", render(&header, &rows));
     }
     Ok(())
 }
 
-/// The probability of each predicted label, in the order of `labels`.
-fn label_probs(labels: &[String], probs: &[f64], vocab: &[String]) -> Vec<f64> {
-    labels.iter().map(|l| vocab.iter().position(|v| v == l).map_or(f64::NAN, |i| probs[i])).collect()
+/// The probabilities of the predicted labels, in their order.
+fn picked(indices: &[usize], probs: &[f64]) -> Vec<f64> {
+    indices.iter().map(|&i| probs[i]).collect()
 }
 
 /// A prediction's table cells: the class and its probability; the labels over the
 /// threshold and theirs (`-` for none); or each number.
-fn cells(p: &Prediction, vocab: &[String]) -> Vec<String> {
+fn cells(p: &Prediction) -> Vec<String> {
     let fmt = |xs: &[f64]| xs.iter().map(|x| format!("{x:.4}")).collect::<Vec<_>>();
     match p {
         Prediction::Class { label, index, probs } => vec![label.clone(), format!("{:.4}", probs[*index])],
         Prediction::Labels { labels, .. } if labels.is_empty() => vec!["-".into(), "-".into()],
-        Prediction::Labels { labels, probs } => vec![labels.join(" "), fmt(&label_probs(labels, probs, vocab)).join(" ")],
+        Prediction::Labels { labels, indices, probs } => vec![labels.join(" "), fmt(&picked(indices, probs)).join(" ")],
         Prediction::Values(v) => fmt(v),
     }
 }
@@ -75,9 +75,9 @@ fn json_fields(p: &Prediction, vocab: &[String]) -> serde_json::Map<String, serd
             m.insert("probability".into(), probs[*index].into());
             m.insert("probs".into(), named(probs).into());
         }
-        Prediction::Labels { labels, probs } => {
+        Prediction::Labels { labels, indices, probs } => {
             m.insert("labels".into(), labels.clone().into());
-            m.insert("probabilities".into(), label_probs(labels, probs, vocab).into());
+            m.insert("probabilities".into(), picked(indices, probs).into());
             m.insert("probs".into(), named(probs).into());
         }
         Prediction::Values(v) => {

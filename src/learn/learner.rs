@@ -176,8 +176,9 @@ pub const PREDICT_BS: usize = 64;
 pub enum Prediction {
     /// The most likely class, its index, and every class's probability.
     Class { label: String, index: usize, probs: Vec<f64> },
-    /// The labels whose probability exceeds the threshold, and every label's probability.
-    Labels { labels: Vec<String>, probs: Vec<f64> },
+    /// The labels whose probability exceeds the threshold, their indices, and every
+    /// label's probability.
+    Labels { labels: Vec<String>, indices: Vec<usize>, probs: Vec<f64> },
     /// The predicted numbers, one per output.
     Values(Vec<f64>),
 }
@@ -523,8 +524,8 @@ impl Learner {
         match self.targets {
             TargetKind::Floats => Prediction::Values(probs),
             TargetKind::MultiHot => {
-                let labels = (0..probs.len()).filter(|&i| probs[i] > self.threshold()).map(name).collect();
-                Prediction::Labels { labels, probs }
+                let indices: Vec<usize> = (0..probs.len()).filter(|&i| probs[i] > self.threshold()).collect();
+                Prediction::Labels { labels: indices.iter().map(|&i| name(i)).collect(), indices, probs }
             }
             TargetKind::Classes => {
                 let best = (0..probs.len()).max_by(|&a, &b| probs[a].total_cmp(&probs[b])).unwrap_or(0);

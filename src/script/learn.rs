@@ -510,7 +510,7 @@ pub(crate) fn prediction_map(p: Prediction) -> Map {
             m.insert("prob".into(), probs.get(index).copied().unwrap_or(f64::NAN).into());
             m.insert("probs".into(), tensor(&probs));
         }
-        Prediction::Labels { labels, probs } => {
+        Prediction::Labels { labels, probs, .. } => {
             m.insert("labels".into(), Dynamic::from_array(labels.into_iter().map(Dynamic::from).collect()));
             m.insert("probs".into(), tensor(&probs));
         }
