@@ -12,6 +12,7 @@ use runner::learn::{Learner, LearnerOptions, Lrs, TargetKind, TensorData};
 use runner::model::convnet::{ConvNetSpec, Padding};
 use runner::model::head::HeadSpec;
 use runner::model::{BodySpec, Model, PairHeadSpec, Splitter};
+use runner::precision::Precision;
 use std::collections::HashMap;
 use std::rc::Rc;
 use tch::{Device, Kind, Tensor};
@@ -74,7 +75,8 @@ fn toy_learner(dir: &std::path::Path, body: BodySpec, head: PairHeadSpec) -> Lea
     };
     tch::manual_seed(0);
     let model = Model::siamese(&body, &head, Device::Cpu).unwrap();
-    let opts = LearnerOptions { metrics: vec![MetricName::Accuracy], ..Default::default() };
+    // float32 whatever the machine's default: the bf16 test compares against it.
+    let opts = LearnerOptions { metrics: vec![MetricName::Accuracy], precision: Precision::Fp32, ..Default::default() };
     Learner::new(Rc::new(model), Rc::new(data), opts, RunOut::detached(dir), 3).unwrap()
 }
 

@@ -36,13 +36,14 @@ pub struct RunConfig {
     /// none: what the environment gives (see `crate::threads`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threads: Option<Threads>,
-    /// The precision learners train in unless a script says otherwise.
-    #[serde(default = "default_precision")]
+    /// The precision learners train in unless a script says otherwise (a config written
+    /// before it was recorded ran in float32).
+    #[serde(default = "unrecorded_precision")]
     pub precision: Precision,
 }
 
-fn default_precision() -> Precision {
-    crate::precision::DEFAULT
+fn unrecorded_precision() -> Precision {
+    crate::precision::UNRECORDED
 }
 
 /// The MLflow server a run is mirrored to, as given (checked when the run starts).
@@ -112,6 +113,10 @@ mod tests {
                     [limits]\noperations = 1\narray_size = 2\nstring_size = 3\nmap_size = 4\n";
         let c: RunConfig = toml::from_str(text).unwrap();
         assert_eq!((c.sets.len(), c.config, c.tracking), (0, None, TrackSettings::default()));
-        assert_eq!((c.threads, c.precision), (None, crate::precision::DEFAULT), "older configs: the environment's threads, the default precision");
+        assert_eq!(
+            (c.threads, c.precision),
+            (None, crate::precision::Precision::Fp32),
+            "older configs: the environment's threads, the float32 they ran in"
+        );
     }
 }

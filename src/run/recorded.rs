@@ -45,7 +45,13 @@ impl RunConfig {
                 .and_then(|v| v.as_integer())
                 .filter(|&n| n > 0)
                 .map(|n| Threads { count: n as usize, from: ThreadSource::Recorded }),
-            precision: old.record.extra.get("precision").and_then(|v| v.as_str()).and_then(|p| p.parse().ok()).unwrap_or(crate::precision::DEFAULT),
+            precision: old
+                .record
+                .extra
+                .get("precision")
+                .and_then(|v| v.as_str())
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(crate::precision::UNRECORDED),
         })
     }
 }
