@@ -21,3 +21,38 @@ static malloc_conf: Conf = Conf(c"dirty_decay_ms:-1,muzzy_decay_ms:-1".as_ptr())
 struct Conf(*const std::ffi::c_char);
 // SAFETY: it points at a string literal, immutable for the life of the process.
 unsafe impl Sync for Conf {}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::{c_void, CStr};
+
+    /// jemalloc's `mallctl`: reads `name` into an `Out`, writing `new` first when given.
+    fn mallctl<Out: Default, New>(name: &CStr, new: Option<&New>) -> Result<Out, i32> {
+        let mut out = Out::default();
+        let mut len = std::mem::size_of::<Out>();
+        let (newp, newlen) = new.map_or((std::ptr::null_mut(), 0), |n| (n as *const New as *mut c_void, std::mem::size_of::<New>()));
+        // SAFETY: out and len describe an Out; newp, when given, points at a New.
+        let rc = unsafe { tikv_jemalloc_sys::mallctl(name.as_ptr(), &mut out as *mut Out as *mut c_void, &mut len, newp, newlen) };
+        if rc == 0 {
+            Ok(out)
+        } else {
+            Err(rc)
+        }
+    }
+
+    /// The arena that owns `ptr`, if jemalloc allocated it.
+    fn arena_of(ptr: *mut c_void) -> Result<u32, i32> {
+        mallctl(c"arenas.lookup", Some(&ptr))
+    }
+
+    #[test]
+    fn libtorch_allocates_from_jemalloc_which_keeps_freed_pages() {
+        assert_eq!(mallctl::<isize, ()>(c"opt.dirty_decay_ms", None), Ok(-1), "malloc_conf was read");
+        assert_eq!(mallctl::<isize, ()>(c"opt.muzzy_decay_ms", None), Ok(-1));
+        // A tensor's storage, allocated by libtorch's C++ code, belongs to a jemalloc arena.
+        let t = tch::Tensor::zeros([1 << 20], (tch::Kind::Float, tch::Device::Cpu));
+        assert!(arena_of(t.data_ptr()).is_ok(), "libtorch's tensor is jemalloc's");
+        let on_stack = 0u64;
+        assert!(arena_of(&on_stack as *const u64 as *mut c_void).is_err(), "a stack address is no arena's");
+    }
+}
