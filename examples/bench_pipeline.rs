@@ -8,6 +8,7 @@ use runner::data::item::Item;
 use std::time::Instant;
 
 fn main() -> Result<()> {
+    runner::device::keep_freed_memory(); // as the runner binary does at start
     let mut args = std::env::args().skip(1);
     let dir = args.next().context("usage: bench_pipeline <image folder> <threads>...")?;
     let threads: Vec<usize> = args.map(|a| a.parse()).collect::<Result<_, _>>().context("thread counts are integers")?;

@@ -42,6 +42,7 @@ fn time_case(name: &str, body: BodySpec, head: PairHeadSpec, bs: i64, input: [i6
 }
 
 fn main() {
+    runner::device::keep_freed_memory(); // as the runner binary does at start
     let args: Vec<String> = std::env::args().collect();
     let threads: i32 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(2);
     let steps: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(5);

@@ -42,6 +42,18 @@ pub fn describe(d: Device, threads: impl std::fmt::Display) -> String {
     }
 }
 
+/// Keeps freed memory in the process instead of handing it back to the kernel. glibc
+/// serves every allocation above 128 KB-32 MB with a fresh `mmap`, so each float batch and
+/// each big activation paid for page faults and zeroing on every step (a fifth of the
+/// loader's time in a profile); with this, freed blocks are reused as they are.
+pub fn keep_freed_memory() {
+    // SAFETY: mallopt only changes glibc's allocation policy; both values are valid for it.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_MAX, 0);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+    }
+}
+
 /// Facts for `runner --version` and run records.
 pub fn libtorch_version() -> &'static str {
     env!("RUNNER_LIBTORCH_VERSION")

@@ -7,7 +7,6 @@
 //! binds them into Rhai; `run` is a run's lifecycle from a `RunConfig` (and `sweep` runs
 //! many); `cli` is a thin shell that parses, dispatches and maps exit codes. `opts`, below
 //! them all, is how a plain-API struct declares the options scripts may set.
-pub mod alloc;
 pub mod cli;
 pub mod data;
 pub mod device;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 /// Top-level modules by layer, lowest first: a module imports only modules of lower
 /// layers (and itself). Modules of one layer do not import each other.
 const LAYERS: &[&[&str]] = &[
-    &["alloc", "seed", "device", "threads", "precision", "dist", "fs_walk", "torch_ext", "torch_errors", "text_table", "plot", "logging", "opts"],
+    &["seed", "device", "threads", "precision", "dist", "fs_walk", "torch_ext", "torch_errors", "text_table", "plot", "logging", "opts"],
     &["data", "track"],
     &["model"],
     &["learn"],
