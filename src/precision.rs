@@ -23,7 +23,8 @@ pub enum Precision {
 /// Measured before choosing (bf16 against float32, same seeds, this project's benches):
 /// ORL held-out pair accuracy over splits 42, 1, 2, 3, 4 mean 0.908 against 0.916, Omniglot
 /// one-shot over seeds 42, 1, 2 mean 0.9125 against 0.920, the pets seed recipe 0.4324 in
-/// both; within a point on each, at 0.4-0.8x float32's wall time on an AMX CPU.
+/// both: within a point on each. On an AMX CPU ORL ran about as fast as in float32, Omniglot
+/// in 0.6-0.9x its time and the pets recipe in 0.43x.
 pub const DEFAULT: Precision = Precision::Auto;
 
 /// What a record or config from before precisions were recorded computed in.
